@@ -1,0 +1,45 @@
+//! Types shared by the kernel programs (`guard-ebpf`) and userspace (`guard-user`).
+//!
+//! Every type here is `#[repr(C)]` with explicit padding fields, so the bytes one side
+//! writes mean the same thing to the other. Flags are `u32`, never `bool`.
+#![cfg_attr(not(feature = "user"), no_std)]
+
+pub mod event;
+pub mod inode;
+pub mod offsets;
+
+pub use event::{Decision, FileEvent, FileOp, COMM_LEN};
+pub use inode::InodeKey;
+pub use offsets::KernelOffsets;
+
+/// Names of the maps and globals, shared so the loader and the programs can't drift apart.
+pub mod names {
+    pub const PROTECTED_INODES: &str = "PROTECTED_INODES";
+    pub const EVENTS: &str = "EVENTS";
+    pub const DROPPED_EVENTS: &str = "DROPPED_EVENTS";
+    pub const OFFSETS: &str = "OFFSETS";
+    pub const GUARD_CONFIG: &str = "GUARD_CONFIG";
+}
+
+/// Capacity of the protected-inode hash map.
+pub const MAX_PROTECTED_INODES: u32 = 65_536;
+/// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
+pub const EVENT_RING_BYTES: u32 = 256 * 1024;
+
+/// Run-time switches handed to the programs as a read-only global at load.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardConfig {
+    /// 1: deny matching operations (-EPERM). 0: let them through and report "would block".
+    pub enforce: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: all of these are #[repr(C)], contain only integers and have no implicit padding.
+    unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::GuardConfig {}
+    unsafe impl aya::Pod for super::FileEvent {}
+}

@@ -1,0 +1,59 @@
+//! The `rtguard` command line. Each subcommand lives in its own module; this one holds the
+//! argument definitions and the exit codes.
+
+mod run;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit statuses with a meaning an operator or a unit file can act on.
+pub mod exit {
+    /// Done, or (for `run`) stopped cleanly.
+    pub const OK: u8 = 0;
+    /// Failed for a reason printed on stderr.
+    pub const FAILURE: u8 = 1;
+    /// Bad invocation or bad input (clap also uses 2).
+    pub const USAGE: u8 = 2;
+    /// The kernel cannot enforce and degraded running was not allowed.
+    pub const ENFORCEMENT_UNAVAILABLE: u8 = 3;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rtguard",
+    version,
+    about = "Guards a host's container runtime against destructive operations",
+    long_about = "rtguard loads BPF LSM programs that refuse destructive operations on a \
+                  host's container runtime (containerd, runc, Docker): its binaries, units, \
+                  configuration and data. Logs go to stderr; set RUST_LOG to change the level."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the guard in the foreground until SIGTERM or SIGINT.
+    Run(run::RunArgs),
+}
+
+/// Parses the command line, runs the subcommand and maps the result to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let status = match cli.command {
+        Command::Run(args) => run::run(args),
+    };
+    ExitCode::from(status)
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

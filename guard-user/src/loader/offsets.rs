@@ -1,0 +1,154 @@
+//! Kernel struct offsets, resolved from the running kernel's BTF at load time.
+//!
+//! The layouts of `struct inode` and friends change between kernel versions and configs;
+//! reading them here, per boot, is what lets one rtguard binary run on every kernel.
+
+use std::path::{Path, PathBuf};
+
+use btf_rs::{Btf, Type};
+use guard_common::KernelOffsets;
+
+/// Where the kernel exposes its own BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    #[error("cannot read kernel BTF from {path}: {source} (rtguard needs a kernel built with CONFIG_DEBUG_INFO_BTF)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: btf_rs::Error,
+    },
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(&'static str),
+    #[error("kernel BTF: struct {strukt} has no member {member}")]
+    NoMember {
+        strukt: &'static str,
+        member: &'static str,
+    },
+    #[error("kernel BTF: {strukt}.{member} is a bitfield; rtguard cannot read it")]
+    Bitfield {
+        strukt: &'static str,
+        member: &'static str,
+    },
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf_rs::Error),
+}
+
+/// Reads the offsets the kernel programs need from a BTF file.
+pub fn resolve_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
+    let btf = Btf::from_file(path).map_err(|source| OffsetError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(KernelOffsets {
+        dentry_d_inode: member_offset(&btf, "dentry", "d_inode")?,
+        inode_i_ino: member_offset(&btf, "inode", "i_ino")?,
+        inode_i_sb: member_offset(&btf, "inode", "i_sb")?,
+        super_block_s_dev: member_offset(&btf, "super_block", "s_dev")?,
+    })
+}
+
+/// Byte offset of `strukt.member`, looking through anonymous structs and unions the way
+/// C field access does.
+pub fn member_offset(
+    btf: &Btf,
+    strukt: &'static str,
+    member: &'static str,
+) -> Result<u32, OffsetError> {
+    // Several types can share a name (a struct and a same-named typedef, or a forward
+    // declaration); take the first one that is a complete struct.
+    let ty = btf
+        .resolve_types_by_name(strukt)
+        .map_err(|_| OffsetError::NoStruct(strukt))?
+        .into_iter()
+        .find_map(|ty| match ty {
+            Type::Struct(s) if !s.members.is_empty() => Some(s),
+            _ => None,
+        })
+        .ok_or(OffsetError::NoStruct(strukt))?;
+    let bits = find_member_bits(btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
+    if bits % 8 != 0 {
+        return Err(OffsetError::Bitfield { strukt, member });
+    }
+    Ok(bits / 8)
+}
+
+fn find_member_bits(
+    btf: &Btf,
+    ty: &btf_rs::Struct,
+    wanted: &str,
+) -> Result<Option<u32>, OffsetError> {
+    for m in &ty.members {
+        let name = btf.resolve_name(m).unwrap_or_default();
+        if name == wanted {
+            if m.bitfield_size().is_some_and(|size| size != 0) {
+                return Ok(Some(u32::MAX)); // not byte aligned; reported as a bitfield
+            }
+            return Ok(Some(m.bit_offset()));
+        }
+        if name.is_empty() {
+            if let Type::Struct(inner) | Type::Union(inner) = btf.resolve_chained_type(m)? {
+                if let Some(bits) = find_member_bits(btf, &inner, wanted)? {
+                    return Ok(Some(m.bit_offset() + bits));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host_btf() -> Option<&'static Path> {
+        let path = Path::new(KERNEL_BTF);
+        if path.exists() {
+            Some(path)
+        } else {
+            eprintln!("skipping: {KERNEL_BTF} is absent on this kernel");
+            None
+        }
+    }
+
+    #[test]
+    fn resolves_every_offset_on_the_host_kernel() {
+        let Some(path) = host_btf() else { return };
+        let off = resolve_offsets(path).unwrap();
+        assert!(off.is_resolved());
+        // Invariants that hold on every kernel: i_mode leads struct inode, d_inode and
+        // i_sb are pointers (8-byte aligned), s_dev is a 4-byte dev_t.
+        assert!(off.inode_i_ino > 0 && off.inode_i_sb > 0);
+        assert_eq!(off.dentry_d_inode % 8, 0);
+        assert_eq!(off.inode_i_sb % 8, 0);
+        assert_eq!(off.super_block_s_dev % 4, 0);
+    }
+
+    #[test]
+    fn looks_through_anonymous_members() {
+        let Some(path) = host_btf() else { return };
+        let btf = Btf::from_file(path).unwrap();
+        // struct file's f_inode and i_nlink (inside an anonymous union in struct inode)
+        // exist on every kernel rtguard supports.
+        let nlink = member_offset(&btf, "inode", "i_nlink").unwrap();
+        let raw = member_offset(&btf, "inode", "__i_nlink").unwrap();
+        assert_eq!(nlink, raw, "both members of the anonymous union share an offset");
+    }
+
+    #[test]
+    fn names_what_is_missing() {
+        let Some(path) = host_btf() else { return };
+        let btf = Btf::from_file(path).unwrap();
+        let err = member_offset(&btf, "inode", "no_such_member").unwrap_err();
+        assert_eq!(err.to_string(), "kernel BTF: struct inode has no member no_such_member");
+        let err = member_offset(&btf, "no_such_struct_rtguard", "x").unwrap_err();
+        assert_eq!(err.to_string(), "kernel BTF has no struct no_such_struct_rtguard");
+    }
+
+    #[test]
+    fn unreadable_btf_is_reported_with_its_path() {
+        let err = resolve_offsets(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read kernel BTF from /nonexistent/vmlinux"));
+    }
+}
