@@ -1,1 +1,117 @@
-fn main() {}
+//! `cargo xtask`: everything a developer or CI runs, from a fresh machine on.
+//!
+//! Every command first runs `setup`, which is idempotent and takes seconds once done, so
+//! `cargo xtask test` and `cargo xtask run` work on a machine that has nothing installed.
+
+mod build;
+mod setup;
+mod vm;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "rtguard developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need: nightly rust-src, LLVM 22 and bpf-linker,
+    /// qemu, busybox, and the Debian VM kernels (cached under target/vm).
+    Setup,
+    /// Build the release `rtguard` binary with the kernel programs embedded.
+    Build,
+    /// Run the guard in the foreground on this host. Where the kernel cannot enforce it
+    /// says so and keeps running degraded. Extra arguments go to `rtguard run`.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Boot each VM kernel once and run the enforcement tests inside it.
+    VmTest {
+        #[arg(long, value_enum, default_value_t = vm::KernelChoice::All)]
+        kernel: vm::KernelChoice,
+    },
+    /// Unit and host tests, then the VM tests on every kernel.
+    Test,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match cli.command {
+        Task::Setup => setup::ensure(&root),
+        Task::Build => {
+            setup::ensure(&root)?;
+            build::rtguard(&root).map(drop)
+        }
+        Task::Run { args } => {
+            setup::ensure(&root)?;
+            let rtguard = build::rtguard(&root)?;
+            let mut cmd = Command::new(rtguard);
+            cmd.arg("run");
+            if args.is_empty() {
+                cmd.args(build::default_run_args(&root));
+            } else {
+                cmd.args(args);
+            }
+            let status = cmd.status().context("starting rtguard")?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
+        Task::VmTest { kernel } => {
+            setup::ensure(&root)?;
+            vm::test(&root, kernel)
+        }
+        Task::Test => {
+            setup::ensure(&root)?;
+            step("unit and host tests");
+            run(Command::new("cargo").args(["test", "--workspace", "--release"]))?;
+            vm::test(&root, vm::KernelChoice::All)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+/// Prints a section header, so a long CI log reads as a list of steps.
+pub fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+/// Runs a command to completion, failing with the command line if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs a command and returns its stdout; fails with its stderr.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}

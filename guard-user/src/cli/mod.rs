@@ -1,6 +1,7 @@
 //! The `rtguard` command line. Each subcommand lives in its own module; this one holds the
 //! argument definitions and the exit codes.
 
+mod probe;
 mod run;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the guard in the foreground until SIGTERM or SIGINT.
     Run(run::RunArgs),
+    /// Show what this kernel offers rtguard: release, active LSMs, BTF struct offsets.
+    Probe(probe::ProbeArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps the result to an exit status.
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     let status = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Probe(args) => probe::probe(args),
     };
     ExitCode::from(status)
 }

@@ -185,12 +185,11 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
         ProgramError::SyscallError(e) => Some(e.io_error.raw_os_error()),
         _ => None,
     };
-    let lsms = std::fs::read_to_string(ACTIVE_LSMS);
-    match (refused, lsms) {
-        (_, Ok(lsms)) if !lsm_list_has_bpf(&lsms) => LoadError::LsmUnavailable {
+    match (refused, active_lsms()) {
+        (_, Ok(lsms)) if !lsms.iter().any(|l| l == "bpf") => LoadError::LsmUnavailable {
             reason: format!(
                 "BPF LSM is not active (active LSMs: {}); boot with lsm=...,bpf",
-                lsms.trim()
+                lsms.join(",")
             ),
         },
         (Some(Some(libc::EPERM)), _) => LoadError::LsmUnavailable {
@@ -208,8 +207,17 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
     }
 }
 
-fn lsm_list_has_bpf(list: &str) -> bool {
-    list.trim().split(',').any(|lsm| lsm == "bpf")
+/// The kernel's active LSMs, in order (needs securityfs mounted).
+pub fn active_lsms() -> io::Result<Vec<String>> {
+    Ok(parse_lsm_list(&std::fs::read_to_string(ACTIVE_LSMS)?))
+}
+
+fn parse_lsm_list(list: &str) -> Vec<String> {
+    list.trim()
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -217,10 +225,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bpf_must_be_a_whole_entry_of_the_lsm_list() {
-        assert!(lsm_list_has_bpf("lockdown,capability,landlock,yama,apparmor,bpf\n"));
-        assert!(lsm_list_has_bpf("bpf"));
-        assert!(!lsm_list_has_bpf("capability,apparmor,bpffs"));
-        assert!(!lsm_list_has_bpf(""));
+    fn lsm_list_is_split_into_whole_names() {
+        assert_eq!(
+            parse_lsm_list("lockdown,capability,bpf\n"),
+            ["lockdown", "capability", "bpf"]
+        );
+        assert!(!parse_lsm_list("capability,bpffs").contains(&"bpf".to_owned()));
+        assert!(parse_lsm_list("").is_empty());
     }
 }

@@ -1,0 +1,168 @@
+//! Harness shared by the integration tests: start `rtguard run` as a child, wait for its
+//! readiness notification, and look at files the way an operator would.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::{
+    io::Read as _,
+    os::unix::net::UnixDatagram,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    time::Duration,
+};
+
+use sha2::{Digest as _, Sha256};
+
+/// Readiness under TCG emulation includes parsing the kernel's BTF; give it time.
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The rtguard binary: `$RTGUARD_BIN` inside the VM, cargo's build otherwise.
+pub fn rtguard_bin() -> PathBuf {
+    std::env::var_os("RTGUARD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rtguard")))
+}
+
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A running `rtguard run`, stopped with SIGTERM on drop.
+pub struct RunningGuard {
+    child: Option<Child>,
+    /// What rtguard sent with READY=1 (its STATUS= line).
+    pub status: String,
+    _notify_dir: tempfile::TempDir,
+}
+
+/// How a guard start ended.
+pub enum Started {
+    Ready(RunningGuard),
+    /// rtguard exited before it was ready.
+    Exited { status: ExitStatus, stderr: String },
+}
+
+/// Starts `rtguard run ARGS` and waits until it reports READY=1 or exits.
+pub fn start_guard(args: &[&str]) -> Started {
+    let notify_dir = tempfile::tempdir().expect("temp dir for the notify socket");
+    let socket_path = notify_dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(rtguard_bin())
+        .arg("run")
+        .args(args)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rtguard");
+    let deadline = std::time::Instant::now() + READY_TIMEOUT;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.lines().any(|l| l == "READY=1") {
+                let status = msg
+                    .lines()
+                    .find_map(|l| l.strip_prefix("STATUS="))
+                    .unwrap_or_default()
+                    .to_owned();
+                return Started::Ready(RunningGuard {
+                    child: Some(child),
+                    status,
+                    _notify_dir: notify_dir,
+                });
+            }
+        }
+        if let Some(status) = child.try_wait().expect("poll rtguard") {
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).ok();
+            return Started::Exited { status, stderr };
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            let out = child.wait_with_output().expect("collect rtguard output");
+            panic!(
+                "rtguard not ready within {READY_TIMEOUT:?}; stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Starts a guard that must become ready, or fails the test with rtguard's own words.
+pub fn start_ready_guard(args: &[&str]) -> RunningGuard {
+    match start_guard(args) {
+        Started::Ready(guard) => guard,
+        Started::Exited { status, stderr } => {
+            panic!("rtguard exited before ready ({status}):\n{stderr}")
+        }
+    }
+}
+
+impl RunningGuard {
+    /// Stops the guard with SIGTERM and returns its exit status and everything it logged.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let child = self.child.take().expect("guard still running");
+        terminate(&child);
+        let out = child.wait_with_output().expect("wait for rtguard");
+        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&child);
+            child.wait().ok();
+        }
+    }
+}
+
+fn terminate(child: &Child) {
+    use nix::{sys::signal, unistd::Pid};
+    signal::kill(Pid::from_raw(child.id() as i32), signal::Signal::SIGTERM).ok();
+}
+
+/// sha256 of a file's bytes, as hex.
+pub fn sha256(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Runs a shell command line the way an operator would type it.
+pub fn sh(script: &str) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("spawn sh")
+}
+
+/// A scratch directory with one file of known content, `protected`, and a sibling.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+    pub protected: PathBuf,
+    pub sibling: PathBuf,
+    pub protected_sha256: String,
+}
+
+pub fn scratch() -> Scratch {
+    let dir = tempfile::Builder::new()
+        .prefix("rtguard-test-")
+        .tempdir_in("/tmp")
+        .expect("scratch dir");
+    let protected = dir.path().join("containerd");
+    let sibling = dir.path().join("unprotected");
+    std::fs::write(&protected, b"#!/bin/sh\necho pretend containerd\n").unwrap();
+    std::fs::write(&sibling, b"anything\n").unwrap();
+    let protected_sha256 = sha256(&protected);
+    Scratch {
+        dir,
+        protected,
+        sibling,
+        protected_sha256,
+    }
+}

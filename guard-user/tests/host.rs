@@ -1,0 +1,57 @@
+//! Honest degradation, on the kernel `cargo test` runs on.
+//!
+//! rtguard must never claim to enforce what the kernel doesn't enforce. On a kernel that
+//! refuses BPF LSM programs (such as a locked-down host) it must say so in one line and
+//! exit 3, or run degraded when asked. On a kernel that accepts them, the claim is checked
+//! against the kernel: the protected file really can't be removed.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
+    if !is_root() {
+        eprintln!("skipping: loading BPF programs needs root");
+        return;
+    }
+    let s = scratch();
+    let target = s.protected.to_str().unwrap();
+    match start_guard(&["--protect", target]) {
+        Started::Ready(guard) => {
+            assert_eq!(guard.status, "enforcing");
+            let err = std::fs::remove_file(&s.protected)
+                .expect_err("rtguard said enforcing, yet the protected file could be removed");
+            assert_eq!(err.raw_os_error(), Some(1));
+            assert_eq!(sha256(&s.protected), s.protected_sha256);
+        }
+        Started::Exited { status, stderr } => {
+            assert_eq!(status.code(), Some(3), "exit status for unavailable enforcement\n{stderr}");
+            let first = stderr
+                .lines()
+                .find(|l| l.starts_with("rtguard: "))
+                .unwrap_or_default();
+            assert!(
+                first.starts_with("rtguard: enforcement unavailable: "),
+                "first line must say enforcement is unavailable, got:\n{stderr}"
+            );
+            assert!(!stderr.contains("enforcing"), "claimed to enforce:\n{stderr}");
+            degraded_run_is_honest(&s);
+        }
+    }
+}
+
+/// With --allow-degraded rtguard keeps running, says it is degraded, and blocks nothing.
+fn degraded_run_is_honest(s: &Scratch) {
+    let target = s.protected.to_str().unwrap();
+    let guard = start_ready_guard(&["--protect", target, "--allow-degraded"]);
+    assert!(
+        guard.status.starts_with("degraded: "),
+        "readiness status: {}",
+        guard.status
+    );
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("running degraded"), "{log}");
+    assert!(!log.contains("enforcing"), "claimed to enforce:\n{log}");
+}

@@ -1,0 +1,63 @@
+//! Building the binaries the tasks run: `rtguard` and the VM test binary.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{run, step};
+
+/// Builds the release `rtguard` (guard-user's build script embeds the kernel programs).
+pub fn rtguard(root: &Path) -> Result<PathBuf> {
+    step("build rtguard");
+    run(Command::new("cargo").args(["build", "--release", "--package", "guard-user", "--bin", "rtguard"]))?;
+    Ok(root.join("target/release/rtguard"))
+}
+
+/// Builds guard-user's `vm` integration tests and returns the test executable.
+pub fn vm_tests() -> Result<PathBuf> {
+    step("build VM tests");
+    let mut child = Command::new("cargo")
+        .args([
+            "test",
+            "--release",
+            "--package",
+            "guard-user",
+            "--test",
+            "vm",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting cargo test --no-run")?;
+    let mut executable = None;
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line?;
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "vm" {
+            if let Some(path) = msg["executable"].as_str() {
+                executable = Some(PathBuf::from(path));
+            }
+        }
+    }
+    if !child.wait()?.success() {
+        bail!("building the VM tests failed");
+    }
+    executable.context("cargo built no `vm` test executable")
+}
+
+/// What `cargo xtask run` passes to `rtguard run` when given nothing.
+pub fn default_run_args(root: &Path) -> Vec<String> {
+    vec![
+        // A person started it to look: where the kernel can't enforce, say so and go on.
+        "--allow-degraded".into(),
+        "--protect".into(),
+        root.join("target/release/rtguard").display().to_string(),
+    ]
+}
