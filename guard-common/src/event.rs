@@ -79,7 +79,10 @@ mod tests {
 
     #[test]
     fn enums_round_trip() {
-        assert_eq!(FileOp::from_u32(FileOp::Unlink as u32), Some(FileOp::Unlink));
+        assert_eq!(
+            FileOp::from_u32(FileOp::Unlink as u32),
+            Some(FileOp::Unlink)
+        );
         assert_eq!(Decision::from_u32(2), Some(Decision::WouldBlock));
         assert_eq!(Decision::from_u32(0), None);
     }

@@ -2,7 +2,7 @@
 //!
 //! Every type here is `#[repr(C)]` with explicit padding fields, so the bytes one side
 //! writes mean the same thing to the other. Flags are `u32`, never `bool`.
-#![cfg_attr(not(feature = "user"), no_std)]
+#![no_std]
 
 pub mod event;
 pub mod inode;

@@ -34,7 +34,7 @@ fn decide(op: FileOp, dentry: *const c_void) -> i32 {
     let Some(target) = dentry_inode_key(dentry) else {
         return 0;
     };
-    if unsafe { PROTECTED_INODES.get(&target) }.is_none() {
+    if unsafe { PROTECTED_INODES.get(target) }.is_none() {
         return 0;
     }
     let enforce = enforcing();

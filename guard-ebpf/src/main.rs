@@ -2,19 +2,25 @@
 //!
 //! These programs only decide: userspace resolves policy into (dev, ino) keys and fills the
 //! maps; the programs look the acting object up and answer -EPERM or 0. One module per layer.
-#![no_std]
-#![no_main]
+//!
+//! Built for the BPF target by guard-user's build script. A host build (clippy, tests)
+//! links std and gets an empty `main`, so the same code is linted everywhere.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
 
 mod file;
 mod kernel;
 mod maps;
 
-#[cfg(not(test))]
+#[cfg(target_arch = "bpf")]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {
     // The verifier rejects any path that could reach here.
     loop {}
 }
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
 
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

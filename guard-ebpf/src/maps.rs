@@ -4,9 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
 };
-use guard_common::{
-    GuardConfig, InodeKey, KernelOffsets, EVENT_RING_BYTES, MAX_PROTECTED_INODES,
-};
+use guard_common::{GuardConfig, InodeKey, KernelOffsets, EVENT_RING_BYTES, MAX_PROTECTED_INODES};
 
 /// Protected objects by identity. The value is the id of the rule that protects it.
 #[map]
@@ -32,7 +30,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
 
 /// Mode switches, written by the loader.
 #[unsafe(no_mangle)]
-pub static GUARD_CONFIG: GuardConfig = GuardConfig { enforce: 0, _pad: 0 };
+pub static GUARD_CONFIG: GuardConfig = GuardConfig {
+    enforce: 0,
+    _pad: 0,
+};
 
 /// Reads a load-time global. The volatile read keeps the compiler from folding the
 /// placeholder value in; the loader rewrites the .rodata bytes before load.

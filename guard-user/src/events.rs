@@ -39,7 +39,11 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         field: "decision",
         value: raw.decision,
     })?;
-    let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(raw.comm.len());
+    let comm_len = raw
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw.comm.len());
     Ok(FileDecision {
         op,
         decision,
@@ -70,7 +74,10 @@ mod tests {
         };
         // SAFETY: FileEvent is repr(C) without padding.
         unsafe {
-            std::slice::from_raw_parts((&ev as *const FileEvent).cast::<u8>(), std::mem::size_of::<FileEvent>())
+            std::slice::from_raw_parts(
+                (&ev as *const FileEvent).cast::<u8>(),
+                std::mem::size_of::<FileEvent>(),
+            )
         }
         .to_vec()
     }
@@ -80,7 +87,10 @@ mod tests {
         let got = decode(&record(1, 1)).unwrap();
         assert_eq!(got.op, FileOp::Unlink);
         assert_eq!(got.decision, Decision::Blocked);
-        assert_eq!((got.target.major(), got.target.minor(), got.target.ino), (254, 1, 77));
+        assert_eq!(
+            (got.target.major(), got.target.minor(), got.target.ino),
+            (254, 1, 77)
+        );
         assert_eq!((got.pid, got.tgid, got.comm.as_str()), (10, 11, "rm"));
     }
 
@@ -89,11 +99,17 @@ mod tests {
         assert_eq!(decode(&[0u8; 3]), Err(DecodeError::Size(3, 56)));
         assert_eq!(
             decode(&record(99, 1)),
-            Err(DecodeError::Unknown { field: "op", value: 99 })
+            Err(DecodeError::Unknown {
+                field: "op",
+                value: 99
+            })
         );
         assert_eq!(
             decode(&record(1, 0)),
-            Err(DecodeError::Unknown { field: "decision", value: 0 })
+            Err(DecodeError::Unknown {
+                field: "decision",
+                value: 0
+            })
         );
     }
 }

@@ -12,4 +12,5 @@ pub mod notify;
 pub mod resolve;
 
 /// The kernel programs, built from guard-ebpf by build.rs.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard-ebpf"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/guard-ebpf"));

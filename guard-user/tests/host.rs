@@ -26,7 +26,11 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
             assert_eq!(sha256(&s.protected), s.protected_sha256);
         }
         Started::Exited { status, stderr } => {
-            assert_eq!(status.code(), Some(3), "exit status for unavailable enforcement\n{stderr}");
+            assert_eq!(
+                status.code(),
+                Some(3),
+                "exit status for unavailable enforcement\n{stderr}"
+            );
             let first = stderr
                 .lines()
                 .find(|l| l.starts_with("rtguard: "))
@@ -35,7 +39,10 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
                 first.starts_with("rtguard: enforcement unavailable: "),
                 "first line must say enforcement is unavailable, got:\n{stderr}"
             );
-            assert!(!stderr.contains("enforcing"), "claimed to enforce:\n{stderr}");
+            assert!(
+                !stderr.contains("enforcing"),
+                "claimed to enforce:\n{stderr}"
+            );
             degraded_run_is_honest(&s);
         }
     }

@@ -31,15 +31,23 @@ fn protected_file_cannot_be_removed() {
     let rm = sh(&format!("rm -f '{}'", s.protected.display()));
     assert!(!rm.status.success(), "rm -f of a protected file succeeded");
     let stderr = String::from_utf8_lossy(&rm.stderr);
-    assert!(stderr.contains("Operation not permitted"), "rm said: {stderr}");
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "rm said: {stderr}"
+    );
 
     assert!(s.protected.exists());
-    assert_eq!(sha256(&s.protected), s.protected_sha256, "protected bytes changed");
+    assert_eq!(
+        sha256(&s.protected),
+        s.protected_sha256,
+        "protected bytes changed"
+    );
 
     let (status, log) = guard.stop();
     assert!(status.success(), "rtguard exit: {status}\n{log}");
     assert!(
-        log.contains("blocked unlink of a protected object") && log.contains(s.protected.to_str().unwrap()),
+        log.contains("blocked unlink of a protected object")
+            && log.contains(s.protected.to_str().unwrap()),
         "no blocked-unlink record naming the file in rtguard's log:\n{log}"
     );
 }
@@ -58,14 +66,19 @@ fn protection_ends_when_guard_exits() {
     let s = scratch();
     let guard = start_ready_guard(&protect_args(&s));
     assert_eq!(
-        std::fs::remove_file(&s.protected).unwrap_err().raw_os_error(),
+        std::fs::remove_file(&s.protected)
+            .unwrap_err()
+            .raw_os_error(),
         Some(EPERM)
     );
     let (status, log) = guard.stop();
     assert!(status.success(), "rtguard exit: {status}\n{log}");
     // No pinned programs are left behind unless asked for.
     std::fs::remove_file(&s.protected).expect("unlink after rtguard stopped");
-    assert_eq!(std::fs::metadata(&s.protected).unwrap_err().kind(), ErrorKind::NotFound);
+    assert_eq!(
+        std::fs::metadata(&s.protected).unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[test]

@@ -13,7 +13,14 @@ use crate::{run, step};
 /// Builds the release `rtguard` (guard-user's build script embeds the kernel programs).
 pub fn rtguard(root: &Path) -> Result<PathBuf> {
     step("build rtguard");
-    run(Command::new("cargo").args(["build", "--release", "--package", "guard-user", "--bin", "rtguard"]))?;
+    run(Command::new("cargo").args([
+        "build",
+        "--release",
+        "--package",
+        "guard-user",
+        "--bin",
+        "rtguard",
+    ]))?;
     Ok(root.join("target/release/rtguard"))
 }
 

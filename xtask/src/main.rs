@@ -94,9 +94,7 @@ pub fn step(what: &str) {
 
 /// Runs a command to completion, failing with the command line if it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd
-        .status()
-        .with_context(|| format!("starting {cmd:?}"))?;
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }

@@ -209,10 +209,13 @@ fn newest_kernel_package(series: KernelSeries) -> Result<String> {
         run(Command::new("apt-get").arg("update").arg("-q"))?;
         names = candidates(series)?;
     }
-    names.sort_by(|a, b| version_key(a).cmp(&version_key(b)));
-    names
-        .pop()
-        .with_context(|| format!("no {}*{} package in the archive", series.prefix, series.suffix))
+    names.sort_by_key(|n| version_key(n));
+    names.pop().with_context(|| {
+        format!(
+            "no {}*{} package in the archive",
+            series.prefix, series.suffix
+        )
+    })
 }
 
 fn candidates(series: KernelSeries) -> Result<Vec<String>> {

@@ -103,7 +103,8 @@ fn initramfs(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
         fs::remove_dir_all(&tree)?;
     }
     for dir in [
-        "bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "tests", "usr/bin", "usr/sbin",
+        "bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "tests", "usr/bin",
+        "usr/sbin",
     ] {
         fs::create_dir_all(tree.join(dir))?;
     }
@@ -123,7 +124,10 @@ fn initramfs(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
         fs::create_dir_all(dest.parent().expect("library path has a parent"))?;
         fs::copy(&lib, &dest).with_context(|| format!("copying {}", lib.display()))?;
     }
-    fs::write(tree.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")?;
+    fs::write(
+        tree.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )?;
     fs::write(tree.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
 
     let init = tree.join("init");
@@ -133,7 +137,10 @@ fn initramfs(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
     let cpio = vm.join("initramfs.cpio");
     let file = fs::File::create(&cpio)?;
     let mut find = Command::new("sh")
-        .args(["-c", "find . -print0 | sort -z | cpio --null -o -H newc --quiet"])
+        .args([
+            "-c",
+            "find . -print0 | sort -z | cpio --null -o -H newc --quiet",
+        ])
         .current_dir(&tree)
         .stdout(file)
         .spawn()?;
@@ -174,7 +181,14 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048"])
-        .args(["-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot"])
+        .args([
+            "-nodefaults",
+            "-display",
+            "none",
+            "-serial",
+            "stdio",
+            "-no-reboot",
+        ])
         .arg("-kernel")
         .arg(kernel.vmlinuz()?)
         .arg("-initrd")
@@ -229,7 +243,10 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
     let status = child.wait()?;
     outcome.elapsed = started.elapsed();
     if outcome.exit.is_none() {
-        println!("[{tag}] guest ended without reporting ({status}); log: {}", log_path.display());
+        println!(
+            "[{tag}] guest ended without reporting ({status}); log: {}",
+            log_path.display()
+        );
     }
     Ok(outcome)
 }
@@ -239,7 +256,11 @@ fn parse_test_result(line: &str) -> Option<(u32, u32)> {
     let rest = line.strip_prefix("test result: ")?;
     let count = |word: &str| -> Option<u32> {
         let end = rest.find(&format!(" {word}"))?;
-        rest[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest[..end]
+            .rsplit(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     };
     Some((count("passed")?, count("failed")?))
 }
@@ -263,7 +284,8 @@ fn shared_libraries(binaries: &[&Path]) -> Result<BTreeSet<PathBuf>> {
 }
 
 fn copy_executable(from: &Path, to: &Path) -> Result<()> {
-    fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    fs::copy(from, to)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     copy_mode(to, 0o755)
 }
 

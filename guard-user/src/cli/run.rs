@@ -138,9 +138,10 @@ async fn serve(guard: Option<Guard>, objects: Vec<ProtectedObject>) -> anyhow::R
 
     // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as long
     // as the RingBuf lives, and the AsyncFd owns the RingBuf.
-    let mut ring = unsafe { AsyncFd::register_with_interest(guard.take_events()?, Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)
-        .context("polling the event ring buffer")?;
+    let mut ring =
+        unsafe { AsyncFd::register_with_interest(guard.take_events()?, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("polling the event ring buffer")?;
     let mut reported_drops = 0u64;
     loop {
         tokio::select! {

@@ -128,7 +128,8 @@ impl Guard {
 
     /// Adds an object to the protected-inode map under `rule_id`.
     pub fn protect(&mut self, object: &ProtectedObject, rule_id: u32) -> Result<(), LoadError> {
-        let mut map: HashMap<&mut MapData, InodeKey, u32> = self.map_mut(names::PROTECTED_INODES)?;
+        let mut map: HashMap<&mut MapData, InodeKey, u32> =
+            self.map_mut(names::PROTECTED_INODES)?;
         map.insert(object.key, rule_id, 0)
             .map_err(|source| LoadError::Map {
                 map: names::PROTECTED_INODES,
@@ -170,10 +171,7 @@ impl Guard {
         &mut self,
         name: &'static str,
     ) -> Result<HashMap<&mut MapData, K, V>, LoadError> {
-        let map = self
-            .ebpf
-            .map_mut(name)
-            .ok_or(LoadError::MissingMap(name))?;
+        let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
         HashMap::try_from(map).map_err(|source| LoadError::Map { map: name, source })
     }
 }

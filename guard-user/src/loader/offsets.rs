@@ -67,7 +67,8 @@ pub fn member_offset(
             _ => None,
         })
         .ok_or(OffsetError::NoStruct(strukt))?;
-    let bits = find_member_bits(btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
+    let bits =
+        find_member_bits(btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
     if bits % 8 != 0 {
         return Err(OffsetError::Bitfield { strukt, member });
     }
@@ -133,7 +134,10 @@ mod tests {
         // exist on every kernel rtguard supports.
         let nlink = member_offset(&btf, "inode", "i_nlink").unwrap();
         let raw = member_offset(&btf, "inode", "__i_nlink").unwrap();
-        assert_eq!(nlink, raw, "both members of the anonymous union share an offset");
+        assert_eq!(
+            nlink, raw,
+            "both members of the anonymous union share an offset"
+        );
     }
 
     #[test]
@@ -141,14 +145,22 @@ mod tests {
         let Some(path) = host_btf() else { return };
         let btf = Btf::from_file(path).unwrap();
         let err = member_offset(&btf, "inode", "no_such_member").unwrap_err();
-        assert_eq!(err.to_string(), "kernel BTF: struct inode has no member no_such_member");
+        assert_eq!(
+            err.to_string(),
+            "kernel BTF: struct inode has no member no_such_member"
+        );
         let err = member_offset(&btf, "no_such_struct_rtguard", "x").unwrap_err();
-        assert_eq!(err.to_string(), "kernel BTF has no struct no_such_struct_rtguard");
+        assert_eq!(
+            err.to_string(),
+            "kernel BTF has no struct no_such_struct_rtguard"
+        );
     }
 
     #[test]
     fn unreadable_btf_is_reported_with_its_path() {
         let err = resolve_offsets(Path::new("/nonexistent/vmlinux")).unwrap_err();
-        assert!(err.to_string().starts_with("cannot read kernel BTF from /nonexistent/vmlinux"));
+        assert!(err
+            .to_string()
+            .starts_with("cannot read kernel BTF from /nonexistent/vmlinux"));
     }
 }

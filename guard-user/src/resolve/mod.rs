@@ -69,6 +69,8 @@ mod tests {
     #[test]
     fn missing_path_names_the_path() {
         let err = protected_object(Path::new("/nonexistent/rtguard-test")).unwrap_err();
-        assert!(err.to_string().starts_with("cannot protect /nonexistent/rtguard-test: "));
+        assert!(err
+            .to_string()
+            .starts_with("cannot protect /nonexistent/rtguard-test: "));
     }
 }

@@ -38,7 +38,10 @@ pub struct RunningGuard {
 pub enum Started {
     Ready(RunningGuard),
     /// rtguard exited before it was ready.
-    Exited { status: ExitStatus, stderr: String },
+    Exited {
+        status: ExitStatus,
+        stderr: String,
+    },
 }
 
 /// Starts `rtguard run ARGS` and waits until it reports READY=1 or exits.
@@ -79,7 +82,12 @@ pub fn start_guard(args: &[&str]) -> Started {
         }
         if let Some(status) = child.try_wait().expect("poll rtguard") {
             let mut stderr = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut stderr).ok();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .ok();
             return Started::Exited { status, stderr };
         }
         if std::time::Instant::now() > deadline {
@@ -109,7 +117,10 @@ impl RunningGuard {
         let child = self.child.take().expect("guard still running");
         terminate(&child);
         let out = child.wait_with_output().expect("wait for rtguard");
-        (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 }
 
