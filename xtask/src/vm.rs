@@ -88,6 +88,10 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
             o.elapsed
         );
     }
+    // One plain closing line for whoever reads the log: the totals over every kernel.
+    let passed: u32 = results.iter().map(|(_, o)| o.passed).sum();
+    let failed: u32 = results.iter().map(|(_, o)| o.failed).sum();
+    println!("vm-tests: {passed} passed, {failed} failed");
     if !ok {
         bail!("VM tests failed");
     }
