@@ -4,6 +4,7 @@
 //! `cargo xtask test` and `cargo xtask run` work on a machine that has nothing installed.
 
 mod build;
+mod rootfs;
 mod setup;
 mod vm;
 
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Install what building and testing need: nightly rust-src, LLVM 22 and bpf-linker,
-    /// qemu, busybox, and the Debian VM kernels (cached under target/vm).
+    /// qemu, debootstrap, the Debian VM kernels and rootfs (cached under target/vm).
     Setup,
     /// Build the release `rtguard` binary with the kernel programs embedded.
     Build,

@@ -14,7 +14,7 @@ use anyhow::{bail, Context as _, Result};
 use crate::{output, run, step};
 
 /// Debian packages: LLVM 22 for bpf-linker (it must match rustc's LLVM), qemu for the
-/// VM tests, busybox and cpio for the VM's initramfs.
+/// VM tests, debootstrap and cpio for the VM's Debian rootfs.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libclang-22-dev",
@@ -23,7 +23,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "qemu-system-x86",
     "cpio",
-    "busybox-static",
+    "debootstrap",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -88,6 +88,7 @@ pub fn ensure(root: &Path) -> Result<()> {
     for series in KERNELS {
         kernel(root, *series)?;
     }
+    crate::rootfs::base_cpio(&vm_dir(root))?;
     Ok(())
 }
 

@@ -1,14 +1,12 @@
-//! The VM test rig: one initramfs with the test binaries, booted once per Debian kernel
-//! under qemu, with the guest's test results mapped to our exit status.
+//! The VM test rig: a Debian rootfs with the test binaries, booted from RAM once per
+//! Debian kernel under qemu, with the guest's test results mapped to our exit status.
 //!
 //! qemu runs with TCG (`-accel tcg -cpu max`): KVM is not available everywhere these tests
 //! run, and a TCG boot of a cloud kernel takes a few seconds.
 
 use std::{
-    collections::BTreeSet,
     fs,
     io::{BufRead as _, BufReader, Write as _},
-    os::unix::fs::symlink,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
@@ -19,7 +17,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::ValueEnum;
 
 use crate::{
-    build, output,
+    build, rootfs,
     setup::{self, VmKernel, KERNELS},
     step,
 };
@@ -60,11 +58,16 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
     let rtguard = build::rtguard(root)?;
     let tests = build::vm_tests()?;
     step("assemble VM initramfs");
-    let initramfs = initramfs(root, &rtguard, &tests)?;
+    let vm = setup::vm_dir(root);
+    let base = rootfs::base_cpio(&vm)?;
+    let overlay = tests_cpio(root, &rtguard, &tests)?;
 
     let mut results = Vec::new();
     for series in KERNELS.iter().filter(|k| choice.includes(k.name)) {
         let kernel = setup::kernel(root, *series)?;
+        let modules = rootfs::modules_cpio(&vm, &kernel)?;
+        let initramfs = vm.join(format!("initramfs-{}.cpio", series.name));
+        rootfs::concat(&[&base, &modules, &overlay], &initramfs)?;
         step(&format!("VM tests on {}", kernel.package));
         let outcome = boot(root, &kernel, &initramfs)?;
         results.push((kernel.package, outcome));
@@ -98,85 +101,50 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
     Ok(())
 }
 
-/// Builds `target/vm/initramfs.cpio`: busybox, rtguard, the test binary and the shared
-/// libraries they load, with an /init that runs the tests and powers off.
-fn initramfs(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
+/// Packs this run's binaries and the guest's /init into a small archive that goes on top
+/// of the cached Debian rootfs. The rootfs is the same Debian release the binaries are
+/// built on, so they find the libraries they were linked against.
+fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
     let vm = setup::vm_dir(root);
-    let tree = vm.join("initramfs");
+    let tree = vm.join("tests-overlay");
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
     }
-    for dir in [
-        "bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc", "root", "tests", "usr/bin",
-        "usr/sbin",
-    ] {
-        fs::create_dir_all(tree.join(dir))?;
-    }
-
-    copy_executable(Path::new("/bin/busybox"), &tree.join("bin/busybox"))?;
-    for applet in output(Command::new("/bin/busybox").arg("--list-full"))?.lines() {
-        let link = tree.join(applet);
-        if !link.exists() {
-            fs::create_dir_all(link.parent().expect("applet path has a parent"))?;
-            symlink("/bin/busybox", &link)?;
-        }
-    }
-    copy_executable(rtguard, &tree.join("bin/rtguard"))?;
+    fs::create_dir_all(tree.join("usr/local/bin"))?;
+    fs::create_dir_all(tree.join("tests"))?;
+    copy_executable(rtguard, &tree.join("usr/local/bin/rtguard"))?;
     copy_executable(tests, &tree.join("tests/vm"))?;
-    for lib in shared_libraries(&[rtguard, tests])? {
-        let dest = tree.join(lib.strip_prefix("/").expect("ldd paths are absolute"));
-        fs::create_dir_all(dest.parent().expect("library path has a parent"))?;
-        fs::copy(&lib, &dest).with_context(|| format!("copying {}", lib.display()))?;
-    }
-    fs::write(
-        tree.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )?;
-    fs::write(tree.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n")?;
-
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
-    copy_mode(&init, 0o755)?;
-
-    let cpio = vm.join("initramfs.cpio");
-    let file = fs::File::create(&cpio)?;
-    let mut find = Command::new("sh")
-        .args([
-            "-c",
-            "find . -print0 | sort -z | cpio --null -o -H newc --quiet",
-        ])
-        .current_dir(&tree)
-        .stdout(file)
-        .spawn()?;
-    if !find.wait()?.success() {
-        bail!("cpio failed");
-    }
-    println!(
-        "initramfs: {} ({} MiB)",
-        cpio.display(),
-        fs::metadata(&cpio)?.len() >> 20
-    );
+    set_mode(&init, 0o755)?;
+    let cpio = vm.join("tests-overlay.cpio");
+    rootfs::pack(&tree, &cpio)?;
     Ok(cpio)
 }
 
 /// The guest's /init. It mounts what rtguard and the tests need, shows what the kernel
 /// offers, runs the tests one at a time (the kernel is shared state), and powers off.
 const INIT_SCRIPT: &str = r#"#!/bin/sh
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 mount -t securityfs securityfs /sys/kernel/security
 mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+hostname rtguard-vm
+depmod -a
 echo "guest: kernel $(uname -r), LSMs $(cat /sys/kernel/security/lsm)"
-/bin/rtguard probe
+rtguard probe
 cd /tmp
-RTGUARD_BIN=/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1
+RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never
 echo "RTGUARD-VM-EXIT=$?"
-poweroff -f
+poweroff -f -f
+echo o > /proc/sysrq-trigger
 "#;
 
 fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome> {
@@ -184,7 +152,7 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
     let mut log = fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048"])
+        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072"])
         .args([
             "-nodefaults",
             "-display",
@@ -269,31 +237,13 @@ fn parse_test_result(line: &str) -> Option<(u32, u32)> {
     Some((count("passed")?, count("failed")?))
 }
 
-/// The shared libraries (and the dynamic loader) the binaries load, as `ldd` lists them.
-fn shared_libraries(binaries: &[&Path]) -> Result<BTreeSet<PathBuf>> {
-    let mut libs = BTreeSet::new();
-    for bin in binaries {
-        for line in output(Command::new("ldd").arg(bin))?.lines() {
-            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2 (0x...)"
-            let path = match line.split_once("=>") {
-                Some((_, rhs)) => rhs.split_whitespace().next(),
-                None => line.split_whitespace().next(),
-            };
-            if let Some(path) = path.filter(|p| p.starts_with('/')) {
-                libs.insert(PathBuf::from(path));
-            }
-        }
-    }
-    Ok(libs)
-}
-
 fn copy_executable(from: &Path, to: &Path) -> Result<()> {
     fs::copy(from, to)
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    copy_mode(to, 0o755)
+    set_mode(to, 0o755)
 }
 
-fn copy_mode(path: &Path, mode: u32) -> Result<()> {
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
     Ok(())

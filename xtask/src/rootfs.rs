@@ -1,0 +1,158 @@
+//! The VM's root filesystem: a debootstrap of Debian bookworm with the real runtime
+//! packages (containerd, runc, iptables, nftables, systemd), packed as initramfs pieces.
+//!
+//! The guest boots straight into it from RAM: the kernel unpacks concatenated cpio
+//! archives, so the large, cached base and the kernel's modules are built once, and only
+//! the small archive with this run's binaries is packed each time.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::{run, setup::VmKernel};
+
+pub const SUITE: &str = "bookworm";
+const MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Installed on top of the minbase variant. The first five are what the guard protects
+/// in the tests; the rest are the tools the tests drive (pkill, killall, modprobe).
+const PACKAGES: &[&str] = &[
+    "containerd",
+    "runc",
+    "iptables",
+    "nftables",
+    "systemd",
+    "systemd-sysv",
+    "kmod",
+    "procps",
+    "psmisc",
+];
+
+/// Packages whose .deb files stay in the image, for upgrade and reinstall tests.
+const KEPT_DEBS: &[&str] = &["containerd", "runc"];
+
+/// Module directories shipped into the guest: netfilter and what it depends on.
+const MODULE_DIRS: &[&str] = &["kernel/net", "kernel/lib", "kernel/crypto", "kernel/fs"];
+
+fn rootfs_dir(vm: &Path) -> PathBuf {
+    vm.join(format!("rootfs-{SUITE}"))
+}
+
+/// The base archive: the debootstrapped tree, trimmed. Built once, then cached.
+pub fn base_cpio(vm: &Path) -> Result<PathBuf> {
+    let tree = rootfs_dir(vm);
+    let cpio = vm.join(format!("rootfs-{SUITE}.cpio"));
+    let stamp = vm.join(format!("rootfs-{SUITE}.stamp"));
+    let wanted = PACKAGES.join(",");
+    if cpio.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        println!("rootfs {SUITE}: {} (cached)", cpio.display());
+        return Ok(cpio);
+    }
+    println!("rootfs {SUITE}: debootstrap with {wanted} (about a minute)");
+    if tree.exists() {
+        fs::remove_dir_all(&tree)?;
+    }
+    run(Command::new("debootstrap")
+        .args(["--variant=minbase", &format!("--include={wanted}"), SUITE])
+        .arg(&tree)
+        .arg(MIRROR))
+    .context("debootstrap")?;
+    trim(&tree)?;
+    pack(&tree, &cpio)?;
+    fs::write(&stamp, wanted)?;
+    Ok(cpio)
+}
+
+/// Removes what the guest never reads, and keeps the .debs the tests install again.
+fn trim(tree: &Path) -> Result<()> {
+    let archives = tree.join("var/cache/apt/archives");
+    let debs = tree.join("root/debs");
+    fs::create_dir_all(&debs)?;
+    for entry in fs::read_dir(&archives)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if KEPT_DEBS.iter().any(|p| name.starts_with(&format!("{p}_"))) {
+            fs::rename(&path, debs.join(&name))?;
+        }
+    }
+    for dir in [
+        "var/cache/apt",
+        "var/lib/apt/lists",
+        "usr/share/doc",
+        "usr/share/man",
+        "usr/share/locale",
+        "usr/share/info",
+    ] {
+        let path = tree.join(dir);
+        if path.exists() {
+            fs::remove_dir_all(&path)?;
+            fs::create_dir_all(&path)?;
+        }
+    }
+    fs::create_dir_all(tree.join("var/cache/apt/archives/partial"))?;
+    fs::write(tree.join("etc/hostname"), "rtguard-vm\n")?;
+    Ok(())
+}
+
+/// The kernel's modules that the tests load (netfilter), as an archive of its own.
+pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
+    let cpio = vm.join(format!("modules-{}.cpio", kernel.series.name));
+    let stamp = vm.join(format!("modules-{}.stamp", kernel.series.name));
+    let wanted = format!("{} {}", kernel.package, MODULE_DIRS.join(","));
+    if cpio.exists() && fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
+        return Ok(cpio);
+    }
+    let staging = vm.join(format!("modules-{}", kernel.series.name));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    let modules = kernel.dir.join("lib/modules");
+    let release = fs::read_dir(&modules)?
+        .next()
+        .context("kernel package has no lib/modules/<release>")??
+        .file_name();
+    let from = modules.join(&release);
+    // usr/lib, not lib: in a merged-/usr rootfs /lib is a symlink, and an archive entry
+    // for a real lib/ directory would replace it.
+    let to = staging.join("usr/lib/modules").join(&release);
+    fs::create_dir_all(&to)?;
+    for file in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+        fs::copy(from.join(file), to.join(file))?;
+    }
+    for dir in MODULE_DIRS {
+        fs::create_dir_all(to.join(dir).parent().expect("module dir has a parent"))?;
+        run(Command::new("cp").arg("-a").arg(from.join(dir)).arg(to.join(dir)))?;
+    }
+    pack(&staging, &cpio)?;
+    fs::write(&stamp, wanted)?;
+    Ok(cpio)
+}
+
+/// Packs a directory tree as a newc cpio archive, in a stable order.
+pub fn pack(tree: &Path, cpio: &Path) -> Result<()> {
+    let out = fs::File::create(cpio).with_context(|| format!("creating {}", cpio.display()))?;
+    let status = Command::new("sh")
+        .args(["-c", "find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet"])
+        .current_dir(tree)
+        .stdout(out)
+        .status()?;
+    if !status.success() {
+        bail!("packing {} failed", tree.display());
+    }
+    Ok(())
+}
+
+/// Concatenates archives into one initramfs; the kernel unpacks them in order, later
+/// files replacing earlier ones.
+pub fn concat(parts: &[&Path], out: &Path) -> Result<()> {
+    let mut dest = fs::File::create(out)?;
+    for part in parts {
+        let mut src = fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
+        std::io::copy(&mut src, &mut dest)?;
+    }
+    Ok(())
+}
