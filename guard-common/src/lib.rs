@@ -4,9 +4,12 @@
 //! writes mean the same thing to the other. Flags are `u32`, never `bool`.
 #![no_std]
 
+pub mod command;
 pub mod event;
+pub mod hash;
 pub mod inode;
 pub mod offsets;
+pub mod rule;
 
 pub use event::{Decision, FileEvent, FileOp, COMM_LEN};
 pub use inode::InodeKey;
@@ -42,4 +45,15 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}
+    unsafe impl aya::Pod for super::rule::RuleEntry {}
+    unsafe impl aya::Pod for super::command::ArgToken {}
+    unsafe impl aya::Pod for super::command::CommandLine {}
+    unsafe impl aya::Pod for super::command::CommandConfig {}
+    unsafe impl aya::Pod for super::command::BinaryEntry {}
+    unsafe impl aya::Pod for super::command::ClassEntry {}
+    unsafe impl aya::Pod for super::command::WordKey {}
+    unsafe impl aya::Pod for super::command::WordEntry {}
+    unsafe impl aya::Pod for super::command::ObjectKey {}
+    unsafe impl aya::Pod for super::command::ObjectEntry {}
+    unsafe impl aya::Pod for super::command::Classification {}
 }

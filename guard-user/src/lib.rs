@@ -9,6 +9,7 @@ pub mod cli;
 pub mod events;
 pub mod loader;
 pub mod notify;
+pub mod policy;
 pub mod resolve;
 
 /// The kernel programs, built from guard-ebpf by build.rs.

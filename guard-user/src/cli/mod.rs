@@ -1,6 +1,8 @@
 //! The `rtguard` command line. Each subcommand lives in its own module; this one holds the
 //! argument definitions and the exit codes.
 
+mod check;
+mod explain;
 mod probe;
 mod run;
 
@@ -40,6 +42,10 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what this kernel offers rtguard: release, active LSMs, BTF struct offsets.
     Probe(probe::ProbeArgs),
+    /// Validate a policy and show what it protects on this host (see policy/README.md).
+    Check(check::CheckArgs),
+    /// Show how a command line is classified: allowed, blocked, or allowed as an upgrade.
+    Explain(explain::ExplainArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps the result to an exit status.
@@ -49,6 +55,8 @@ pub fn main() -> ExitCode {
     let status = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Check(args) => check::check(args),
+        Command::Explain(args) => explain::explain(args),
     };
     ExitCode::from(status)
 }

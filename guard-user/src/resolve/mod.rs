@@ -1,5 +1,13 @@
-//! Resolution: turns what the operator names (paths, for now) into the identities the kernel
-//! matches on. A protected object is its (dev, ino), never its path.
+//! Resolution: turns what the operator names (packages, paths, trees, units, executables)
+//! into the identities the kernel matches on. A protected object is its (dev, ino), never
+//! its path. Resolution is a pure function of a root directory ([`ResolveOptions::root`]),
+//! so it runs the same against `/` and against a fixture tree.
+
+pub mod dpkg;
+pub mod root;
+pub mod rpm;
+pub mod ruleset;
+pub mod units;
 
 use std::{
     io,
@@ -9,11 +17,32 @@ use std::{
 
 use guard_common::InodeKey;
 
+pub use root::Root;
+pub use rpm::RpmTool;
+pub use ruleset::{
+    resolve, ExeClass, ItemReport, ItemState, Origin, PolicyInfo, ResolveOptions, ResolvedExe,
+    ResolvedObject, ResolvedTree, RuleInfo, RuleReport, RuleSet, TrustedCaller, Warning,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
     #[error("cannot protect {path}: {source}")]
     Stat {
         path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    #[error("cannot use {} as the root: {source}", path.display())]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the {what} database: {source}")]
+    PackageDb {
+        what: &'static str,
         #[source]
         source: io::Error,
     },

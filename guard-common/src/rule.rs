@@ -1,0 +1,95 @@
+//! Rules as the kernel sees them: a small integer id, a mode and what kind of thing the
+//! rule protects. Names, descriptions and sources stay in userspace, which maps the id
+//! carried in every event back to them.
+
+/// Rule ids run from 1; 0 means "no rule".
+pub const NO_RULE: u32 = 0;
+/// Capacity of the rule table (ids 1..=MAX_RULES). A policy with more rules is refused.
+pub const MAX_RULES: u32 = 255;
+
+/// Set in [`RuleEntry::flags`] when matches are denied rather than only reported.
+pub const RULE_ENFORCE: u32 = 1 << 0;
+
+/// What a rule protects, which decides the layers that act on it.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuleKind {
+    /// Files of installed packages (file layer) and the package names (exec layer).
+    Packages = 1,
+    /// Named files and globs (file layer).
+    Paths = 2,
+    /// Directories with their whole subtree (file layer, parent walk).
+    Trees = 3,
+    /// Unit files, drop-ins and enablement links (file layer), unit names (exec layer).
+    Services = 4,
+    /// Netfilter chains, tables and sets (exec layer).
+    Netfilter = 5,
+    /// Processes by executable (process layer).
+    Processes = 6,
+}
+
+impl RuleKind {
+    pub const fn from_u32(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Packages),
+            2 => Some(Self::Paths),
+            3 => Some(Self::Trees),
+            4 => Some(Self::Services),
+            5 => Some(Self::Netfilter),
+            6 => Some(Self::Processes),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Packages => "packages",
+            Self::Paths => "paths",
+            Self::Trees => "trees",
+            Self::Services => "services",
+            Self::Netfilter => "netfilter",
+            Self::Processes => "processes",
+        }
+    }
+}
+
+/// One slot of the rule table, indexed by rule id.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleEntry {
+    /// `RULE_*` bits. A u32 rather than a bool so both sides agree on the bytes.
+    pub flags: u32,
+    /// [`RuleKind`] as u32; 0 for an empty slot.
+    pub kind: u32,
+}
+
+impl RuleEntry {
+    pub const fn enforces(&self) -> bool {
+        self.flags & RULE_ENFORCE != 0
+    }
+}
+
+/// What happens to an operation once its rule is known.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Let it through without a record.
+    Allow = 0,
+    /// Deny it (-EPERM) and record it.
+    Block = 1,
+    /// Let it through and record that it would have been blocked.
+    Report = 2,
+    /// Let it through and record it as permitted maintenance (an allowed upgrade).
+    AllowLogged = 3,
+}
+
+impl Action {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allowed",
+            Self::Block => "blocked",
+            Self::Report => "would-block",
+            Self::AllowLogged => "allowed-by-maintenance",
+        }
+    }
+}
