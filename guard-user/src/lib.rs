@@ -5,11 +5,14 @@
 //! `resolve` (paths → (dev, ino)) → `loader` (BTF offsets, programs, maps) → `events`
 //! (ring buffer → decisions) → `cli` (what the operator sees).
 
+pub mod audit;
 pub mod cli;
 pub mod events;
 pub mod loader;
 pub mod notify;
+pub mod paths;
 pub mod policy;
+pub mod proc;
 pub mod resolve;
 
 /// The kernel programs, built from guard-ebpf by build.rs.

@@ -1,6 +1,7 @@
 //! The `rtguard` command line. Each subcommand lives in its own module; this one holds the
 //! argument definitions and the exit codes.
 
+mod audit;
 mod check;
 mod explain;
 mod probe;
@@ -42,6 +43,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what this kernel offers rtguard: release, active LSMs, BTF struct offsets.
     Probe(probe::ProbeArgs),
+    /// Review the audit log: filter, tabulate, summarise.
+    Audit(audit::AuditArgs),
     /// Validate a policy and show what it protects on this host (see policy/README.md).
     Check(check::CheckArgs),
     /// Show how a command line is classified: allowed, blocked, or allowed as an upgrade.
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
     let status = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Audit(args) => audit::audit(args),
         Command::Check(args) => check::check(args),
         Command::Explain(args) => explain::explain(args),
     };

@@ -1,0 +1,967 @@
+//! The audit record: one JSON object per line, versioned. docs/audit-schema.md documents
+//! every field; a change here that is not additive needs a new [`SCHEMA_VERSION`] and a
+//! note there.
+
+use std::{fmt, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::proc::{ProcError, Procfs};
+
+/// Version of the record layout, written as `"v"` in every record. Adding a field does not
+/// change it (readers ignore fields they don't know). Removing or renaming a field,
+/// changing a field's type or meaning, or adding a `layer` or `decision` value does.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many ancestors `actor.ancestry` holds at most.
+pub const ANCESTRY_MAX: usize = 8;
+
+/// Bounds on `actor.argv`: enough for any package or service command worth reviewing,
+/// small enough that a record stays one syslog datagram.
+pub const ARGV_MAX_ARGS: usize = 64;
+pub const ARGV_MAX_BYTES: usize = 4096;
+
+/// One audited event: a kernel decision, a self-test result or a daemon notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// [`SCHEMA_VERSION`] at the time of writing.
+    pub v: u32,
+    /// When the event was recorded, UTC, written with nine fractional digits.
+    #[serde(with = "timestamp")]
+    pub ts: OffsetDateTime,
+    pub host: String,
+    /// The policy's environment (`production`, `staging`, …).
+    pub environment: String,
+    pub policy: PolicyRef,
+    /// The policy rule that matched; `null` for records no rule produced.
+    pub rule: Option<String>,
+    pub layer: Layer,
+    /// What was attempted, in the layer's words: `unlink`, `rmdir`, `rename`, `truncate`,
+    /// `open-write`, `setattr`, `link`, `exec`, `kill`, or for the daemon layer
+    /// `start`, `policy-reload`, `maintenance-open`, …
+    pub op: String,
+    pub decision: Decision,
+    /// Whether a kernel hook that could refuse the operation made the decision. `false` in
+    /// degraded mode, where the event was only observed, and for a failed self-test.
+    pub enforced: bool,
+    pub target: Target,
+    pub actor: Actor,
+    /// Kernel events lost (ring buffer full) between the previous record and this one.
+    pub dropped_since_last: u64,
+    /// Exec layer: how the command was classified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecDetail>,
+    /// Process layer: the signal that was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<SignalDetail>,
+    /// Free text for people: a maintenance window's reason, why a self-test failed, a
+    /// rejected policy's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Which policy was in force.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyRef {
+    pub name: String,
+    /// Lowercase hex SHA-256 of the policy file's bytes.
+    pub sha256: String,
+}
+
+/// Where in the system the decision was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// File operations on protected objects (unlink, rename, truncate, …).
+    File,
+    /// Program execution (package removal, service stop, firewall flush commands).
+    Exec,
+    /// Signals to protected daemons.
+    Process,
+    /// The guard's own lifecycle: start, stop, policy reload, maintenance windows, unload.
+    Daemon,
+}
+
+/// What happened to the operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    /// Refused by the kernel (EPERM).
+    Blocked,
+    /// Allowed, but the policy would have refused it (audit mode or degraded mode).
+    WouldBlock,
+    /// Allowed because the policy lets the package manager replace this object (an
+    /// upgrade or reinstall); removing it would have been refused.
+    AllowedUpgrade,
+    /// Allowed because a maintenance window was open for it.
+    AllowedMaintenance,
+    /// The startup self-test's own attempt on its canary.
+    SelfTest,
+    /// A record about the guard itself (layer `daemon`).
+    Notice,
+}
+
+/// What the operation was aimed at. Every member is best effort and `null` when unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// A path to the object. The kernel decides on (dev, ino), so this is the path the
+    /// policy resolved for that identity, or the one the operation used; with hard links
+    /// and bind mounts there can be several.
+    pub path: Option<String>,
+    /// The device of the filesystem holding the object, `"major:minor"` as `stat(1)` and
+    /// `/proc/self/mountinfo` write it.
+    pub dev: Option<DevId>,
+    pub ino: Option<u64>,
+    /// The package owning the object, where the resolver knows it.
+    pub package: Option<String>,
+    /// Process layer: the process the signal was aimed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    /// Process layer: that process's comm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm: Option<String>,
+}
+
+/// A device number as major and minor, written `"254:1"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DevId {
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// Who did it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Thread group id (what userspace calls the pid) in the initial pid namespace.
+    pub pid: u32,
+    pub ppid: Option<u32>,
+    /// Real uid.
+    pub uid: Option<u32>,
+    /// The kernel's comm for the task when the hook ran (at most 15 bytes).
+    pub comm: String,
+    /// The actor's executable. For exec-layer records this is the image that called
+    /// execve, not the one being executed (that is the target).
+    pub exe: Option<String>,
+    /// The command line. For exec-layer records it is the command line being executed, as
+    /// captured at execve entry; otherwise the actor's own. At most [`ARGV_MAX_ARGS`]
+    /// arguments and [`ARGV_MAX_BYTES`] bytes.
+    pub argv: Vec<String>,
+    /// `argv` was cut to fit the bounds, or the kernel could not copy all of it.
+    pub argv_truncated: bool,
+    /// Parent, grandparent, …: at most [`ANCESTRY_MAX`], nearest first.
+    pub ancestry: Vec<Ancestor>,
+    pub cgroup: Cgroup,
+}
+
+/// One step up the parent chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+}
+
+/// The actor's cgroup: the kernel's id (`bpf_get_current_cgroup_id`), the path procfs
+/// shows, or both.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    pub id: Option<u64>,
+    pub path: Option<String>,
+}
+
+/// How the exec layer read a command line.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecDetail {
+    /// The classified action: `remove`, `purge`, `autoremove`, `stop`, `disable`, `mask`,
+    /// `flush`, `delete-chain`, …
+    pub verb: String,
+    /// What it acts on: a package, a unit, a chain or table; `null` for a bare flush.
+    pub object: Option<String>,
+}
+
+/// The signal in a process-layer record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalDetail {
+    pub number: i32,
+    /// `SIGKILL`, `SIGTERM`, …; `null` for a number this platform does not name.
+    pub name: Option<String>,
+}
+
+/// What stays the same across a daemon's records: host, environment and policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordContext {
+    pub host: String,
+    pub environment: String,
+    pub policy: PolicyRef,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unsupported schema version {found} (this rtguard reads version {SCHEMA_VERSION})")]
+    Version { found: u64 },
+}
+
+/// A string that names none of a set of values.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown {what} '{value}' (expected one of: {expected})")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+impl AuditRecord {
+    /// The record as one line of the log, newline included.
+    pub fn to_json_line(&self) -> String {
+        let mut line =
+            serde_json::to_string(self).expect("an audit record always serialises to JSON");
+        line.push('\n');
+        line
+    }
+
+    /// Parses one line of the log (with or without its newline).
+    pub fn from_json_line(line: &str) -> Result<Self, RecordError> {
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            v: u64,
+        }
+        match serde_json::from_str::<AuditRecord>(line) {
+            Ok(rec) if rec.v == SCHEMA_VERSION => Ok(rec),
+            Ok(rec) => Err(RecordError::Version {
+                found: rec.v.into(),
+            }),
+            Err(e) => match serde_json::from_str::<VersionOnly>(line) {
+                // A newer writer: say so rather than naming whichever field changed.
+                Ok(VersionOnly { v }) if v != u64::from(SCHEMA_VERSION) => {
+                    Err(RecordError::Version { found: v })
+                }
+                _ => Err(e.into()),
+            },
+        }
+    }
+
+    pub fn rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
+        self
+    }
+
+    pub fn target(mut self, target: Target) -> Self {
+        self.target = target;
+        self
+    }
+
+    pub fn enforced(mut self, enforced: bool) -> Self {
+        self.enforced = enforced;
+        self
+    }
+
+    pub fn exec(mut self, verb: impl Into<String>, object: Option<String>) -> Self {
+        self.exec = Some(ExecDetail {
+            verb: verb.into(),
+            object,
+        });
+        self
+    }
+
+    pub fn signal(mut self, number: i32) -> Self {
+        self.signal = Some(SignalDetail::new(number));
+        self
+    }
+
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// Overrides the time of recording (the default is when the record was made).
+    pub fn at(mut self, ts: OffsetDateTime) -> Self {
+        self.ts = ts.to_offset(time::UtcOffset::UTC);
+        self
+    }
+
+    pub fn dropped_since_last(mut self, dropped: u64) -> Self {
+        self.dropped_since_last = dropped;
+        self
+    }
+
+    /// The command line people recognise the actor by: argv joined, or `[comm]` when
+    /// there is no argv (kernel threads, processes gone before the lookup).
+    pub fn command_line(&self) -> String {
+        if self.actor.argv.is_empty() {
+            format!("[{}]", self.actor.comm)
+        } else {
+            let mut line = shell_join(&self.actor.argv);
+            if self.actor.argv_truncated {
+                line.push_str(" …");
+            }
+            line
+        }
+    }
+}
+
+impl RecordContext {
+    /// A context for this host, named as `uname -n` names it.
+    pub fn new(environment: impl Into<String>, policy: PolicyRef) -> Self {
+        let host = nix::sys::utsname::uname()
+            .map(|u| u.nodename().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            host,
+            environment: environment.into(),
+            policy,
+        }
+    }
+
+    /// A record stamped now, enforced, with no rule, no target and nothing dropped; fill
+    /// in the rest with the builder methods on [`AuditRecord`].
+    pub fn record(
+        &self,
+        layer: Layer,
+        op: impl Into<String>,
+        decision: Decision,
+        actor: Actor,
+    ) -> AuditRecord {
+        AuditRecord {
+            v: SCHEMA_VERSION,
+            ts: OffsetDateTime::now_utc(),
+            host: self.host.clone(),
+            environment: self.environment.clone(),
+            policy: self.policy.clone(),
+            rule: None,
+            layer,
+            op: op.into(),
+            decision,
+            enforced: true,
+            target: Target::default(),
+            actor,
+            dropped_since_last: 0,
+            exec: None,
+            signal: None,
+            note: None,
+        }
+    }
+
+    /// A daemon-layer notice that kernel events were lost, for when drops happen and no
+    /// other record follows soon to carry the count.
+    pub fn dropped_events(&self, actor: Actor, dropped: u64) -> AuditRecord {
+        self.record(Layer::Daemon, "events-dropped", Decision::Notice, actor)
+            .dropped_since_last(dropped)
+    }
+}
+
+impl Target {
+    /// A filesystem object by the kernel's identity for it.
+    pub fn inode(key: guard_common::InodeKey) -> Self {
+        Self {
+            dev: Some(DevId {
+                major: key.major(),
+                minor: key.minor(),
+            }),
+            ino: Some(key.ino),
+            ..Self::default()
+        }
+    }
+
+    /// A package, for records about a package rather than one of its files.
+    pub fn package(package: impl Into<String>) -> Self {
+        Self {
+            package: Some(package.into()),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub fn with_package(mut self, package: impl Into<String>) -> Self {
+        self.package = Some(package.into());
+        self
+    }
+
+    pub fn with_process(mut self, pid: u32, comm: impl Into<String>) -> Self {
+        self.pid = Some(pid);
+        self.comm = Some(comm.into());
+        self
+    }
+
+    /// What a person calls the target: its path, else its package, else `dev:ino`.
+    pub fn describe(&self) -> String {
+        let mut out = if let Some(path) = &self.path {
+            path.clone()
+        } else if let Some(package) = &self.package {
+            package.clone()
+        } else if let (Some(dev), Some(ino)) = (self.dev, self.ino) {
+            format!("{dev} ino {ino}")
+        } else {
+            String::new()
+        };
+        if let Some(pid) = self.pid {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&format!("[{pid}]"));
+        }
+        out
+    }
+}
+
+impl Actor {
+    /// What the kernel reported at the hook. Complete it with [`Actor::fill_from_proc`].
+    pub fn new(pid: u32, uid: u32, comm: impl Into<String>) -> Self {
+        Self {
+            pid,
+            uid: Some(uid),
+            comm: comm.into(),
+            ..Self::default()
+        }
+    }
+
+    /// This process, for the daemon's own records.
+    pub fn this_process(procfs: &Procfs) -> Self {
+        let mut actor = Self {
+            pid: std::process::id(),
+            uid: Some(nix::unistd::getuid().as_raw()),
+            ..Self::default()
+        };
+        actor.fill_from_proc(procfs).ok();
+        actor
+    }
+
+    /// Sets the command line, cut to [`ARGV_MAX_ARGS`] arguments and [`ARGV_MAX_BYTES`]
+    /// bytes. `truncated` says the source already cut it (the kernel's copy is bounded too).
+    pub fn with_argv<S: Into<String>>(
+        mut self,
+        args: impl IntoIterator<Item = S>,
+        truncated: bool,
+    ) -> Self {
+        self.set_argv(args, truncated);
+        self
+    }
+
+    pub fn set_argv<S: Into<String>>(
+        &mut self,
+        args: impl IntoIterator<Item = S>,
+        truncated: bool,
+    ) {
+        let mut argv = Vec::new();
+        let mut bytes = 0;
+        let mut cut = false;
+        for arg in args {
+            let mut arg: String = arg.into();
+            if argv.len() == ARGV_MAX_ARGS || bytes >= ARGV_MAX_BYTES {
+                cut = true;
+                break;
+            }
+            if bytes + arg.len() > ARGV_MAX_BYTES {
+                let mut end = ARGV_MAX_BYTES - bytes;
+                while !arg.is_char_boundary(end) {
+                    end -= 1;
+                }
+                arg.truncate(end);
+                argv.push(arg);
+                cut = true;
+                break;
+            }
+            bytes += arg.len();
+            argv.push(arg);
+        }
+        self.argv = argv;
+        self.argv_truncated = truncated || cut;
+    }
+
+    pub fn with_cgroup_id(mut self, id: u64) -> Self {
+        self.cgroup.id = Some(id);
+        self
+    }
+
+    pub fn with_ppid(mut self, ppid: u32) -> Self {
+        self.ppid = Some(ppid);
+        self
+    }
+
+    /// Fills what the kernel did not report from procfs: ppid, uid, comm, exe, argv,
+    /// cgroup path and the ancestry. What is already set (the kernel's view at the hook)
+    /// is kept. Fails with [`ProcError::Gone`] when the process has exited; the ancestry is
+    /// still walked from a known ppid then.
+    ///
+    /// Best effort by nature: the process may exec or exit between the event and this
+    /// call, and its pid may even have been reused, so keep kernel-captured fields (argv at
+    /// execve entry above all) in the record rather than relying on this.
+    pub fn fill_from_proc(&mut self, procfs: &Procfs) -> Result<(), ProcError> {
+        let found = procfs.process(self.pid, ARGV_MAX_BYTES);
+        if let Ok(p) = &found {
+            self.ppid.get_or_insert(p.stat.ppid);
+            if self.uid.is_none() {
+                self.uid = p.uid;
+            }
+            if self.comm.is_empty() {
+                self.comm = p.stat.comm.clone();
+            }
+            if self.exe.is_none() {
+                self.exe = p.exe.clone();
+            }
+            if self.argv.is_empty() {
+                self.set_argv(p.cmdline.args.iter().cloned(), p.cmdline.truncated);
+            }
+            if self.cgroup.path.is_none() {
+                self.cgroup.path = p.cgroup.clone();
+            }
+        }
+        if self.ancestry.is_empty() {
+            if let Some(ppid) = self.ppid {
+                self.ancestry = procfs
+                    .ancestry(ppid, ANCESTRY_MAX)
+                    .into_iter()
+                    .map(|(stat, exe)| Ancestor {
+                        pid: stat.pid,
+                        comm: stat.comm,
+                        exe,
+                    })
+                    .collect();
+            }
+        }
+        found.map(drop)
+    }
+}
+
+impl SignalDetail {
+    pub fn new(number: i32) -> Self {
+        let name = nix::sys::signal::Signal::try_from(number)
+            .ok()
+            .map(|s| s.as_str().to_owned());
+        Self { number, name }
+    }
+}
+
+impl Layer {
+    pub const ALL: [Layer; 4] = [Layer::File, Layer::Exec, Layer::Process, Layer::Daemon];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Layer::File => "file",
+            Layer::Exec => "exec",
+            Layer::Process => "process",
+            Layer::Daemon => "daemon",
+        }
+    }
+}
+
+impl Decision {
+    pub const ALL: [Decision; 6] = [
+        Decision::Blocked,
+        Decision::WouldBlock,
+        Decision::AllowedUpgrade,
+        Decision::AllowedMaintenance,
+        Decision::SelfTest,
+        Decision::Notice,
+    ];
+
+    /// The same strings as the kernel side's `guard_common::Decision::as_str`, so the
+    /// event pipeline can convert with `parse()`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Blocked => "blocked",
+            Decision::WouldBlock => "would-block",
+            Decision::AllowedUpgrade => "allowed-upgrade",
+            Decision::AllowedMaintenance => "allowed-maintenance",
+            Decision::SelfTest => "self-test",
+            Decision::Notice => "notice",
+        }
+    }
+}
+
+fn unknown<T: Copy>(
+    what: &'static str,
+    value: &str,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> UnknownValue {
+    UnknownValue {
+        what,
+        value: value.to_owned(),
+        expected: all.iter().map(|&v| name(v)).collect::<Vec<_>>().join(", "),
+    }
+}
+
+impl FromStr for Layer {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| unknown("layer", s, &Self::ALL, Self::as_str))
+    }
+}
+
+impl FromStr for Decision {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| unknown("decision", s, &Self::ALL, Self::as_str))
+    }
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for DevId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.major, self.minor)
+    }
+}
+
+impl FromStr for DevId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (major, minor) = s
+            .split_once(':')
+            .ok_or_else(|| format!("device '{s}' is not major:minor"))?;
+        let num = |n: &str| {
+            n.parse::<u32>()
+                .map_err(|_| format!("device '{s}' is not major:minor"))
+        };
+        Ok(DevId {
+            major: num(major)?,
+            minor: num(minor)?,
+        })
+    }
+}
+
+impl Serialize for DevId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DevId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Joins arguments for display, quoting the ones a shell would split or mangle.
+pub fn shell_join(args: &[String]) -> String {
+    let mut out = String::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_./:=,+@%^".contains(c));
+        if plain {
+            out.push_str(arg);
+        } else {
+            out.push('\'');
+            out.push_str(&arg.replace('\'', r"'\''"));
+            out.push('\'');
+        }
+    }
+    out
+}
+
+/// `ts`: written in UTC with exactly nine fractional digits, so records sort as strings;
+/// read as any RFC 3339 timestamp.
+pub mod timestamp {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::{
+        format_description::{well_known::Rfc3339, FormatItem},
+        macros::format_description,
+        OffsetDateTime, UtcOffset,
+    };
+
+    const FORMAT: &[FormatItem<'static>] =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
+
+    pub fn format(ts: OffsetDateTime) -> String {
+        ts.to_offset(UtcOffset::UTC)
+            .format(FORMAT)
+            .expect("every UTC time in years 0..=9999 formats")
+    }
+
+    pub fn parse(s: &str) -> Result<OffsetDateTime, time::error::Parse> {
+        OffsetDateTime::parse(s, &Rfc3339).map(|t| t.to_offset(UtcOffset::UTC))
+    }
+
+    pub fn serialize<S: Serializer>(ts: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*ts))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(|e| serde::de::Error::custom(format!("ts '{s}': {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::testing::context;
+    use time::macros::datetime;
+
+    fn blocked_unlink() -> AuditRecord {
+        let actor = Actor {
+            ppid: Some(4100),
+            exe: Some("/usr/bin/rm".into()),
+            ancestry: vec![Ancestor {
+                pid: 4100,
+                comm: "uninstall.sh".into(),
+                exe: Some("/usr/bin/bash".into()),
+            }],
+            cgroup: Cgroup {
+                id: Some(7431),
+                path: Some("/user.slice/user-0.slice/session-3.scope".into()),
+            },
+            ..Actor::new(4242, 0, "rm")
+        }
+        .with_argv(["rm", "-rf", "/usr/bin/containerd"], false);
+        context()
+            .record(Layer::File, "unlink", Decision::Blocked, actor)
+            .at(datetime!(2026-11-26 14:03:22.000012345 UTC))
+            .rule("containerd-binaries")
+            .target(
+                Target::inode(guard_common::InodeKey::from_stat(254, 1, 1311))
+                    .with_path("/usr/bin/containerd")
+                    .with_package("containerd.io"),
+            )
+    }
+
+    #[test]
+    fn golden_file_record() {
+        let line = blocked_unlink().to_json_line();
+        let golden = concat!(
+            r#"{"v":1,"ts":"2026-11-26T14:03:22.000012345Z","host":"prod-7","environment":"production","#,
+            r#""policy":{"name":"production","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"#,
+            r#""rule":"containerd-binaries","layer":"file","op":"unlink","decision":"blocked","enforced":true,"#,
+            r#""target":{"path":"/usr/bin/containerd","dev":"254:1","ino":1311,"package":"containerd.io"},"#,
+            r#""actor":{"pid":4242,"ppid":4100,"uid":0,"comm":"rm","exe":"/usr/bin/rm","argv":["rm","-rf","/usr/bin/containerd"],"argv_truncated":false,"#,
+            r#""ancestry":[{"pid":4100,"comm":"uninstall.sh","exe":"/usr/bin/bash"}],"#,
+            r#""cgroup":{"id":7431,"path":"/user.slice/user-0.slice/session-3.scope"}},"#,
+            r#""dropped_since_last":0}"#,
+            "\n"
+        );
+        assert_eq!(line, golden);
+        assert_eq!(
+            AuditRecord::from_json_line(&line).unwrap(),
+            blocked_unlink()
+        );
+    }
+
+    #[test]
+    fn golden_exec_and_process_records() {
+        let exec = context()
+            .record(
+                Layer::Exec,
+                "exec",
+                Decision::WouldBlock,
+                Actor::new(5000, 0, "bash")
+                    .with_argv(["apt-get", "remove", "containerd.io"], false),
+            )
+            .at(datetime!(2026-11-26 14:00:00 UTC))
+            .enforced(false)
+            .rule("package-removal")
+            .target(Target::default().with_path("/usr/bin/apt-get"))
+            .exec("remove", Some("containerd.io".into()));
+        let json = exec.to_json_line();
+        assert!(
+            json.contains(r#""ts":"2026-11-26T14:00:00.000000000Z""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""enforced":false"#), "{json}");
+        assert!(
+            json.contains(
+                r#""target":{"path":"/usr/bin/apt-get","dev":null,"ino":null,"package":null}"#
+            ),
+            "{json}"
+        );
+        assert!(json.contains(r#""actor":{"pid":5000,"ppid":null,"uid":0,"comm":"bash","exe":null,"argv":["apt-get","remove","containerd.io"],"argv_truncated":false,"ancestry":[],"cgroup":{"id":null,"path":null}}"#), "{json}");
+        assert!(
+            json.ends_with(concat!(
+                r#""dropped_since_last":0,"exec":{"verb":"remove","object":"containerd.io"}}"#,
+                "\n"
+            )),
+            "{json}"
+        );
+        assert_eq!(AuditRecord::from_json_line(&json).unwrap(), exec);
+
+        let kill = context()
+            .record(
+                Layer::Process,
+                "kill",
+                Decision::Blocked,
+                Actor::new(6000, 0, "pkill"),
+            )
+            .at(datetime!(2026-11-26 14:00:00 UTC))
+            .target(
+                Target::default()
+                    .with_path("/usr/bin/containerd")
+                    .with_process(812, "containerd"),
+            )
+            .signal(9);
+        let json = kill.to_json_line();
+        assert!(json.contains(r#""target":{"path":"/usr/bin/containerd","dev":null,"ino":null,"package":null,"pid":812,"comm":"containerd"}"#), "{json}");
+        assert!(
+            json.contains(r#""signal":{"number":9,"name":"SIGKILL"}"#),
+            "{json}"
+        );
+        assert_eq!(AuditRecord::from_json_line(&json).unwrap(), kill);
+    }
+
+    #[test]
+    fn reads_other_offsets_and_ignores_unknown_fields() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&blocked_unlink().to_json_line()).unwrap();
+        value["ts"] = "2026-11-26T15:03:22.000012345+01:00".into();
+        value["added_later"] = serde_json::json!({"x": 1});
+        let rec = AuditRecord::from_json_line(&value.to_string()).unwrap();
+        assert_eq!(rec, blocked_unlink());
+    }
+
+    #[test]
+    fn rejects_other_versions_and_bad_values() {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&blocked_unlink().to_json_line()).unwrap();
+        value["v"] = 2.into();
+        value["layer"] = "network".into();
+        let err = AuditRecord::from_json_line(&value.to_string()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unsupported schema version 2 (this rtguard reads version 1)"
+        );
+
+        value["v"] = 1.into();
+        let err = AuditRecord::from_json_line(&value.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown variant `network`"),
+            "{err}"
+        );
+
+        let err = AuditRecord::from_json_line(r#"{"v":1,"ts":"yesterday"}"#).unwrap_err();
+        assert!(err.to_string().contains("ts 'yesterday'"), "{err}");
+        assert!(AuditRecord::from_json_line("{\"v\":1,").is_err());
+    }
+
+    #[test]
+    fn argv_is_bounded() {
+        let many = Actor::default().with_argv((0..100).map(|i| i.to_string()), false);
+        assert_eq!(many.argv.len(), ARGV_MAX_ARGS);
+        assert!(many.argv_truncated);
+
+        let long = "é".repeat(ARGV_MAX_BYTES); // 2 bytes each
+        let big = Actor::default().with_argv(["x".to_owned(), long], false);
+        assert_eq!(
+            big.argv.iter().map(String::len).sum::<usize>(),
+            ARGV_MAX_BYTES - 1
+        );
+        assert!(big.argv_truncated);
+
+        let exact = Actor::default().with_argv(["a".repeat(ARGV_MAX_BYTES)], false);
+        assert!(!exact.argv_truncated);
+        let kernel_cut = Actor::default().with_argv(["dpkg"], true);
+        assert!(kernel_cut.argv_truncated);
+    }
+
+    #[test]
+    fn names_parse_and_print() {
+        for d in Decision::ALL {
+            assert_eq!(d.as_str().parse::<Decision>(), Ok(d));
+            assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
+        }
+        for l in Layer::ALL {
+            assert_eq!(l.as_str().parse::<Layer>(), Ok(l));
+            assert_eq!(serde_json::to_string(&l).unwrap(), format!("\"{l}\""));
+        }
+        assert_eq!(
+            "deny".parse::<Decision>().unwrap_err().to_string(),
+            "unknown decision 'deny' (expected one of: blocked, would-block, allowed-upgrade, allowed-maintenance, self-test, notice)"
+        );
+        // The kernel side's names convert.
+        assert_eq!(
+            guard_common::Decision::WouldBlock.as_str().parse(),
+            Ok(Decision::WouldBlock)
+        );
+        assert_eq!(
+            "0:300".parse(),
+            Ok(DevId {
+                major: 0,
+                minor: 300
+            })
+        );
+        assert!("254".parse::<DevId>().is_err());
+    }
+
+    #[test]
+    fn command_line_and_target_for_people() {
+        let rec = blocked_unlink();
+        assert_eq!(rec.command_line(), "rm -rf /usr/bin/containerd");
+        assert_eq!(rec.target.describe(), "/usr/bin/containerd");
+        let quoted =
+            Actor::default().with_argv(["sh", "-c", "iptables -F; echo it's gone", ""], true);
+        let rec = rec.clone();
+        let rec = AuditRecord {
+            actor: quoted,
+            ..rec
+        };
+        assert_eq!(
+            rec.command_line(),
+            r#"sh -c 'iptables -F; echo it'\''s gone' '' …"#
+        );
+        let gone = AuditRecord {
+            actor: Actor::new(1, 0, "kworker/0:1"),
+            ..rec
+        };
+        assert_eq!(gone.command_line(), "[kworker/0:1]");
+        assert_eq!(
+            Target::inode(guard_common::InodeKey::from_stat(0, 41, 9)).describe(),
+            "0:41 ino 9"
+        );
+        assert_eq!(Target::package("runc").describe(), "runc");
+        assert_eq!(
+            Target::default().with_process(812, "containerd").describe(),
+            "[812]"
+        );
+    }
+
+    #[test]
+    fn fills_the_actor_from_procfs() {
+        // This test process, as the kernel would report it.
+        let me = std::process::id();
+        let mut actor = Actor::new(me, 12345, "from-kernel");
+        actor.fill_from_proc(&Procfs::default()).unwrap();
+        assert_eq!(actor.uid, Some(12345), "kernel fields are kept");
+        assert_eq!(actor.comm, "from-kernel");
+        assert!(actor.exe.is_some());
+        assert!(!actor.argv.is_empty());
+        assert!(actor.ppid.is_some());
+        assert!(!actor.ancestry.is_empty() && actor.ancestry.len() <= ANCESTRY_MAX);
+        assert_eq!(Some(actor.ancestry[0].pid), actor.ppid);
+
+        let mut gone = Actor::new(u32::MAX - 1, 0, "rm").with_ppid(me);
+        assert!(matches!(
+            gone.fill_from_proc(&Procfs::default()),
+            Err(ProcError::Gone { .. })
+        ));
+        assert_eq!(
+            gone.ancestry[0].pid, me,
+            "ancestry is walked from a known ppid"
+        );
+    }
+}
