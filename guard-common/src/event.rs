@@ -1,28 +1,12 @@
 //! Records the programs send to userspace over the event ring buffer.
 
+use crate::InodeKey;
+
 pub const COMM_LEN: usize = 16;
-
-/// A file operation the file layer decides on.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileOp {
-    Unlink = 1,
-}
-
-impl FileOp {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            1 => Some(Self::Unlink),
-            _ => None,
-        }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Unlink => "unlink",
-        }
-    }
-}
+/// Path components the kernel reports between a tree root and the target.
+pub const EVENT_PATH_COMPONENTS: usize = 8;
+/// Bytes kept of each component (NUL-terminated; longer names are cut).
+pub const EVENT_NAME_LEN: usize = 48;
 
 /// What the kernel did about a matching operation.
 #[repr(u32)]
@@ -32,6 +16,8 @@ pub enum Decision {
     Blocked = 1,
     /// Audit mode: allowed, but it would have been denied.
     WouldBlock = 2,
+    /// Allowed because the package manager replaced a file it may upgrade.
+    AllowedUpgrade = 3,
 }
 
 impl Decision {
@@ -39,6 +25,7 @@ impl Decision {
         match raw {
             1 => Some(Self::Blocked),
             2 => Some(Self::WouldBlock),
+            3 => Some(Self::AllowedUpgrade),
             _ => None,
         }
     }
@@ -47,24 +34,44 @@ impl Decision {
         match self {
             Self::Blocked => "blocked",
             Self::WouldBlock => "would-block",
+            Self::AllowedUpgrade => "allowed-upgrade",
         }
     }
 }
+
+/// Set in [`FileEvent::flags`] when the tree root was more than
+/// [`EVENT_PATH_COMPONENTS`] levels above the target, so the path misses components.
+pub const EVENT_PATH_TRUNCATED: u32 = 1 << 0;
 
 /// A file-layer decision, as written to the ring buffer.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FileEvent {
-    pub target: crate::InodeKey,
-    /// [`FileOp`] as u32.
+    /// The object acted on.
+    pub target: InodeKey,
+    /// The protected object or tree root that matched; equals `target` for objects.
+    pub anchor: InodeKey,
+    /// The acting task's executable.
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    /// `FileOp` bit.
     pub op: u32,
     /// [`Decision`] as u32.
     pub decision: u32,
+    pub rule_id: u32,
     pub pid: u32,
     pub tgid: u32,
+    pub ppid: u32,
     pub uid: u32,
+    /// `EVENT_*` bits.
+    pub flags: u32,
+    /// Number of valid entries in `names`.
+    pub name_count: u32,
     pub _pad: u32,
     pub comm: [u8; COMM_LEN],
+    /// Path components from the target (index 0) up towards the anchor, each
+    /// NUL-terminated. Empty for objects matched directly.
+    pub names: [[u8; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
 }
 
 #[cfg(test)]
@@ -73,17 +80,20 @@ mod tests {
 
     #[test]
     fn event_has_no_implicit_padding() {
-        // 16 (key) + 6 * 4 + 16 (comm)
-        assert_eq!(core::mem::size_of::<FileEvent>(), 56);
+        let fields = 3 * 16 + 8 + 10 * 4 + COMM_LEN + EVENT_NAME_LEN * EVENT_PATH_COMPONENTS;
+        assert_eq!(core::mem::size_of::<FileEvent>(), fields);
+        assert_eq!(core::mem::size_of::<FileEvent>() % 8, 0);
     }
 
     #[test]
-    fn enums_round_trip() {
-        assert_eq!(
-            FileOp::from_u32(FileOp::Unlink as u32),
-            Some(FileOp::Unlink)
-        );
-        assert_eq!(Decision::from_u32(2), Some(Decision::WouldBlock));
+    fn decisions_round_trip() {
+        for d in [
+            Decision::Blocked,
+            Decision::WouldBlock,
+            Decision::AllowedUpgrade,
+        ] {
+            assert_eq!(Decision::from_u32(d as u32), Some(d));
+        }
         assert_eq!(Decision::from_u32(0), None);
     }
 }

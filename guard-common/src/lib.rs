@@ -6,26 +6,36 @@
 
 pub mod command;
 pub mod event;
+pub mod file;
 pub mod hash;
 pub mod inode;
 pub mod offsets;
 pub mod rule;
 
-pub use event::{Decision, FileEvent, FileOp, COMM_LEN};
+pub use event::{Decision, FileEvent, COMM_LEN};
+pub use file::{FileOp, FileProtection, TrustKey};
 pub use inode::InodeKey;
 pub use offsets::KernelOffsets;
 
 /// Names of the maps and globals, shared so the loader and the programs can't drift apart.
 pub mod names {
     pub const PROTECTED_INODES: &str = "PROTECTED_INODES";
+    pub const PROTECTED_TREES: &str = "PROTECTED_TREES";
+    pub const TREE_DEVICES: &str = "TREE_DEVICES";
+    pub const TRUSTED_EXES: &str = "TRUSTED_EXES";
+    pub const RULES: &str = "RULES";
     pub const EVENTS: &str = "EVENTS";
     pub const DROPPED_EVENTS: &str = "DROPPED_EVENTS";
     pub const OFFSETS: &str = "OFFSETS";
     pub const GUARD_CONFIG: &str = "GUARD_CONFIG";
 }
 
-/// Capacity of the protected-inode hash map.
+/// Capacity of the protected-inode hash map (objects and their ancestor directories).
 pub const MAX_PROTECTED_INODES: u32 = 65_536;
+/// Capacity of the tree-root map.
+pub const MAX_PROTECTED_TREES: u32 = 1_024;
+/// Capacity of the trusted-executable map.
+pub const MAX_TRUSTED_EXES: u32 = 1_024;
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
@@ -45,6 +55,8 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}
+    unsafe impl aya::Pod for super::FileProtection {}
+    unsafe impl aya::Pod for super::TrustKey {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}
     unsafe impl aya::Pod for super::command::ArgToken {}
     unsafe impl aya::Pod for super::command::CommandLine {}

@@ -1,4 +1,5 @@
-//! Byte offsets of the kernel struct fields the programs read.
+//! Byte offsets of the kernel struct fields the programs read, and hook arities that
+//! changed between kernel versions.
 //!
 //! Rust eBPF programs get no CO-RE relocations, so these are resolved by userspace from the
 //! running kernel's BTF (`/sys/kernel/btf/vmlinux`) and written into the program as a
@@ -7,20 +8,36 @@
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelOffsets {
-    /// `struct dentry` → `d_inode`
     pub dentry_d_inode: u32,
-    /// `struct inode` → `i_ino`
+    pub dentry_d_parent: u32,
+    /// `struct dentry` → `d_name` (a `struct qstr`).
+    pub dentry_d_name: u32,
+    /// `struct qstr` → `name`.
+    pub qstr_name: u32,
     pub inode_i_ino: u32,
-    /// `struct inode` → `i_sb`
     pub inode_i_sb: u32,
-    /// `struct super_block` → `s_dev`
     pub super_block_s_dev: u32,
+    /// `struct path` → `dentry`.
+    pub path_dentry: u32,
+    pub file_f_path: u32,
+    pub file_f_inode: u32,
+    pub file_f_mode: u32,
+    pub file_f_flags: u32,
+    /// `struct iattr` → `ia_valid`.
+    pub iattr_ia_valid: u32,
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_mm: u32,
+    pub mm_exe_file: u32,
+    /// Parameters of the `inode_setattr` hook: 2 before Linux 6.3, 3 after it gained
+    /// a `struct mnt_idmap *` first. The dentry is the one before the last.
+    pub inode_setattr_args: u32,
 }
 
 impl KernelOffsets {
     /// True once the loader has filled the block. A zero `i_sb` offset cannot be right
     /// (`i_mode` comes first in `struct inode`), so the programs refuse to act on it.
     pub const fn is_resolved(&self) -> bool {
-        self.inode_i_sb != 0 && self.super_block_s_dev != 0
+        self.inode_i_sb != 0 && self.super_block_s_dev != 0 && self.inode_setattr_args != 0
     }
 }

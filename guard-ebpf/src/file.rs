@@ -1,72 +1,490 @@
-//! File layer: destructive operations on protected inodes.
+//! File layer: destructive operations on protected objects, their ancestors and trees.
+//!
+//! Two sets of hooks, chosen by the loader:
+//! - `path_*` hooks (CONFIG_SECURITY_PATH) see the operation with its mount, before the
+//!   filesystem; they are the default.
+//! - `inode_*` hooks are the fallback for kernels built without CONFIG_SECURITY_PATH.
+//!   `inode_setattr` covers chmod, chown and truncate there.
+//!
+//! `file_open` catches opens for writing (and O_TRUNC) in both sets.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    },
     macros::lsm,
     programs::LsmContext,
+    EbpfContext as _,
 };
-use core::ffi::c_void;
-use guard_common::{Decision, FileEvent, FileOp, InodeKey};
+use guard_common::{
+    event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
+    file::{
+        FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
+        TRUST_PACKAGE_MANAGER,
+    },
+    Decision, FileEvent, FileOp, FileProtection, InodeKey, KernelOffsets, TrustKey,
+};
 
 use crate::{
-    kernel::dentry_inode_key,
-    maps::{count_dropped_event, enforcing, EVENTS, PROTECTED_INODES},
+    kernel::{
+        current_task, dentry_key, dentry_name, dentry_parent, file_dentry, file_flags, file_mode,
+        iattr_valid, path_dentry, resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
+    },
+    maps::{
+        count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
+        PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+    },
 };
 
 /// -EPERM: what a shell shows as "Operation not permitted".
 const EPERM: i32 = -1;
 
-/// `security_path_unlink(const struct path *dir, struct dentry *dentry)`.
-#[lsm(hook = "path_unlink")]
-pub fn path_unlink(ctx: LsmContext) -> i32 {
-    // BPF LSM programs get the previous program's verdict as an extra last argument;
-    // never turn an earlier denial into an allow.
-    let previous: i32 = ctx.arg(2);
+/// `FMODE_WRITE` in `file->f_mode` (include/linux/fs.h; stable since 2.6).
+const FMODE_WRITE: u32 = 0x2;
+/// `O_TRUNC` in `file->f_flags` (x86-64 and the generic ABI).
+const O_TRUNC: u32 = 0o1000;
+/// `ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_SIZE` in `iattr->ia_valid`: the changes that
+/// break a binary. Timestamps (`touch`) stay allowed.
+const ATTR_BREAKING: u32 = 0x1 | 0x2 | 0x4 | 0x8;
+
+/// BPF LSM programs get the previous program's verdict as an extra last argument
+/// (`ret_arg`); an earlier denial is passed on, never turned into an allow.
+#[inline(always)]
+fn chained(ctx: &LsmContext, ret_arg: usize, check: impl FnOnce(&KernelOffsets) -> i32) -> i32 {
+    let previous: i32 = ctx.arg(ret_arg);
     if previous != 0 {
         return previous;
     }
-    let dentry: *const c_void = ctx.arg(1);
-    decide(FileOp::Unlink, dentry)
+    match resolved_offsets() {
+        Some(off) => check(&off),
+        None => 0,
+    }
+}
+
+// ---- path hooks -------------------------------------------------------------------------
+
+/// `security_path_unlink(const struct path *dir, struct dentry *dentry)`
+#[lsm(hook = "path_unlink")]
+pub fn path_unlink(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::Unlink, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `security_path_rmdir(const struct path *dir, struct dentry *dentry)`
+#[lsm(hook = "path_rmdir")]
+pub fn path_rmdir(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: both the
+/// object moved away and the one renamed over (a negative dentry when there is none).
+#[lsm(hook = "path_rename")]
+pub fn path_rename(ctx: LsmContext) -> i32 {
+    chained(&ctx, 5, |off| {
+        decide_rename(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 3))
+    })
+}
+
+/// `security_path_truncate(const struct path *path)`
+#[lsm(hook = "path_truncate")]
+pub fn path_truncate(ctx: LsmContext) -> i32 {
+    chained(&ctx, 1, |off| {
+        decide_path(off, FileOp::Truncate, arg_scalar(&ctx, 0))
+    })
+}
+
+/// `security_path_chmod(const struct path *path, umode_t mode)`
+#[lsm(hook = "path_chmod")]
+pub fn path_chmod(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide_path(off, FileOp::Chmod, arg_scalar(&ctx, 0))
+    })
+}
+
+/// `security_path_chown(const struct path *path, kuid_t uid, kgid_t gid)`
+#[lsm(hook = "path_chown")]
+pub fn path_chown(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |off| {
+        decide_path(off, FileOp::Chown, arg_scalar(&ctx, 0))
+    })
+}
+
+// ---- inode hooks (fallback without CONFIG_SECURITY_PATH) ---------------------------------
+
+/// `security_inode_unlink(struct inode *dir, struct dentry *dentry)`
+#[lsm(hook = "inode_unlink")]
+pub fn inode_unlink(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::Unlink, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `security_inode_rmdir(struct inode *dir, struct dentry *dentry)`
+#[lsm(hook = "inode_rmdir")]
+pub fn inode_rmdir(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `security_inode_rename(old_dir, old_dentry, new_dir, new_dentry)`
+#[lsm(hook = "inode_rename")]
+pub fn inode_rename(ctx: LsmContext) -> i32 {
+    chained(&ctx, 4, |off| {
+        decide_rename(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 3))
+    })
+}
+
+/// `security_inode_setattr([struct mnt_idmap *,] struct dentry *, struct iattr *)`: the
+/// idmap parameter arrived in 6.3, so the argument positions come from the loader.
+#[lsm(hook = "inode_setattr")]
+pub fn inode_setattr(ctx: LsmContext) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    // Context slots must be read at constant indices, hence one branch per arity.
+    if off.inode_setattr_args == 3 {
+        chained(&ctx, 3, |off| {
+            decide_setattr(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 2))
+        })
+    } else {
+        chained(&ctx, 2, |off| {
+            decide_setattr(off, arg_scalar(&ctx, 0), arg_scalar(&ctx, 1))
+        })
+    }
+}
+
+// ---- both sets -----------------------------------------------------------------------------
+
+/// `security_file_open(struct file *file)`: writes and O_TRUNC.
+#[lsm(hook = "file_open")]
+pub fn file_open(ctx: LsmContext) -> i32 {
+    chained(&ctx, 1, |off| {
+        let file = arg_scalar(&ctx, 0);
+        let writes = file_mode(off, file).is_some_and(|m| m & FMODE_WRITE != 0)
+            || file_flags(off, file).is_some_and(|f| f & O_TRUNC != 0);
+        if !writes {
+            return 0;
+        }
+        match file_dentry(off, file) {
+            Some(dentry) => decide(off, FileOp::OpenWrite, dentry),
+            None => 0,
+        }
+    })
 }
 
 #[inline(always)]
-fn decide(op: FileOp, dentry: *const c_void) -> i32 {
-    let Some(target) = dentry_inode_key(dentry) else {
-        return 0;
-    };
-    if unsafe { PROTECTED_INODES.get(target) }.is_none() {
-        return 0;
+fn decide_path(off: &KernelOffsets, op: FileOp, path: KernelPtr) -> i32 {
+    match path_dentry(off, path) {
+        Some(dentry) => decide(off, op, dentry),
+        None => 0,
     }
-    let enforce = enforcing();
-    let decision = if enforce {
-        Decision::Blocked
+}
+
+#[inline(always)]
+fn decide_rename(off: &KernelOffsets, old: KernelPtr, new: KernelPtr) -> i32 {
+    let verdict = decide(off, FileOp::Rename, old);
+    if verdict != 0 {
+        return verdict;
+    }
+    // The target name usually does not exist yet (negative dentry): nothing to check.
+    decide(off, FileOp::Rename, new)
+}
+
+#[inline(always)]
+fn decide_setattr(off: &KernelOffsets, dentry: KernelPtr, attr: KernelPtr) -> i32 {
+    if iattr_valid(off, attr).is_some_and(|v| v & ATTR_BREAKING != 0) {
+        decide(off, FileOp::Setattr, dentry)
     } else {
-        Decision::WouldBlock
-    };
-    report(op, decision, target);
-    if enforce {
+        0
+    }
+}
+
+/// The protection that applies, where it was found, and how far above the target.
+struct Match {
+    protection: FileProtection,
+    anchor: InodeKey,
+    depth: u32,
+}
+
+#[inline(always)]
+fn decide(_off: &KernelOffsets, op: FileOp, dentry: KernelPtr) -> i32 {
+    // A global function's result is an unknown scalar to the verifier, and an LSM
+    // program must provably return 0 or an errno; restate it as one of the two.
+    if rtguard_file_decide(op.bit(), dentry as u64) == EPERM {
         EPERM
     } else {
         0
     }
 }
 
+/// Reads hook argument `n` as a plain number. The verifier types arguments read from the
+/// context as BTF pointers, which a global function may not receive; a probe read of
+/// the context slot gives the same value as a scalar.
 #[inline(always)]
-fn report(op: FileOp, decision: Decision, target: InodeKey) {
-    let Some(mut entry) = EVENTS.reserve::<FileEvent>(0) else {
+fn arg_scalar(ctx: &LsmContext, n: usize) -> KernelPtr {
+    let slot = unsafe { (ctx.as_ptr() as *const u64).add(n) };
+    unsafe { bpf_probe_read_kernel(slot) }.unwrap_or(0) as KernelPtr
+}
+
+/// The one decision every file hook makes.
+///
+/// A global (non-inlined, externally visible) function: the verifier checks it once per
+/// program, on its own, instead of once per call site with every caller's state. That
+/// keeps load time flat as hooks are added. Global functions take only scalars, hence
+/// the raw op bit and pointer.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let off = &off;
+    let Some(op) = FileOp::from_u32(op_bit) else {
+        return 0;
+    };
+    let dentry = dentry as KernelPtr;
+    let Some(target) = dentry_key(off, dentry) else {
+        return 0;
+    };
+    let Some(m) = find_protection(off, op, dentry, target) else {
+        return 0;
+    };
+    let task = current_task();
+    let upgradable = m.protection.flags & FILE_UPGRADABLE != 0;
+    match trust(task, m.protection.rule_id, upgradable) {
+        Trust::PackageManager => {
+            report(off, op, Decision::AllowedUpgrade, target, &m, dentry, task);
+            return 0;
+        }
+        // A tree's own writers at work: not an event, or the runtime would flood the log.
+        Trust::Writer => return 0,
+        Trust::None => {}
+    }
+    if rule_enforces(m.protection.rule_id) {
+        report(off, op, Decision::Blocked, target, &m, dentry, task);
+        EPERM
+    } else {
+        report(off, op, Decision::WouldBlock, target, &m, dentry, task);
+        0
+    }
+}
+
+/// An object's own protection first, then protected trees found by walking up the
+/// parent dentries. The walk follows the filesystem's own tree, not the mount tree, so
+/// bind mounts, chroots and mount namespaces lead to the same roots.
+#[inline(always)]
+fn find_protection(
+    off: &KernelOffsets,
+    op: FileOp,
+    dentry: KernelPtr,
+    target: InodeKey,
+) -> Option<Match> {
+    if let Some(p) = unsafe { PROTECTED_INODES.get(target) } {
+        if p.denies(op) {
+            return Some(Match {
+                protection: *p,
+                anchor: target,
+                depth: 0,
+            });
+        }
+    }
+    unsafe { TREE_DEVICES.get(target.dev) }?;
+    let mut d = dentry as u64;
+    for depth in 0..MAX_TREE_DEPTH {
+        match rtguard_tree_level(d, op.bit()) {
+            WALK_END => return None,
+            WALK_FOUND => {
+                let anchor = dentry_key(off, d as KernelPtr)?;
+                let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
+                return Some(Match {
+                    protection,
+                    anchor,
+                    depth,
+                });
+            }
+            parent => d = parent,
+        }
+    }
+    None
+}
+
+/// Returned by the one-level walk functions: stop, nothing found.
+const WALK_END: u64 = 0;
+/// Returned by `rtguard_tree_level`: this dentry roots a tree that denies the operation.
+const WALK_FOUND: u64 = 1;
+/// Returned by `rtguard_trust_level`: a trusted writer for the rule.
+const WALK_WRITER: u64 = 1;
+/// Returned by `rtguard_trust_level`: the package manager, for an upgradable object.
+const WALK_PACKAGE_MANAGER: u64 = 2;
+
+// The walks below do one level per call and are global functions, so the verifier checks
+// each body once instead of once per unrolled iteration: a 32-level walk then costs the
+// caller a few instructions per level. Any other return value is the next kernel pointer
+// (kernel addresses are never this small).
+
+/// One level of the tree walk: `WALK_FOUND`, `WALK_END` at the filesystem root, at an
+/// excluded subtree or on a failed read, or the parent dentry.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
+    let Some(off) = resolved_offsets() else {
+        return WALK_END;
+    };
+    let d = dentry as KernelPtr;
+    let Some(key) = dentry_key(&off, d) else {
+        return WALK_END;
+    };
+    if let Some(t) = unsafe { PROTECTED_TREES.get(key) } {
+        if t.flags & FILE_TREE_EXCLUDED != 0 {
+            return WALK_END;
+        }
+        if t.ops & op_bit != 0 {
+            return WALK_FOUND;
+        }
+    }
+    match dentry_parent(&off, d) {
+        Some(parent) if parent != d => parent as u64,
+        _ => WALK_END,
+    }
+}
+
+/// One level of the trust walk over the task and its ancestors: `WALK_PACKAGE_MANAGER`,
+/// `WALK_WRITER`, `WALK_END` at the top, or the parent task.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_trust_level(task: u64, rule_id: u32, upgradable: u32) -> u64 {
+    let Some(off) = resolved_offsets() else {
+        return WALK_END;
+    };
+    let t = task as KernelPtr;
+    if let Some(exe) = task_exe(&off, t) {
+        if upgradable != 0
+            && unsafe { TRUSTED_EXES.get(TrustKey::new(exe, TRUST_PACKAGE_MANAGER)) }.is_some()
+        {
+            return WALK_PACKAGE_MANAGER;
+        }
+        if unsafe { TRUSTED_EXES.get(TrustKey::new(exe, rule_id)) }.is_some() {
+            return WALK_WRITER;
+        }
+    }
+    match task_parent(&off, t) {
+        Some(parent) if parent != t => parent as u64,
+        _ => WALK_END,
+    }
+}
+
+enum Trust {
+    None,
+    /// A trusted writer for the rule that matched.
+    Writer,
+    /// The package manager, on an object it may upgrade.
+    PackageManager,
+}
+
+/// Whether the task, or one of its ancestors, runs an executable trusted for `rule_id`,
+/// or (for upgradable objects) the package manager. One walk answers both.
+#[inline(always)]
+fn trust(task: KernelPtr, rule_id: u32, upgradable: bool) -> Trust {
+    let mut t = task as u64;
+    for _ in 0..MAX_TRUST_ANCESTRY {
+        match rtguard_trust_level(t, rule_id, u32::from(upgradable)) {
+            WALK_END => return Trust::None,
+            WALK_WRITER => return Trust::Writer,
+            WALK_PACKAGE_MANAGER => return Trust::PackageManager,
+            parent => t = parent,
+        }
+    }
+    Trust::None
+}
+
+/// Copies the dentry's name into the event scratch slot `slot` and returns its parent
+/// (`WALK_END` if there is none).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_name_level(dentry: u64, slot: u32) -> u64 {
+    let Some(off) = resolved_offsets() else {
+        return WALK_END;
+    };
+    let Some(ev) = EVENT_SCRATCH.get_ptr_mut(0) else {
+        return WALK_END;
+    };
+    // The mask is the bound the verifier can see (EVENT_PATH_COMPONENTS is a power of
+    // two); callers pass slots below it. An `if slot >= N` check alone would be folded
+    // into the index arithmetic and lost.
+    let index = slot as usize & (EVENT_PATH_COMPONENTS - 1);
+    let d = dentry as KernelPtr;
+    let name_slot: &mut [u8; EVENT_NAME_LEN] = unsafe { &mut (*ev).names[index] };
+    if let Some(name) = dentry_name(&off, d) {
+        if unsafe { bpf_probe_read_kernel_str_bytes(name, name_slot) }.is_err() {
+            name_slot[0] = 0;
+        }
+    }
+    match dentry_parent(&off, d) {
+        Some(parent) if parent != d => parent as u64,
+        _ => WALK_END,
+    }
+}
+
+#[inline(always)]
+fn report(
+    off: &KernelOffsets,
+    op: FileOp,
+    decision: Decision,
+    target: InodeKey,
+    m: &Match,
+    dentry: KernelPtr,
+    task: KernelPtr,
+) {
+    let Some(ev) = EVENT_SCRATCH.get_ptr_mut(0) else {
         count_dropped_event();
         return;
     };
+    // Every field is written, so nothing from the previous event on this CPU leaks into
+    // this one. The record is written through the raw pointer because
+    // `rtguard_name_level` fills the names in the same per-CPU slot.
     let pid_tgid = bpf_get_current_pid_tgid();
-    entry.write(FileEvent {
-        target,
-        op: op as u32,
-        decision: decision as u32,
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        uid: bpf_get_current_uid_gid() as u32,
-        _pad: 0,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-    });
-    entry.submit(0);
+    unsafe {
+        (*ev).target = target;
+        (*ev).anchor = m.anchor;
+        (*ev).actor_exe = task_exe(off, task).unwrap_or_default();
+        (*ev).cgroup_id = bpf_get_current_cgroup_id();
+        (*ev).op = op.bit();
+        (*ev).decision = decision as u32;
+        (*ev).rule_id = m.protection.rule_id;
+        (*ev).pid = pid_tgid as u32;
+        (*ev).tgid = (pid_tgid >> 32) as u32;
+        (*ev).ppid = task_parent(off, task)
+            .and_then(|p| task_tgid(off, p))
+            .unwrap_or(0);
+        (*ev).uid = bpf_get_current_uid_gid() as u32;
+        (*ev).flags = if m.depth as usize > EVENT_PATH_COMPONENTS {
+            EVENT_PATH_TRUNCATED
+        } else {
+            0
+        };
+        (*ev)._pad = 0;
+        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+        for slot in 0..EVENT_PATH_COMPONENTS {
+            (*ev).names[slot][0] = 0;
+        }
+    }
+    // Names from the target up to (not including) the tree root that matched.
+    let mut d = dentry as u64;
+    let mut count = 0u32;
+    for slot in 0..EVENT_PATH_COMPONENTS as u32 {
+        if slot >= m.depth || d == WALK_END {
+            break;
+        }
+        d = rtguard_name_level(d, slot);
+        count += 1;
+    }
+    unsafe { (*ev).name_count = count };
+    if EVENTS.output::<FileEvent>(unsafe { &*ev }, 0).is_err() {
+        count_dropped_event();
+    }
 }

@@ -1,38 +1,110 @@
 //! Typed reads of kernel structs, at offsets the loader resolved from the running kernel's BTF.
 //!
 //! Every read goes through `bpf_probe_read_kernel`: the programs hold plain pointers, not
-//! BTF-typed ones, because rustc emits no CO-RE relocations.
+//! BTF-typed ones, because rustc emits no CO-RE relocations. Each accessor returns `None`
+//! when a read fails or a pointer is NULL, and the callers treat that as "not protected".
 
-use aya_ebpf::helpers::bpf_probe_read_kernel;
+use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
 use core::ffi::c_void;
-use guard_common::InodeKey;
+use guard_common::{InodeKey, KernelOffsets};
 
 use crate::maps::offsets;
 
+pub type KernelPtr = *const c_void;
+
 #[inline(always)]
-unsafe fn read_at<T>(base: *const c_void, offset: u32) -> Option<T> {
+fn read_at<T>(base: KernelPtr, offset: u32) -> Option<T> {
+    if base.is_null() {
+        return None;
+    }
     unsafe { bpf_probe_read_kernel(base.cast::<u8>().add(offset as usize).cast::<T>()).ok() }
 }
 
-/// Identity of the inode behind a dentry, or `None` for a negative dentry or a failed read.
 #[inline(always)]
-pub fn dentry_inode_key(dentry: *const c_void) -> Option<InodeKey> {
+fn read_ptr(base: KernelPtr, offset: u32) -> Option<KernelPtr> {
+    read_at::<KernelPtr>(base, offset).filter(|p| !p.is_null())
+}
+
+/// The offsets, or `None` if the loader never filled them (the programs then do nothing).
+#[inline(always)]
+pub fn resolved_offsets() -> Option<KernelOffsets> {
     let off = offsets();
-    if !off.is_resolved() || dentry.is_null() {
-        return None;
-    }
-    unsafe {
-        let inode: *const c_void = read_at(dentry, off.dentry_d_inode)?;
-        if inode.is_null() {
-            return None;
-        }
-        // i_ino is `unsigned long`: 64 bits on every 64-bit architecture we load on.
-        let ino: u64 = read_at(inode, off.inode_i_ino)?;
-        let sb: *const c_void = read_at(inode, off.inode_i_sb)?;
-        if sb.is_null() {
-            return None;
-        }
-        let dev: u32 = read_at(sb, off.super_block_s_dev)?;
-        Some(InodeKey::new(dev, ino))
-    }
+    off.is_resolved().then_some(off)
+}
+
+#[inline(always)]
+pub fn inode_key(off: &KernelOffsets, inode: KernelPtr) -> Option<InodeKey> {
+    // i_ino is `unsigned long`: 64 bits on every 64-bit architecture we load on.
+    let ino: u64 = read_at(inode, off.inode_i_ino)?;
+    let sb = read_ptr(inode, off.inode_i_sb)?;
+    let dev: u32 = read_at(sb, off.super_block_s_dev)?;
+    Some(InodeKey::new(dev, ino))
+}
+
+/// Identity of the inode behind a dentry; `None` for a negative dentry.
+#[inline(always)]
+pub fn dentry_key(off: &KernelOffsets, dentry: KernelPtr) -> Option<InodeKey> {
+    inode_key(off, read_ptr(dentry, off.dentry_d_inode)?)
+}
+
+/// The parent dentry; a filesystem's root is its own parent.
+#[inline(always)]
+pub fn dentry_parent(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(dentry, off.dentry_d_parent)
+}
+
+/// The dentry's name (`d_name.name`), a NUL-terminated kernel string.
+#[inline(always)]
+pub fn dentry_name(off: &KernelOffsets, dentry: KernelPtr) -> Option<*const u8> {
+    read_ptr(dentry, off.dentry_d_name + off.qstr_name).map(|p| p.cast())
+}
+
+/// `path->dentry`.
+#[inline(always)]
+pub fn path_dentry(off: &KernelOffsets, path: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(path, off.path_dentry)
+}
+
+/// `file->f_path.dentry`.
+#[inline(always)]
+pub fn file_dentry(off: &KernelOffsets, file: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(file, off.file_f_path + off.path_dentry)
+}
+
+#[inline(always)]
+pub fn file_mode(off: &KernelOffsets, file: KernelPtr) -> Option<u32> {
+    read_at(file, off.file_f_mode)
+}
+
+#[inline(always)]
+pub fn file_flags(off: &KernelOffsets, file: KernelPtr) -> Option<u32> {
+    read_at(file, off.file_f_flags)
+}
+
+#[inline(always)]
+pub fn iattr_valid(off: &KernelOffsets, attr: KernelPtr) -> Option<u32> {
+    read_at(attr, off.iattr_ia_valid)
+}
+
+#[inline(always)]
+pub fn current_task() -> KernelPtr {
+    unsafe { bpf_get_current_task() as KernelPtr }
+}
+
+/// The (dev, ino) of the task's executable; `None` for kernel threads.
+#[inline(always)]
+pub fn task_exe(off: &KernelOffsets, task: KernelPtr) -> Option<InodeKey> {
+    let mm = read_ptr(task, off.task_mm)?;
+    let exe_file = read_ptr(mm, off.mm_exe_file)?;
+    inode_key(off, read_ptr(exe_file, off.file_f_inode)?)
+}
+
+#[inline(always)]
+pub fn task_parent(off: &KernelOffsets, task: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(task, off.task_real_parent)
+}
+
+#[inline(always)]
+pub fn task_tgid(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
+    read_at(task, off.task_tgid)
 }

@@ -2,18 +2,45 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
-use guard_common::{GuardConfig, InodeKey, KernelOffsets, EVENT_RING_BYTES, MAX_PROTECTED_INODES};
+use guard_common::{
+    rule::{RuleEntry, MAX_RULES},
+    FileEvent, FileProtection, GuardConfig, InodeKey, KernelOffsets, TrustKey, EVENT_RING_BYTES,
+    MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
+};
 
-/// Protected objects by identity. The value is the id of the rule that protects it.
+/// Protected objects and the ancestor directories of each, by identity.
 #[map]
-pub static PROTECTED_INODES: HashMap<InodeKey, u32> =
+pub static PROTECTED_INODES: HashMap<InodeKey, FileProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_INODES, 0);
 
-/// Decisions for userspace (blocked / would-block).
+/// Roots of protected trees. Everything below a root is protected by the parent walk.
+#[map]
+pub static PROTECTED_TREES: HashMap<InodeKey, FileProtection> =
+    HashMap::with_max_entries(MAX_PROTECTED_TREES, 0);
+
+/// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
+/// other filesystem, so unrelated writes pay one lookup.
+#[map]
+pub static TREE_DEVICES: HashMap<u32, u32> = HashMap::with_max_entries(MAX_PROTECTED_TREES, 0);
+
+/// Executables trusted for a rule (trees' writers) or as the package manager.
+#[map]
+pub static TRUSTED_EXES: HashMap<TrustKey, u32> = HashMap::with_max_entries(MAX_TRUSTED_EXES, 0);
+
+/// Rule table indexed by rule id: each rule's mode.
+#[map]
+pub static RULES: Array<RuleEntry> = Array::with_max_entries(MAX_RULES + 1, 0);
+
+/// Decisions for userspace.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENT_RING_BYTES, 0);
+
+/// One event under construction per CPU. A `FileEvent` is larger than the 512-byte BPF
+/// stack, so it is filled here and copied into the ring buffer with `bpf_ringbuf_output`.
+#[map]
+pub static EVENT_SCRATCH: PerCpuArray<FileEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// Events lost because the ring buffer was full, per CPU; userspace sums and reports them.
 #[map]
@@ -23,9 +50,23 @@ pub static DROPPED_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0
 #[unsafe(no_mangle)]
 pub static OFFSETS: KernelOffsets = KernelOffsets {
     dentry_d_inode: 0,
+    dentry_d_parent: 0,
+    dentry_d_name: 0,
+    qstr_name: 0,
     inode_i_ino: 0,
     inode_i_sb: 0,
     super_block_s_dev: 0,
+    path_dentry: 0,
+    file_f_path: 0,
+    file_f_inode: 0,
+    file_f_mode: 0,
+    file_f_flags: 0,
+    iattr_ia_valid: 0,
+    task_real_parent: 0,
+    task_tgid: 0,
+    task_mm: 0,
+    mm_exe_file: 0,
+    inode_setattr_args: 0,
 };
 
 /// Mode switches, written by the loader.
@@ -42,9 +83,12 @@ pub fn offsets() -> KernelOffsets {
     unsafe { core::ptr::read_volatile(&OFFSETS) }
 }
 
+/// Whether a rule's matches are denied: the rule says enforce and the guard is not
+/// running in audit mode as a whole.
 #[inline(always)]
-pub fn enforcing() -> bool {
-    unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) != 0 }
+pub fn rule_enforces(rule_id: u32) -> bool {
+    let global = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) } != 0;
+    global && RULES.get(rule_id).is_some_and(|r| r.enforces())
 }
 
 pub fn count_dropped_event() {

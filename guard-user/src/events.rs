@@ -1,17 +1,47 @@
 //! Event pipeline: decodes the records the kernel programs put on the ring buffer.
 
-use guard_common::{Decision, FileEvent, FileOp, InodeKey};
+use std::path::PathBuf;
+
+use guard_common::{
+    event::{EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
+    Decision, FileEvent, FileOp, InodeKey,
+};
+
+use crate::loader::KernelTables;
 
 /// A decoded file-layer decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileDecision {
     pub op: FileOp,
     pub decision: Decision,
+    pub rule_id: u32,
     pub target: InodeKey,
+    /// The protected object or tree root that matched.
+    pub anchor: InodeKey,
+    /// Path components from the anchor down to the target (anchor excluded).
+    pub components: Vec<String>,
+    /// Components between the anchor and the first one in `components` were not reported.
+    pub path_truncated: bool,
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
     pub pid: u32,
     pub tgid: u32,
+    pub ppid: u32,
     pub uid: u32,
     pub comm: String,
+}
+
+impl FileDecision {
+    /// The target's path: the anchor's known path plus the components the kernel
+    /// reported. `None` if the anchor is not in the tables (e.g. replaced since).
+    pub fn path(&self, tables: &KernelTables) -> Option<PathBuf> {
+        let mut path = tables.paths.get(&self.anchor)?.clone();
+        if self.path_truncated {
+            path.push("…");
+        }
+        path.extend(&self.components);
+        Some(path)
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -29,7 +59,7 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         return Err(DecodeError::Size(bytes.len(), expected));
     }
     // SAFETY: FileEvent is plain old data of exactly this size; read_unaligned copes with
-    // the ring buffer's 8-byte alignment.
+    // whatever alignment the ring buffer gives.
     let raw: FileEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
     let op = FileOp::from_u32(raw.op).ok_or(DecodeError::Unknown {
         field: "op",
@@ -39,39 +69,72 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         field: "decision",
         value: raw.decision,
     })?;
-    let comm_len = raw
-        .comm
+    let count = (raw.name_count as usize).min(EVENT_PATH_COMPONENTS);
+    // The kernel lists names from the target upwards; paths read downwards.
+    let components = raw.names[..count]
         .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(raw.comm.len());
+        .rev()
+        .map(|name| c_string(name))
+        .collect();
     Ok(FileDecision {
         op,
         decision,
+        rule_id: raw.rule_id,
         target: raw.target,
+        anchor: raw.anchor,
+        components,
+        path_truncated: raw.flags & EVENT_PATH_TRUNCATED != 0,
+        actor_exe: raw.actor_exe,
+        cgroup_id: raw.cgroup_id,
         pid: raw.pid,
         tgid: raw.tgid,
+        ppid: raw.ppid,
         uid: raw.uid,
-        comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+        comm: c_string(&raw.comm),
     })
+}
+
+fn c_string(bytes: &[u8]) -> String {
+    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
+    use guard_common::event::EVENT_NAME_LEN;
+
     use super::*;
 
-    fn record(op: u32, decision: u32) -> Vec<u8> {
+    fn name(s: &str) -> [u8; EVENT_NAME_LEN] {
+        let mut out = [0u8; EVENT_NAME_LEN];
+        out[..s.len()].copy_from_slice(s.as_bytes());
+        out
+    }
+
+    fn record(op: u32, decision: u32, names: &[&str], flags: u32) -> Vec<u8> {
         let mut comm = [0u8; guard_common::COMM_LEN];
         comm[..2].copy_from_slice(b"rm");
-        let ev = FileEvent {
+        let mut ev = FileEvent {
             target: InodeKey::new(0x0fe0_0001, 77),
+            anchor: InodeKey::new(0x0fe0_0001, 5),
+            actor_exe: InodeKey::new(0x0fe0_0001, 900),
+            cgroup_id: 4242,
             op,
             decision,
+            rule_id: 3,
             pid: 10,
             tgid: 11,
+            ppid: 1,
             uid: 0,
+            flags,
+            name_count: names.len() as u32,
             _pad: 0,
             comm,
+            names: [[0; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
         };
+        for (slot, n) in ev.names.iter_mut().zip(names) {
+            *slot = name(n);
+        }
         // SAFETY: FileEvent is repr(C) without padding.
         unsafe {
             std::slice::from_raw_parts(
@@ -83,29 +146,65 @@ mod tests {
     }
 
     #[test]
-    fn decodes_a_blocked_unlink() {
-        let got = decode(&record(1, 1)).unwrap();
+    fn decodes_a_blocked_unlink_below_a_tree_root() {
+        let got = decode(&record(
+            FileOp::Unlink.bit(),
+            1,
+            &["meta.db", "io.containerd"],
+            0,
+        ))
+        .unwrap();
         assert_eq!(got.op, FileOp::Unlink);
         assert_eq!(got.decision, Decision::Blocked);
+        assert_eq!(got.rule_id, 3);
         assert_eq!(
             (got.target.major(), got.target.minor(), got.target.ino),
             (254, 1, 77)
         );
-        assert_eq!((got.pid, got.tgid, got.comm.as_str()), (10, 11, "rm"));
+        assert_eq!(
+            (got.pid, got.tgid, got.ppid, got.comm.as_str()),
+            (10, 11, 1, "rm")
+        );
+        assert_eq!(got.components, ["io.containerd", "meta.db"]);
+
+        let mut tables = KernelTables::default();
+        tables
+            .paths
+            .insert(got.anchor, PathBuf::from("/var/lib/containerd"));
+        assert_eq!(
+            got.path(&tables).unwrap(),
+            PathBuf::from("/var/lib/containerd/io.containerd/meta.db")
+        );
+    }
+
+    #[test]
+    fn marks_truncated_paths() {
+        let got = decode(&record(
+            FileOp::Rename.bit(),
+            2,
+            &["x"],
+            EVENT_PATH_TRUNCATED,
+        ))
+        .unwrap();
+        let mut tables = KernelTables::default();
+        tables.paths.insert(got.anchor, PathBuf::from("/srv"));
+        assert_eq!(got.path(&tables).unwrap(), PathBuf::from("/srv/…/x"));
+        assert_eq!(got.decision, Decision::WouldBlock);
     }
 
     #[test]
     fn rejects_short_and_unknown_records() {
-        assert_eq!(decode(&[0u8; 3]), Err(DecodeError::Size(3, 56)));
+        let size = std::mem::size_of::<FileEvent>();
+        assert_eq!(decode(&[0u8; 3]), Err(DecodeError::Size(3, size)));
         assert_eq!(
-            decode(&record(99, 1)),
+            decode(&record(0x300, 1, &[], 0)),
             Err(DecodeError::Unknown {
                 field: "op",
-                value: 99
+                value: 0x300
             })
         );
         assert_eq!(
-            decode(&record(1, 0)),
+            decode(&record(1, 0, &[], 0)),
             Err(DecodeError::Unknown {
                 field: "decision",
                 value: 0

@@ -17,7 +17,9 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
     }
     let s = scratch();
     let target = s.protected.to_str().unwrap();
-    match start_guard(&["--protect", target]) {
+    let audit = s.dir.path().join("audit.jsonl");
+    let audit = audit.to_str().unwrap();
+    match start_guard(&["--protect", target, "--audit-log", audit]) {
         Started::Ready(guard) => {
             assert_eq!(guard.status, "enforcing");
             let err = std::fs::remove_file(&s.protected)
@@ -43,15 +45,21 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
                 !stderr.contains("enforcing"),
                 "claimed to enforce:\n{stderr}"
             );
-            degraded_run_is_honest(&s);
+            degraded_run_is_honest(&s, audit);
         }
     }
 }
 
 /// With --allow-degraded rtguard keeps running, says it is degraded, and blocks nothing.
-fn degraded_run_is_honest(s: &Scratch) {
+fn degraded_run_is_honest(s: &Scratch, audit: &str) {
     let target = s.protected.to_str().unwrap();
-    let guard = start_ready_guard(&["--protect", target, "--allow-degraded"]);
+    let guard = start_ready_guard(&[
+        "--protect",
+        target,
+        "--allow-degraded",
+        "--audit-log",
+        audit,
+    ]);
     assert!(
         guard.status.starts_with("degraded: "),
         "readiness status: {}",

@@ -59,12 +59,17 @@ pub fn vm_tests() -> Result<PathBuf> {
     executable.context("cargo built no `vm` test executable")
 }
 
-/// What `cargo xtask run` passes to `rtguard run` when given nothing.
+/// What `cargo xtask run` passes to `rtguard run` when given nothing: the development
+/// policy (audit mode), with the audit log kept in the build tree.
 pub fn default_run_args(root: &Path) -> Vec<String> {
     vec![
+        "--policy".into(),
+        root.join("policy/development.toml").display().to_string(),
+        "--audit-log".into(),
+        root.join("target/rtguard-audit.jsonl")
+            .display()
+            .to_string(),
         // A person started it to look: where the kernel can't enforce, say so and go on.
         "--allow-degraded".into(),
-        "--protect".into(),
-        root.join("target/release/rtguard").display().to_string(),
     ]
 }

@@ -74,7 +74,11 @@ fn trim(tree: &Path) -> Result<()> {
     fs::create_dir_all(&debs)?;
     for entry in fs::read_dir(&archives)? {
         let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         if KEPT_DEBS.iter().any(|p| name.starts_with(&format!("{p}_"))) {
             fs::rename(&path, debs.join(&name))?;
         }
@@ -120,12 +124,19 @@ pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
     // for a real lib/ directory would replace it.
     let to = staging.join("usr/lib/modules").join(&release);
     fs::create_dir_all(&to)?;
-    for file in ["modules.order", "modules.builtin", "modules.builtin.modinfo"] {
+    for file in [
+        "modules.order",
+        "modules.builtin",
+        "modules.builtin.modinfo",
+    ] {
         fs::copy(from.join(file), to.join(file))?;
     }
     for dir in MODULE_DIRS {
         fs::create_dir_all(to.join(dir).parent().expect("module dir has a parent"))?;
-        run(Command::new("cp").arg("-a").arg(from.join(dir)).arg(to.join(dir)))?;
+        run(Command::new("cp")
+            .arg("-a")
+            .arg(from.join(dir))
+            .arg(to.join(dir)))?;
     }
     pack(&staging, &cpio)?;
     fs::write(&stamp, wanted)?;
@@ -136,7 +147,10 @@ pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
 pub fn pack(tree: &Path, cpio: &Path) -> Result<()> {
     let out = fs::File::create(cpio).with_context(|| format!("creating {}", cpio.display()))?;
     let status = Command::new("sh")
-        .args(["-c", "find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet"])
+        .args([
+            "-c",
+            "find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet",
+        ])
         .current_dir(tree)
         .stdout(out)
         .status()?;
@@ -151,7 +165,8 @@ pub fn pack(tree: &Path, cpio: &Path) -> Result<()> {
 pub fn concat(parts: &[&Path], out: &Path) -> Result<()> {
     let mut dest = fs::File::create(out)?;
     for part in parts {
-        let mut src = fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
+        let mut src =
+            fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
         std::io::copy(&mut src, &mut dest)?;
     }
     Ok(())

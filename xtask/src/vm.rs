@@ -114,6 +114,15 @@ fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
     fs::create_dir_all(tree.join("tests"))?;
     copy_executable(rtguard, &tree.join("usr/local/bin/rtguard"))?;
     copy_executable(tests, &tree.join("tests/vm"))?;
+    // The shipped policies, where a package would install them.
+    let policies = tree.join("etc/rtguard");
+    fs::create_dir_all(&policies)?;
+    for entry in fs::read_dir(root.join("policy"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            fs::copy(&path, policies.join(path.file_name().expect("a file name")))?;
+        }
+    }
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
     set_mode(&init, 0o755)?;
@@ -141,7 +150,7 @@ depmod -a
 echo "guest: kernel $(uname -r), LSMs $(cat /sys/kernel/security/lsm)"
 rtguard probe
 cd /tmp
-RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never
+RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
 echo "RTGUARD-VM-EXIT=$?"
 poweroff -f -f
 echo o > /proc/sysrq-trigger

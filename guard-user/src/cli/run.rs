@@ -1,39 +1,94 @@
 //! `rtguard run`: load, protect, report, and stay in the foreground.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
 use clap::{Args, ValueEnum};
-use guard_common::InodeKey;
+use guard_common::{file::OPS_ALL, rule::RuleKind, Decision};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
+    time::Instant,
 };
 use tracing::{error, info, warn};
 
 use super::exit;
 use crate::{
-    events,
-    loader::{Guard, LoadError, Mode},
+    audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
+    events::{self, FileDecision},
+    loader::{
+        tables::PACKAGE_MANAGERS, FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
+    },
     notify::notify,
-    resolve::{protected_object, ProtectedObject},
+    paths,
+    policy::{self, Policy},
+    proc::Procfs,
+    resolve::{self, ResolveError, ResolveOptions},
 };
 
+/// After the package manager replaced a protected file, wait this long for it to finish
+/// the batch, then protect the new inodes. dpkg renames files one by one; waiting a
+/// little lets one re-resolution cover many.
+const RESYNC_DELAY: Duration = Duration::from_millis(200);
+
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true)
+    .args(["policy", "protect", "protect_tree", "upgradable"])))]
 pub struct RunArgs {
-    /// Protect this file from removal (repeatable). Identity is the file's (dev, ino), so
-    /// links, bind mounts and chroots reach the same protection.
-    #[arg(long = "protect", value_name = "PATH", required = true)]
+    /// The policy to enforce (see policy/README.md), e.g. /etc/rtguard/production.toml.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["protect", "protect_tree", "upgradable", "trust", "package_manager"])]
+    pub policy: Option<PathBuf>,
+
+    /// Protect this file or directory (repeatable). Identity is its (dev, ino), so links,
+    /// bind mounts and chroots reach the same protection. Its parent directories are
+    /// protected against rename and rmdir.
+    #[arg(long = "protect", value_name = "PATH")]
     pub protect: Vec<PathBuf>,
+
+    /// Protect this directory and everything below it, including files created later.
+    #[arg(long = "protect-tree", value_name = "DIR")]
+    pub protect_tree: Vec<PathBuf>,
+
+    /// Protect this file like --protect, but let the package manager replace it
+    /// (an upgrade); the new file is protected again once the package manager is done.
+    #[arg(long = "upgradable", value_name = "PATH")]
+    pub upgradable: Vec<PathBuf>,
+
+    /// Let processes running this executable, and their children, modify what the
+    /// command line protects (e.g. the runtime managing its own data directory).
+    #[arg(long = "trust", value_name = "EXE")]
+    pub trust: Vec<PathBuf>,
+
+    /// Package manager executables trusted with upgrades [default: /usr/bin/dpkg and
+    /// /usr/bin/rpm, where present].
+    #[arg(long = "package-manager", value_name = "EXE")]
+    pub package_manager: Vec<PathBuf>,
 
     /// enforce: deny matching operations. audit: allow them and report "would-block".
     #[arg(long, value_enum, default_value_t = ModeArg::Enforce)]
     pub mode: ModeArg,
 
+    /// Which LSM hooks carry the file layer: path (security_path_*), inode (the fallback
+    /// for kernels without CONFIG_SECURITY_PATH), or auto.
+    #[arg(long, value_enum, default_value_t = HooksArg::Auto)]
+    pub file_hooks: HooksArg,
+
     /// If the kernel cannot enforce, keep running without enforcement instead of exiting
     /// with status 3.
     #[arg(long)]
     pub allow_degraded: bool,
+
+    /// Where to append the audit trail (JSON lines, rotated by size).
+    #[arg(long, value_name = "FILE", default_value = paths::DEFAULT_AUDIT_LOG)]
+    pub audit_log: PathBuf,
+
+    /// Also send each audit record to the local syslog socket (journald reads it).
+    #[arg(long)]
+    pub syslog: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -42,30 +97,165 @@ pub enum ModeArg {
     Audit,
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Enforce => Mode::Enforce,
-            ModeArg::Audit => Mode::Audit,
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum HooksArg {
+    Auto,
+    Path,
+    Inode,
+}
+
+impl From<HooksArg> for HookChoice {
+    fn from(h: HooksArg) -> Self {
+        match h {
+            HooksArg::Auto => HookChoice::Auto,
+            HooksArg::Path => HookChoice::Only(FileHooks::Path),
+            HooksArg::Inode => HookChoice::Only(FileHooks::Inode),
         }
     }
 }
 
+/// What to protect: a policy, or paths named on the command line. Resolved again whenever
+/// inodes may have changed (after an upgrade replaced protected files).
+enum Source {
+    Policy(Box<Policy>),
+    CommandLine(CommandLineSpec),
+}
+
+impl Source {
+    fn resolve(&self) -> Result<KernelTables, ResolveError> {
+        match self {
+            Source::Policy(policy) => {
+                let options = ResolveOptions {
+                    root: PathBuf::from("/"),
+                    ..Default::default()
+                };
+                let set = resolve::resolve(policy, &options)?;
+                let mut tables = KernelTables::from_rule_set(&set)?;
+                for rule in &set.rules {
+                    tables.rule_names.insert(rule.id, rule.name.clone());
+                }
+                Ok(tables)
+            }
+            Source::CommandLine(spec) => spec.resolve(),
+        }
+    }
+
+    fn audit_context(&self) -> RecordContext {
+        match self {
+            Source::Policy(policy) => RecordContext::new(
+                policy.environment.clone(),
+                PolicyRef {
+                    name: policy.source.name.clone(),
+                    sha256: policy.sha256.clone(),
+                },
+            ),
+            Source::CommandLine(_) => RecordContext::new(
+                "command-line",
+                PolicyRef {
+                    name: "command line".to_owned(),
+                    sha256: String::new(),
+                },
+            ),
+        }
+    }
+}
+
+/// Paths named on the command line.
+struct CommandLineSpec {
+    objects: Vec<PathBuf>,
+    upgradable: Vec<PathBuf>,
+    trees: Vec<PathBuf>,
+    trusted: Vec<PathBuf>,
+    package_managers: Vec<PathBuf>,
+}
+
+/// Rule ids for what the command line protects.
+const RULE_PATHS: u32 = 1;
+const RULE_TREES: u32 = 2;
+
+impl CommandLineSpec {
+    fn from_args(args: &RunArgs) -> Self {
+        let package_managers = if args.package_manager.is_empty() {
+            PACKAGE_MANAGERS
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect()
+        } else {
+            args.package_manager.clone()
+        };
+        Self {
+            objects: args.protect.clone(),
+            upgradable: args.upgradable.clone(),
+            trees: args.protect_tree.clone(),
+            trusted: args.trust.clone(),
+            package_managers,
+        }
+    }
+
+    fn resolve(&self) -> Result<KernelTables, ResolveError> {
+        let mut t = KernelTables::default();
+        t.rule(RULE_PATHS, RuleKind::Paths, true);
+        t.rule(RULE_TREES, RuleKind::Trees, true);
+        t.rule_names
+            .insert(RULE_PATHS, "command-line-paths".to_owned());
+        t.rule_names
+            .insert(RULE_TREES, "command-line-trees".to_owned());
+        for path in &self.objects {
+            t.protect_object(path, RULE_PATHS, OPS_ALL, false)?;
+        }
+        for path in &self.upgradable {
+            t.protect_object(path, RULE_PATHS, OPS_ALL, true)?;
+        }
+        for dir in &self.trees {
+            t.protect_tree(dir, RULE_TREES, OPS_ALL)?;
+        }
+        for exe in &self.trusted {
+            t.trust(exe, RULE_PATHS)?;
+            t.trust(exe, RULE_TREES)?;
+        }
+        for exe in &self.package_managers {
+            t.package_manager(exe)?;
+        }
+        Ok(t)
+    }
+}
+
 pub fn run(args: RunArgs) -> u8 {
-    let objects = match args
-        .protect
-        .iter()
-        .map(|p| protected_object(p))
-        .collect::<Result<Vec<_>, _>>()
-    {
-        Ok(objects) => objects,
+    let source = match &args.policy {
+        Some(path) => match policy::load(path) {
+            Ok(policy) => Source::Policy(Box::new(policy)),
+            Err(e) => {
+                eprintln!("{}", e.render());
+                return exit::USAGE;
+            }
+        },
+        None => Source::CommandLine(CommandLineSpec::from_args(&args)),
+    };
+    let tables = match source.resolve() {
+        Ok(tables) => tables,
         Err(e) => {
             eprintln!("rtguard: {e}");
             return exit::USAGE;
         }
     };
+    let mut config = AuditLogConfig::new(&args.audit_log);
+    if args.syslog {
+        config = config.with_syslog();
+    }
+    let audit_log = match AuditLog::open(config) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("rtguard: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let mode = match args.mode {
+        ModeArg::Enforce => Mode::Enforce,
+        ModeArg::Audit => Mode::Audit,
+    };
 
-    let guard = match Guard::load(args.mode.into()) {
+    let guard = match Guard::load(mode, args.file_hooks.into()) {
         Ok(guard) => Some(guard),
         Err(e @ LoadError::LsmUnavailable { .. }) if args.allow_degraded => {
             eprintln!("rtguard: {e}");
@@ -95,7 +285,12 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    match runtime.block_on(serve(guard, objects)) {
+    let trail = AuditTrail {
+        log: audit_log,
+        context: source.audit_context(),
+        procfs: Procfs::default(),
+    };
+    match runtime.block_on(serve(guard, source, tables, trail)) {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("rtguard: {e:#}");
@@ -105,7 +300,12 @@ pub fn run(args: RunArgs) -> u8 {
 }
 
 /// Fills the maps, announces readiness and streams decisions until told to stop.
-async fn serve(guard: Option<Guard>, objects: Vec<ProtectedObject>) -> anyhow::Result<()> {
+async fn serve(
+    guard: Option<Guard>,
+    source: Source,
+    tables: KernelTables,
+    mut trail: AuditTrail,
+) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
 
@@ -119,20 +319,17 @@ async fn serve(guard: Option<Guard>, objects: Vec<ProtectedObject>) -> anyhow::R
         return Ok(());
     };
 
-    let mut paths: HashMap<InodeKey, PathBuf> = HashMap::new();
-    for (rule_id, object) in (1u32..).zip(&objects) {
-        guard.protect(object, rule_id)?;
-        paths.insert(object.key, object.path.clone());
-    }
+    let (objects, trees) = (tables.inodes.len(), tables.trees.len());
+    guard.install(tables)?;
     let verb = match guard.mode() {
         Mode::Enforce => "enforcing",
         Mode::Audit => "auditing (not blocking)",
     };
     info!(
-        objects = objects.len(),
-        hooks = ?guard.attached(),
-        "{verb}: {} protected object(s)",
-        objects.len()
+        inodes = objects,
+        trees,
+        file_hooks = guard.file_hooks().as_str(),
+        "{verb}: {objects} protected inode(s) (objects and their ancestors), {trees} tree(s)"
     );
     notify(&format!("READY=1\nSTATUS={verb}")).ok();
 
@@ -143,42 +340,137 @@ async fn serve(guard: Option<Guard>, objects: Vec<ProtectedObject>) -> anyhow::R
             .map_err(|e| e.into_parts().1)
             .context("polling the event ring buffer")?;
     let mut reported_drops = 0u64;
+    let mut resync_at: Option<Instant> = None;
     loop {
+        let resync = async {
+            match resync_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             ready = ring.readable_mut() => {
                 let mut ready = ready.context("waiting for events")?;
-                let ring = ready.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    match events::decode(&item) {
-                        Ok(ev) => {
-                            let path = paths.get(&ev.target).map(|p| p.display().to_string()).unwrap_or_default();
-                            warn!(
-                                decision = ev.decision.as_str(),
-                                op = ev.op.as_str(),
-                                path,
-                                dev = format_args!("{}:{}", ev.target.major(), ev.target.minor()),
-                                ino = ev.target.ino,
-                                pid = ev.tgid,
-                                uid = ev.uid,
-                                comm = ev.comm,
-                                "{} {} of a protected object", ev.decision.as_str(), ev.op.as_str()
-                            );
-                        }
-                        Err(e) => error!("undecodable event: {e}"),
-                    }
+                if drain_events(ready.get_inner_mut(), &guard, &mut trail) {
+                    resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
                 }
                 ready.clear_ready();
                 let dropped = guard.dropped_events()?;
                 if dropped > reported_drops {
                     warn!(dropped = dropped - reported_drops, "events lost: the ring buffer was full");
+                    trail.log.add_dropped(dropped - reported_drops);
                     reported_drops = dropped;
+                }
+            }
+            _ = resync => {
+                resync_at = None;
+                match source.resolve() {
+                    Ok(tables) => {
+                        guard.install(tables)?;
+                        info!("re-protected after the package manager replaced protected files");
+                    }
+                    // Mid-upgrade a file can be briefly absent; try again shortly.
+                    Err(e) => {
+                        warn!("re-resolving after an upgrade: {e}; retrying");
+                        resync_at = Some(Instant::now() + RESYNC_DELAY);
+                    }
                 }
             }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
     }
+    // Decisions made before the signal are still in the ring buffer: record them.
+    drain_events(ring.get_mut(), &guard, &mut trail);
     info!("stopping: detaching programs");
     drop(guard);
     Ok(())
+}
+
+/// Logs and records every queued decision. Returns whether the package manager replaced
+/// protected files, so that the new inodes must be protected.
+fn drain_events(ring: &mut RingBuf<MapData>, guard: &Guard, trail: &mut AuditTrail) -> bool {
+    let mut upgraded = false;
+    while let Some(item) = ring.next() {
+        match events::decode(&item) {
+            Ok(ev) => {
+                log_decision(&ev, guard.installed());
+                trail.file_decision(&ev, guard.installed());
+                upgraded |= ev.decision == Decision::AllowedUpgrade;
+            }
+            Err(e) => error!("undecodable event: {e}"),
+        }
+    }
+    upgraded
+}
+
+/// The audit log and what every record says about where it came from.
+struct AuditTrail {
+    log: AuditLog,
+    context: RecordContext,
+    procfs: Procfs,
+}
+
+impl AuditTrail {
+    fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
+        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
+            .with_ppid(ev.ppid)
+            .with_cgroup_id(ev.cgroup_id);
+        // The process may be gone already; the kernel's fields stay.
+        actor.fill_from_proc(&self.procfs).ok();
+        let mut target = Target::inode(ev.target);
+        if let Some(path) = ev.path(tables) {
+            target = target.with_path(path.display().to_string());
+        }
+        let decision = match ev.decision {
+            Decision::Blocked => audit::Decision::Blocked,
+            Decision::WouldBlock => audit::Decision::WouldBlock,
+            Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
+        };
+        let mut record = self
+            .context
+            .record(Layer::File, ev.op.as_str(), decision, actor)
+            .target(target);
+        if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
+            record = record.rule(rule.clone());
+        }
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+}
+
+fn log_decision(ev: &FileDecision, tables: &KernelTables) {
+    let path = ev
+        .path(tables)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "?".to_owned());
+    let exe = Path::new("/proc")
+        .join(ev.tgid.to_string())
+        .join("exe")
+        .read_link()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let rule = tables
+        .rule_names
+        .get(&ev.rule_id)
+        .map(String::as_str)
+        .unwrap_or("?");
+    warn!(
+        decision = ev.decision.as_str(),
+        op = ev.op.as_str(),
+        rule,
+        path,
+        dev = format_args!("{}:{}", ev.target.major(), ev.target.minor()),
+        ino = ev.target.ino,
+        pid = ev.tgid,
+        ppid = ev.ppid,
+        uid = ev.uid,
+        comm = ev.comm,
+        exe,
+        cgroup = ev.cgroup_id,
+        "{} {} of a protected object",
+        ev.decision.as_str(),
+        ev.op.as_str()
+    );
 }

@@ -1,21 +1,21 @@
-//! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and owns
-//! the maps userspace writes protected objects into.
+//! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and keeps
+//! the programs' maps in step with the kernel tables userspace resolved.
 
 pub mod offsets;
+pub mod tables;
 
-use std::{io, path::Path};
+use std::{collections::BTreeSet, io, path::Path};
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{Lsm, ProgramError},
     Btf, Ebpf, EbpfLoader,
 };
-use guard_common::{names, GuardConfig, InodeKey};
+use guard_common::{names, rule::RuleEntry, FileProtection, GuardConfig, InodeKey, TrustKey};
 use tracing::{debug, info};
 
-use crate::resolve::ProtectedObject;
-
-pub use offsets::{resolve_offsets, OffsetError, KERNEL_BTF};
+pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
+pub use tables::KernelTables;
 
 /// Where the active LSMs are listed.
 const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
@@ -24,8 +24,53 @@ const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
 /// and has no libc name.
 const KERNEL_ENOTSUPP: i32 = 524;
 
-/// The LSM hooks rtguard attaches, each by the program of the same name in guard-ebpf.
-const FILE_LAYER_HOOKS: &[&str] = &["path_unlink"];
+/// Which LSM hooks carry the file layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileHooks {
+    /// `security_path_*` (needs CONFIG_SECURITY_PATH), plus `file_open`.
+    Path,
+    /// `security_inode_*`, plus `file_open`: the fallback.
+    Inode,
+}
+
+impl FileHooks {
+    /// The programs (named after their hooks) that make up the set.
+    pub const fn hooks(self) -> &'static [&'static str] {
+        match self {
+            FileHooks::Path => &[
+                "path_unlink",
+                "path_rmdir",
+                "path_rename",
+                "path_truncate",
+                "path_chmod",
+                "path_chown",
+                "file_open",
+            ],
+            FileHooks::Inode => &[
+                "inode_unlink",
+                "inode_rmdir",
+                "inode_rename",
+                "inode_setattr",
+                "file_open",
+            ],
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FileHooks::Path => "path",
+            FileHooks::Inode => "inode",
+        }
+    }
+}
+
+/// The operator's choice of file hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookChoice {
+    /// `path` where the kernel has it, else `inode`.
+    Auto,
+    Only(FileHooks),
+}
 
 /// Whether matching operations are denied or only reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,20 +79,13 @@ pub enum Mode {
     Audit,
 }
 
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The kernel will not run BPF LSM programs; nothing can be enforced on this host.
     #[error("enforcement unavailable: {reason}; rtguard cannot block anything on this host")]
     LsmUnavailable { reason: String },
+    #[error("the kernel has no security_path_* hooks (built without CONFIG_SECURITY_PATH); use --file-hooks inode or auto")]
+    NoPathHooks,
     #[error(transparent)]
     Offsets(#[from] OffsetError),
     #[error("cannot parse kernel BTF for program load: {0}")]
@@ -74,14 +112,30 @@ pub enum LoadError {
 pub struct Guard {
     ebpf: Ebpf,
     mode: Mode,
+    file_hooks: FileHooks,
     attached: Vec<&'static str>,
+    installed: KernelTables,
 }
 
 impl Guard {
     /// Loads and attaches the file layer on the running kernel.
-    pub fn load(mode: Mode) -> Result<Self, LoadError> {
-        let offsets = resolve_offsets(Path::new(KERNEL_BTF))?;
+    pub fn load(mode: Mode, choice: HookChoice) -> Result<Self, LoadError> {
+        let kernel_btf =
+            btf_rs::Btf::from_file(KERNEL_BTF).map_err(|source| OffsetError::Read {
+                path: KERNEL_BTF.into(),
+                source,
+            })?;
+        let offsets = offsets_from(&kernel_btf)?;
         debug!(?offsets, "resolved kernel struct offsets from BTF");
+        let path_hooks = has_hook(&kernel_btf, "path_unlink");
+        let file_hooks = match choice {
+            HookChoice::Auto if path_hooks => FileHooks::Path,
+            HookChoice::Auto => FileHooks::Inode,
+            HookChoice::Only(FileHooks::Path) if !path_hooks => return Err(LoadError::NoPathHooks),
+            HookChoice::Only(hooks) => hooks,
+        };
+        drop(kernel_btf);
+
         let config = GuardConfig {
             enforce: u32::from(mode == Mode::Enforce),
             _pad: 0,
@@ -92,7 +146,7 @@ impl Guard {
             .load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
         let mut attached = Vec::new();
-        for &hook in FILE_LAYER_HOOKS {
+        for &hook in file_hooks.hooks() {
             let program: &mut Lsm = ebpf
                 .program_mut(hook)
                 .ok_or(LoadError::Program {
@@ -107,13 +161,20 @@ impl Guard {
             program
                 .attach()
                 .map_err(|source| LoadError::Program { hook, source })?;
-            info!(hook, "attached LSM program");
+            debug!(hook, "attached LSM program");
             attached.push(hook);
         }
+        info!(
+            hooks = file_hooks.as_str(),
+            programs = attached.len(),
+            "file layer attached"
+        );
         Ok(Self {
             ebpf,
             mode,
+            file_hooks,
             attached,
+            installed: KernelTables::default(),
         })
     }
 
@@ -121,20 +182,81 @@ impl Guard {
         self.mode
     }
 
+    pub fn file_hooks(&self) -> FileHooks {
+        self.file_hooks
+    }
+
     /// LSM hooks with an attached program.
     pub fn attached(&self) -> &[&'static str] {
         &self.attached
     }
 
-    /// Adds an object to the protected-inode map under `rule_id`.
-    pub fn protect(&mut self, object: &ProtectedObject, rule_id: u32) -> Result<(), LoadError> {
-        let mut map: HashMap<&mut MapData, InodeKey, u32> =
-            self.map_mut(names::PROTECTED_INODES)?;
-        map.insert(object.key, rule_id, 0)
-            .map_err(|source| LoadError::Map {
-                map: names::PROTECTED_INODES,
-                source,
-            })
+    /// What the maps hold now.
+    pub fn installed(&self) -> &KernelTables {
+        &self.installed
+    }
+
+    /// Brings the maps to `tables`: adds and updates what is new, then removes what is
+    /// gone, so a protected object is never unprotected in between.
+    pub fn install(&mut self, tables: KernelTables) -> Result<(), LoadError> {
+        {
+            let mut rules: Array<&mut MapData, RuleEntry> =
+                array_mut(&mut self.ebpf, names::RULES)?;
+            for (&id, entry) in &tables.rules {
+                rules.set(id, entry, 0).map_err(map_err(names::RULES))?;
+            }
+            for id in self.installed.rules.keys() {
+                if !tables.rules.contains_key(id) {
+                    rules
+                        .set(*id, RuleEntry::default(), 0)
+                        .map_err(map_err(names::RULES))?;
+                }
+            }
+        }
+        sync_hash(
+            hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?,
+            names::PROTECTED_INODES,
+            &self.installed.inodes,
+            &tables.inodes,
+        )?;
+        let devices_old: BTreeSet<u32> = self.installed.tree_devices();
+        let devices_new: BTreeSet<u32> = tables.tree_devices();
+        {
+            let mut devices: HashMap<&mut MapData, u32, u32> =
+                hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
+            for dev in devices_new.difference(&devices_old) {
+                devices
+                    .insert(dev, 1, 0)
+                    .map_err(map_err(names::TREE_DEVICES))?;
+            }
+        }
+        sync_hash(
+            hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_TREES)?,
+            names::PROTECTED_TREES,
+            &self.installed.trees,
+            &tables.trees,
+        )?;
+        {
+            let mut devices: HashMap<&mut MapData, u32, u32> =
+                hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
+            for dev in devices_old.difference(&devices_new) {
+                remove_present(&mut devices, dev, names::TREE_DEVICES)?;
+            }
+        }
+        {
+            let mut trusted: HashMap<&mut MapData, TrustKey, u32> =
+                hash_mut(&mut self.ebpf, names::TRUSTED_EXES)?;
+            for key in tables.trusted.difference(&self.installed.trusted) {
+                trusted
+                    .insert(key, 1, 0)
+                    .map_err(map_err(names::TRUSTED_EXES))?;
+            }
+            for key in self.installed.trusted.difference(&tables.trusted) {
+                remove_present(&mut trusted, key, names::TRUSTED_EXES)?;
+            }
+        }
+        self.installed = tables;
+        Ok(())
     }
 
     /// Takes the event ring buffer; the caller owns reading it.
@@ -143,10 +265,7 @@ impl Guard {
             .ebpf
             .take_map(names::EVENTS)
             .ok_or(LoadError::MissingMap(names::EVENTS))?;
-        RingBuf::try_from(map).map_err(|source| LoadError::Map {
-            map: names::EVENTS,
-            source,
-        })
+        RingBuf::try_from(map).map_err(map_err(names::EVENTS))
     }
 
     /// Events the kernel could not queue because the ring buffer was full, summed over CPUs.
@@ -156,48 +275,96 @@ impl Guard {
             .map(names::DROPPED_EVENTS)
             .ok_or(LoadError::MissingMap(names::DROPPED_EVENTS))?;
         let counters: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(map).map_err(|source| LoadError::Map {
-                map: names::DROPPED_EVENTS,
-                source,
-            })?;
-        let per_cpu = counters.get(&0, 0).map_err(|source| LoadError::Map {
-            map: names::DROPPED_EVENTS,
-            source,
-        })?;
+            PerCpuArray::try_from(map).map_err(map_err(names::DROPPED_EVENTS))?;
+        let per_cpu = counters
+            .get(&0, 0)
+            .map_err(map_err(names::DROPPED_EVENTS))?;
         Ok(per_cpu.iter().sum())
     }
+}
 
-    fn map_mut<K: aya::Pod, V: aya::Pod>(
-        &mut self,
-        name: &'static str,
-    ) -> Result<HashMap<&mut MapData, K, V>, LoadError> {
-        let map = self.ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
-        HashMap::try_from(map).map_err(|source| LoadError::Map { map: name, source })
+fn hash_mut<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<HashMap<&'a mut MapData, K, V>, LoadError> {
+    let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
+    HashMap::try_from(map).map_err(map_err(name))
+}
+
+fn array_mut<'a, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<Array<&'a mut MapData, V>, LoadError> {
+    let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
+    Array::try_from(map).map_err(map_err(name))
+}
+
+fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
+    move |source| LoadError::Map { map, source }
+}
+
+/// Inserts new and changed entries, then removes stale ones.
+fn sync_hash<K: aya::Pod + Ord, V: aya::Pod + PartialEq>(
+    mut map: HashMap<&mut MapData, K, V>,
+    name: &'static str,
+    old: &std::collections::BTreeMap<K, V>,
+    new: &std::collections::BTreeMap<K, V>,
+) -> Result<(), LoadError> {
+    for (key, value) in new {
+        if old.get(key) != Some(value) {
+            map.insert(key, value, 0).map_err(map_err(name))?;
+        }
+    }
+    for key in old.keys() {
+        if !new.contains_key(key) {
+            remove_present(&mut map, key, name)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a key; one that is already gone is not an error.
+fn remove_present<K: aya::Pod, V: aya::Pod>(
+    map: &mut HashMap<&mut MapData, K, V>,
+    key: &K,
+    name: &'static str,
+) -> Result<(), LoadError> {
+    match map.remove(key) {
+        Ok(()) => Ok(()),
+        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        Err(e) => Err(map_err(name)(e)),
     }
 }
 
 /// Turns a refused program load into the reason an operator can act on.
 fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
-    let refused = match &source {
-        ProgramError::LoadError { io_error, .. } => Some(io_error.raw_os_error()),
-        ProgramError::SyscallError(e) => Some(e.io_error.raw_os_error()),
+    let errno = match &source {
+        // A verifier log means the kernel examined the program and rejected it: that is
+        // a bug to report as is, not a missing feature.
+        ProgramError::LoadError { verifier_log, .. }
+            if !verifier_log.to_string().trim().is_empty() =>
+        {
+            None
+        }
+        ProgramError::LoadError { io_error, .. } => io_error.raw_os_error(),
+        ProgramError::SyscallError(e) => e.io_error.raw_os_error(),
         _ => None,
     };
-    match (refused, active_lsms()) {
+    match (errno, active_lsms()) {
         (_, Ok(lsms)) if !lsms.iter().any(|l| l == "bpf") => LoadError::LsmUnavailable {
             reason: format!(
                 "BPF LSM is not active (active LSMs: {}); boot with lsm=...,bpf",
                 lsms.join(",")
             ),
         },
-        (Some(Some(libc::EPERM)), _) => LoadError::LsmUnavailable {
+        (Some(libc::EPERM), _) => LoadError::LsmUnavailable {
             reason: "the kernel refused BPF LSM programs (EPERM)".to_owned(),
         },
-        (Some(Some(libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)), _) => {
+        (Some(e @ (libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)), _) => {
             LoadError::LsmUnavailable {
                 reason: format!(
                     "the kernel does not support BPF LSM programs on {hook} ({})",
-                    io::Error::from_raw_os_error(refused.flatten().unwrap_or(0))
+                    io::Error::from_raw_os_error(e)
                 ),
             }
         }
@@ -218,6 +385,16 @@ fn parse_lsm_list(list: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether this kernel has the `path_*` hooks, read from its BTF.
+pub fn kernel_has_path_hooks() -> Result<bool, OffsetError> {
+    let btf =
+        btf_rs::Btf::from_file(Path::new(KERNEL_BTF)).map_err(|source| OffsetError::Read {
+            path: KERNEL_BTF.into(),
+            source,
+        })?;
+    Ok(has_hook(&btf, "path_unlink"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +407,12 @@ mod tests {
         );
         assert!(!parse_lsm_list("capability,bpffs").contains(&"bpf".to_owned()));
         assert!(parse_lsm_list("").is_empty());
+    }
+
+    #[test]
+    fn both_hook_sets_cover_open_for_write() {
+        for set in [FileHooks::Path, FileHooks::Inode] {
+            assert!(set.hooks().contains(&"file_open"));
+        }
     }
 }

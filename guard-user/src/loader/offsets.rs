@@ -31,6 +31,8 @@ pub enum OffsetError {
         strukt: &'static str,
         member: &'static str,
     },
+    #[error("kernel BTF has no BPF LSM attach point for {0} (bpf_lsm_{0})")]
+    NoHook(&'static str),
     #[error("kernel BTF: {0}")]
     Btf(#[from] btf_rs::Error),
 }
@@ -41,12 +43,56 @@ pub fn resolve_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
         path: path.to_owned(),
         source,
     })?;
+    offsets_from(&btf)
+}
+
+/// The offsets, from an already parsed BTF.
+pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
     Ok(KernelOffsets {
-        dentry_d_inode: member_offset(&btf, "dentry", "d_inode")?,
-        inode_i_ino: member_offset(&btf, "inode", "i_ino")?,
-        inode_i_sb: member_offset(&btf, "inode", "i_sb")?,
-        super_block_s_dev: member_offset(&btf, "super_block", "s_dev")?,
+        dentry_d_inode: member_offset(btf, "dentry", "d_inode")?,
+        dentry_d_parent: member_offset(btf, "dentry", "d_parent")?,
+        dentry_d_name: member_offset(btf, "dentry", "d_name")?,
+        qstr_name: member_offset(btf, "qstr", "name")?,
+        inode_i_ino: member_offset(btf, "inode", "i_ino")?,
+        inode_i_sb: member_offset(btf, "inode", "i_sb")?,
+        super_block_s_dev: member_offset(btf, "super_block", "s_dev")?,
+        path_dentry: member_offset(btf, "path", "dentry")?,
+        file_f_path: member_offset(btf, "file", "f_path")?,
+        file_f_inode: member_offset(btf, "file", "f_inode")?,
+        file_f_mode: member_offset(btf, "file", "f_mode")?,
+        file_f_flags: member_offset(btf, "file", "f_flags")?,
+        iattr_ia_valid: member_offset(btf, "iattr", "ia_valid")?,
+        task_real_parent: member_offset(btf, "task_struct", "real_parent")?,
+        task_tgid: member_offset(btf, "task_struct", "tgid")?,
+        task_mm: member_offset(btf, "task_struct", "mm")?,
+        mm_exe_file: member_offset(btf, "mm_struct", "exe_file")?,
+        inode_setattr_args: hook_arity(btf, "inode_setattr")?,
     })
+}
+
+/// Number of parameters of an LSM hook, from its BPF attach point `bpf_lsm_<hook>`.
+pub fn hook_arity(btf: &Btf, hook: &'static str) -> Result<u32, OffsetError> {
+    let func = format!("bpf_lsm_{hook}");
+    let ty = btf
+        .resolve_types_by_name(&func)
+        .map_err(|_| OffsetError::NoHook(hook))?
+        .into_iter()
+        .find_map(|ty| match ty {
+            Type::Func(f) => Some(f),
+            _ => None,
+        })
+        .ok_or(OffsetError::NoHook(hook))?;
+    match btf.resolve_chained_type(&ty)? {
+        Type::FuncProto(proto) => Ok(proto.parameters.len() as u32),
+        _ => Err(OffsetError::NoHook(hook)),
+    }
+}
+
+/// Whether the kernel has a BPF attach point for an LSM hook. The `path_*` hooks exist
+/// only with CONFIG_SECURITY_PATH.
+pub fn has_hook(btf: &Btf, hook: &str) -> bool {
+    btf.resolve_types_by_name(&format!("bpf_lsm_{hook}"))
+        .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
 }
 
 /// Byte offset of `strukt.member`, looking through anonymous structs and unions the way
@@ -124,6 +170,25 @@ mod tests {
         assert_eq!(off.dentry_d_inode % 8, 0);
         assert_eq!(off.inode_i_sb % 8, 0);
         assert_eq!(off.super_block_s_dev % 4, 0);
+        assert_eq!(off.dentry_d_parent % 8, 0);
+        assert_eq!(off.task_mm % 8, 0);
+        assert!(off.task_tgid > 0 && off.task_real_parent > 0 && off.mm_exe_file > 0);
+        // struct qstr is { hash_len; name }.
+        assert_eq!(off.qstr_name, 8);
+        // struct path is { mnt; dentry }.
+        assert_eq!(off.path_dentry, 8);
+    }
+
+    #[test]
+    fn hook_arity_tracks_the_running_kernel() {
+        let Some(path) = host_btf() else { return };
+        let btf = Btf::from_file(path).unwrap();
+        assert_eq!(hook_arity(&btf, "path_unlink").unwrap(), 2);
+        assert_eq!(hook_arity(&btf, "file_open").unwrap(), 1);
+        // (dentry, attr) before 6.3, (idmap, dentry, attr) since.
+        assert!(matches!(hook_arity(&btf, "inode_setattr").unwrap(), 2 | 3));
+        assert!(!has_hook(&btf, "no_such_hook"));
+        assert!(has_hook(&btf, "file_open"));
     }
 
     #[test]

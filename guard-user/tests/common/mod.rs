@@ -177,3 +177,85 @@ pub fn scratch() -> Scratch {
         protected_sha256,
     }
 }
+
+/// What an operator would check after an attempt: presence, bytes, mode, owner, inode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileState {
+    pub sha256: Option<String>,
+    pub mode: u32,
+    pub uid: u32,
+    pub ino: u64,
+}
+
+/// The state of every path, keyed by path. A missing path has no entry.
+pub fn snapshot(paths: &[PathBuf]) -> std::collections::BTreeMap<PathBuf, FileState> {
+    use std::os::unix::fs::MetadataExt as _;
+    paths
+        .iter()
+        .filter_map(|p| {
+            let meta = std::fs::symlink_metadata(p).ok()?;
+            let sha256 = meta.is_file().then(|| sha256(p));
+            Some((
+                p.clone(),
+                FileState {
+                    sha256,
+                    mode: meta.mode(),
+                    uid: meta.uid(),
+                    ino: meta.ino(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Every regular file, directory and link below `dir`, `dir` included.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs `script` with sh and requires it to fail with EPERM's message.
+pub fn expect_denied(script: &str) {
+    let out = sh(script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "`{script}` succeeded; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains("Operation not permitted"),
+        "`{script}` failed without EPERM: {stderr}"
+    );
+}
+
+/// Runs `script` with sh and requires it to fail, whatever the message.
+pub fn expect_failed(script: &str) {
+    let out = sh(script);
+    assert!(
+        !out.status.success(),
+        "`{script}` succeeded; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `script` with sh and requires it to succeed.
+pub fn expect_allowed(script: &str) {
+    let out = sh(script);
+    assert!(
+        out.status.success(),
+        "`{script}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

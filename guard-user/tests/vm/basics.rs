@@ -1,11 +1,8 @@
-//! Enforcement tests. They run as root inside the Debian VMs (`cargo xtask vm-test`), where
-//! the kernel runs BPF LSM programs, and assert both the errno and what is left on disk.
-
-mod common;
+//! The first enforcement path: unlink of a protected file, end to end.
 
 use std::io::ErrorKind;
 
-use common::*;
+use crate::common::*;
 
 const EPERM: i32 = 1;
 

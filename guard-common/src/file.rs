@@ -1,0 +1,159 @@
+//! The file layer's vocabulary: operations, what a map entry protects against, and who is
+//! trusted to act anyway.
+
+/// A destructive file operation. Each is one bit, so a protection lists the operations it
+/// denies as a mask.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FileOp {
+    Unlink = 1 << 0,
+    Rmdir = 1 << 1,
+    /// Renaming the object away, or renaming something over it.
+    Rename = 1 << 2,
+    Truncate = 1 << 3,
+    /// An open for writing or with O_TRUNC.
+    OpenWrite = 1 << 4,
+    Chmod = 1 << 5,
+    Chown = 1 << 6,
+    /// A mode, owner or size change seen by `inode_setattr` (the fallback hooks).
+    Setattr = 1 << 7,
+}
+
+impl FileOp {
+    pub const ALL: [FileOp; 8] = [
+        FileOp::Unlink,
+        FileOp::Rmdir,
+        FileOp::Rename,
+        FileOp::Truncate,
+        FileOp::OpenWrite,
+        FileOp::Chmod,
+        FileOp::Chown,
+        FileOp::Setattr,
+    ];
+
+    pub const fn bit(self) -> u32 {
+        self as u32
+    }
+
+    pub const fn from_u32(raw: u32) -> Option<Self> {
+        match raw {
+            0x01 => Some(Self::Unlink),
+            0x02 => Some(Self::Rmdir),
+            0x04 => Some(Self::Rename),
+            0x08 => Some(Self::Truncate),
+            0x10 => Some(Self::OpenWrite),
+            0x20 => Some(Self::Chmod),
+            0x40 => Some(Self::Chown),
+            0x80 => Some(Self::Setattr),
+            _ => None,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unlink => "unlink",
+            Self::Rmdir => "rmdir",
+            Self::Rename => "rename",
+            Self::Truncate => "truncate",
+            Self::OpenWrite => "open-write",
+            Self::Chmod => "chmod",
+            Self::Chown => "chown",
+            Self::Setattr => "setattr",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == name)
+    }
+}
+
+/// Every operation: what a protected file or directory is guarded against.
+pub const OPS_ALL: u32 = 0xff;
+/// What an ancestor directory of a protected object is guarded against: moving or
+/// removing it would take the object with it. Creating and removing other entries in it
+/// stays allowed.
+pub const OPS_ANCESTOR: u32 = FileOp::Rename as u32 | FileOp::Rmdir as u32;
+/// What removes or replaces names: the `rm -rf` and `mv` of an uninstaller.
+pub const OPS_REMOVE: u32 = FileOp::Unlink as u32 | FileOp::Rmdir as u32 | FileOp::Rename as u32;
+
+/// Set in [`FileProtection::flags`] when the package manager may replace the object
+/// (a package group with `upgrade = "allow"`).
+pub const FILE_UPGRADABLE: u32 = 1 << 0;
+
+/// Set on a [`PROTECTED_TREES`](crate::names::PROTECTED_TREES) entry that excludes a
+/// subtree from an enclosing tree (container volumes and layers under
+/// /var/lib/docker): the parent walk stops there, so nothing below it is protected.
+pub const FILE_TREE_EXCLUDED: u32 = 1 << 1;
+
+/// What a protected inode or tree root is guarded against, and by which rule.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileProtection {
+    /// Rule id (see `rule`): carried in events and used to look up the rule's mode.
+    pub rule_id: u32,
+    /// Mask of [`FileOp`] bits that are denied.
+    pub ops: u32,
+    /// `FILE_*` bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+impl FileProtection {
+    pub const fn denies(&self, op: FileOp) -> bool {
+        self.ops & op.bit() != 0
+    }
+}
+
+/// Trust class meaning "the package manager", for [`TrustKey::class`].
+pub const TRUST_PACKAGE_MANAGER: u32 = u32::MAX;
+
+/// An executable trusted for one rule (a tree's writers), or for upgrades
+/// ([`TRUST_PACKAGE_MANAGER`]). The executable is identified by its (dev, ino).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrustKey {
+    pub exe_ino: u64,
+    pub exe_dev: u32,
+    /// A rule id, or [`TRUST_PACKAGE_MANAGER`].
+    pub class: u32,
+}
+
+impl TrustKey {
+    pub const fn new(exe: crate::InodeKey, class: u32) -> Self {
+        Self {
+            exe_ino: exe.ino,
+            exe_dev: exe.dev,
+            class,
+        }
+    }
+}
+
+/// How many parent directories the tree check walks up from the target. A tree root
+/// deeper above the target than this is not found; at 32 levels that is no real limit.
+pub const MAX_TREE_DEPTH: u32 = 32;
+/// How many ancestors of the acting task are checked for trust: a shim's container
+/// processes and dpkg's maintainer scripts act on behalf of a trusted parent.
+pub const MAX_TRUST_ANCESTRY: u32 = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ops_round_trip_by_bit_and_by_name() {
+        let mut all = 0;
+        for op in FileOp::ALL {
+            assert_eq!(FileOp::from_u32(op.bit()), Some(op));
+            assert_eq!(FileOp::from_name(op.as_str()), Some(op));
+            all |= op.bit();
+        }
+        assert_eq!(all, OPS_ALL);
+        assert_eq!(FileOp::from_u32(0x100), None);
+    }
+
+    #[test]
+    fn shared_types_have_no_implicit_padding() {
+        assert_eq!(core::mem::size_of::<FileProtection>(), 16);
+        assert_eq!(core::mem::size_of::<TrustKey>(), 16);
+    }
+}

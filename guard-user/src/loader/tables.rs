@@ -1,0 +1,262 @@
+//! The kernel tables: exactly what the loader writes into the programs' maps, built from
+//! resolved objects. Both `rtguard run --protect …` and compiled policies produce one.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    path::{Path, PathBuf},
+};
+
+use guard_common::{
+    file::{
+        FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE,
+        TRUST_PACKAGE_MANAGER,
+    },
+    rule::{RuleEntry, RuleKind, RULE_ENFORCE},
+    FileProtection, InodeKey, TrustKey,
+};
+
+use crate::{
+    policy::Upgrade,
+    resolve::{inode_key, ResolveError, RuleSet},
+};
+
+/// Package managers trusted to replace upgradable files, where they exist under the root.
+pub const PACKAGE_MANAGERS: &[&str] = &["/usr/bin/dpkg", "/usr/bin/rpm"];
+
+/// Everything the file layer's maps hold, keyed the way the kernel looks it up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelTables {
+    /// Protected objects and their ancestor directories.
+    pub inodes: BTreeMap<InodeKey, FileProtection>,
+    /// Roots of protected trees.
+    pub trees: BTreeMap<InodeKey, FileProtection>,
+    /// Trusted executables per rule, and package managers.
+    pub trusted: BTreeSet<TrustKey>,
+    /// Rule table slots by rule id.
+    pub rules: BTreeMap<u32, RuleEntry>,
+    /// Where each object, ancestor and tree root was found, to name them in events.
+    pub paths: HashMap<InodeKey, PathBuf>,
+    /// Rule names by id, to name them in events.
+    pub rule_names: BTreeMap<u32, String>,
+}
+
+impl KernelTables {
+    /// The file layer's share of a resolved policy. Keys were taken by the resolver;
+    /// ancestors are resolved here from the objects' paths under the rule set's root.
+    pub fn from_rule_set(set: &RuleSet) -> Result<Self, ResolveError> {
+        let mut t = KernelTables::default();
+        for (id, entry) in set.rule_entries() {
+            t.rules.insert(id, entry);
+        }
+        for object in &set.objects {
+            let upgradable = set
+                .rule(object.rule)
+                .is_some_and(|r| r.upgrade == Some(Upgrade::Allow));
+            let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
+            merge(&mut t.inodes, object.key, object.rule, OPS_ALL, flags);
+            t.paths.insert(object.key, object.path.clone());
+        }
+        for tree in &set.trees {
+            let ops = if tree.allow_writes {
+                OPS_REMOVE
+            } else {
+                OPS_ALL
+            };
+            merge(&mut t.trees, tree.key, tree.rule, ops, 0);
+            t.paths.insert(tree.key, tree.path.clone());
+        }
+        for excluded in &set.tree_exclusions {
+            t.trees.insert(
+                excluded.key,
+                FileProtection {
+                    rule_id: excluded.rule,
+                    ops: 0,
+                    flags: FILE_TREE_EXCLUDED,
+                    _pad: 0,
+                },
+            );
+            t.paths.insert(excluded.key, excluded.path.clone());
+        }
+        let protected: Vec<(PathBuf, u32)> = set
+            .objects
+            .iter()
+            .map(|o| (o.path.clone(), o.rule))
+            .chain(set.trees.iter().map(|t| (t.path.clone(), t.rule)))
+            .collect();
+        for (path, rule) in protected {
+            t.protect_ancestors(
+                &set.root.join(path.strip_prefix("/").unwrap_or(&path)),
+                rule,
+            )?;
+        }
+        for writer in &set.trusted_writers {
+            t.trusted.insert(TrustKey::new(writer.key, writer.rule));
+        }
+        for exe in PACKAGE_MANAGERS {
+            let path = set.root.join(exe.trim_start_matches('/'));
+            if path.exists() {
+                t.package_manager(&path)?;
+            }
+        }
+        Ok(t)
+    }
+
+    /// Declares a rule and its mode.
+    pub fn rule(&mut self, rule_id: u32, kind: RuleKind, enforce: bool) {
+        let flags = if enforce { RULE_ENFORCE } else { 0 };
+        self.rules.insert(
+            rule_id,
+            RuleEntry {
+                flags,
+                kind: kind as u32,
+            },
+        );
+    }
+
+    /// Protects the object at `path` against `ops`, and its ancestor directories against
+    /// being renamed or removed. `upgradable` lets the package manager replace it.
+    pub fn protect_object(
+        &mut self,
+        path: &Path,
+        rule_id: u32,
+        ops: u32,
+        upgradable: bool,
+    ) -> Result<InodeKey, ResolveError> {
+        let key = stat_key(path)?;
+        let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
+        merge(&mut self.inodes, key, rule_id, ops, flags);
+        self.paths.insert(key, path.to_owned());
+        self.protect_ancestors(path, rule_id)?;
+        Ok(key)
+    }
+
+    /// Protects the directory at `path` and everything below it, now and later, against
+    /// `ops`, and its ancestors against being renamed or removed.
+    pub fn protect_tree(
+        &mut self,
+        path: &Path,
+        rule_id: u32,
+        ops: u32,
+    ) -> Result<InodeKey, ResolveError> {
+        let key = stat_key(path)?;
+        merge(&mut self.trees, key, rule_id, ops, 0);
+        self.paths.insert(key, path.to_owned());
+        self.protect_ancestors(path, rule_id)?;
+        Ok(key)
+    }
+
+    /// Trusts the executable at `exe` for `rule_id`'s objects and trees.
+    pub fn trust(&mut self, exe: &Path, rule_id: u32) -> Result<(), ResolveError> {
+        self.trusted.insert(TrustKey::new(stat_key(exe)?, rule_id));
+        Ok(())
+    }
+
+    /// Trusts the executable at `exe` to replace upgradable objects.
+    pub fn package_manager(&mut self, exe: &Path) -> Result<(), ResolveError> {
+        self.trusted
+            .insert(TrustKey::new(stat_key(exe)?, TRUST_PACKAGE_MANAGER));
+        Ok(())
+    }
+
+    /// The devices that hold tree roots; the kernel walks parents only on these.
+    pub fn tree_devices(&self) -> BTreeSet<u32> {
+        self.trees.keys().map(|k| k.dev).collect()
+    }
+
+    fn protect_ancestors(&mut self, path: &Path, rule_id: u32) -> Result<(), ResolveError> {
+        // Ancestors are taken from the path as resolved (symlinks followed), so that
+        // `mv /usr/bin /x` is caught for /usr/bin/containerd even where /bin -> usr/bin.
+        let real = std::fs::canonicalize(path).map_err(|source| ResolveError::Stat {
+            path: path.to_owned(),
+            source,
+        })?;
+        for dir in real.ancestors().skip(1) {
+            let key = stat_key(dir)?;
+            merge(&mut self.inodes, key, rule_id, OPS_ANCESTOR, 0);
+            self.paths.entry(key).or_insert_with(|| dir.to_owned());
+        }
+        Ok(())
+    }
+}
+
+/// Adds a protection, keeping what is already there: ops and flags are unioned, and the
+/// first rule to claim an inode stays its rule (objects are added before ancestors).
+fn merge(
+    map: &mut BTreeMap<InodeKey, FileProtection>,
+    key: InodeKey,
+    rule_id: u32,
+    ops: u32,
+    flags: u32,
+) {
+    let entry = map.entry(key).or_insert(FileProtection {
+        rule_id,
+        ops: 0,
+        flags: 0,
+        _pad: 0,
+    });
+    entry.ops |= ops;
+    entry.flags |= flags;
+}
+
+fn stat_key(path: &Path) -> Result<InodeKey, ResolveError> {
+    std::fs::metadata(path)
+        .map(|m| inode_key(&m))
+        .map_err(|source| ResolveError::Stat {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use guard_common::file::{OPS_ALL, OPS_REMOVE};
+
+    use super::*;
+
+    #[test]
+    fn objects_bring_their_ancestors_with_rename_and_rmdir_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("usr/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let file = bin.join("containerd");
+        std::fs::write(&file, b"x").unwrap();
+
+        let mut t = KernelTables::default();
+        t.rule(1, RuleKind::Paths, true);
+        let key = t.protect_object(&file, 1, OPS_ALL, false).unwrap();
+
+        assert_eq!(t.inodes[&key].ops, OPS_ALL);
+        let parent = stat_key(&bin).unwrap();
+        assert_eq!(t.inodes[&parent].ops, OPS_ANCESTOR);
+        assert_eq!(t.paths[&parent], std::fs::canonicalize(&bin).unwrap());
+        let root = stat_key(Path::new("/")).unwrap();
+        assert!(t.inodes.contains_key(&root), "the walk reaches /");
+        assert!(t.rules[&1].enforces());
+    }
+
+    #[test]
+    fn an_object_that_is_also_an_ancestor_keeps_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("etc-containerd");
+        std::fs::create_dir(&tree).unwrap();
+        let conf = tree.join("config.toml");
+        std::fs::write(&conf, b"x").unwrap();
+
+        let mut t = KernelTables::default();
+        let tree_key = t.protect_object(&tree, 1, OPS_REMOVE, false).unwrap();
+        t.protect_object(&conf, 2, OPS_ALL, true).unwrap();
+        assert_eq!(t.inodes[&tree_key].ops, OPS_REMOVE | OPS_ANCESTOR);
+        assert_eq!(t.inodes[&tree_key].rule_id, 1);
+        let conf_key = stat_key(&conf).unwrap();
+        assert_eq!(t.inodes[&conf_key].flags, FILE_UPGRADABLE);
+    }
+
+    #[test]
+    fn trees_mark_their_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = KernelTables::default();
+        let key = t.protect_tree(dir.path(), 3, OPS_REMOVE).unwrap();
+        assert_eq!(t.trees[&key].ops, OPS_REMOVE);
+        assert_eq!(t.tree_devices().into_iter().collect::<Vec<_>>(), [key.dev]);
+    }
+}

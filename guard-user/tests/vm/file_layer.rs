@@ -1,0 +1,484 @@
+//! The file layer against every destructive operation and path trick an uninstaller,
+//! a tool or a person would use. Each case asserts the failure (EPERM) and that every
+//! protected file's bytes, mode, owner and inode are unchanged.
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+};
+
+use crate::common::*;
+
+/// A miniature runtime installation in a scratch directory:
+///
+/// ```text
+/// bin/containerd, bin/ctr          protected objects (--protect)
+/// etc/containerd/{config.toml,empty/}   protected tree (--protect-tree)
+/// lib/containerd/{meta.db,io/state}     protected tree, trusted writer: tools/writer
+/// tools/writer                     a copy of /bin/sh, trusted for the trees
+/// unprotected, hardlink, symlink   an ordinary file, and other names of bin/containerd
+/// ```
+struct Install {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Install {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("rtguard-install-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let root = dir.path().to_owned();
+        for d in ["bin", "etc/containerd/empty", "lib/containerd/io", "tools"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        let write = |rel: &str, bytes: &[u8], mode: u32| {
+            let p = root.join(rel);
+            std::fs::write(&p, bytes).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("bin/containerd", b"\x7fELF pretend containerd\n", 0o755);
+        write("bin/ctr", b"\x7fELF pretend ctr\n", 0o755);
+        write("etc/containerd/config.toml", b"version = 2\n", 0o644);
+        write("lib/containerd/meta.db", b"bolt\n", 0o600);
+        write("lib/containerd/io/state", b"running\n", 0o600);
+        write("unprotected", b"anything\n", 0o644);
+        std::fs::copy("/bin/sh", root.join("tools/writer")).unwrap();
+        std::fs::hard_link(root.join("bin/containerd"), root.join("hardlink")).unwrap();
+        std::os::unix::fs::symlink(root.join("bin/containerd"), root.join("symlink")).unwrap();
+        Self { _dir: dir, root }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn p(&self, rel: &str) -> String {
+        self.path(rel).display().to_string()
+    }
+
+    /// Everything the guard protects, as paths.
+    fn protected(&self) -> Vec<PathBuf> {
+        let mut paths = vec![
+            self.path("bin"),
+            self.path("bin/containerd"),
+            self.path("bin/ctr"),
+            self.path("hardlink"),
+        ];
+        paths.extend(walk(&self.path("etc/containerd")));
+        paths.extend(walk(&self.path("lib/containerd")));
+        paths
+    }
+
+    fn guard_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--protect",
+            &self.p("bin/containerd"),
+            "--protect",
+            &self.p("bin/ctr"),
+            "--protect-tree",
+            &self.p("etc/containerd"),
+            "--protect-tree",
+            &self.p("lib/containerd"),
+            "--trust",
+            &self.p("tools/writer"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    fn start(&self, extra: &[&str]) -> RunningGuard {
+        let args = self.guard_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_ready_guard(&args)
+    }
+}
+
+/// The destructive cases, each a shell line an operator or a tool would run. Every one
+/// must fail with EPERM's message, except where the tool reports an earlier error of its
+/// own (see `denied_under_another_message`).
+fn destructive_cases(i: &Install, scratch: &Path) -> Vec<(&'static str, String)> {
+    let s = scratch.display();
+    vec![
+        ("rm", format!("rm -f {}", i.p("bin/containerd"))),
+        ("rm -rf on a tree", format!("rm -rf {}", i.p("etc/containerd"))),
+        ("rm -rf on a data tree", format!("rm -rf {}", i.p("lib/containerd"))),
+        ("unlink", format!("unlink {}", i.p("bin/ctr"))),
+        ("rmdir in a tree", format!("rmdir {}", i.p("etc/containerd/empty"))),
+        ("mv of", format!("mv {} {s}/moved", i.p("bin/containerd"))),
+        ("mv over", format!("mv {} {}", i.p("unprotected"), i.p("bin/containerd"))),
+        ("mv of a parent", format!("mv {} {}", i.p("bin"), i.p("bin.old"))),
+        ("mv of a tree root", format!("mv {} {s}/moved-tree", i.p("lib/containerd"))),
+        ("mv within a tree", format!("mv {} {}", i.p("lib/containerd/meta.db"), i.p("lib/containerd/x"))),
+        ("cp over", format!("cp {} {}", i.p("unprotected"), i.p("bin/containerd"))),
+        (": >", format!(": > {}", i.p("bin/containerd"))),
+        (": > in a tree", format!(": > {}", i.p("etc/containerd/config.toml"))),
+        ("truncate -s0", format!("truncate -s0 {}", i.p("bin/containerd"))),
+        ("dd of=", format!("dd if=/dev/zero of={} count=1", i.p("bin/ctr"))),
+        ("tar -x over", format!("tar -x -C {} -f {s}/over.tar", i.root.display())),
+        ("tar -x --overwrite over", format!("tar -x --overwrite -C {} -f {s}/over.tar", i.root.display())),
+        ("install -m755 over", format!("install -m755 {} {}", i.p("unprotected"), i.p("bin/containerd"))),
+        ("ln -sf over", format!("ln -sf {} {}", i.p("unprotected"), i.p("bin/containerd"))),
+        ("chmod 000", format!("chmod 000 {}", i.p("bin/containerd"))),
+        ("chmod in a tree", format!("chmod 000 {}", i.p("lib/containerd/meta.db"))),
+        ("chown nobody", format!("chown nobody {}", i.p("bin/containerd"))),
+        ("rm through a hard link", format!("rm -f {}", i.p("hardlink"))),
+        (": > through a hard link", format!(": > {}", i.p("hardlink"))),
+        (": > through a symlink", format!(": > {}", i.p("symlink"))),
+        ("rm through /proc/self/root", format!("rm -f /proc/self/root{}", i.p("bin/containerd"))),
+        ("rm through ..", format!("rm -f {}/../bin/containerd", i.p("tools"))),
+        (
+            "rm through a bind mount of the parent",
+            format!(
+                "mkdir -p {s}/bind && mount --bind {} {s}/bind && trap 'umount {s}/bind' EXIT && rm -f {s}/bind/containerd",
+                i.p("bin")
+            ),
+        ),
+        (
+            "rm -rf through a bind mount of a tree",
+            format!(
+                "mkdir -p {s}/bindtree && mount --bind {} {s}/bindtree && trap 'umount {s}/bindtree' EXIT && rm -rf {s}/bindtree/io",
+                i.p("lib/containerd")
+            ),
+        ),
+        (
+            "rm in a chroot",
+            format!(
+                "set -e; c={s}/chroot; mkdir -p $c/usr $c/data; mount --bind /usr $c/usr; \
+                 ln -sfn usr/bin $c/bin; ln -sfn usr/lib $c/lib; ln -sfn usr/lib64 $c/lib64; \
+                 mount --bind {} $c/data; trap 'umount $c/data $c/usr' EXIT; \
+                 chroot $c /bin/rm -f /data/containerd",
+                i.p("bin")
+            ),
+        ),
+        (
+            "rm in a fresh mount namespace",
+            format!(
+                "unshare -m sh -c 'mount -t tmpfs none /mnt && mkdir /mnt/b && mount --bind {} /mnt/b && rm -f /mnt/b/containerd'",
+                i.p("bin")
+            ),
+        ),
+    ]
+}
+
+/// A tar archive holding bin/containerd with other bytes, for `tar -x` over.
+fn over_tar(scratch: &Path) {
+    let src = scratch.join("tarsrc/bin");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("containerd"), b"replaced by tar\n").unwrap();
+    expect_allowed(&format!(
+        "tar -c -C {}/tarsrc -f {}/over.tar bin",
+        scratch.display(),
+        scratch.display()
+    ));
+}
+
+fn run_destructive_cases(hooks: &str) {
+    let install = Install::new();
+    let scratch = tempfile::tempdir_in("/tmp").unwrap();
+    over_tar(scratch.path());
+    let before = snapshot(&install.protected());
+    let guard = install.start(&["--file-hooks", hooks]);
+    assert_eq!(guard.status, "enforcing");
+
+    let mut failures = Vec::new();
+    for (name, script) in destructive_cases(&install, scratch.path()) {
+        let result = std::panic::catch_unwind(|| {
+            if denied_under_another_message(name) {
+                expect_failed(&script)
+            } else {
+                expect_denied(&script)
+            }
+        });
+        let after = snapshot(&install.protected());
+        let changed = changes(&before, &after);
+        match (result, changed.is_empty()) {
+            (Ok(()), true) => println!("  {hooks} hooks: {name}: denied, nothing changed"),
+            (Ok(()), false) => failures.push(format!("{name}: denied but changed {changed:?}")),
+            (Err(_), _) => failures.push(format!(
+                "{name}: not denied (`{script}`), changed {changed:?}"
+            )),
+        }
+    }
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}\nguard log:\n{log}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for op in ["unlink", "rmdir", "rename", "open-write"] {
+        assert!(
+            log.contains(&format!("blocked {op} of a protected object")),
+            "no blocked {op} in:\n{log}"
+        );
+    }
+}
+
+/// GNU tar extracts with O_EXCL first; on EEXIST it unlinks the old file and retries. When
+/// the unlink is denied it reports the first error ("File exists"), not EPERM. The guard's
+/// log still has to show the denied unlink, which `run_destructive_cases` checks.
+fn denied_under_another_message(case: &str) -> bool {
+    case == "tar -x over"
+}
+
+fn changes(
+    before: &BTreeMap<PathBuf, FileState>,
+    after: &BTreeMap<PathBuf, FileState>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, state) in before {
+        match after.get(path) {
+            None => out.push(format!("{} removed", path.display())),
+            Some(now) if now != state => {
+                out.push(format!("{} changed: {state:?} -> {now:?}", path.display()))
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn every_destructive_operation_is_denied_through_path_hooks() {
+    run_destructive_cases("path");
+}
+
+#[test]
+fn every_destructive_operation_is_denied_through_the_inode_fallback() {
+    run_destructive_cases("inode");
+}
+
+#[test]
+fn unprotected_operations_keep_working() {
+    let install = Install::new();
+    let guard = install.start(&[]);
+    // Next to protected objects, in a protected object's parent, and through a symlink.
+    expect_allowed(&format!("rm -f {}", install.p("symlink")));
+    expect_allowed(&format!(
+        "echo new > {}/new && mv {0}/new {0}/renamed && rm {0}/renamed",
+        install.p("bin")
+    ));
+    expect_allowed(&format!(
+        "cp {} {}/copy && chmod 600 {1}/copy && rm {1}/copy",
+        install.p("bin/containerd"),
+        install.root.display()
+    ));
+    expect_allowed(&format!(
+        "cat {} > /dev/null",
+        install.p("lib/containerd/meta.db")
+    ));
+
+    // An ordinary workload on the same filesystem as the protected trees: untar and
+    // remove about 10k files.
+    let work = tempfile::tempdir_in("/tmp").unwrap();
+    let w = work.path().display();
+    expect_allowed(&format!(
+        "set -e; mkdir -p {w}/src; cd {w}/src; for d in $(seq 1 100); do mkdir d$d; \
+         for f in $(seq 1 100); do echo $d$f > d$d/f$f; done; done; \
+         tar -c -f {w}/tree.tar -C {w} src; rm -rf {w}/src; \
+         tar -x -f {w}/tree.tar -C {w}; test $(find {w}/src -type f | wc -l) -eq 10000; \
+         rm -rf {w}/src {w}/tree.tar"
+    ));
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("of a protected object"),
+        "unexpected decisions:\n{log}"
+    );
+}
+
+#[test]
+fn files_created_in_a_tree_after_start_are_protected() {
+    let install = Install::new();
+    let _guard = install.start(&[]);
+    // Written by the tree's trusted writer, so creation itself is allowed.
+    let new = install.path("lib/containerd/io/created-later");
+    expect_allowed(&format!(
+        "{} -c 'echo fresh > {}'",
+        install.p("tools/writer"),
+        new.display()
+    ));
+    let before = snapshot(std::slice::from_ref(&new));
+    expect_denied(&format!("rm -f {}", new.display()));
+    expect_denied(&format!(": > {}", new.display()));
+    assert_eq!(snapshot(std::slice::from_ref(&new)), before);
+    assert_eq!(std::fs::read(&new).unwrap(), b"fresh\n");
+}
+
+#[test]
+fn a_trusted_writer_manages_its_tree_while_others_are_denied() {
+    let install = Install::new();
+    let guard = install.start(&[]);
+    let state = install.p("lib/containerd/io/state");
+    expect_denied(&format!("rm -f {state}"));
+    // The writer itself, and a child it starts (as the runtime starts its shims).
+    let writer = install.p("tools/writer");
+    expect_allowed(&format!("{writer} -c 'echo stopped > {state}'"));
+    assert_eq!(std::fs::read(&state).unwrap(), b"stopped\n");
+    expect_allowed(&format!(
+        "{writer} -c 'rm {state} && rmdir {}'",
+        install.p("lib/containerd/io")
+    ));
+    assert!(!Path::new(&state).exists());
+    // Everyone else is still denied on the same tree.
+    expect_denied(&format!("rm -f {}", install.p("lib/containerd/meta.db")));
+    let (_, log) = guard.stop();
+    assert!(
+        !log.contains("tools/writer"),
+        "trusted writes must not be reported:\n{log}"
+    );
+}
+
+#[test]
+fn audit_mode_lets_operations_through_and_reports_would_block() {
+    let install = Install::new();
+    let guard = install.start(&["--mode", "audit"]);
+    assert_eq!(guard.status, "auditing (not blocking)");
+    expect_allowed(&format!("chmod 700 {}", install.p("bin/ctr")));
+    expect_allowed(&format!(": > {}", install.p("etc/containerd/config.toml")));
+    expect_allowed(&format!(
+        "mv {} {}",
+        install.p("bin/ctr"),
+        install.p("bin/ctr.moved")
+    ));
+    expect_allowed(&format!("rm -rf {}", install.p("lib/containerd")));
+    assert_eq!(
+        std::fs::metadata(install.path("bin/ctr.moved"))
+            .unwrap()
+            .mode()
+            & 0o777,
+        0o700
+    );
+    assert!(!install.path("lib/containerd").exists());
+    let (_, log) = guard.stop();
+    for op in ["chmod", "open-write", "rename", "unlink", "rmdir"] {
+        assert!(
+            log.contains(&format!("would-block {op} of a protected object")),
+            "no would-block {op} in:\n{log}"
+        );
+    }
+    assert!(
+        !log.contains("blocked"),
+        "audit mode must not block:\n{log}"
+    );
+    assert!(
+        log.contains(&install.p("lib/containerd/io/state")),
+        "tree paths are named:\n{log}"
+    );
+}
+
+/// The containerd .deb the image was built with, kept for upgrade tests.
+fn containerd_deb() -> PathBuf {
+    std::fs::read_dir("/root/debs")
+        .expect("/root/debs in the VM image")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("containerd_")
+        })
+        .expect("containerd_*.deb in /root/debs")
+}
+
+fn dpkg_status(package: &str) -> String {
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the file can no longer be opened for writing, which is how protection
+/// shows from outside. Opening without writing changes nothing if it is allowed.
+fn wait_until_protected(path: &Path) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Err(e) if e.raw_os_error() == Some(1) => return start.elapsed(),
+            Err(e) => panic!("opening {}: {e}", path.display()),
+            Ok(_) => {}
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{} never protected again",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn dpkg_upgrade_passes_when_allowed_and_the_new_file_is_protected_again() {
+    let deb = containerd_deb();
+    let bin = Path::new("/usr/bin/containerd");
+    let before = snapshot(&[bin.to_owned()]);
+    let guard = start_ready_guard(&[
+        "--upgradable",
+        "/usr/bin/containerd",
+        "--upgradable",
+        "/usr/bin/ctr",
+    ]);
+    expect_denied("rm -f /usr/bin/containerd");
+
+    expect_allowed(&format!("dpkg -i {}", deb.display()));
+    assert_eq!(dpkg_status("containerd"), "install ok installed");
+    let after = snapshot(&[bin.to_owned()]);
+    assert_ne!(after[bin].ino, before[bin].ino, "dpkg installs a new inode");
+    assert_eq!(
+        after[bin].sha256, before[bin].sha256,
+        "same version, same bytes"
+    );
+
+    let latency = wait_until_protected(bin);
+    println!("  /usr/bin/containerd protected again {latency:?} after dpkg returned");
+    expect_denied("rm -f /usr/bin/containerd");
+    assert!(bin.exists());
+    let (_, log) = guard.stop();
+    assert!(
+        log.contains("allowed-upgrade rename of a protected object"),
+        "{log}"
+    );
+    assert!(
+        log.contains("re-protected after the package manager replaced protected files"),
+        "{log}"
+    );
+    expect_allowed("dpkg -V containerd");
+}
+
+#[test]
+fn dpkg_cannot_replace_a_file_that_is_not_upgradable() {
+    let deb = containerd_deb();
+    let bin = PathBuf::from("/usr/bin/containerd");
+    let before = snapshot(std::slice::from_ref(&bin));
+    let guard = start_ready_guard(&["--protect", "/usr/bin/containerd"]);
+    let out = sh(&format!("dpkg -i {}", deb.display()));
+    assert!(!out.status.success(), "dpkg replaced a protected file");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Operation not permitted"), "{stderr}");
+    assert_eq!(
+        snapshot(std::slice::from_ref(&bin)),
+        before,
+        "bytes and inode intact"
+    );
+    // dpkg put its backups back, so every file verifies, but it records the interrupted
+    // upgrade: this is why destructive package commands must be stopped at exec, before
+    // dpkg starts (the exec layer).
+    expect_allowed("dpkg -V containerd");
+    assert_eq!(
+        dpkg_status("containerd"),
+        "install reinstreq half-installed"
+    );
+    drop(guard);
+    // Without the guard the same reinstall completes, leaving the VM as it was.
+    expect_allowed(&format!("dpkg -i {}", deb.display()));
+    assert_eq!(dpkg_status("containerd"), "install ok installed");
+}

@@ -1,0 +1,9 @@
+//! Enforcement tests. They run as root inside the Debian VMs (`cargo xtask vm-test`), where
+//! the kernel runs BPF LSM programs, and assert both the errno and what is left on disk.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod basics;
+mod file_layer;
+mod policy;

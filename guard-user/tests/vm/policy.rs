@@ -1,0 +1,134 @@
+//! The shipped production policy on a real Debian system with containerd and runc
+//! installed from the archive: what the seed incident's uninstaller did to the files,
+//! refused, while package upgrades keep working.
+
+use std::{os::unix::fs::MetadataExt as _, path::Path};
+
+use crate::common::*;
+
+const POLICY: &str = "/etc/rtguard/production.toml";
+
+fn start_production(audit_log: &Path) -> RunningGuard {
+    start_ready_guard(&[
+        "--policy",
+        POLICY,
+        "--audit-log",
+        audit_log.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn check_resolves_the_production_policy_against_the_installed_packages() {
+    let out = std::process::Command::new(rtguard_bin())
+        .args(["check", POLICY])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("containerd"), "{stdout}");
+    assert!(stdout.contains("/usr/bin/containerd"), "{stdout}");
+}
+
+#[test]
+fn the_uninstallers_file_operations_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let files = [
+        "/usr/bin/containerd",
+        "/usr/bin/ctr",
+        "/usr/bin/containerd-shim-runc-v2",
+        "/usr/sbin/runc",
+        "/etc/containerd/config.toml",
+        "/lib/systemd/system/containerd.service",
+    ]
+    .map(std::path::PathBuf::from);
+    let before = snapshot(&files);
+    assert_eq!(
+        before.len(),
+        files.len(),
+        "every file exists before: {before:?}"
+    );
+    let guard = start_production(&audit);
+
+    // What the Olares uninstaller ran, as its own command lines.
+    expect_denied("rm -rf /usr/bin/containerd*");
+    expect_denied("rm -rf /usr/bin/ctr");
+    expect_denied("rm -rf /lib/systemd/system/containerd.service");
+    expect_denied("rm -rf /etc/containerd");
+    expect_denied("rm -f /usr/sbin/runc");
+    expect_denied(": > /usr/bin/containerd");
+    expect_denied("mv /etc/containerd /etc/containerd.bak");
+    assert_eq!(
+        snapshot(&files),
+        before,
+        "files changed under the production policy"
+    );
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = std::fs::read_to_string(&audit).unwrap();
+    let blocked: Vec<&str> = records
+        .lines()
+        .filter(|l| l.contains(r#""decision":"blocked""#))
+        .collect();
+    assert!(
+        blocked.len() >= 7,
+        "expected a blocked record per attempt:\n{records}"
+    );
+    assert!(
+        blocked
+            .iter()
+            .any(|l| l.contains(r#""path":"/usr/bin/containerd""#) && l.contains(r#""rule":"#)),
+        "records name the path and the rule:\n{records}"
+    );
+    assert!(
+        records.contains(r#""environment":"production""#),
+        "{records}"
+    );
+}
+
+#[test]
+fn a_reinstall_through_dpkg_passes_and_the_new_files_are_protected() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let deb = std::fs::read_dir("/root/debs")
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("containerd_")
+        })
+        .unwrap();
+    let bin = Path::new("/usr/bin/containerd");
+    let old_ino = std::fs::metadata(bin).unwrap().ino();
+    let guard = start_production(&audit);
+
+    expect_allowed(&format!("dpkg -i {}", deb.display()));
+    assert_ne!(std::fs::metadata(bin).unwrap().ino(), old_ino);
+    // Protection follows the new inode once the package manager is done.
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).open(bin) {
+            Err(e) if e.raw_os_error() == Some(1) => break,
+            Err(e) => panic!("{e}"),
+            Ok(_) => assert!(start.elapsed().as_secs() < 60, "never protected again"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    println!("  re-protected {:?} after dpkg returned", start.elapsed());
+    expect_denied("rm -f /usr/bin/containerd");
+    let (_, log) = guard.stop();
+    expect_allowed("dpkg -V containerd runc");
+    let records = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        records.contains(r#""decision":"allowed-upgrade""#),
+        "{records}\n{log}"
+    );
+}
