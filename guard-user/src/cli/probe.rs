@@ -21,10 +21,8 @@ pub fn probe(_args: ProbeArgs) -> u8 {
     }
     match resolve_offsets(Path::new(KERNEL_BTF)) {
         Ok(o) => {
-            println!(
-                "BTF offsets:   dentry.d_inode={} inode.i_ino={} inode.i_sb={} super_block.s_dev={}",
-                o.dentry_d_inode, o.inode_i_ino, o.inode_i_sb, o.super_block_s_dev
-            );
+            // Every offset the programs will read, as this kernel's BTF gives them.
+            println!("BTF offsets:   {o:?}");
             exit::OK
         }
         Err(e) => {
