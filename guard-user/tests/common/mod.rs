@@ -259,3 +259,45 @@ pub fn expect_allowed(script: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The containerd .deb the image was built with, kept for upgrade tests.
+pub fn containerd_deb() -> PathBuf {
+    std::fs::read_dir("/root/debs")
+        .expect("/root/debs in the VM image")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("containerd_")
+        })
+        .expect("containerd_*.deb in /root/debs")
+}
+
+pub fn dpkg_status(package: &str) -> String {
+    let out = std::process::Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the file can no longer be opened for writing, which is how protection
+/// shows from outside. Opening without writing changes nothing if it is allowed.
+pub fn wait_until_protected(path: &Path) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        match std::fs::OpenOptions::new().write(true).open(path) {
+            Err(e) if e.raw_os_error() == Some(1) => return start.elapsed(),
+            Err(e) => panic!("opening {}: {e}", path.display()),
+            Ok(_) => {}
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{} never protected again",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

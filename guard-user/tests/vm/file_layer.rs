@@ -374,48 +374,6 @@ fn audit_mode_lets_operations_through_and_reports_would_block() {
     );
 }
 
-/// The containerd .deb the image was built with, kept for upgrade tests.
-fn containerd_deb() -> PathBuf {
-    std::fs::read_dir("/root/debs")
-        .expect("/root/debs in the VM image")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("containerd_")
-        })
-        .expect("containerd_*.deb in /root/debs")
-}
-
-fn dpkg_status(package: &str) -> String {
-    let out = std::process::Command::new("dpkg-query")
-        .args(["-W", "-f=${Status}", package])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Waits until the file can no longer be opened for writing, which is how protection
-/// shows from outside. Opening without writing changes nothing if it is allowed.
-fn wait_until_protected(path: &Path) -> std::time::Duration {
-    let start = std::time::Instant::now();
-    loop {
-        match std::fs::OpenOptions::new().write(true).open(path) {
-            Err(e) if e.raw_os_error() == Some(1) => return start.elapsed(),
-            Err(e) => panic!("opening {}: {e}", path.display()),
-            Ok(_) => {}
-        }
-        assert!(
-            start.elapsed().as_secs() < 60,
-            "{} never protected again",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn dpkg_upgrade_passes_when_allowed_and_the_new_file_is_protected_again() {
     let deb = containerd_deb();

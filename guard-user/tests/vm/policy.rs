@@ -113,16 +113,8 @@ fn a_reinstall_through_dpkg_passes_and_the_new_files_are_protected() {
     expect_allowed(&format!("dpkg -i {}", deb.display()));
     assert_ne!(std::fs::metadata(bin).unwrap().ino(), old_ino);
     // Protection follows the new inode once the package manager is done.
-    let start = std::time::Instant::now();
-    loop {
-        match std::fs::OpenOptions::new().write(true).open(bin) {
-            Err(e) if e.raw_os_error() == Some(1) => break,
-            Err(e) => panic!("{e}"),
-            Ok(_) => assert!(start.elapsed().as_secs() < 60, "never protected again"),
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    println!("  re-protected {:?} after dpkg returned", start.elapsed());
+    let latency = wait_until_protected(bin);
+    println!("  re-protected {latency:?} after dpkg returned");
     expect_denied("rm -f /usr/bin/containerd");
     let (_, log) = guard.stop();
     expect_allowed("dpkg -V containerd runc");
