@@ -7,6 +7,10 @@ pub const NO_RULE: u32 = 0;
 /// Capacity of the rule table (ids 1..=MAX_RULES). A policy with more rules is refused.
 pub const MAX_RULES: u32 = 255;
 
+/// The rule id of the startup self-test's canary, one past the policy's ids: the rule
+/// table has `MAX_RULES + 2` slots (0, the policy's 1..=MAX_RULES, and this one).
+pub const SELF_TEST_RULE: u32 = MAX_RULES + 1;
+
 /// Set in [`RuleEntry::flags`] when matches are denied rather than only reported.
 pub const RULE_ENFORCE: u32 = 1 << 0;
 

@@ -29,9 +29,10 @@ pub static TREE_DEVICES: HashMap<u32, u32> = HashMap::with_max_entries(MAX_PROTE
 #[map]
 pub static TRUSTED_EXES: HashMap<TrustKey, u32> = HashMap::with_max_entries(MAX_TRUSTED_EXES, 0);
 
-/// Rule table indexed by rule id: each rule's mode.
+/// Rule table indexed by rule id: each rule's mode. Slot `SELF_TEST_RULE` (one past the
+/// policy's ids) belongs to the startup self-test.
 #[map]
-pub static RULES: Array<RuleEntry> = Array::with_max_entries(MAX_RULES + 1, 0);
+pub static RULES: Array<RuleEntry> = Array::with_max_entries(MAX_RULES + 2, 0);
 
 /// Decisions for userspace.
 #[map]

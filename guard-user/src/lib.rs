@@ -14,6 +14,7 @@ pub mod paths;
 pub mod policy;
 pub mod proc;
 pub mod resolve;
+pub mod status;
 
 /// The kernel programs, built from guard-ebpf by build.rs.
 pub static EBPF_OBJECT: &[u8] =

@@ -65,6 +65,10 @@ fn degraded_run_is_honest(s: &Scratch, audit: &str) {
         "readiness status: {}",
         guard.status
     );
+    // `rtguard status` says so too, with its "not enforcing" exit status.
+    let (code, json) = guard.status_cmd();
+    assert_eq!(code, 3, "{json}");
+    assert!(json.contains(r#""state": "degraded""#), "{json}");
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("running degraded"), "{log}");

@@ -6,6 +6,7 @@ mod check;
 mod explain;
 mod probe;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -43,6 +44,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show what this kernel offers rtguard: release, active LSMs, BTF struct offsets.
     Probe(probe::ProbeArgs),
+    /// Show what the running daemon enforces. Exit 0 enforcing, 3 degraded or audit-only,
+    /// 1 not running.
+    Status(status::StatusArgs),
     /// Review the audit log: filter, tabulate, summarise.
     Audit(audit::AuditArgs),
     /// Validate a policy and show what it protects on this host (see policy/README.md).
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
     let status = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Probe(args) => probe::probe(args),
+        Command::Status(args) => status::status(args),
         Command::Audit(args) => audit::audit(args),
         Command::Check(args) => check::check(args),
         Command::Explain(args) => explain::explain(args),

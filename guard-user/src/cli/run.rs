@@ -21,13 +21,16 @@ use crate::{
     audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
     events::{self, FileDecision},
     loader::{
-        tables::PACKAGE_MANAGERS, FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
+        self_test::{self, SelfTestResult},
+        tables::PACKAGE_MANAGERS,
+        FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
     },
     notify::notify,
     paths,
     policy::{self, Policy},
     proc::Procfs,
     resolve::{self, ResolveError, ResolveOptions},
+    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts},
 };
 
 /// After the package manager replaced a protected file, wait this long for it to finish
@@ -89,6 +92,11 @@ pub struct RunArgs {
     /// Also send each audit record to the local syslog socket (journald reads it).
     #[arg(long)]
     pub syslog: bool,
+
+    /// Where to publish the daemon's status for `rtguard status`
+    /// [default: /run/rtguard/status.json]. The self-test's canary lives next to it.
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,14 +125,14 @@ impl From<HooksArg> for HookChoice {
 /// What to protect: a policy, or paths named on the command line. Resolved again whenever
 /// inodes may have changed (after an upgrade replaced protected files).
 enum Source {
-    Policy(Box<Policy>),
+    Policy { path: PathBuf, policy: Box<Policy> },
     CommandLine(CommandLineSpec),
 }
 
 impl Source {
     fn resolve(&self) -> Result<KernelTables, ResolveError> {
         match self {
-            Source::Policy(policy) => {
+            Source::Policy { policy, .. } => {
                 let options = ResolveOptions {
                     root: PathBuf::from("/"),
                     ..Default::default()
@@ -142,7 +150,7 @@ impl Source {
 
     fn audit_context(&self) -> RecordContext {
         match self {
-            Source::Policy(policy) => RecordContext::new(
+            Source::Policy { policy, .. } => RecordContext::new(
                 policy.environment.clone(),
                 PolicyRef {
                     name: policy.source.name.clone(),
@@ -224,7 +232,10 @@ impl CommandLineSpec {
 pub fn run(args: RunArgs) -> u8 {
     let source = match &args.policy {
         Some(path) => match policy::load(path) {
-            Ok(policy) => Source::Policy(Box::new(policy)),
+            Ok(policy) => Source::Policy {
+                path: path.clone(),
+                policy: Box::new(policy),
+            },
             Err(e) => {
                 eprintln!("{}", e.render());
                 return exit::USAGE;
@@ -250,16 +261,41 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
+    let mut trail = AuditTrail {
+        log: audit_log,
+        context: source.audit_context(),
+        procfs: Procfs::default(),
+    };
     let mode = match args.mode {
         ModeArg::Enforce => Mode::Enforce,
         ModeArg::Audit => Mode::Audit,
     };
+    let status_file = args
+        .status_file
+        .clone()
+        .unwrap_or_else(status::default_path);
+    let mut published = DaemonStatus {
+        pid: std::process::id(),
+        started: status::now(),
+        updated: status::now(),
+        state: GuardState::Degraded,
+        reason: String::new(),
+        environment: trail.context.environment.clone(),
+        policy: trail.context.policy.name.clone(),
+        policy_sha256: trail.context.policy.sha256.clone(),
+        layers: Vec::new(),
+        file_hooks: None,
+        protected: ProtectedCounts::default(),
+        self_test: Vec::new(),
+        events: EventCounters::default(),
+    };
 
-    let guard = match Guard::load(mode, args.file_hooks.into()) {
+    let mut guard = match Guard::load(mode, args.file_hooks.into()) {
         Ok(guard) => Some(guard),
         Err(e @ LoadError::LsmUnavailable { .. }) if args.allow_degraded => {
             eprintln!("rtguard: {e}");
             eprintln!("rtguard: running degraded (--allow-degraded): nothing is blocked");
+            published.reason = e.to_string();
             None
         }
         Err(e @ LoadError::LsmUnavailable { .. }) => {
@@ -275,6 +311,48 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
 
+    // Prove enforcement on a canary before claiming it, with nothing else in the maps yet.
+    let mut ring = None;
+    if let Some(g) = guard.as_mut() {
+        let mut events = match g.take_events() {
+            Ok(events) => events,
+            Err(e) => {
+                eprintln!("rtguard: {e}");
+                return exit::FAILURE;
+            }
+        };
+        let canary_dir = status_file.parent().unwrap_or(Path::new("/run")).to_owned();
+        let result = match self_test::file_layer(g, &mut events, &canary_dir) {
+            Ok(result) => result,
+            Err(e) => {
+                eprintln!("rtguard: self-test could not run: {e}");
+                return exit::FAILURE;
+            }
+        };
+        trail.self_test(&result);
+        published.self_test.push(result.clone());
+        if result.passed {
+            info!(layer = result.layer, "self-test passed: {}", result.detail);
+        } else if args.allow_degraded {
+            eprintln!(
+                "rtguard: self-test failed for the {} layer: {}",
+                result.layer, result.detail
+            );
+            eprintln!("rtguard: running degraded (--allow-degraded): enforcement is not proven");
+            published.reason = format!("self-test failed: {}", result.detail);
+        } else {
+            eprintln!(
+                "rtguard: self-test failed for the {} layer: {}",
+                result.layer, result.detail
+            );
+            eprintln!(
+                "rtguard: refusing to claim enforcement; pass --allow-degraded to run anyway"
+            );
+            return exit::ENFORCEMENT_UNAVAILABLE;
+        }
+        ring = Some(events);
+    }
+
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -285,12 +363,14 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let trail = AuditTrail {
-        log: audit_log,
-        context: source.audit_context(),
-        procfs: Procfs::default(),
+    let daemon = Daemon {
+        source,
+        trail,
+        status_file,
+        published,
     };
-    match runtime.block_on(serve(guard, source, tables, trail)) {
+    let result = runtime.block_on(daemon.serve(guard.zip(ring), tables));
+    match result {
         Ok(()) => exit::OK,
         Err(e) => {
             eprintln!("rtguard: {e:#}");
@@ -299,109 +379,227 @@ pub fn run(args: RunArgs) -> u8 {
     }
 }
 
-/// Fills the maps, announces readiness and streams decisions until told to stop.
-async fn serve(
-    guard: Option<Guard>,
+/// The running guard's userspace: what it protects, where it records, what it publishes.
+struct Daemon {
     source: Source,
-    tables: KernelTables,
-    mut trail: AuditTrail,
-) -> anyhow::Result<()> {
-    let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
-    let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-
-    let Some(mut guard) = guard else {
-        notify("READY=1\nSTATUS=degraded: enforcement unavailable").ok();
-        tokio::select! {
-            _ = sigterm.recv() => {}
-            _ = sigint.recv() => {}
-        }
-        info!("stopping");
-        return Ok(());
-    };
-
-    let (objects, trees) = (tables.inodes.len(), tables.trees.len());
-    guard.install(tables)?;
-    let verb = match guard.mode() {
-        Mode::Enforce => "enforcing",
-        Mode::Audit => "auditing (not blocking)",
-    };
-    info!(
-        inodes = objects,
-        trees,
-        file_hooks = guard.file_hooks().as_str(),
-        "{verb}: {objects} protected inode(s) (objects and their ancestors), {trees} tree(s)"
-    );
-    notify(&format!("READY=1\nSTATUS={verb}")).ok();
-
-    // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as long
-    // as the RingBuf lives, and the AsyncFd owns the RingBuf.
-    let mut ring =
-        unsafe { AsyncFd::register_with_interest(guard.take_events()?, Interest::READABLE) }
-            .map_err(|e| e.into_parts().1)
-            .context("polling the event ring buffer")?;
-    let mut reported_drops = 0u64;
-    let mut resync_at: Option<Instant> = None;
-    loop {
-        let resync = async {
-            match resync_at {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ready = ring.readable_mut() => {
-                let mut ready = ready.context("waiting for events")?;
-                if drain_events(ready.get_inner_mut(), &guard, &mut trail) {
-                    resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
-                }
-                ready.clear_ready();
-                let dropped = guard.dropped_events()?;
-                if dropped > reported_drops {
-                    warn!(dropped = dropped - reported_drops, "events lost: the ring buffer was full");
-                    trail.log.add_dropped(dropped - reported_drops);
-                    reported_drops = dropped;
-                }
-            }
-            _ = resync => {
-                resync_at = None;
-                match source.resolve() {
-                    Ok(tables) => {
-                        guard.install(tables)?;
-                        info!("re-protected after the package manager replaced protected files");
-                    }
-                    // Mid-upgrade a file can be briefly absent; try again shortly.
-                    Err(e) => {
-                        warn!("re-resolving after an upgrade: {e}; retrying");
-                        resync_at = Some(Instant::now() + RESYNC_DELAY);
-                    }
-                }
-            }
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-        }
-    }
-    // Decisions made before the signal are still in the ring buffer: record them.
-    drain_events(ring.get_mut(), &guard, &mut trail);
-    info!("stopping: detaching programs");
-    drop(guard);
-    Ok(())
+    trail: AuditTrail,
+    status_file: PathBuf,
+    published: DaemonStatus,
 }
 
-/// Logs and records every queued decision. Returns whether the package manager replaced
-/// protected files, so that the new inodes must be protected.
-fn drain_events(ring: &mut RingBuf<MapData>, guard: &Guard, trail: &mut AuditTrail) -> bool {
-    let mut upgraded = false;
-    while let Some(item) = ring.next() {
-        match events::decode(&item) {
-            Ok(ev) => {
-                log_decision(&ev, guard.installed());
-                trail.file_decision(&ev, guard.installed());
-                upgraded |= ev.decision == Decision::AllowedUpgrade;
+impl Daemon {
+    /// Fills the maps, announces readiness and streams decisions until told to stop.
+    async fn serve(
+        mut self,
+        loaded: Option<(Guard, RingBuf<MapData>)>,
+        tables: KernelTables,
+    ) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+        let Some((mut guard, ring)) = loaded else {
+            self.publish();
+            notify(&format!(
+                "READY=1\nSTATUS=degraded: {}",
+                self.published.reason
+            ))
+            .ok();
+            tokio::select! {
+                _ = sigterm.recv() => {}
+                _ = sigint.recv() => {}
             }
-            Err(e) => error!("undecodable event: {e}"),
+            info!("stopping");
+            std::fs::remove_file(&self.status_file).ok();
+            return Ok(());
+        };
+
+        self.install(&mut guard, tables)?;
+        self.published.layers = vec![(
+            "file".to_owned(),
+            guard.attached().iter().map(|h| h.to_string()).collect(),
+        )];
+        self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
+        let proven = self.published.self_test.iter().all(|t| t.passed);
+        self.published.state = match (guard.mode(), proven) {
+            (_, false) => GuardState::Degraded,
+            (Mode::Enforce, true) => GuardState::Enforcing,
+            (Mode::Audit, true) => GuardState::Auditing,
+        };
+        if self.published.reason.is_empty() {
+            self.published.reason = match self.published.state {
+                GuardState::Enforcing => "self-test passed".to_owned(),
+                GuardState::Auditing => "audit mode: matches are reported, not refused".to_owned(),
+                GuardState::Degraded => "enforcement not proven".to_owned(),
+            };
+        }
+        let verb = match self.published.state {
+            GuardState::Enforcing => "enforcing",
+            GuardState::Auditing => "auditing (not blocking)",
+            GuardState::Degraded => "degraded",
+        };
+        let counts = &self.published.protected;
+        info!(
+            inodes = counts.inodes,
+            trees = counts.trees,
+            file_hooks = guard.file_hooks().as_str(),
+            "{verb}: {} protected inode(s) (objects and their ancestors), {} tree(s)",
+            counts.inodes,
+            counts.trees
+        );
+        self.publish();
+        notify(&format!("READY=1\nSTATUS={verb}")).ok();
+
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
+        // long as the RingBuf lives, and the AsyncFd owns the RingBuf.
+        let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("polling the event ring buffer")?;
+        let mut resync_at: Option<Instant> = None;
+        let mut last_publish = Instant::now();
+        loop {
+            let resync = async {
+                match resync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                ready = ring.readable_mut() => {
+                    let mut ready = ready.context("waiting for events")?;
+                    if self.drain_events(ready.get_inner_mut(), &guard) {
+                        resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
+                    }
+                    ready.clear_ready();
+                    let dropped = guard.dropped_events()?;
+                    if dropped > self.published.events.dropped {
+                        let lost = dropped - self.published.events.dropped;
+                        warn!(dropped = lost, "events lost: the ring buffer was full");
+                        self.trail.log.add_dropped(lost);
+                        self.published.events.dropped = dropped;
+                    }
+                    // Counters change with every event; publish them at most once a second.
+                    if last_publish.elapsed() >= Duration::from_secs(1) {
+                        self.publish();
+                        last_publish = Instant::now();
+                    }
+                }
+                _ = resync => {
+                    resync_at = None;
+                    match self.source.resolve() {
+                        Ok(tables) => {
+                            self.install(&mut guard, tables)?;
+                            info!("re-protected after the package manager replaced protected files");
+                        }
+                        // Mid-upgrade a file can be briefly absent; try again shortly.
+                        Err(e) => {
+                            warn!("re-resolving after an upgrade: {e}; retrying");
+                            resync_at = Some(Instant::now() + RESYNC_DELAY);
+                        }
+                    }
+                }
+                _ = sighup.recv() => self.reload(&mut guard)?,
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+        }
+        // Decisions made before the signal are still in the ring buffer: record them.
+        self.drain_events(ring.get_mut(), &guard);
+        info!("stopping: detaching programs");
+        drop(guard);
+        std::fs::remove_file(&self.status_file).ok();
+        Ok(())
+    }
+
+    /// Writes the tables into the kernel maps and the counts into the status.
+    fn install(&mut self, guard: &mut Guard, tables: KernelTables) -> Result<(), LoadError> {
+        self.published.protected = ProtectedCounts {
+            inodes: tables.inodes.len(),
+            trees: tables.trees.len(),
+            trusted_executables: tables.trusted.len(),
+            rules: tables.rules.len(),
+        };
+        guard.install(tables)
+    }
+
+    /// SIGHUP: reads the policy again. A policy that does not parse or resolve is
+    /// rejected with its error and the running one stays in force.
+    fn reload(&mut self, guard: &mut Guard) -> anyhow::Result<()> {
+        let Source::Policy { path, .. } = &self.source else {
+            match self.source.resolve() {
+                Ok(tables) => self.install(guard, tables)?,
+                Err(e) => error!("reload refused, previous protection stays: {e}"),
+            }
+            return Ok(());
+        };
+        let path = path.clone();
+        let candidate = match policy::load(&path) {
+            Ok(policy) => Source::Policy {
+                path: path.clone(),
+                policy: Box::new(policy),
+            },
+            Err(e) => {
+                error!(
+                    "reload refused, the running policy stays in force:\n{}",
+                    e.render()
+                );
+                self.trail.notice("reload-refused", &e.render());
+                return Ok(());
+            }
+        };
+        match candidate.resolve() {
+            Ok(tables) => {
+                self.install(guard, tables)?;
+                self.source = candidate;
+                self.trail.context = self.source.audit_context();
+                self.published.policy_sha256 = self.trail.context.policy.sha256.clone();
+                info!(policy = %path.display(), "reloaded the policy");
+                self.trail
+                    .notice("reload", &format!("policy {} reloaded", path.display()));
+                self.publish();
+            }
+            Err(e) => {
+                error!("reload refused, the running policy stays in force: {e}");
+                self.trail.notice("reload-refused", &e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs and records every queued decision. Returns whether the package manager
+    /// replaced protected files, so that the new inodes must be protected.
+    fn drain_events(&mut self, ring: &mut RingBuf<MapData>, guard: &Guard) -> bool {
+        let mut upgraded = false;
+        while let Some(item) = ring.next() {
+            match events::decode(&item) {
+                Ok(ev) => {
+                    log_decision(&ev, guard.installed());
+                    self.trail.file_decision(&ev, guard.installed());
+                    let counters = &mut self.published.events;
+                    match ev.decision {
+                        Decision::Blocked => counters.blocked += 1,
+                        Decision::WouldBlock => counters.would_block += 1,
+                        Decision::AllowedUpgrade => {
+                            counters.allowed_upgrade += 1;
+                            upgraded = true;
+                        }
+                    }
+                }
+                Err(e) => error!("undecodable event: {e}"),
+            }
+        }
+        upgraded
+    }
+
+    fn publish(&mut self) {
+        self.published.updated = status::now();
+        if let Err(e) = self.published.write(&self.status_file) {
+            warn!(
+                "cannot publish status to {}: {e}",
+                self.status_file.display()
+            );
         }
     }
-    upgraded
 }
 
 /// The audit log and what every record says about where it came from.
@@ -412,6 +610,38 @@ struct AuditTrail {
 }
 
 impl AuditTrail {
+    fn self_test(&mut self, result: &SelfTestResult) {
+        let record = self
+            .context
+            .record(
+                Layer::Daemon,
+                format!("self-test-{}", result.layer),
+                audit::Decision::SelfTest,
+                Actor::this_process(&self.procfs),
+            )
+            .enforced(result.passed)
+            .note(result.detail.clone());
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
+    /// A record about the daemon itself (reloads).
+    fn notice(&mut self, op: &str, note: &str) {
+        let record = self
+            .context
+            .record(
+                Layer::Daemon,
+                op,
+                audit::Decision::Notice,
+                Actor::this_process(&self.procfs),
+            )
+            .note(note.to_owned());
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
         let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
             .with_ppid(ev.ppid)

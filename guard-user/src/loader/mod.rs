@@ -2,6 +2,7 @@
 //! the programs' maps in step with the kernel tables userspace resolved.
 
 pub mod offsets;
+pub mod self_test;
 pub mod tables;
 
 use std::{collections::BTreeSet, io, path::Path};
@@ -257,6 +258,31 @@ impl Guard {
         }
         self.installed = tables;
         Ok(())
+    }
+
+    /// Sets one rule table slot directly (the self-test's synthetic rule).
+    pub fn set_rule(&mut self, id: u32, entry: RuleEntry) -> Result<(), LoadError> {
+        array_mut::<RuleEntry>(&mut self.ebpf, names::RULES)?
+            .set(id, entry, 0)
+            .map_err(map_err(names::RULES))
+    }
+
+    /// Protects one inode directly, outside the installed tables (the self-test's canary).
+    pub fn insert_inode(
+        &mut self,
+        key: InodeKey,
+        protection: FileProtection,
+    ) -> Result<(), LoadError> {
+        hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?
+            .insert(key, protection, 0)
+            .map_err(map_err(names::PROTECTED_INODES))
+    }
+
+    /// Removes an inode inserted with [`Guard::insert_inode`].
+    pub fn remove_inode(&mut self, key: InodeKey) -> Result<(), LoadError> {
+        let mut map =
+            hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?;
+        remove_present(&mut map, &key, names::PROTECTED_INODES)
     }
 
     /// Takes the event ring buffer; the caller owns reading it.

@@ -31,6 +31,8 @@ pub struct RunningGuard {
     child: Option<Child>,
     /// What rtguard sent with READY=1 (its STATUS= line).
     pub status: String,
+    /// Where this guard publishes its status for `rtguard status`.
+    pub status_file: PathBuf,
     _notify_dir: tempfile::TempDir,
 }
 
@@ -48,6 +50,7 @@ pub enum Started {
 pub fn start_guard(args: &[&str]) -> Started {
     let notify_dir = tempfile::tempdir().expect("temp dir for the notify socket");
     let socket_path = notify_dir.path().join("notify");
+    let status_file = notify_dir.path().join("status.json");
     let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
@@ -55,6 +58,8 @@ pub fn start_guard(args: &[&str]) -> Started {
     let mut child = Command::new(rtguard_bin())
         .arg("run")
         .args(args)
+        .arg("--status-file")
+        .arg(&status_file)
         .env("NOTIFY_SOCKET", &socket_path)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
@@ -76,6 +81,7 @@ pub fn start_guard(args: &[&str]) -> Started {
                 return Started::Ready(RunningGuard {
                     child: Some(child),
                     status,
+                    status_file,
                     _notify_dir: notify_dir,
                 });
             }
@@ -112,6 +118,20 @@ pub fn start_ready_guard(args: &[&str]) -> RunningGuard {
 }
 
 impl RunningGuard {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("guard still running").id()
+    }
+
+    /// Sends a signal to the guard.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid() as i32), sig).unwrap();
+    }
+
+    /// Runs `rtguard status --json` against this guard; returns (exit code, stdout).
+    pub fn status_cmd(&self) -> (i32, String) {
+        rtguard_status(&self.status_file)
+    }
+
     /// Stops the guard with SIGTERM and returns its exit status and everything it logged.
     pub fn stop(mut self) -> (ExitStatus, String) {
         let child = self.child.take().expect("guard still running");
@@ -300,4 +320,36 @@ pub fn wait_until_protected(path: &Path) -> std::time::Duration {
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+}
+
+/// Runs `rtguard status --json --status-file FILE`; returns (exit code, stdout).
+pub fn rtguard_status(status_file: &Path) -> (i32, String) {
+    let out = Command::new(rtguard_bin())
+        .args(["status", "--json", "--status-file"])
+        .arg(status_file)
+        .output()
+        .expect("run rtguard status");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Polls until `check` holds, for things that happen asynchronously in the daemon (a
+/// reload after SIGHUP). Not a timing assertion: the limit only stops a hung test.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed().as_secs() < 120, "never happened: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Whether the kernel refuses to open `path` for writing (how protection shows from
+/// outside; an allowed open without a write changes nothing).
+pub fn write_open_refused(path: &Path) -> bool {
+    matches!(
+        std::fs::OpenOptions::new().write(true).open(path),
+        Err(e) if e.raw_os_error() == Some(1)
+    )
 }

@@ -5,5 +5,6 @@
 mod common;
 
 mod basics;
+mod daemon;
 mod file_layer;
 mod policy;

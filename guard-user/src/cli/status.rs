@@ -1,0 +1,120 @@
+//! `rtguard status`: what the running daemon enforces, from the status file it publishes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::exit;
+use crate::status::{default_path, DaemonStatus, GuardState};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The daemon's status file [default: /run/rtguard/status.json].
+    #[arg(long, value_name = "FILE")]
+    pub status_file: Option<PathBuf>,
+}
+
+/// Exit status when the daemon runs but does not enforce (degraded or audit mode).
+pub const NOT_ENFORCING: u8 = exit::ENFORCEMENT_UNAVAILABLE;
+/// Exit status when no daemon is running.
+pub const NOT_RUNNING: u8 = exit::FAILURE;
+
+pub fn status(args: StatusArgs) -> u8 {
+    let path = args.status_file.unwrap_or_else(default_path);
+    let status = match DaemonStatus::read(&path) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!(
+                "rtguard is not running (no readable status at {}: {e})",
+                path.display()
+            );
+            return NOT_RUNNING;
+        }
+    };
+    if !is_rtguard(status.pid) {
+        eprintln!(
+            "rtguard is not running (stale status from pid {}, last updated {})",
+            status.pid, status.updated
+        );
+        return NOT_RUNNING;
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render(&status));
+    }
+    match status.state {
+        GuardState::Enforcing => exit::OK,
+        GuardState::Auditing | GuardState::Degraded => NOT_ENFORCING,
+    }
+}
+
+/// Whether `pid` is a live rtguard process.
+fn is_rtguard(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("rtguard"))
+        })
+        .unwrap_or(false)
+}
+
+fn render(s: &DaemonStatus) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
+    line("state:", format!("{} ({})", s.state.as_str(), s.reason));
+    line("pid:", format!("{} (since {})", s.pid, s.started));
+    line("environment:", s.environment.clone());
+    line(
+        "policy:",
+        format!("{} (sha256 {})", s.policy, short(&s.policy_sha256)),
+    );
+    for (layer, programs) in &s.layers {
+        line(&format!("{layer} layer:"), programs.join(", "));
+    }
+    if let Some(hooks) = &s.file_hooks {
+        line("file hooks:", hooks.clone());
+    }
+    line(
+        "protected:",
+        format!(
+            "{} inodes (objects and ancestors), {} trees, {} trusted executables, {} rules",
+            s.protected.inodes,
+            s.protected.trees,
+            s.protected.trusted_executables,
+            s.protected.rules
+        ),
+    );
+    for t in &s.self_test {
+        line(
+            "self-test:",
+            format!(
+                "{} {}: {}",
+                t.layer,
+                if t.passed { "passed" } else { "FAILED" },
+                t.detail
+            ),
+        );
+    }
+    line(
+        "events:",
+        format!(
+            "{} blocked, {} would-block, {} allowed-upgrade, {} dropped",
+            s.events.blocked, s.events.would_block, s.events.allowed_upgrade, s.events.dropped
+        ),
+    );
+    line("updated:", s.updated.clone());
+    out
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}

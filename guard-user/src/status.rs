@@ -1,0 +1,147 @@
+//! What a running daemon publishes about itself, for `rtguard status`: a JSON file in the
+//! runtime directory, replaced atomically whenever something changes.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{loader::self_test::SelfTestResult, paths};
+
+/// The status file of the running daemon.
+pub fn default_path() -> PathBuf {
+    Path::new(paths::RUNTIME_DIR).join("status.json")
+}
+
+/// Whether the guard blocks, only reports, or cannot act.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardState {
+    /// Programs attached, self-test passed, matching operations are refused.
+    Enforcing,
+    /// Programs attached, matches are only reported (audit mode).
+    Auditing,
+    /// The kernel can't run the programs, or the self-test failed: nothing is refused.
+    Degraded,
+}
+
+impl GuardState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardState::Enforcing => "enforcing",
+            GuardState::Auditing => "auditing",
+            GuardState::Degraded => "degraded",
+        }
+    }
+}
+
+/// Counts of kernel decisions since the daemon started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCounters {
+    pub blocked: u64,
+    pub would_block: u64,
+    pub allowed_upgrade: u64,
+    /// Events the kernel could not queue.
+    pub dropped: u64,
+}
+
+/// Counts of what the kernel maps hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedCounts {
+    /// Protected objects and their ancestor directories.
+    pub inodes: usize,
+    pub trees: usize,
+    pub trusted_executables: usize,
+    pub rules: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStatus {
+    pub pid: u32,
+    /// RFC 3339.
+    pub started: String,
+    pub updated: String,
+    pub state: GuardState,
+    /// Why the state is what it is, in one line.
+    pub reason: String,
+    pub environment: String,
+    pub policy: String,
+    pub policy_sha256: String,
+    /// Attached programs by layer, e.g. ("file", ["path_unlink", …]).
+    pub layers: Vec<(String, Vec<String>)>,
+    pub file_hooks: Option<String>,
+    pub protected: ProtectedCounts,
+    pub self_test: Vec<SelfTestResult>,
+    pub events: EventCounters,
+}
+
+impl DaemonStatus {
+    /// Writes the status next to `path` and renames it over `path`, so readers never see
+    /// half a file.
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".status.{}.tmp", std::process::id()));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).map_err(io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn read(path: &Path) -> io::Result<Self> {
+        let bytes = std::fs::read(path)?;
+        serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// RFC 3339 timestamp for now, UTC.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/status.json");
+        let status = DaemonStatus {
+            pid: 42,
+            started: now(),
+            updated: now(),
+            state: GuardState::Enforcing,
+            reason: "self-test passed".into(),
+            environment: "production".into(),
+            policy: "/etc/rtguard/production.toml".into(),
+            policy_sha256: "ab".into(),
+            layers: vec![("file".into(), vec!["path_unlink".into()])],
+            file_hooks: Some("path".into()),
+            protected: ProtectedCounts {
+                inodes: 3,
+                trees: 1,
+                trusted_executables: 2,
+                rules: 9,
+            },
+            self_test: vec![SelfTestResult {
+                layer: "file".into(),
+                passed: true,
+                detail: "refused".into(),
+            }],
+            events: EventCounters {
+                blocked: 1,
+                ..Default::default()
+            },
+        };
+        status.write(&path).unwrap();
+        assert_eq!(DaemonStatus::read(&path).unwrap(), status);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""state": "enforcing""#), "{text}");
+    }
+}

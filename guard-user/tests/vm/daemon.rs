@@ -1,0 +1,125 @@
+//! The daemon around the kernel programs: the startup self-test, `rtguard status`, and
+//! SIGHUP reloads that never drop the running policy for a broken one.
+
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+
+use crate::common::*;
+
+/// A policy protecting the given files (each in its own `[[paths]]` rule).
+fn policy_text(files: &[&Path]) -> String {
+    let mut text = String::from("environment = \"test\"\nmode = \"enforce\"\n");
+    for (i, f) in files.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[paths]]\nname = \"file-{i}\"\npaths = [\"{}\"]\n",
+            f.display()
+        ));
+    }
+    text
+}
+
+#[test]
+fn self_test_and_status_report_enforcement() {
+    let s = scratch();
+    let audit = s.dir.path().join("audit.jsonl");
+    let guard = start_ready_guard(&[
+        "--protect",
+        s.protected.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let (code, json) = guard.status_cmd();
+    assert_eq!(code, 0, "status exit for an enforcing guard: {json}");
+    assert!(json.contains(r#""state": "enforcing""#), "{json}");
+    assert!(
+        json.contains(r#""passed": true"#),
+        "self-test result published: {json}"
+    );
+    assert!(
+        json.contains("path_unlink"),
+        "attached programs listed: {json}"
+    );
+    let status_file = guard.status_file.clone();
+    drop(guard);
+    assert_eq!(
+        rtguard_status(&status_file).0,
+        1,
+        "status after the daemon stopped"
+    );
+
+    let records = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        records.contains(r#""decision":"self-test""#)
+            && records.contains(r#""op":"self-test-file""#),
+        "the self-test is in the audit log:\n{records}"
+    );
+}
+
+#[test]
+fn status_in_audit_mode_is_not_enforcing() {
+    let s = scratch();
+    let guard = start_ready_guard(&[
+        "--protect",
+        s.protected.to_str().unwrap(),
+        "--mode",
+        "audit",
+    ]);
+    let (code, json) = guard.status_cmd();
+    assert_eq!(code, 3, "{json}");
+    assert!(json.contains(r#""state": "auditing""#), "{json}");
+}
+
+#[test]
+fn sighup_with_a_broken_policy_keeps_the_running_one() {
+    let s = scratch();
+    let policy = s.dir.path().join("policy.toml");
+    let audit = s.dir.path().join("audit.jsonl");
+    std::fs::write(&policy, policy_text(&[&s.protected])).unwrap();
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    assert!(write_open_refused(&s.protected));
+
+    std::fs::write(&policy, "environment = \"test\"\nmode = \"enforc\"\n").unwrap();
+    guard.signal(Signal::SIGHUP);
+    eventually("a reload-refused record", || {
+        std::fs::read_to_string(&audit).is_ok_and(|r| r.contains(r#""op":"reload-refused""#))
+    });
+    // Still protected, by the old policy.
+    expect_denied(&format!("rm -f {}", s.protected.display()));
+    assert_eq!(sha256(&s.protected), s.protected_sha256);
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("reload refused, the running policy stays in force"),
+        "{log}"
+    );
+    assert!(
+        log.contains(":2:8:"),
+        "the error points at line 2, column 8:\n{log}"
+    );
+}
+
+#[test]
+fn sighup_with_a_new_policy_protects_what_it_adds() {
+    let s = scratch();
+    let policy = s.dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text(&[&s.protected])).unwrap();
+    let guard = start_ready_guard(&["--policy", policy.to_str().unwrap()]);
+    assert!(!write_open_refused(&s.sibling), "not protected yet");
+
+    std::fs::write(&policy, policy_text(&[&s.protected, &s.sibling])).unwrap();
+    guard.signal(Signal::SIGHUP);
+    eventually("the added file is protected", || {
+        write_open_refused(&s.sibling)
+    });
+    expect_denied(&format!("rm -f {}", s.sibling.display()));
+    assert!(
+        write_open_refused(&s.protected),
+        "the first file stays protected"
+    );
+}
