@@ -110,9 +110,16 @@ fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
     }
-    fs::create_dir_all(tree.join("usr/local/bin"))?;
+    // Where the package installs them (usr/lib, not lib: /lib is a symlink in the
+    // merged-/usr rootfs, and an archive entry for a real lib/ would replace it).
+    fs::create_dir_all(tree.join("usr/bin"))?;
+    fs::create_dir_all(tree.join("usr/lib/systemd/system"))?;
     fs::create_dir_all(tree.join("tests"))?;
-    copy_executable(rtguard, &tree.join("usr/local/bin/rtguard"))?;
+    copy_executable(rtguard, &tree.join("usr/bin/rtguard"))?;
+    fs::copy(
+        root.join("packaging/rtguard.service"),
+        tree.join("usr/lib/systemd/system/rtguard.service"),
+    )?;
     copy_executable(tests, &tree.join("tests/vm"))?;
     // The shipped policies, where a package would install them.
     let policies = tree.join("etc/rtguard");
@@ -150,7 +157,7 @@ depmod -a
 echo "guest: kernel $(uname -r), LSMs $(cat /sys/kernel/security/lsm)"
 rtguard probe
 cd /tmp
-RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
+RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
 echo "RTGUARD-VM-EXIT=$?"
 poweroff -f -f
 echo o > /proc/sysrq-trigger

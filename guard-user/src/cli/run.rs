@@ -471,13 +471,7 @@ impl Daemon {
                         resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
                     }
                     ready.clear_ready();
-                    let dropped = guard.dropped_events()?;
-                    if dropped > self.published.events.dropped {
-                        let lost = dropped - self.published.events.dropped;
-                        warn!(dropped = lost, "events lost: the ring buffer was full");
-                        self.trail.log.add_dropped(lost);
-                        self.published.events.dropped = dropped;
-                    }
+                    self.account_drops(&guard)?;
                     // Counters change with every event; publish them at most once a second.
                     if last_publish.elapsed() >= Duration::from_secs(1) {
                         self.publish();
@@ -503,8 +497,11 @@ impl Daemon {
                 _ = sigint.recv() => break,
             }
         }
-        // Decisions made before the signal are still in the ring buffer: record them.
+        // Decisions made before the signal are still in the ring buffer: record them, and
+        // account for any the kernel could not queue, so the log adds up.
         self.drain_events(ring.get_mut(), &guard);
+        self.account_drops(&guard)?;
+        self.trail.flush_drops();
         info!("stopping: detaching programs");
         drop(guard);
         std::fs::remove_file(&self.status_file).ok();
@@ -591,6 +588,19 @@ impl Daemon {
         upgraded
     }
 
+    /// Moves the kernel's count of events it could not queue into the audit log (carried
+    /// by the next record) and the published counters.
+    fn account_drops(&mut self, guard: &Guard) -> Result<(), LoadError> {
+        let dropped = guard.dropped_events()?;
+        if dropped > self.published.events.dropped {
+            let lost = dropped - self.published.events.dropped;
+            warn!(dropped = lost, "events lost: the ring buffer was full");
+            self.trail.log.add_dropped(lost);
+            self.published.events.dropped = dropped;
+        }
+        Ok(())
+    }
+
     fn publish(&mut self) {
         self.published.updated = status::now();
         if let Err(e) = self.published.write(&self.status_file) {
@@ -621,6 +631,20 @@ impl AuditTrail {
             )
             .enforced(result.passed)
             .note(result.detail.clone());
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
+    /// Writes a notice carrying lost events that no decision record has carried yet.
+    fn flush_drops(&mut self) {
+        let pending = self.log.pending_dropped();
+        if pending == 0 {
+            return;
+        }
+        let record = self
+            .context
+            .dropped_events(Actor::this_process(&self.procfs), 0);
         if let Err(e) = self.log.append(&record) {
             error!("audit log: {e}");
         }

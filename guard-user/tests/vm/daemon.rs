@@ -123,3 +123,72 @@ fn sighup_with_a_new_policy_protects_what_it_adds() {
         "the first file stays protected"
     );
 }
+
+#[test]
+fn an_event_flood_is_logged_or_counted_and_the_daemon_survives() {
+    const ATTEMPTS: u64 = 100_000;
+    let s = scratch();
+    let audit = s.dir.path().join("audit.jsonl");
+    let guard = start_ready_guard(&[
+        "--protect",
+        s.protected.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let mut refused = 0u64;
+    for _ in 0..ATTEMPTS {
+        if std::fs::remove_file(&s.protected).is_err_and(|e| e.raw_os_error() == Some(1)) {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, ATTEMPTS, "every attempt refused");
+    assert_eq!(
+        guard.status_cmd().0,
+        0,
+        "the daemon still answers and still enforces"
+    );
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+
+    // Every attempt is either a record or counted in some record's dropped_since_last,
+    // across the log and its rotations.
+    let (mut recorded, mut dropped) = (0u64, 0u64);
+    for entry in std::fs::read_dir(s.dir.path()).unwrap().flatten() {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("audit.jsonl")
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let record: serde_json::Value = serde_json::from_str(line).unwrap();
+            dropped += record["dropped_since_last"].as_u64().unwrap_or(0);
+            if record["decision"] == "blocked" && record["op"] == "unlink" {
+                recorded += 1;
+            }
+        }
+    }
+    println!("  flood: {recorded} recorded, {dropped} dropped, {ATTEMPTS} attempts");
+    assert_eq!(
+        recorded + dropped,
+        ATTEMPTS,
+        "{recorded} recorded + {dropped} dropped"
+    );
+    assert_eq!(sha256(&s.protected), s.protected_sha256);
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    // Installed by the image where the package installs it, next to /usr/bin/rtguard.
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "/usr/lib/systemd/system/rtguard.service"])
+        .output()
+        .expect("systemd-analyze");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    assert!(
+        !stderr.contains("rtguard.service:"),
+        "warnings about the unit: {stderr}"
+    );
+}
