@@ -9,6 +9,7 @@ pub mod audit;
 pub mod cli;
 pub mod events;
 pub mod loader;
+pub mod maintenance;
 pub mod notify;
 pub mod paths;
 pub mod policy;

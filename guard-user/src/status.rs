@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{loader::self_test::SelfTestResult, paths};
+use crate::{loader::self_test::SelfTestResult, maintenance::MaintenanceWindow, paths};
 
 /// The status file of the running daemon.
 pub fn default_path() -> PathBuf {
@@ -75,6 +75,9 @@ pub struct DaemonStatus {
     pub protected: ProtectedCounts,
     pub self_test: Vec<SelfTestResult>,
     pub events: EventCounters,
+    /// Open maintenance windows.
+    #[serde(default)]
+    pub maintenance: Vec<MaintenanceWindow>,
 }
 
 impl DaemonStatus {
@@ -95,6 +98,25 @@ impl DaemonStatus {
         let bytes = std::fs::read(path)?;
         serde_json::from_slice(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
+}
+
+/// Whether `pid` is a live rtguard process (a status file can outlive its daemon).
+pub fn is_rtguard(pid: u32) -> bool {
+    std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|exe| {
+            exe.file_name()
+                .map(|n| n.to_string_lossy().starts_with("rtguard"))
+        })
+        .unwrap_or(false)
+}
+
+/// The pid of the daemon publishing `path`, if it is running.
+pub fn running_daemon(path: &Path) -> Option<u32> {
+    DaemonStatus::read(path)
+        .ok()
+        .map(|s| s.pid)
+        .filter(|&pid| is_rtguard(pid))
 }
 
 /// RFC 3339 timestamp for now, UTC.
@@ -138,6 +160,7 @@ mod tests {
                 blocked: 1,
                 ..Default::default()
             },
+            maintenance: Vec::new(),
         };
         status.write(&path).unwrap();
         assert_eq!(DaemonStatus::read(&path).unwrap(), status);

@@ -4,6 +4,7 @@
 mod audit;
 mod check;
 mod explain;
+mod maintenance;
 mod probe;
 mod run;
 mod status;
@@ -47,6 +48,8 @@ pub enum Command {
     /// Show what the running daemon enforces. Exit 0 enforcing, 3 degraded or audit-only,
     /// 1 not running.
     Status(status::StatusArgs),
+    /// Open, close or list maintenance windows for packages with `upgrade = "window"`.
+    Maintenance(maintenance::MaintenanceArgs),
     /// Review the audit log: filter, tabulate, summarise.
     Audit(audit::AuditArgs),
     /// Validate a policy and show what it protects on this host (see policy/README.md).
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Probe(args) => probe::probe(args),
         Command::Status(args) => status::status(args),
+        Command::Maintenance(args) => maintenance::maintenance(args),
         Command::Audit(args) => audit::audit(args),
         Command::Check(args) => check::check(args),
         Command::Explain(args) => explain::explain(args),

@@ -25,6 +25,7 @@ use crate::{
         tables::PACKAGE_MANAGERS,
         FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
     },
+    maintenance::{self, MaintenanceState, MaintenanceWindow},
     notify::notify,
     paths,
     policy::{self, Policy},
@@ -93,6 +94,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub syslog: bool,
 
+    /// Where maintenance windows are kept (`rtguard maintenance`), so they survive a
+    /// restart.
+    #[arg(long, value_name = "DIR", default_value = paths::STATE_DIR)]
+    pub state_dir: PathBuf,
+
     /// Where to publish the daemon's status for `rtguard status`
     /// [default: /run/rtguard/status.json]. The self-test's canary lives next to it.
     #[arg(long, value_name = "FILE")]
@@ -130,7 +136,7 @@ enum Source {
 }
 
 impl Source {
-    fn resolve(&self) -> Result<KernelTables, ResolveError> {
+    fn resolve(&self, windows: &MaintenanceState) -> Result<KernelTables, ResolveError> {
         match self {
             Source::Policy { policy, .. } => {
                 let options = ResolveOptions {
@@ -138,7 +144,8 @@ impl Source {
                     ..Default::default()
                 };
                 let set = resolve::resolve(policy, &options)?;
-                let mut tables = KernelTables::from_rule_set(&set)?;
+                let now = time::OffsetDateTime::now_utc();
+                let mut tables = KernelTables::from_rule_set(&set, windows, now)?;
                 for rule in &set.rules {
                     tables.rule_names.insert(rule.id, rule.name.clone());
                 }
@@ -243,7 +250,16 @@ pub fn run(args: RunArgs) -> u8 {
         },
         None => Source::CommandLine(CommandLineSpec::from_args(&args)),
     };
-    let tables = match source.resolve() {
+    let windows_file = maintenance::state_file(&args.state_dir);
+    let mut windows = match MaintenanceState::load(&windows_file) {
+        Ok(windows) => windows,
+        Err(e) => {
+            eprintln!("rtguard: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let expired = windows.expire(time::OffsetDateTime::now_utc());
+    let tables = match source.resolve(&windows) {
         Ok(tables) => tables,
         Err(e) => {
             eprintln!("rtguard: {e}");
@@ -288,6 +304,7 @@ pub fn run(args: RunArgs) -> u8 {
         protected: ProtectedCounts::default(),
         self_test: Vec::new(),
         events: EventCounters::default(),
+        maintenance: Vec::new(),
     };
 
     let mut guard = match Guard::load(mode, args.file_hooks.into()) {
@@ -363,11 +380,25 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
+    for window in &expired {
+        trail.window_notice("maintenance-expired", window);
+    }
+    if !expired.is_empty() {
+        if let Err(e) = windows.save(&windows_file) {
+            warn!("{e}");
+        }
+    }
+    for window in &windows.windows {
+        info!(package = window.package, expires = %window.expires, "maintenance window open");
+    }
+    published.maintenance = windows.windows.clone();
     let daemon = Daemon {
         source,
         trail,
         status_file,
         published,
+        windows,
+        windows_file,
     };
     let result = runtime.block_on(daemon.serve(guard.zip(ring), tables));
     match result {
@@ -385,6 +416,8 @@ struct Daemon {
     trail: AuditTrail,
     status_file: PathBuf,
     published: DaemonStatus,
+    windows: MaintenanceState,
+    windows_file: PathBuf,
 }
 
 impl Daemon {
@@ -464,6 +497,7 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            let expiry = until(self.windows.next_expiry());
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
@@ -478,9 +512,10 @@ impl Daemon {
                         last_publish = Instant::now();
                     }
                 }
+                _ = expiry => self.expire_windows(&mut guard)?,
                 _ = resync => {
                     resync_at = None;
-                    match self.source.resolve() {
+                    match self.source.resolve(&self.windows) {
                         Ok(tables) => {
                             self.install(&mut guard, tables)?;
                             info!("re-protected after the package manager replaced protected files");
@@ -519,47 +554,99 @@ impl Daemon {
         guard.install(tables)
     }
 
-    /// SIGHUP: reads the policy again. A policy that does not parse or resolve is
-    /// rejected with its error and the running one stays in force.
+    /// SIGHUP: reads the policy and the maintenance windows again. A policy that does
+    /// not parse or resolve is refused with its error and the running one stays in force;
+    /// window changes apply either way.
     fn reload(&mut self, guard: &mut Guard) -> anyhow::Result<()> {
-        let Source::Policy { path, .. } = &self.source else {
-            match self.source.resolve() {
-                Ok(tables) => self.install(guard, tables)?,
-                Err(e) => error!("reload refused, previous protection stays: {e}"),
-            }
-            return Ok(());
-        };
-        let path = path.clone();
-        let candidate = match policy::load(&path) {
-            Ok(policy) => Source::Policy {
-                path: path.clone(),
-                policy: Box::new(policy),
-            },
-            Err(e) => {
-                error!(
-                    "reload refused, the running policy stays in force:\n{}",
-                    e.render()
-                );
-                self.trail.notice("reload-refused", &e.render());
-                return Ok(());
-            }
-        };
-        match candidate.resolve() {
-            Ok(tables) => {
-                self.install(guard, tables)?;
-                self.source = candidate;
-                self.trail.context = self.source.audit_context();
-                self.published.policy_sha256 = self.trail.context.policy.sha256.clone();
-                info!(policy = %path.display(), "reloaded the policy");
-                self.trail
-                    .notice("reload", &format!("policy {} reloaded", path.display()));
-                self.publish();
-            }
-            Err(e) => {
-                error!("reload refused, the running policy stays in force: {e}");
-                self.trail.notice("reload-refused", &e.to_string());
+        self.reload_windows();
+        if let Source::Policy { path, .. } = &self.source {
+            let path = path.clone();
+            match policy::load(&path) {
+                Ok(policy) => {
+                    let candidate = Source::Policy {
+                        path: path.clone(),
+                        policy: Box::new(policy),
+                    };
+                    match candidate.resolve(&self.windows) {
+                        Ok(tables) => {
+                            self.install(guard, tables)?;
+                            self.source = candidate;
+                            self.trail.context = self.source.audit_context();
+                            self.published.policy_sha256 = self.trail.context.policy.sha256.clone();
+                            info!(policy = %path.display(), "reloaded the policy");
+                            self.trail
+                                .notice("reload", &format!("policy {} reloaded", path.display()));
+                            self.publish();
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            error!("reload refused, the running policy stays in force: {e}");
+                            self.trail.notice("reload-refused", &e.to_string());
+                        }
+                    }
+                }
+                Err(e) => {
+                    error!(
+                        "reload refused, the running policy stays in force:\n{}",
+                        e.render()
+                    );
+                    self.trail.notice("reload-refused", &e.render());
+                }
             }
         }
+        // The running policy (or command line) with the current windows.
+        match self.source.resolve(&self.windows) {
+            Ok(tables) => self.install(guard, tables)?,
+            Err(e) => error!("re-resolving with the current maintenance windows: {e}"),
+        }
+        self.publish();
+        Ok(())
+    }
+
+    /// Re-reads the maintenance state and records what opened and closed since.
+    fn reload_windows(&mut self) {
+        let mut fresh = match MaintenanceState::load(&self.windows_file) {
+            Ok(state) => state,
+            Err(e) => {
+                error!("maintenance windows unchanged: {e}");
+                return;
+            }
+        };
+        for expired in fresh.expire(time::OffsetDateTime::now_utc()) {
+            self.trail.window_notice("maintenance-expired", &expired);
+        }
+        for w in &fresh.windows {
+            if !self.windows.windows.contains(w) {
+                info!(package = w.package, expires = %w.expires, reason = w.reason, "maintenance window opened");
+                self.trail.window_notice("maintenance-open", w);
+            }
+        }
+        for w in &self.windows.windows {
+            if !fresh.windows.iter().any(|f| f.package == w.package) {
+                info!(package = w.package, "maintenance window closed");
+                self.trail.window_notice("maintenance-close", w);
+            }
+        }
+        self.windows = fresh;
+        self.published.maintenance = self.windows.windows.clone();
+    }
+
+    /// Closes windows whose time is up, in the kernel, the state file and the audit log.
+    fn expire_windows(&mut self, guard: &mut Guard) -> anyhow::Result<()> {
+        let expired = self.windows.expire(time::OffsetDateTime::now_utc());
+        for w in &expired {
+            info!(package = w.package, "maintenance window expired");
+            self.trail.window_notice("maintenance-expired", w);
+        }
+        if let Err(e) = self.windows.save(&self.windows_file) {
+            error!("{e}");
+        }
+        self.published.maintenance = self.windows.windows.clone();
+        match self.source.resolve(&self.windows) {
+            Ok(tables) => self.install(guard, tables)?,
+            Err(e) => error!("re-resolving after a window expired: {e}"),
+        }
+        self.publish();
         Ok(())
     }
 
@@ -650,6 +737,33 @@ impl AuditTrail {
         }
     }
 
+    /// A record about a maintenance window opening, closing or expiring.
+    fn window_notice(&mut self, op: &str, w: &MaintenanceWindow) {
+        let record = self
+            .context
+            .record(
+                Layer::Daemon,
+                op,
+                audit::Decision::Notice,
+                Actor::this_process(&self.procfs),
+            )
+            .target(Target::package(w.package.clone()))
+            .note(format!(
+                "{}; until {}; removal {}; opened by {}",
+                w.reason,
+                w.expires,
+                if w.allow_removal {
+                    "allowed"
+                } else {
+                    "refused"
+                },
+                w.opened_by
+            ));
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
     /// A record about the daemon itself (reloads).
     fn notice(&mut self, op: &str, note: &str) {
         let record = self
@@ -691,6 +805,17 @@ impl AuditTrail {
         if let Err(e) = self.log.append(&record) {
             error!("audit log: {e}");
         }
+    }
+}
+
+/// Sleeps until `at` (a window's expiry), or forever.
+async fn until(at: Option<time::OffsetDateTime>) {
+    match at {
+        Some(at) => {
+            let left = at - time::OffsetDateTime::now_utc();
+            tokio::time::sleep(left.try_into().unwrap_or(Duration::ZERO)).await
+        }
+        None => std::future::pending().await,
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::exit;
-use crate::status::{default_path, DaemonStatus, GuardState};
+use crate::status::{default_path, is_rtguard, DaemonStatus, GuardState};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -56,17 +56,6 @@ pub fn status(args: StatusArgs) -> u8 {
     }
 }
 
-/// Whether `pid` is a live rtguard process.
-fn is_rtguard(pid: u32) -> bool {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .ok()
-        .and_then(|exe| {
-            exe.file_name()
-                .map(|n| n.to_string_lossy().starts_with("rtguard"))
-        })
-        .unwrap_or(false)
-}
-
 fn render(s: &DaemonStatus) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
@@ -111,6 +100,25 @@ fn render(s: &DaemonStatus) -> String {
             s.events.blocked, s.events.would_block, s.events.allowed_upgrade, s.events.dropped
         ),
     );
+    if s.maintenance.is_empty() {
+        line("maintenance:", "no window open".to_owned());
+    }
+    for w in &s.maintenance {
+        line(
+            "maintenance:",
+            format!(
+                "{} until {} ({}; removal {})",
+                w.package,
+                w.expires,
+                w.reason,
+                if w.allow_removal {
+                    "allowed"
+                } else {
+                    "refused"
+                }
+            ),
+        );
+    }
     line("updated:", s.updated.clone());
     out
 }

@@ -16,8 +16,9 @@ use guard_common::{
 };
 
 use crate::{
+    maintenance::MaintenanceState,
     policy::Upgrade,
-    resolve::{inode_key, ResolveError, RuleSet},
+    resolve::{inode_key, Origin, ResolveError, RuleSet},
 };
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
@@ -43,15 +44,26 @@ pub struct KernelTables {
 impl KernelTables {
     /// The file layer's share of a resolved policy. Keys were taken by the resolver;
     /// ancestors are resolved here from the objects' paths under the rule set's root.
-    pub fn from_rule_set(set: &RuleSet) -> Result<Self, ResolveError> {
+    /// Files of packages whose group allows upgrades, or says `window` and has a
+    /// maintenance window open now, may be replaced by the package manager.
+    pub fn from_rule_set(
+        set: &RuleSet,
+        windows: &MaintenanceState,
+        now: time::OffsetDateTime,
+    ) -> Result<Self, ResolveError> {
         let mut t = KernelTables::default();
         for (id, entry) in set.rule_entries() {
             t.rules.insert(id, entry);
         }
         for object in &set.objects {
-            let upgradable = set
-                .rule(object.rule)
-                .is_some_and(|r| r.upgrade == Some(Upgrade::Allow));
+            let upgradable = match set.rule(object.rule).and_then(|r| r.upgrade) {
+                Some(Upgrade::Allow) => true,
+                Some(Upgrade::Window) => match &object.origin {
+                    Origin::Package { package, .. } => windows.is_open(package, now),
+                    _ => false,
+                },
+                Some(Upgrade::Deny) | None => false,
+            };
             let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
             merge(&mut t.inodes, object.key, object.rule, OPS_ALL, flags);
             t.paths.insert(object.key, object.path.clone());

@@ -192,3 +192,107 @@ fn the_systemd_unit_verifies() {
         "warnings about the unit: {stderr}"
     );
 }
+
+#[test]
+fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
+    let s = scratch();
+    let state_dir = s.dir.path().join("state");
+    let audit = s.dir.path().join("audit.jsonl");
+    let policy = s.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "environment = \"test\"\nmode = \"enforce\"\n\n[[packages]]\nname = \"runtime\"\n\
+         packages = [\"containerd\"]\nupgrade = \"window\"\n",
+    )
+    .unwrap();
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--state-dir",
+        state_dir.to_str().unwrap(),
+    ]);
+    let maintenance = |args: &[&str]| {
+        let out = std::process::Command::new(rtguard_bin())
+            .arg("maintenance")
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--status-file")
+            .arg(&guard.status_file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let window_published = |open: bool| {
+        let (_, json) = guard.status_cmd();
+        json.contains(r#""package": "containerd""#) == open
+    };
+
+    expect_denied("rm -f /usr/bin/containerd");
+    let said = maintenance(&[
+        "open",
+        "--package",
+        "containerd",
+        "--for",
+        "10m",
+        "--reason",
+        "test upgrade",
+    ]);
+    assert!(said.contains("notified"), "{said}");
+    eventually("the window is applied", || window_published(true));
+    assert!(maintenance(&["list"]).contains("containerd"));
+
+    // In the window: an upgrade through dpkg passes, and the new files are protected.
+    expect_allowed(&format!("dpkg -i {}", containerd_deb().display()));
+    wait_until_protected(Path::new("/usr/bin/containerd"));
+    // Removal is still refused: the window was opened without --allow-removal.
+    expect_denied("rm -f /usr/bin/containerd");
+
+    maintenance(&["close", "--package", "containerd"]);
+    eventually("the window is closed", || window_published(false));
+
+    maintenance(&[
+        "open",
+        "--package",
+        "containerd",
+        "--for",
+        "2s",
+        "--reason",
+        "short",
+    ]);
+    eventually("the short window expires", || {
+        std::fs::read_to_string(&audit).is_ok_and(|r| r.contains(r#""op":"maintenance-expired""#))
+    });
+    eventually("the expiry is published", || window_published(false));
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = std::fs::read_to_string(&audit).unwrap();
+    for op in [
+        "maintenance-open",
+        "maintenance-close",
+        "maintenance-expired",
+    ] {
+        assert!(
+            records.contains(&format!(r#""op":"{op}""#)),
+            "no {op} record:\n{records}"
+        );
+    }
+    assert!(
+        records.contains(r#""decision":"allowed-upgrade""#),
+        "{records}"
+    );
+    assert!(
+        records.contains("test upgrade"),
+        "the reason is recorded:\n{records}"
+    );
+    expect_allowed("dpkg -V containerd");
+    assert_eq!(dpkg_status("containerd"), "install ok installed");
+}
