@@ -11,6 +11,7 @@ pub mod hash;
 pub mod inode;
 pub mod offsets;
 pub mod rule;
+pub mod syscall;
 
 pub use event::{Decision, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
@@ -28,6 +29,8 @@ pub mod names {
     pub const DROPPED_EVENTS: &str = "DROPPED_EVENTS";
     pub const OFFSETS: &str = "OFFSETS";
     pub const GUARD_CONFIG: &str = "GUARD_CONFIG";
+    pub const SYSCALL_EVENTS: &str = "SYSCALL_EVENTS";
+    pub const TRACEPOINT_LAYOUT: &str = "TRACEPOINT_LAYOUT";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -57,6 +60,8 @@ mod user {
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::FileProtection {}
     unsafe impl aya::Pod for super::TrustKey {}
+    unsafe impl aya::Pod for super::syscall::SyscallEvent {}
+    unsafe impl aya::Pod for super::syscall::TracepointLayout {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}
     unsafe impl aya::Pod for super::command::ArgToken {}
     unsafe impl aya::Pod for super::command::CommandLine {}

@@ -50,7 +50,8 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
     }
 }
 
-/// With --allow-degraded rtguard keeps running, says it is degraded, and blocks nothing.
+/// With --allow-degraded rtguard keeps running, says it is degraded, blocks nothing, and
+/// records what it would have blocked, observed through syscall tracepoints.
 fn degraded_run_is_honest(s: &Scratch, audit: &str) {
     let target = s.protected.to_str().unwrap();
     let guard = start_ready_guard(&[
@@ -69,6 +70,32 @@ fn degraded_run_is_honest(s: &Scratch, audit: &str) {
     let (code, json) = guard.status_cmd();
     assert_eq!(code, 3, "{json}");
     assert!(json.contains(r#""state": "degraded""#), "{json}");
+
+    // Nothing is blocked, but the attempt is observed and recorded as not enforced.
+    let rm = sh(&format!("rm -f {target}"));
+    assert!(rm.status.success(), "degraded mode must not block");
+    assert!(!s.protected.exists());
+    let record = || {
+        std::fs::read_to_string(audit)
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.contains(r#""decision":"would-block""#))
+            .map(str::to_owned)
+    };
+    eventually("a would-block record for the rm", || record().is_some());
+    let record: serde_json::Value = serde_json::from_str(&record().unwrap()).unwrap();
+    assert_eq!(record["enforced"], false, "{record}");
+    assert_eq!(record["op"], "unlink", "{record}");
+    assert_eq!(record["rule"], "command-line-paths", "{record}");
+    assert_eq!(record["target"]["path"], target, "{record}");
+    let argv: Vec<&str> = record["actor"]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(argv, ["rm", "-f", target], "{record}");
+
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
     assert!(log.contains("running degraded"), "{log}");

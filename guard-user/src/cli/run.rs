@@ -8,7 +8,7 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use clap::{Args, ValueEnum};
-use guard_common::{file::OPS_ALL, rule::RuleKind, Decision};
+use guard_common::{file::OPS_ALL, rule::RuleKind, syscall::EXEC_ARGS, Decision, FileOp};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
@@ -19,8 +19,10 @@ use tracing::{error, info, warn};
 use super::exit;
 use crate::{
     audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
+    degraded::{self, ArgvCache, PathMatcher},
     events::{self, FileDecision},
     loader::{
+        observer::Observer,
         self_test::{self, SelfTestResult},
         tables::PACKAGE_MANAGERS,
         FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
@@ -400,7 +402,23 @@ pub fn run(args: RunArgs) -> u8 {
         windows,
         windows_file,
     };
-    let result = runtime.block_on(daemon.serve(guard.zip(ring), tables));
+    // Where the kernel refuses the enforcing programs, observe the syscalls instead.
+    let observer = if guard.is_none() {
+        match Observer::load() {
+            Ok(observer) => Some(observer),
+            Err(e) => {
+                eprintln!("rtguard: degraded mode cannot observe syscalls either: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let result = match (guard.zip(ring), observer) {
+        (Some(loaded), _) => runtime.block_on(daemon.serve(Some(loaded), tables)),
+        (None, Some(observer)) => runtime.block_on(daemon.observe(observer, tables)),
+        (None, None) => runtime.block_on(daemon.serve(None, tables)),
+    };
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
@@ -541,6 +559,106 @@ impl Daemon {
         drop(guard);
         std::fs::remove_file(&self.status_file).ok();
         Ok(())
+    }
+
+    /// Degraded mode: no enforcement; syscall tracepoints report destructive file
+    /// syscalls, matched against the policy by path and recorded as would-block with
+    /// `enforced: false`.
+    async fn observe(mut self, mut observer: Observer, tables: KernelTables) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let matcher = PathMatcher::from_tables(&tables);
+        self.published.layers = vec![(
+            "observed (not enforced)".to_owned(),
+            observer.attached().iter().map(|t| t.to_string()).collect(),
+        )];
+        self.published.protected = ProtectedCounts {
+            inodes: tables.inodes.len(),
+            trees: tables.trees.len(),
+            trusted_executables: tables.trusted.len(),
+            rules: tables.rules.len(),
+        };
+        self.publish();
+        notify(&format!(
+            "READY=1\nSTATUS=degraded: {}; observing syscalls, nothing is blocked",
+            self.published.reason
+        ))
+        .ok();
+        // SAFETY: as in serve(): the AsyncFd owns the RingBuf, which owns its map fd.
+        let mut ring =
+            unsafe { AsyncFd::register_with_interest(observer.take_events()?, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("polling the syscall ring buffer")?;
+        let mut argv = ArgvCache::default();
+        loop {
+            tokio::select! {
+                ready = ring.readable_mut() => {
+                    let mut ready = ready.context("waiting for syscall events")?;
+                    let before = self.published.events.would_block;
+                    self.drain_observed(ready.get_inner_mut(), &matcher, &tables, &mut argv);
+                    ready.clear_ready();
+                    if self.published.events.would_block != before {
+                        self.publish();
+                    }
+                }
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+        }
+        self.drain_observed(ring.get_mut(), &matcher, &tables, &mut argv);
+        info!("stopping: detaching tracepoints");
+        drop(observer);
+        std::fs::remove_file(&self.status_file).ok();
+        Ok(())
+    }
+
+    fn drain_observed(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        matcher: &PathMatcher,
+        tables: &KernelTables,
+        argv: &mut ArgvCache,
+    ) {
+        while let Some(item) = ring.next() {
+            let obs = match degraded::decode(&item) {
+                Ok(obs) => obs,
+                Err(e) => {
+                    error!("undecodable syscall event: {e}");
+                    continue;
+                }
+            };
+            if !obs.argv.is_empty() {
+                argv.remember(obs.tgid, obs.argv.clone());
+                continue;
+            }
+            for (op, raw, dfd) in obs.operations() {
+                let Some(path) = degraded::absolute(obs.tgid, dfd, raw) else {
+                    continue;
+                };
+                let Some(rule_id) = matcher.check(op, &path) else {
+                    continue;
+                };
+                let rule = tables
+                    .rule_names
+                    .get(&rule_id)
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                warn!(
+                    decision = "would-block",
+                    enforced = false,
+                    op = op.as_str(),
+                    rule,
+                    path = %path.display(),
+                    pid = obs.tgid,
+                    comm = obs.comm,
+                    "would-block {} of a protected object (not enforced: degraded mode)",
+                    op.as_str()
+                );
+                self.published.events.would_block += 1;
+                self.trail
+                    .observed(op, rule, &path, &obs, argv.get(obs.tgid));
+            }
+        }
     }
 
     /// Writes the tables into the kernel maps and the counts into the status.
@@ -732,6 +850,34 @@ impl AuditTrail {
         let record = self
             .context
             .dropped_events(Actor::this_process(&self.procfs), 0);
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
+    /// A degraded-mode observation: would-block, not enforced.
+    fn observed(
+        &mut self,
+        op: FileOp,
+        rule: &str,
+        path: &Path,
+        obs: &degraded::Observed,
+        argv: Option<&Vec<String>>,
+    ) {
+        let mut actor = Actor::new(obs.tgid, obs.uid, obs.comm.clone());
+        actor.fill_from_proc(&self.procfs).ok();
+        if actor.argv.is_empty() {
+            if let Some(argv) = argv {
+                // The process is gone; its arguments as execve saw them (the first few).
+                actor.set_argv(argv.clone(), argv.len() >= EXEC_ARGS);
+            }
+        }
+        let record = self
+            .context
+            .record(Layer::File, op.as_str(), audit::Decision::WouldBlock, actor)
+            .rule(rule.to_owned())
+            .enforced(false)
+            .target(Target::default().with_path(path.display().to_string()));
         if let Err(e) = self.log.append(&record) {
             error!("audit log: {e}");
         }

@@ -1,6 +1,7 @@
 //! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and keeps
 //! the programs' maps in step with the kernel tables userspace resolved.
 
+pub mod observer;
 pub mod offsets;
 pub mod self_test;
 pub mod tables;
