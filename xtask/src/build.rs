@@ -24,6 +24,28 @@ pub fn rtguard(root: &Path) -> Result<PathBuf> {
     Ok(root.join("target/release/rtguard"))
 }
 
+/// Builds the Debian package with cargo-deb and returns its path.
+pub fn deb(root: &Path) -> Result<PathBuf> {
+    step("build the .deb");
+    let out = crate::output(Command::new("cargo").args([
+        "deb",
+        "--package",
+        "guard-user",
+        "--no-strip",
+    ]))?;
+    let path = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_end().ends_with(".deb"))
+        .map(|l| PathBuf::from(l.trim()))
+        .context("cargo deb printed no .deb path")?;
+    Ok(if path.is_absolute() {
+        path
+    } else {
+        root.join(path)
+    })
+}
+
 /// Builds guard-user's `vm` integration tests and returns the test executable.
 pub fn vm_tests() -> Result<PathBuf> {
     step("build VM tests");

@@ -27,6 +27,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// Builds the .deb (`cargo xtask deb`); 3.x builds with rustc 1.95.
+const CARGO_DEB_VERSION: &str = "3.8.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 /// A Debian kernel series the VM tests boot.
@@ -85,6 +87,7 @@ pub fn ensure(root: &Path) -> Result<()> {
     debian_packages()?;
     rust_src()?;
     bpf_linker()?;
+    cargo_deb()?;
     for series in KERNELS {
         kernel(root, *series)?;
     }
@@ -163,6 +166,24 @@ fn bpf_linker() -> Result<()> {
             "llvm-22",
         ])
         .env("LLVM_PREFIX", LLVM_PREFIX))
+}
+
+fn cargo_deb() -> Result<()> {
+    let version = Command::new("cargo").args(["deb", "--version"]).output();
+    if let Ok(out) = &version {
+        if String::from_utf8_lossy(&out.stdout).contains(CARGO_DEB_VERSION) {
+            println!("cargo-deb {CARGO_DEB_VERSION}: present");
+            return Ok(());
+        }
+    }
+    println!("cargo-deb {CARGO_DEB_VERSION}: installing");
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ]))
 }
 
 /// The unpacked kernel for `series`, downloading it on first use.

@@ -7,4 +7,5 @@ mod common;
 mod basics;
 mod daemon;
 mod file_layer;
+mod packaging;
 mod policy;
