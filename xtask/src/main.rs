@@ -30,6 +30,8 @@ enum Task {
     Setup,
     /// Build the release `rtguard` binary with the kernel programs embedded.
     Build,
+    /// Build the Debian package (target/debian/rtguard_*.deb).
+    Deb,
     /// Run the guard in the foreground on this host. Where the kernel cannot enforce it
     /// says so and keeps running degraded. Extra arguments go to `rtguard run`.
     Run {
@@ -43,6 +45,12 @@ enum Task {
     },
     /// Unit and host tests, then the VM tests on every kernel.
     Test,
+    /// Replay the seed incident (the uninstaller) in the VM against rtguard with the
+    /// production policy, step by step, with each audit record.
+    Demo {
+        #[arg(long, value_enum, default_value_t = vm::KernelChoice::V6_12)]
+        kernel: vm::KernelChoice,
+    },
 }
 
 fn main() -> Result<()> {
@@ -54,6 +62,12 @@ fn main() -> Result<()> {
         Task::Build => {
             setup::ensure(&root)?;
             build::rtguard(&root).map(drop)
+        }
+        Task::Deb => {
+            setup::ensure(&root)?;
+            let deb = build::deb(&root)?;
+            println!("{}", deb.display());
+            Ok(())
         }
         Task::Run { args } => {
             setup::ensure(&root)?;
@@ -71,6 +85,10 @@ fn main() -> Result<()> {
         Task::VmTest { kernel } => {
             setup::ensure(&root)?;
             vm::test(&root, kernel)
+        }
+        Task::Demo { kernel } => {
+            setup::ensure(&root)?;
+            vm::demo(&root, kernel)
         }
         Task::Test => {
             setup::ensure(&root)?;

@@ -54,24 +54,68 @@ struct GuestOutcome {
     elapsed: Duration,
 }
 
+/// `cargo xtask demo`: the seed incident replayed in the VM on one kernel.
+pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
+    let rtguard = build::rtguard(root)?;
+    let deb = build::deb(root)?;
+    let tests = build::vm_tests()?;
+    let vm = setup::vm_dir(root);
+    let base = rootfs::base_cpio(&vm)?;
+    let run_dir = vm.join("runs").join(std::process::id().to_string());
+    fs::create_dir_all(&run_dir)?;
+    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb)?;
+    let series = KERNELS
+        .iter()
+        .find(|k| choice.includes(k.name))
+        .expect("a kernel");
+    let kernel = setup::kernel(root, *series)?;
+    let modules = rootfs::modules_cpio(&vm, &kernel)?;
+    let initramfs = run_dir.join("initramfs-demo.cpio");
+    rootfs::concat(&[&base, &modules, &overlay], &initramfs)?;
+    step(&format!(
+        "the seed incident on {}, with rtguard",
+        kernel.package
+    ));
+    let outcome = boot_with(&run_dir, &kernel, &initramfs, " rtguard.demo", false)?;
+    fs::remove_file(&initramfs).ok();
+    match outcome.exit {
+        Some(0) => Ok(()),
+        other => bail!("the demo ended with {other:?}"),
+    }
+}
+
 pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
     let rtguard = build::rtguard(root)?;
+    let deb = build::deb(root)?;
     let tests = build::vm_tests()?;
     step("assemble VM initramfs");
     let vm = setup::vm_dir(root);
     let base = rootfs::base_cpio(&vm)?;
-    let overlay = tests_cpio(root, &rtguard, &tests)?;
+    // This run's own files (overlay, initramfs, guest logs) live apart from the shared
+    // caches, so two runs on one machine can't swap each other's binaries.
+    let run_dir = vm.join("runs").join(std::process::id().to_string());
+    if run_dir.exists() {
+        fs::remove_dir_all(&run_dir)?;
+    }
+    fs::create_dir_all(&run_dir)?;
+    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb)?;
 
     let mut results = Vec::new();
     for series in KERNELS.iter().filter(|k| choice.includes(k.name)) {
         let kernel = setup::kernel(root, *series)?;
         let modules = rootfs::modules_cpio(&vm, &kernel)?;
-        let initramfs = vm.join(format!("initramfs-{}.cpio", series.name));
+        let initramfs = run_dir.join(format!("initramfs-{}.cpio", series.name));
         rootfs::concat(&[&base, &modules, &overlay], &initramfs)?;
         step(&format!("VM tests on {}", kernel.package));
-        let outcome = boot(root, &kernel, &initramfs)?;
+        let outcome = boot(&run_dir, &kernel, &initramfs)?;
+        // The initramfs is a few hundred MiB; the log is what is worth keeping.
+        fs::remove_file(&initramfs).ok();
         results.push((kernel.package, outcome));
     }
+
+    // Keep the guest logs; the packed binaries are rebuilt next time.
+    fs::remove_dir_all(run_dir.join("tests-overlay")).ok();
+    fs::remove_file(&overlay).ok();
 
     step("VM test summary");
     let mut ok = true;
@@ -104,9 +148,14 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
 /// Packs this run's binaries and the guest's /init into a small archive that goes on top
 /// of the cached Debian rootfs. The rootfs is the same Debian release the binaries are
 /// built on, so they find the libraries they were linked against.
-fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
-    let vm = setup::vm_dir(root);
-    let tree = vm.join("tests-overlay");
+fn tests_cpio(
+    root: &Path,
+    run_dir: &Path,
+    rtguard: &Path,
+    tests: &Path,
+    deb: &Path,
+) -> Result<PathBuf> {
+    let tree = run_dir.join("tests-overlay");
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
     }
@@ -121,6 +170,9 @@ fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
         tree.join("usr/lib/systemd/system/rtguard.service"),
     )?;
     copy_executable(tests, &tree.join("tests/vm"))?;
+    // The package itself, for the installation test.
+    fs::create_dir_all(tree.join("root/debs"))?;
+    fs::copy(deb, tree.join("root/debs/rtguard.deb"))?;
     // The shipped policies, where a package would install them.
     let policies = tree.join("etc/rtguard");
     fs::create_dir_all(&policies)?;
@@ -133,7 +185,10 @@ fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
     set_mode(&init, 0o755)?;
-    let cpio = vm.join("tests-overlay.cpio");
+    let demo = tree.join("demo.sh");
+    fs::write(&demo, include_str!("demo.sh"))?;
+    set_mode(&demo, 0o755)?;
+    let cpio = run_dir.join("tests-overlay.cpio");
     rootfs::pack(&tree, &cpio)?;
     Ok(cpio)
 }
@@ -157,14 +212,31 @@ depmod -a
 echo "guest: kernel $(uname -r), LSMs $(cat /sys/kernel/security/lsm)"
 rtguard probe
 cd /tmp
-RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
-echo "RTGUARD-VM-EXIT=$?"
+if grep -q rtguard.demo /proc/cmdline; then
+    sh /demo.sh
+    echo "RTGUARD-VM-EXIT=$?"
+else
+    RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
+    echo "RTGUARD-VM-EXIT=$?"
+fi
 poweroff -f -f
 echo o > /proc/sysrq-trigger
 "#;
 
-fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome> {
-    let log_path = setup::vm_dir(root).join(format!("guest-{}.log", kernel.series.name));
+fn boot(run_dir: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome> {
+    boot_with(run_dir, kernel, initramfs, "", true)
+}
+
+/// Boots the guest; `extra_cmdline` is appended to the kernel command line, and `tag`
+/// prefixes each console line with the kernel (off for the demo, which is read by people).
+fn boot_with(
+    run_dir: &Path,
+    kernel: &VmKernel,
+    initramfs: &Path,
+    extra_cmdline: &str,
+    tag: bool,
+) -> Result<GuestOutcome> {
+    let log_path = run_dir.join(format!("guest-{}.log", kernel.series.name));
     let mut log = fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
@@ -181,7 +253,10 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
         .arg(kernel.vmlinuz()?)
         .arg("-initrd")
         .arg(initramfs)
-        .args(["-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4"])
+        .arg("-append")
+        .arg(format!(
+            "console=ttyS0 panic=-1 rdinit=/init loglevel=4{extra_cmdline}"
+        ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -198,7 +273,7 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
         }
     });
 
-    let tag = kernel.series.name;
+    let name = kernel.series.name;
     let mut outcome = GuestOutcome {
         exit: None,
         passed: 0,
@@ -210,7 +285,11 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
         match rx.recv_timeout(left) {
             Ok(line) => {
                 let line = line.trim_end_matches('\r');
-                println!("[{tag}] {line}");
+                if tag {
+                    println!("[{name}] {line}");
+                } else if !line.starts_with('[') && !line.starts_with(EXIT_MARKER) {
+                    println!("{line}");
+                }
                 writeln!(log, "{line}")?;
                 if let Some(code) = line.strip_prefix(EXIT_MARKER) {
                     outcome.exit = code.trim().parse().ok();
@@ -222,7 +301,7 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                println!("[{tag}] guest timed out after {GUEST_TIMEOUT:?}; killing qemu");
+                println!("[{name}] guest timed out after {GUEST_TIMEOUT:?}; killing qemu");
                 child.kill().ok();
                 break;
             }
@@ -232,7 +311,7 @@ fn boot(root: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome
     outcome.elapsed = started.elapsed();
     if outcome.exit.is_none() {
         println!(
-            "[{tag}] guest ended without reporting ({status}); log: {}",
+            "[{name}] guest ended without reporting ({status}); log: {}",
             log_path.display()
         );
     }
