@@ -44,6 +44,7 @@ say "What the audit log says"
 rtguard audit --summary "$LOG" | sed 's/^/    /'
 
 say "The runtime is intact"
-printf '    dpkg -V containerd runc: %s\n' "$(dpkg -V containerd runc 2>&1 | tr '\n' ' ' | sed 's/^$/(no differences)/')"
+report=$(dpkg -V containerd runc 2>&1)
+printf '    dpkg -V containerd runc: %s\n' "${report:-nothing to report: every file is as dpkg installed it}"
 dpkg-query -W -f='    ${Package} ${Version} ${db:Status-Abbrev}\n' containerd runc
 ls -l /usr/bin/containerd /usr/sbin/runc /lib/systemd/system/containerd.service | sed 's/^/    /'

@@ -69,12 +69,15 @@ impl KernelTables {
             t.paths.insert(object.key, object.path.clone());
         }
         for tree in &set.trees {
-            let ops = if tree.allow_writes {
-                OPS_REMOVE
+            // Configuration trees that operators edit are package-managed too: dpkg
+            // creates and removes `*.dpkg-new` and `*.dpkg-old` there during an upgrade.
+            // Data trees are the runtime's own, never the package manager's.
+            let (ops, flags) = if tree.allow_writes {
+                (OPS_REMOVE, FILE_UPGRADABLE)
             } else {
-                OPS_ALL
+                (OPS_ALL, 0)
             };
-            merge(&mut t.trees, tree.key, tree.rule, ops, 0);
+            merge(&mut t.trees, tree.key, tree.rule, ops, flags);
             t.paths.insert(tree.key, tree.path.clone());
         }
         for excluded in &set.tree_exclusions {

@@ -353,3 +353,19 @@ pub fn write_open_refused(path: &Path) -> bool {
         Err(e) if e.raw_os_error() == Some(1)
     )
 }
+
+/// Requires `dpkg -V` to report nothing for the packages: every file dpkg installed is
+/// present with its checksum. (dpkg -V exits 0 even when it reports problems.)
+pub fn expect_verified(packages: &[&str]) {
+    let out = Command::new("dpkg")
+        .arg("-V")
+        .args(packages)
+        .output()
+        .expect("dpkg -V");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "dpkg -V {packages:?} reported:\n{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

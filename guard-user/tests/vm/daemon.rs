@@ -293,6 +293,6 @@ fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
         records.contains("test upgrade"),
         "the reason is recorded:\n{records}"
     );
-    expect_allowed("dpkg -V containerd");
+    expect_verified(&["containerd"]);
     assert_eq!(dpkg_status("containerd"), "install ok installed");
 }

@@ -409,7 +409,7 @@ fn dpkg_upgrade_passes_when_allowed_and_the_new_file_is_protected_again() {
         log.contains("re-protected after the package manager replaced protected files"),
         "{log}"
     );
-    expect_allowed("dpkg -V containerd");
+    expect_verified(&["containerd"]);
 }
 
 #[test]
@@ -430,7 +430,7 @@ fn dpkg_cannot_replace_a_file_that_is_not_upgradable() {
     // dpkg put its backups back, so every file verifies, but it records the interrupted
     // upgrade: this is why destructive package commands must be stopped at exec, before
     // dpkg starts (the exec layer).
-    expect_allowed("dpkg -V containerd");
+    expect_verified(&["containerd"]);
     assert_eq!(
         dpkg_status("containerd"),
         "install reinstreq half-installed"

@@ -26,7 +26,7 @@ fn the_deb_installs_the_binary_unit_and_policies() {
         conffiles.contains("/etc/rtguard/production.toml"),
         "policies are conffiles: {conffiles}"
     );
-    expect_allowed("dpkg -V rtguard");
+    expect_verified(&["rtguard"]);
     expect_allowed("systemd-analyze verify /lib/systemd/system/rtguard.service");
     // The packaged binary checks the packaged policy.
     expect_allowed("/usr/bin/rtguard check /etc/rtguard/production.toml");

@@ -110,14 +110,27 @@ fn a_reinstall_through_dpkg_passes_and_the_new_files_are_protected() {
     let old_ino = std::fs::metadata(bin).unwrap().ino();
     let guard = start_production(&audit);
 
-    expect_allowed(&format!("dpkg -i {}", deb.display()));
+    let dpkg = sh(&format!("dpkg -i {}", deb.display()));
+    let said = String::from_utf8_lossy(&dpkg.stderr);
+    assert!(dpkg.status.success(), "{said}");
+    // dpkg finished its own bookkeeping in the protected config tree too.
+    assert!(
+        !said.contains("Operation not permitted"),
+        "dpkg was refused something: {said}"
+    );
+    let leftovers = sh("find /etc/containerd /usr/bin /lib/systemd/system -name '*.dpkg-*'");
+    assert_eq!(
+        String::from_utf8_lossy(&leftovers.stdout),
+        "",
+        "dpkg left temporary files"
+    );
     assert_ne!(std::fs::metadata(bin).unwrap().ino(), old_ino);
     // Protection follows the new inode once the package manager is done.
     let latency = wait_until_protected(bin);
     println!("  re-protected {latency:?} after dpkg returned");
     expect_denied("rm -f /usr/bin/containerd");
     let (_, log) = guard.stop();
-    expect_allowed("dpkg -V containerd runc");
+    expect_verified(&["containerd", "runc"]);
     let records = std::fs::read_to_string(&audit).unwrap();
     assert!(
         records.contains(r#""decision":"allowed-upgrade""#),
