@@ -18,7 +18,9 @@ use tracing::{error, info, warn};
 
 use super::exit;
 use crate::{
-    audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
+    audit::{
+        self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
+    },
     degraded::{self, ArgvCache, PathMatcher},
     events::{self, FileDecision},
     loader::{
@@ -825,20 +827,32 @@ struct AuditTrail {
 }
 
 impl AuditTrail {
+    /// Appends a record; a failing log is reported and the daemon keeps guarding.
+    fn write(&mut self, record: &AuditRecord) {
+        if let Err(e) = self.log.append(record) {
+            error!("audit log: {e}");
+        }
+    }
+
+    /// A daemon-layer notice by this process, for the caller to complete.
+    fn daemon_record(&self, op: &str, decision: audit::Decision) -> AuditRecord {
+        self.context.record(
+            Layer::Daemon,
+            op,
+            decision,
+            Actor::this_process(&self.procfs),
+        )
+    }
+
     fn self_test(&mut self, result: &SelfTestResult) {
         let record = self
-            .context
-            .record(
-                Layer::Daemon,
-                format!("self-test-{}", result.layer),
+            .daemon_record(
+                &format!("self-test-{}", result.layer),
                 audit::Decision::SelfTest,
-                Actor::this_process(&self.procfs),
             )
             .enforced(result.passed)
             .note(result.detail.clone());
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 
     /// Writes a notice carrying lost events that no decision record has carried yet.
@@ -850,9 +864,7 @@ impl AuditTrail {
         let record = self
             .context
             .dropped_events(Actor::this_process(&self.procfs), 0);
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 
     /// A degraded-mode observation: would-block, not enforced.
@@ -878,21 +890,13 @@ impl AuditTrail {
             .rule(rule.to_owned())
             .enforced(false)
             .target(Target::default().with_path(path.display().to_string()));
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 
     /// A record about a maintenance window opening, closing or expiring.
     fn window_notice(&mut self, op: &str, w: &MaintenanceWindow) {
         let record = self
-            .context
-            .record(
-                Layer::Daemon,
-                op,
-                audit::Decision::Notice,
-                Actor::this_process(&self.procfs),
-            )
+            .daemon_record(op, audit::Decision::Notice)
             .target(Target::package(w.package.clone()))
             .note(format!(
                 "{}; until {}; removal {}; opened by {}",
@@ -905,25 +909,15 @@ impl AuditTrail {
                 },
                 w.opened_by
             ));
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 
     /// A record about the daemon itself (reloads).
     fn notice(&mut self, op: &str, note: &str) {
         let record = self
-            .context
-            .record(
-                Layer::Daemon,
-                op,
-                audit::Decision::Notice,
-                Actor::this_process(&self.procfs),
-            )
+            .daemon_record(op, audit::Decision::Notice)
             .note(note.to_owned());
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
@@ -948,9 +942,7 @@ impl AuditTrail {
         if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
             record = record.rule(rule.clone());
         }
-        if let Err(e) = self.log.append(&record) {
-            error!("audit log: {e}");
-        }
+        self.write(&record);
     }
 }
 

@@ -95,17 +95,7 @@ fn the_uninstallers_file_operations_are_refused() {
 fn a_reinstall_through_dpkg_passes_and_the_new_files_are_protected() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let deb = std::fs::read_dir("/root/debs")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("containerd_")
-        })
-        .unwrap();
+    let deb = containerd_deb();
     let bin = Path::new("/usr/bin/containerd");
     let old_ino = std::fs::metadata(bin).unwrap().ino();
     let guard = start_production(&audit);
