@@ -187,96 +187,129 @@ impl ArgToken {
     /// Reduces one argument. `bytes` stops at its end or at the first NUL, whichever comes
     /// first; `truncated` says the caller could not copy all of it. Anything past
     /// [`MAX_TOKEN_BYTES`] is ignored and flagged.
+    ///
+    /// This is [`TokenHasher::byte`] per byte and [`TokenHasher::finish`]; the kernel makes
+    /// the same calls, one byte per call of a BPF function.
     pub fn new(bytes: &[u8], truncated: bool, prefix_lens: &[u32; MAX_PREFIX_LENS]) -> Self {
-        let mut token = Self::EMPTY;
-        let mut whole = FNV_OFFSET;
-        let mut stem = FNV_OFFSET;
-        let mut stem_open = true;
-        let mut stem_before_last = FNV_OFFSET;
-        let mut base = FNV_OFFSET;
-        let mut base_stem = FNV_OFFSET;
-        let mut base_stem_open = true;
-        let mut flags = 0u32;
-        let mut first = 0u8;
-        let mut second = 0u8;
-        let mut last = 0u8;
-        let mut len = 0usize;
+        let mut hasher = TokenHasher::START;
         let mut ended = false;
         for i in 0..MAX_TOKEN_BYTES {
-            let b = match bytes.get(i) {
-                Some(&b) if b != 0 => b,
-                _ => {
-                    ended = true;
-                    break;
-                }
+            let more = match bytes.get(i) {
+                Some(&b) => hasher.byte(i, b, prefix_lens),
+                None => false,
             };
-            whole = fnv1a_step(whole, b);
-            if stem_open {
-                if matches!(b, b':' | b'=' | b'/' | b'_') {
-                    stem_open = false;
-                } else {
-                    stem_before_last = stem;
-                    stem = fnv1a_step(stem, b);
-                }
+            if !more {
+                ended = true;
+                break;
             }
-            if b == b'/' {
-                base = FNV_OFFSET;
-                base_stem = FNV_OFFSET;
-                base_stem_open = true;
-            } else {
-                base = fnv1a_step(base, b);
-                if base_stem_open {
-                    if matches!(b, b':' | b'=' | b'_') {
-                        base_stem_open = false;
-                    } else {
-                        base_stem = fnv1a_step(base_stem, b);
-                    }
-                }
-            }
-            if let Some(slot) = token.head.get_mut(i) {
-                *slot = b;
-            }
-            for (len, slot) in prefix_lens.iter().zip(token.prefix.iter_mut()) {
-                if *len as usize == i + 1 {
-                    *slot = whole;
-                }
-            }
-            match b {
-                b'=' => flags |= TOKEN_HAS_VALUE,
-                b'*' | b'?' | b'[' | b'~' | b'^' | b'$' => flags |= TOKEN_PATTERN,
-                b' ' | b'\t' | b'\n' | b';' => flags |= TOKEN_HAS_SPACE,
-                _ => {}
-            }
-            if i == 0 {
-                first = b;
-            } else if i == 1 {
-                second = b;
-            }
-            last = b;
-            len = i + 1;
         }
-        if truncated || (!ended && bytes.get(MAX_TOKEN_BYTES).is_some_and(|&b| b != 0)) {
+        let longer = !ended && bytes.get(MAX_TOKEN_BYTES).is_some_and(|&b| b != 0);
+        hasher.finish(truncated || longer)
+    }
+}
+
+/// [`ArgToken::new`] one byte at a time: the state between bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenHasher {
+    token: ArgToken,
+    stem_open: bool,
+    stem_before_last: u64,
+    base_stem_open: bool,
+    first: u8,
+    second: u8,
+    last: u8,
+    len: usize,
+}
+
+impl TokenHasher {
+    pub const START: Self = Self {
+        token: ArgToken::EMPTY,
+        stem_open: true,
+        stem_before_last: FNV_OFFSET,
+        base_stem_open: true,
+        first: 0,
+        second: 0,
+        last: 0,
+        len: 0,
+    };
+
+    /// Folds in byte `i` (callers go from 0 upwards, below [`MAX_TOKEN_BYTES`]). Returns
+    /// false, folding nothing, at the terminating NUL.
+    pub fn byte(&mut self, i: usize, b: u8, prefix_lens: &[u32; MAX_PREFIX_LENS]) -> bool {
+        if b == 0 {
+            return false;
+        }
+        let t = &mut self.token;
+        t.whole = fnv1a_step(t.whole, b);
+        if self.stem_open {
+            if matches!(b, b':' | b'=' | b'/' | b'_') {
+                self.stem_open = false;
+            } else {
+                self.stem_before_last = t.stem;
+                t.stem = fnv1a_step(t.stem, b);
+            }
+        }
+        if b == b'/' {
+            t.base = FNV_OFFSET;
+            t.base_stem = FNV_OFFSET;
+            self.base_stem_open = true;
+        } else {
+            t.base = fnv1a_step(t.base, b);
+            if self.base_stem_open {
+                if matches!(b, b':' | b'=' | b'_') {
+                    self.base_stem_open = false;
+                } else {
+                    t.base_stem = fnv1a_step(t.base_stem, b);
+                }
+            }
+        }
+        if let Some(slot) = t.head.get_mut(i) {
+            *slot = b;
+        }
+        for (len, slot) in prefix_lens.iter().zip(t.prefix.iter_mut()) {
+            if *len as usize == i + 1 {
+                *slot = t.whole;
+            }
+        }
+        match b {
+            b'=' => t.flags |= TOKEN_HAS_VALUE,
+            b'*' | b'?' | b'[' | b'~' | b'^' | b'$' => t.flags |= TOKEN_PATTERN,
+            b' ' | b'\t' | b'\n' | b';' => t.flags |= TOKEN_HAS_SPACE,
+            _ => {}
+        }
+        if i == 0 {
+            self.first = b;
+        } else if i == 1 {
+            self.second = b;
+        }
+        self.last = b;
+        self.len = i + 1;
+        true
+    }
+
+    /// The token; `truncated`: the argument went on past what was folded in.
+    pub fn finish(&self, truncated: bool) -> ArgToken {
+        let mut token = self.token;
+        let len = self.len;
+        let mut flags = token.flags;
+        if truncated {
             flags |= TOKEN_TRUNCATED;
         }
-        if first == b'-' {
-            if len == 2 && second == b'-' {
+        if self.first == b'-' {
+            if len == 2 && self.second == b'-' {
                 flags |= TOKEN_END_OF_OPTIONS;
             } else if len >= 2 {
                 flags |= TOKEN_OPTION;
-                if second == b'-' {
+                if self.second == b'-' {
                     flags |= TOKEN_LONG_OPTION;
                 }
             }
-        } else if len > 1 && (last == b'-' || last == b'_') {
+        } else if len > 1 && (self.last == b'-' || self.last == b'_') {
             flags |= TOKEN_REMOVE_SUFFIX;
         }
-        if stem_open && last == b'-' && len > 1 {
-            stem = stem_before_last;
+        if self.stem_open && self.last == b'-' && len > 1 {
+            token.stem = self.stem_before_last;
         }
-        token.whole = whole;
-        token.stem = stem;
-        token.base = base;
-        token.base_stem = base_stem;
         token.len = len as u32;
         token.flags = flags;
         token
@@ -432,6 +465,17 @@ pub trait CommandTables {
     fn class(&self, class: u32) -> Option<ClassEntry>;
     fn word(&self, key: &WordKey) -> Option<WordEntry>;
     fn object(&self, key: &ObjectKey) -> Option<ObjectEntry>;
+
+    /// [`ArgToken::new`] for a value attached to an option (`-FDOCKER`, `-tnat`). The
+    /// kernel overrides it to hash one byte per BPF function call.
+    fn attached_token(
+        &self,
+        bytes: &[u8],
+        truncated: bool,
+        prefix_lens: &[u32; MAX_PREFIX_LENS],
+    ) -> ArgToken {
+        ArgToken::new(bytes, truncated, prefix_lens)
+    }
 }
 
 /// What the classifier concluded.
@@ -969,8 +1013,11 @@ impl Classifier {
                             scan.bare_pending = false;
                             let attached = token.head.get(j + 1..len.min(TOKEN_HEAD_BYTES));
                             if let Some(bytes) = attached {
-                                let object =
-                                    ArgToken::new(bytes, len > TOKEN_HEAD_BYTES, &prefix_lens);
+                                let object = tables.attached_token(
+                                    bytes,
+                                    len > TOKEN_HEAD_BYTES,
+                                    &prefix_lens,
+                                );
                                 scan.candidate(tables, &object, index);
                             }
                         } else {

@@ -66,6 +66,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_tgid: 0,
     task_mm: 0,
     mm_exe_file: 0,
+    linux_binprm_file: 0,
+    linux_binprm_filename: 0,
     inode_setattr_args: 0,
 };
 

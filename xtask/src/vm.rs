@@ -54,13 +54,13 @@ struct GuestOutcome {
     elapsed: Duration,
 }
 
-pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
+pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<()> {
     let rtguard = build::rtguard(root)?;
     let tests = build::vm_tests()?;
     step("assemble VM initramfs");
     let vm = setup::vm_dir(root);
     let base = rootfs::base_cpio(&vm)?;
-    let overlay = tests_cpio(root, &rtguard, &tests)?;
+    let overlay = tests_cpio(root, &rtguard, &tests, filter)?;
 
     let mut results = Vec::new();
     for series in KERNELS.iter().filter(|k| choice.includes(k.name)) {
@@ -104,7 +104,7 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
 /// Packs this run's binaries and the guest's /init into a small archive that goes on top
 /// of the cached Debian rootfs. The rootfs is the same Debian release the binaries are
 /// built on, so they find the libraries they were linked against.
-fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
+fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path, filter: Option<&str>) -> Result<PathBuf> {
     let vm = setup::vm_dir(root);
     let tree = vm.join("tests-overlay");
     if tree.exists() {
@@ -123,6 +123,8 @@ fn tests_cpio(root: &Path, rtguard: &Path, tests: &Path) -> Result<PathBuf> {
             fs::copy(&path, policies.join(path.file_name().expect("a file name")))?;
         }
     }
+    // The guest passes this file's words to the test binary: a libtest name filter.
+    fs::write(tree.join("tests/filter"), filter.unwrap_or_default())?;
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
     set_mode(&init, 0o755)?;
@@ -150,7 +152,7 @@ depmod -a
 echo "guest: kernel $(uname -r), LSMs $(cat /sys/kernel/security/lsm)"
 rtguard probe
 cd /tmp
-RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
+RTGUARD_BIN=/usr/local/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output $(cat /tests/filter)
 echo "RTGUARD-VM-EXIT=$?"
 poweroff -f -f
 echo o > /proc/sysrq-trigger

@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use super::exit;
 use crate::{
     audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
-    events::{self, FileDecision},
+    events::{self, Event, ExecDecision, FileDecision},
     loader::{
         tables::PACKAGE_MANAGERS, FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
     },
@@ -392,11 +392,15 @@ async fn serve(
 fn drain_events(ring: &mut RingBuf<MapData>, guard: &Guard, trail: &mut AuditTrail) -> bool {
     let mut upgraded = false;
     while let Some(item) = ring.next() {
-        match events::decode(&item) {
-            Ok(ev) => {
+        match events::decode_record(&item) {
+            Ok(Event::File(ev)) => {
                 log_decision(&ev, guard.installed());
                 trail.file_decision(&ev, guard.installed());
                 upgraded |= ev.decision == Decision::AllowedUpgrade;
+            }
+            Ok(Event::Exec(ev)) => {
+                log_exec_decision(&ev, guard.installed());
+                trail.exec_decision(&ev, guard.installed());
             }
             Err(e) => error!("undecodable event: {e}"),
         }
@@ -412,6 +416,39 @@ struct AuditTrail {
 }
 
 impl AuditTrail {
+    fn exec_decision(&mut self, ev: &ExecDecision, tables: &KernelTables) {
+        // The kernel's argv is the command being executed; procfs would show the caller's.
+        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
+            .with_ppid(ev.ppid)
+            .with_cgroup_id(ev.cgroup_id)
+            .with_argv(ev.argv.iter().cloned(), ev.argv_truncated);
+        actor.fill_from_proc(&self.procfs).ok();
+        let mut target = Target::inode(ev.exe);
+        if !ev.filename.is_empty() {
+            target = target.with_path(ev.filename.clone());
+        }
+        let decision = match ev.decision {
+            Decision::Blocked => audit::Decision::Blocked,
+            Decision::WouldBlock => audit::Decision::WouldBlock,
+            Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
+        };
+        let verb = ev.verb().unwrap_or_default().to_owned();
+        let mut record = self
+            .context
+            .record(Layer::Exec, "exec", decision, actor)
+            .target(target)
+            .exec(verb, ev.object(&tables.exec.object_names));
+        if let Some(reason) = ev.reason() {
+            record = record.note(reason.as_str());
+        }
+        if let Some(rule) = tables.rule_names.get(&ev.rule_id()) {
+            record = record.rule(rule.clone());
+        }
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
         let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
             .with_ppid(ev.ppid)
@@ -438,6 +475,32 @@ impl AuditTrail {
             error!("audit log: {e}");
         }
     }
+}
+
+fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
+    let rule = tables
+        .rule_names
+        .get(&ev.rule_id())
+        .map(String::as_str)
+        .unwrap_or("?");
+    let mut command = audit::record::shell_join(&ev.argv);
+    if ev.argv_truncated {
+        command.push_str(" …");
+    }
+    warn!(
+        decision = ev.decision.as_str(),
+        rule,
+        reason = ev.reason().map_or("?", |r| r.as_str()),
+        verb = ev.verb().unwrap_or(""),
+        object = ev.object(&tables.exec.object_names).unwrap_or_default(),
+        file = ev.filename,
+        pid = ev.tgid,
+        ppid = ev.ppid,
+        uid = ev.uid,
+        comm = ev.comm,
+        "{} exec: {command}",
+        ev.decision.as_str()
+    );
 }
 
 fn log_decision(ev: &FileDecision, tables: &KernelTables) {

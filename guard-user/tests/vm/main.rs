@@ -5,5 +5,6 @@
 mod common;
 
 mod basics;
+mod exec_layer;
 mod file_layer;
 mod policy;
