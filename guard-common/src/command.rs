@@ -33,7 +33,7 @@
 //!    allows upgrades.
 
 use crate::{
-    hash::{fnv1a_step, short_option_hash, FNV_OFFSET},
+    hash::{basename_step, fnv1a_step, short_option_hash, FNV_OFFSET},
     rule::{Action, RuleEntry, NO_RULE},
 };
 
@@ -249,12 +249,11 @@ impl TokenHasher {
                 t.stem = fnv1a_step(t.stem, b);
             }
         }
+        t.base = basename_step(t.base, b);
         if b == b'/' {
-            t.base = FNV_OFFSET;
             t.base_stem = FNV_OFFSET;
             self.base_stem_open = true;
         } else {
-            t.base = fnv1a_step(t.base, b);
             if self.base_stem_open {
                 if matches!(b, b':' | b'=' | b'_') {
                     self.base_stem_open = false;

@@ -10,12 +10,14 @@ pub mod file;
 pub mod hash;
 pub mod inode;
 pub mod offsets;
+pub mod process;
 pub mod rule;
 
 pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
 pub use inode::InodeKey;
 pub use offsets::KernelOffsets;
+pub use process::{ProcessEvent, ProcessProtection};
 
 /// Names of the maps and globals, shared so the loader and the programs can't drift apart.
 pub mod names {
@@ -35,6 +37,7 @@ pub mod names {
     pub const COMMAND_OBJECTS: &str = "COMMAND_OBJECTS";
     pub const EXE_CLASSES: &str = "EXE_CLASSES";
     pub const TRUSTED_CALLERS: &str = "TRUSTED_CALLERS";
+    pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -68,6 +71,8 @@ mod user {
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}
+    unsafe impl aya::Pod for super::ProcessEvent {}
+    unsafe impl aya::Pod for super::ProcessProtection {}
     unsafe impl aya::Pod for super::FileProtection {}
     unsafe impl aya::Pod for super::TrustKey {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}

@@ -28,6 +28,8 @@ pub struct KernelOffsets {
     pub task_real_parent: u32,
     pub task_tgid: u32,
     pub task_mm: u32,
+    /// `struct task_struct` → `comm`.
+    pub task_comm: u32,
     pub mm_exe_file: u32,
     /// `struct linux_binprm` → `file`: the file being executed.
     pub linux_binprm_file: u32,

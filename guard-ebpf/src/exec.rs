@@ -31,7 +31,7 @@ use guard_common::{
         TOKEN_TRUNCATED,
     },
     event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
-    hash::FNV_OFFSET,
+    hash::{basename_step, FNV_OFFSET},
     rule::Action,
     Decision, ExecEvent, InodeKey, MAX_EXEC_CAPTURES, MAX_EXE_CLASSES,
 };
@@ -376,26 +376,30 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     verdict
 }
 
-/// FNV-1a of the basename of the kernel string at `filename`, computed by the same
-/// function as the argv tokens.
+/// FNV-1a of the basename of the kernel string at `filename`: `ArgToken::base`, folded
+/// with the same `basename_step`. Only that one hash is needed here, and a loop of one
+/// branch per byte stays cheap for the verifier on every kernel (the full token hasher,
+/// inlined into this function by the compiler, was too much for Linux 6.12's).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
     let Some(buf) = ARG_BYTES.get_ptr_mut(0) else {
         return FNV_OFFSET;
     };
-    if filename == 0 {
+    if filename == 0
+        || unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut *buf) }.is_err()
+    {
         return FNV_OFFSET;
     }
-    let prefix_lens = COMMAND_CONFIG
-        .get(0)
-        .copied()
-        .unwrap_or_default()
-        .prefix_lens;
-    match unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut *buf) } {
-        Ok(bytes) => ArgToken::new(bytes, false, &prefix_lens).base,
-        Err(_) => FNV_OFFSET,
+    let mut hash = FNV_OFFSET;
+    for i in 0..MAX_TOKEN_BYTES {
+        let b = unsafe { (*buf)[i] };
+        if b == 0 {
+            break;
+        }
+        hash = basename_step(hash, b);
     }
+    hash
 }
 
 /// `Classifier::start` on the current task's capture. Returns 0 if the arguments are to
@@ -533,4 +537,3 @@ pub extern "C" fn rtguard_exec_event_arg(argv: u64, slot: u32, count: u32) -> i3
     }
     1
 }
-

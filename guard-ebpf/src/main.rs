@@ -12,6 +12,7 @@ mod exec;
 mod file;
 mod kernel;
 mod maps;
+mod process;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -8,7 +8,7 @@ use guard_common::{
         EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS,
         EXEC_EVENT_ARG_LEN,
     },
-    Decision, ExecEvent, FileEvent, FileOp, InodeKey,
+    Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 
 use crate::loader::KernelTables;
@@ -108,11 +108,59 @@ impl ExecDecision {
     }
 }
 
+/// A decoded process-layer decision: a signal to a protected daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessDecision {
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub signal: i32,
+    pub target_pid: u32,
+    pub target_comm: String,
+    pub target_exe: InodeKey,
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+/// Decodes a process-layer record.
+pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
+    let expected = std::mem::size_of::<ProcessEvent>();
+    if bytes.len() != expected {
+        return Err(DecodeError::Size(bytes.len(), expected));
+    }
+    // SAFETY: ProcessEvent is plain old data of exactly this size.
+    let raw: ProcessEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
+        field: "decision",
+        value: raw.decision,
+    })?;
+    Ok(ProcessDecision {
+        decision,
+        rule_id: raw.rule_id,
+        signal: raw.signal as i32,
+        target_pid: raw.target_pid,
+        target_comm: c_string(&raw.target_comm),
+        target_exe: raw.target_exe,
+        actor_exe: raw.actor_exe,
+        cgroup_id: raw.cgroup_id,
+        pid: raw.pid,
+        tgid: raw.tgid,
+        ppid: raw.ppid,
+        uid: raw.uid,
+        comm: c_string(&raw.comm),
+    })
+}
+
 /// A decoded ring buffer record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     File(FileDecision),
     Exec(ExecDecision),
+    Process(ProcessDecision),
 }
 
 /// Decodes one ring buffer record of either layer. Records are told apart by their size,
@@ -120,6 +168,8 @@ pub enum Event {
 pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
     if bytes.len() == std::mem::size_of::<ExecEvent>() {
         decode_exec(bytes).map(Event::Exec)
+    } else if bytes.len() == std::mem::size_of::<ProcessEvent>() {
+        decode_process(bytes).map(Event::Process)
     } else {
         decode(bytes).map(Event::File)
     }

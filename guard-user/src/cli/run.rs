@@ -19,7 +19,7 @@ use tracing::{error, info, warn};
 use super::exit;
 use crate::{
     audit::{self, Actor, AuditLog, AuditLogConfig, Layer, PolicyRef, RecordContext, Target},
-    events::{self, Event, ExecDecision, FileDecision},
+    events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
     loader::{
         tables::PACKAGE_MANAGERS, FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
     },
@@ -402,6 +402,24 @@ fn drain_events(ring: &mut RingBuf<MapData>, guard: &Guard, trail: &mut AuditTra
                 log_exec_decision(&ev, guard.installed());
                 trail.exec_decision(&ev, guard.installed());
             }
+            Ok(Event::Process(ev)) => {
+                let rule = guard.installed().rule_names.get(&ev.rule_id);
+                warn!(
+                    decision = ev.decision.as_str(),
+                    rule = rule.map_or("?", String::as_str),
+                    signal = ev.signal,
+                    target_pid = ev.target_pid,
+                    target_comm = ev.target_comm,
+                    pid = ev.tgid,
+                    comm = ev.comm,
+                    "{} signal {} to {} [{}]",
+                    ev.decision.as_str(),
+                    ev.signal,
+                    ev.target_comm,
+                    ev.target_pid
+                );
+                trail.process_decision(&ev, guard.installed());
+            }
             Err(e) => error!("undecodable event: {e}"),
         }
     }
@@ -416,6 +434,34 @@ struct AuditTrail {
 }
 
 impl AuditTrail {
+    fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
+        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
+            .with_ppid(ev.ppid)
+            .with_cgroup_id(ev.cgroup_id);
+        actor.fill_from_proc(&self.procfs).ok();
+        let mut target =
+            Target::inode(ev.target_exe).with_process(ev.target_pid, ev.target_comm.clone());
+        if let Some(path) = tables.paths.get(&ev.target_exe) {
+            target = target.with_path(path.display().to_string());
+        }
+        let decision = match ev.decision {
+            Decision::Blocked => audit::Decision::Blocked,
+            Decision::WouldBlock => audit::Decision::WouldBlock,
+            Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
+        };
+        let mut record = self
+            .context
+            .record(Layer::Process, "kill", decision, actor)
+            .target(target)
+            .signal(ev.signal);
+        if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
+            record = record.rule(rule.clone());
+        }
+        if let Err(e) = self.log.append(&record) {
+            error!("audit log: {e}");
+        }
+    }
+
     fn exec_decision(&mut self, ev: &ExecDecision, tables: &KernelTables) {
         // The kernel's argv is the command being executed; procfs would show the caller's.
         let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())

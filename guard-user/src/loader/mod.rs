@@ -15,7 +15,7 @@ use guard_common::{
     command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     names,
     rule::RuleEntry,
-    FileProtection, GuardConfig, InodeKey, TrustKey,
+    FileProtection, GuardConfig, InodeKey, ProcessProtection, TrustKey,
 };
 use tracing::{debug, info};
 
@@ -29,6 +29,8 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 ];
 /// The exec layer's decision.
 const EXEC_HOOK: &str = "bprm_check_security";
+/// The process layer.
+const PROCESS_HOOK: &str = "task_kill";
 
 /// Where the active LSMs are listed.
 const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
@@ -159,7 +161,7 @@ impl Guard {
             .load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
         let mut attached = Vec::new();
-        for &hook in file_hooks.hooks().iter().chain([&EXEC_HOOK]) {
+        for &hook in file_hooks.hooks().iter().chain([&EXEC_HOOK, &PROCESS_HOOK]) {
             let program: &mut Lsm = ebpf
                 .program_mut(hook)
                 .ok_or(LoadError::Program {
@@ -199,7 +201,7 @@ impl Guard {
         info!(
             hooks = file_hooks.as_str(),
             programs = attached.len(),
-            "file and exec layers attached"
+            "file, exec and process layers attached"
         );
         Ok(Self {
             ebpf,
@@ -288,6 +290,12 @@ impl Guard {
             }
         }
         self.install_exec(&tables.exec)?;
+        sync_hash(
+            hash_mut::<InodeKey, ProcessProtection>(&mut self.ebpf, names::PROTECTED_PROCESSES)?,
+            names::PROTECTED_PROCESSES,
+            &self.installed.processes,
+            &tables.processes,
+        )?;
         self.installed = tables;
         Ok(())
     }

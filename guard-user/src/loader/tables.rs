@@ -13,7 +13,7 @@ use guard_common::{
         TRUST_PACKAGE_MANAGER,
     },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
-    FileProtection, InodeKey, TrustKey,
+    FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
 use crate::{
@@ -41,6 +41,9 @@ pub struct KernelTables {
     pub rule_names: BTreeMap<u32, String>,
     /// The exec layer's command tables.
     pub exec: ExecTables,
+    /// Process layer: protected executables → rule and refused signals. Their
+    /// supervisors are in `trusted`, keyed by the process rule.
+    pub processes: BTreeMap<InodeKey, ProcessProtection>,
 }
 
 /// Everything the exec layer's maps hold: the compiled command tables (the same key/value
@@ -93,6 +96,18 @@ impl KernelTables {
             t.rules.insert(id, entry);
         }
         t.exec = ExecTables::from_rule_set(set);
+        for exe in &set.processes {
+            let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
+            t.processes.entry(exe.key).or_insert(ProcessProtection {
+                signals,
+                rule_id: exe.rule,
+                _pad: 0,
+            });
+            t.paths.insert(exe.key, exe.path.clone());
+        }
+        for exe in &set.supervisors {
+            t.trusted.insert(TrustKey::new(exe.key, exe.rule));
+        }
         for object in &set.objects {
             let upgradable = set
                 .rule(object.rule)

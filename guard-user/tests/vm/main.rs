@@ -8,3 +8,4 @@ mod basics;
 mod exec_layer;
 mod file_layer;
 mod policy;
+mod process_layer;
