@@ -215,7 +215,7 @@ fn reading_commands_and_a_reinstall_from_a_local_deb_pass() {
         })
         .expect("containerd_*.deb in /root/debs");
     expect_runs(&format!(
-        "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y --no-download {}",
+        "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y {}",
         deb.display()
     ));
     assert_eq!(package_states(), "ii |ii |");
