@@ -207,14 +207,14 @@ pub extern "C" fn rtguard_token_byte(i: u32) -> i32 {
 /// `syscalls/sys_enter_execve`: after the 8-byte common header and the syscall number,
 /// `filename` at 16, `argv` at 24.
 #[tracepoint]
-pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
+pub fn exec_capture_execve(ctx: TracePointContext) -> u32 {
     capture(unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0));
     0
 }
 
 /// `syscalls/sys_enter_execveat`: `fd` at 16, `filename` at 24, `argv` at 32.
 #[tracepoint]
-pub fn sys_enter_execveat(ctx: TracePointContext) -> u32 {
+pub fn exec_capture_execveat(ctx: TracePointContext) -> u32 {
     capture(unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0));
     0
 }

@@ -24,8 +24,8 @@ pub use tables::{ExecTables, KernelTables};
 
 /// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
 const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
-    ("sys_enter_execve", "syscalls", "sys_enter_execve"),
-    ("sys_enter_execveat", "syscalls", "sys_enter_execveat"),
+    ("exec_capture_execve", "syscalls", "sys_enter_execve"),
+    ("exec_capture_execveat", "syscalls", "sys_enter_execveat"),
 ];
 /// The exec layer's decision.
 const EXEC_HOOK: &str = "bprm_check_security";
