@@ -33,7 +33,7 @@
 //!    allows upgrades.
 
 use crate::{
-    hash::{fnv1a_step, short_option_hash, FNV_OFFSET},
+    hash::{basename_step, fnv1a_step, short_option_hash, FNV_OFFSET},
     rule::{Action, RuleEntry, NO_RULE},
 };
 
@@ -187,96 +187,128 @@ impl ArgToken {
     /// Reduces one argument. `bytes` stops at its end or at the first NUL, whichever comes
     /// first; `truncated` says the caller could not copy all of it. Anything past
     /// [`MAX_TOKEN_BYTES`] is ignored and flagged.
+    ///
+    /// This is [`TokenHasher::byte`] per byte and [`TokenHasher::finish`]; the kernel makes
+    /// the same calls, one byte per call of a BPF function.
     pub fn new(bytes: &[u8], truncated: bool, prefix_lens: &[u32; MAX_PREFIX_LENS]) -> Self {
-        let mut token = Self::EMPTY;
-        let mut whole = FNV_OFFSET;
-        let mut stem = FNV_OFFSET;
-        let mut stem_open = true;
-        let mut stem_before_last = FNV_OFFSET;
-        let mut base = FNV_OFFSET;
-        let mut base_stem = FNV_OFFSET;
-        let mut base_stem_open = true;
-        let mut flags = 0u32;
-        let mut first = 0u8;
-        let mut second = 0u8;
-        let mut last = 0u8;
-        let mut len = 0usize;
+        let mut hasher = TokenHasher::START;
         let mut ended = false;
         for i in 0..MAX_TOKEN_BYTES {
-            let b = match bytes.get(i) {
-                Some(&b) if b != 0 => b,
-                _ => {
-                    ended = true;
-                    break;
-                }
+            let more = match bytes.get(i) {
+                Some(&b) => hasher.byte(i, b, prefix_lens),
+                None => false,
             };
-            whole = fnv1a_step(whole, b);
-            if stem_open {
-                if matches!(b, b':' | b'=' | b'/' | b'_') {
-                    stem_open = false;
-                } else {
-                    stem_before_last = stem;
-                    stem = fnv1a_step(stem, b);
-                }
+            if !more {
+                ended = true;
+                break;
             }
-            if b == b'/' {
-                base = FNV_OFFSET;
-                base_stem = FNV_OFFSET;
-                base_stem_open = true;
-            } else {
-                base = fnv1a_step(base, b);
-                if base_stem_open {
-                    if matches!(b, b':' | b'=' | b'_') {
-                        base_stem_open = false;
-                    } else {
-                        base_stem = fnv1a_step(base_stem, b);
-                    }
-                }
-            }
-            if let Some(slot) = token.head.get_mut(i) {
-                *slot = b;
-            }
-            for (len, slot) in prefix_lens.iter().zip(token.prefix.iter_mut()) {
-                if *len as usize == i + 1 {
-                    *slot = whole;
-                }
-            }
-            match b {
-                b'=' => flags |= TOKEN_HAS_VALUE,
-                b'*' | b'?' | b'[' | b'~' | b'^' | b'$' => flags |= TOKEN_PATTERN,
-                b' ' | b'\t' | b'\n' | b';' => flags |= TOKEN_HAS_SPACE,
-                _ => {}
-            }
-            if i == 0 {
-                first = b;
-            } else if i == 1 {
-                second = b;
-            }
-            last = b;
-            len = i + 1;
         }
-        if truncated || (!ended && bytes.get(MAX_TOKEN_BYTES).is_some_and(|&b| b != 0)) {
+        let longer = !ended && bytes.get(MAX_TOKEN_BYTES).is_some_and(|&b| b != 0);
+        hasher.finish(truncated || longer)
+    }
+}
+
+/// [`ArgToken::new`] one byte at a time: the state between bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenHasher {
+    token: ArgToken,
+    stem_open: bool,
+    stem_before_last: u64,
+    base_stem_open: bool,
+    first: u8,
+    second: u8,
+    last: u8,
+    len: usize,
+}
+
+impl TokenHasher {
+    pub const START: Self = Self {
+        token: ArgToken::EMPTY,
+        stem_open: true,
+        stem_before_last: FNV_OFFSET,
+        base_stem_open: true,
+        first: 0,
+        second: 0,
+        last: 0,
+        len: 0,
+    };
+
+    /// Folds in byte `i` (callers go from 0 upwards, below [`MAX_TOKEN_BYTES`]). Returns
+    /// false, folding nothing, at the terminating NUL.
+    pub fn byte(&mut self, i: usize, b: u8, prefix_lens: &[u32; MAX_PREFIX_LENS]) -> bool {
+        if b == 0 {
+            return false;
+        }
+        let t = &mut self.token;
+        t.whole = fnv1a_step(t.whole, b);
+        if self.stem_open {
+            if matches!(b, b':' | b'=' | b'/' | b'_') {
+                self.stem_open = false;
+            } else {
+                self.stem_before_last = t.stem;
+                t.stem = fnv1a_step(t.stem, b);
+            }
+        }
+        t.base = basename_step(t.base, b);
+        if b == b'/' {
+            t.base_stem = FNV_OFFSET;
+            self.base_stem_open = true;
+        } else {
+            if self.base_stem_open {
+                if matches!(b, b':' | b'=' | b'_') {
+                    self.base_stem_open = false;
+                } else {
+                    t.base_stem = fnv1a_step(t.base_stem, b);
+                }
+            }
+        }
+        if let Some(slot) = t.head.get_mut(i) {
+            *slot = b;
+        }
+        for (len, slot) in prefix_lens.iter().zip(t.prefix.iter_mut()) {
+            if *len as usize == i + 1 {
+                *slot = t.whole;
+            }
+        }
+        match b {
+            b'=' => t.flags |= TOKEN_HAS_VALUE,
+            b'*' | b'?' | b'[' | b'~' | b'^' | b'$' => t.flags |= TOKEN_PATTERN,
+            b' ' | b'\t' | b'\n' | b';' => t.flags |= TOKEN_HAS_SPACE,
+            _ => {}
+        }
+        if i == 0 {
+            self.first = b;
+        } else if i == 1 {
+            self.second = b;
+        }
+        self.last = b;
+        self.len = i + 1;
+        true
+    }
+
+    /// The token; `truncated`: the argument went on past what was folded in.
+    pub fn finish(&self, truncated: bool) -> ArgToken {
+        let mut token = self.token;
+        let len = self.len;
+        let mut flags = token.flags;
+        if truncated {
             flags |= TOKEN_TRUNCATED;
         }
-        if first == b'-' {
-            if len == 2 && second == b'-' {
+        if self.first == b'-' {
+            if len == 2 && self.second == b'-' {
                 flags |= TOKEN_END_OF_OPTIONS;
             } else if len >= 2 {
                 flags |= TOKEN_OPTION;
-                if second == b'-' {
+                if self.second == b'-' {
                     flags |= TOKEN_LONG_OPTION;
                 }
             }
-        } else if len > 1 && (last == b'-' || last == b'_') {
+        } else if len > 1 && (self.last == b'-' || self.last == b'_') {
             flags |= TOKEN_REMOVE_SUFFIX;
         }
-        if stem_open && last == b'-' && len > 1 {
-            stem = stem_before_last;
+        if self.stem_open && self.last == b'-' && len > 1 {
+            token.stem = self.stem_before_last;
         }
-        token.whole = whole;
-        token.stem = stem;
-        token.base = base;
-        token.base_stem = base_stem;
         token.len = len as u32;
         token.flags = flags;
         token
@@ -432,6 +464,17 @@ pub trait CommandTables {
     fn class(&self, class: u32) -> Option<ClassEntry>;
     fn word(&self, key: &WordKey) -> Option<WordEntry>;
     fn object(&self, key: &ObjectKey) -> Option<ObjectEntry>;
+
+    /// [`ArgToken::new`] for a value attached to an option (`-FDOCKER`, `-tnat`). The
+    /// kernel overrides it to hash one byte per BPF function call.
+    fn attached_token(
+        &self,
+        bytes: &[u8],
+        truncated: bool,
+        prefix_lens: &[u32; MAX_PREFIX_LENS],
+    ) -> ArgToken {
+        ArgToken::new(bytes, truncated, prefix_lens)
+    }
 }
 
 /// What the classifier concluded.
@@ -776,81 +819,153 @@ fn find_class<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> (u32
 
 /// Classifies one exec against the compiled tables. Never panics, allocates nothing, and
 /// every loop has a constant bound.
+///
+/// This is [`Classifier::start`], one [`Classifier::step`] per argument and
+/// [`Classifier::finish`]. The kernel makes the same calls, each from its own BPF
+/// function, so the verifier checks the per-argument work once rather than once per
+/// argument.
 pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Classification {
-    let (class_id, start) = find_class(tables, line);
-    let entry = match (class_id != NO_CLASS).then(|| tables.class(class_id)) {
-        Some(Some(entry)) => entry,
-        _ => return Classification::new(Verdict::Allowed, Reason::NotGuarded, NO_CLASS),
-    };
-    let config = tables.config();
-    let count = if (line.count as usize) < MAX_ARGV_TOKENS {
-        line.count as usize
-    } else {
-        MAX_ARGV_TOKENS
-    };
-    let mut scan = Scan {
-        class: class_id,
-        entry,
-        prefix_lens: config.prefix_lens,
-        verbs: 0,
-        bare_verbs: 0,
-        modifiers: 0,
-        verb_token: NO_TOKEN,
-        destructive_token: NO_TOKEN,
-        upgrade_token: NO_TOKEN,
-        install_token: NO_TOKEN,
-        report_token: NO_TOKEN,
-        hits_all_token: NO_TOKEN,
-        all_objects_token: NO_TOKEN,
-        bare_token: NO_TOKEN,
-        bare_pending: false,
-        bare_hit: false,
-        objects_named: 0,
-        first_hit: None,
-        strictest: None,
-        suffix_hit: None,
-        pattern_token: NO_TOKEN,
-        unparsed: false,
-    };
-    let mut skip_next = false;
-    let mut options_done = false;
-    let mut positional = 0u32;
-    let mut expecting_object = false;
-    let mut last_candidate = NO_TOKEN;
-
+    let mut classifier = Classifier::IDLE;
+    if let Some(done) = classifier.start(tables, line) {
+        return done;
+    }
     for i in 0..MAX_ARGV_TOKENS {
-        if i >= count {
+        if !classifier.step(tables, line, i) {
             break;
         }
-        if i < start {
-            continue;
+    }
+    classifier.finish(tables, line)
+}
+
+/// The classifier between arguments: what the arguments seen so far say, and where the
+/// parse stands. Kernel and userspace drive it the same way (see [`classify`]).
+pub struct Classifier {
+    scan: Scan,
+    start: usize,
+    count: usize,
+    skip_next: bool,
+    options_done: bool,
+    positional: u32,
+    expecting_object: bool,
+    last_candidate: u32,
+}
+
+impl Classifier {
+    pub const IDLE: Self = Self {
+        scan: Scan {
+            class: NO_CLASS,
+            entry: ClassEntry {
+                flags: 0,
+                verb_position: 0,
+                objects: 0,
+                without_verb: 0,
+                bare_rule: NO_RULE,
+                bare_upgrade: 0,
+            },
+            prefix_lens: [0; MAX_PREFIX_LENS],
+            verbs: 0,
+            bare_verbs: 0,
+            modifiers: 0,
+            verb_token: NO_TOKEN,
+            destructive_token: NO_TOKEN,
+            upgrade_token: NO_TOKEN,
+            install_token: NO_TOKEN,
+            report_token: NO_TOKEN,
+            hits_all_token: NO_TOKEN,
+            all_objects_token: NO_TOKEN,
+            bare_token: NO_TOKEN,
+            bare_pending: false,
+            bare_hit: false,
+            objects_named: 0,
+            first_hit: None,
+            strictest: None,
+            suffix_hit: None,
+            pattern_token: NO_TOKEN,
+            unparsed: false,
+        },
+        start: 0,
+        count: 0,
+        skip_next: false,
+        options_done: false,
+        positional: 0,
+        expecting_object: false,
+        last_candidate: NO_TOKEN,
+    };
+
+    /// Selects the class and resets the state. Returns the final answer when there is
+    /// nothing to scan (the binary belongs to no class).
+    pub fn start<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+    ) -> Option<Classification> {
+        *self = Self::IDLE;
+        let (class_id, start) = find_class(tables, line);
+        let entry = match (class_id != NO_CLASS).then(|| tables.class(class_id)) {
+            Some(Some(entry)) => entry,
+            _ => {
+                return Some(Classification::new(
+                    Verdict::Allowed,
+                    Reason::NotGuarded,
+                    NO_CLASS,
+                ))
+            }
+        };
+        self.scan.class = class_id;
+        self.scan.entry = entry;
+        self.scan.prefix_lens = tables.config().prefix_lens;
+        self.start = start;
+        self.count = if (line.count as usize) < MAX_ARGV_TOKENS {
+            line.count as usize
+        } else {
+            MAX_ARGV_TOKENS
+        };
+        None
+    }
+
+    /// Reads argument `i` (callers go from 0 upwards). Returns false once past the last
+    /// argument.
+    pub fn step<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+        i: usize,
+    ) -> bool {
+        if i >= self.count {
+            return false;
+        }
+        if i < self.start {
+            return true;
         }
         let Some(token) = line.tokens.get(i) else {
-            break;
+            return false;
         };
+        let class_id = self.scan.class;
+        let entry = self.scan.entry;
+        let prefix_lens = self.scan.prefix_lens;
+        let scan = &mut self.scan;
         let index = i as u32;
-        let consumed = skip_next;
-        skip_next = false;
-        let free = !options_done && !consumed;
+        let consumed = self.skip_next;
+        self.skip_next = false;
+        let free = !self.options_done && !consumed;
         let is_end = free && token.flags & TOKEN_END_OF_OPTIONS != 0;
         let is_option = free && !is_end && token.flags & TOKEN_OPTION != 0;
         let is_positional = !consumed && !is_end && !is_option;
 
-        let expecting = expecting_object;
-        expecting_object = false;
+        let expecting = self.expecting_object;
+        self.expecting_object = false;
         if expecting && !is_positional {
-            // `iptables -F -t nat`: the verb named nothing.
             if scan.bare_pending {
                 scan.bare_hit = true;
             }
             scan.bare_pending = false;
         }
         if consumed {
-            continue;
+            return true;
         }
         if is_end {
-            options_done = true;
-            continue;
+            self.options_done = true;
+            return true;
         }
 
         if is_option {
@@ -859,19 +974,17 @@ pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Cl
                 let mut word = tables.word(&WordKey::new(class_id, token.whole));
                 let mut attached = false;
                 if word.is_none() && token.flags & TOKEN_HAS_VALUE != 0 {
-                    // `--status-fd=23`: the stem stops at the `=`.
                     word = tables.word(&WordKey::new(class_id, token.stem));
                     attached = true;
                 }
                 if let Some(word) = word {
                     if word.flags & WORD_TAKES_VALUE != 0 && !attached {
-                        skip_next = true;
+                        self.skip_next = true;
                     }
                     scan.word(word.flags, index);
-                    expecting_object = scan.expect_object(word.flags, index);
+                    self.expecting_object = scan.expect_object(word.flags, index);
                 }
             } else {
-                // A short-option cluster, read as getopt does: `-vF`, `-tnat`, `-FDOCKER`.
                 let len = token.len as usize;
                 let mut ended = false;
                 for j in 1..TOKEN_HEAD_BYTES {
@@ -887,7 +1000,7 @@ pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Cl
                     let rest = j + 1 < len;
                     if word.flags & WORD_TAKES_VALUE != 0 {
                         if !rest {
-                            skip_next = true;
+                            self.skip_next = true;
                         }
                         scan.word(word.flags, index);
                         ended = true;
@@ -896,19 +1009,18 @@ pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Cl
                     scan.word(word.flags, index);
                     if scan.expect_object(word.flags, index) {
                         if rest {
-                            // getopt's optional argument: `-FDOCKER` flushes DOCKER.
                             scan.bare_pending = false;
                             let attached = token.head.get(j + 1..len.min(TOKEN_HEAD_BYTES));
                             if let Some(bytes) = attached {
-                                let object = ArgToken::new(
+                                let object = tables.attached_token(
                                     bytes,
                                     len > TOKEN_HEAD_BYTES,
-                                    &config.prefix_lens,
+                                    &prefix_lens,
                                 );
                                 scan.candidate(tables, &object, index);
                             }
                         } else {
-                            expecting_object = true;
+                            self.expecting_object = true;
                         }
                         ended = true;
                         break;
@@ -918,27 +1030,26 @@ pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Cl
                     scan.unparsed = true;
                 }
             }
-            continue;
+            return true;
         }
 
-        positional += 1;
+        self.positional += 1;
         let word = tables.word(&WordKey::new(class_id, token.whole));
-        if entry.verb_position != 0 && positional == entry.verb_position {
+        if entry.verb_position != 0 && self.positional == entry.verb_position {
             if let Some(word) = word {
                 scan.word(word.flags, index);
             }
-            continue;
+            return true;
         }
         if let Some(word) = word {
             if word.flags & MODIFIER_FLAGS != 0 {
                 scan.word(word.flags, index);
-                continue;
+                return true;
             }
             if entry.verb_position == 0 && word.flags & VERB_FLAGS != 0 {
-                // Positional verbs of option-verb classes (`ipset destroy`).
                 scan.word(word.flags, index);
-                expecting_object = scan.expect_object(word.flags, index);
-                continue;
+                self.expecting_object = scan.expect_object(word.flags, index);
+                return true;
             }
         }
         match entry.objects {
@@ -948,37 +1059,55 @@ pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Cl
                     scan.candidate(tables, token, index);
                 }
             }
-            OBJECTS_LAST => last_candidate = index,
+            OBJECTS_LAST => self.last_candidate = index,
             _ => scan.candidate(tables, token, index),
         }
+        true
     }
-    if expecting_object && scan.bare_pending {
-        scan.bare_hit = true;
-    }
-    if last_candidate != NO_TOKEN {
-        if let Some(token) = line.tokens.get(last_candidate as usize) {
-            scan.candidate(tables, token, last_candidate);
+
+    /// The decision, once every argument has been read. `tables` is needed again for an
+    /// object named by the last argument (`OBJECTS_LAST`).
+    pub fn finish<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+    ) -> Classification {
+        if self.last_candidate != NO_TOKEN {
+            if let Some(token) = line.tokens.get(self.last_candidate as usize) {
+                self.scan.candidate(tables, token, self.last_candidate);
+            }
+            self.last_candidate = NO_TOKEN;
         }
+        self.conclude(line)
     }
-    let verb_seen =
-        scan.verbs != 0 || (entry.verb_position != 0 && positional >= entry.verb_position);
-    if scan.verbs == 0 {
-        scan.verbs = entry.without_verb & VERB_FLAGS;
-        if entry.without_verb & WORD_BARE != 0 {
-            scan.bare_verbs = scan.verbs;
+
+    fn conclude(&mut self, line: &CommandLine) -> Classification {
+        let class_id = self.scan.class;
+        let entry = self.scan.entry;
+        let scan = &mut self.scan;
+        if self.expecting_object && scan.bare_pending {
             scan.bare_hit = true;
         }
-    }
-    let truncated = line.flags & LINE_TRUNCATED != 0 || scan.unparsed;
-    let decision = decide(&scan, &entry, line, truncated, verb_seen);
-    let trusted = class_id < MAX_CLASSES && line.trusted_classes & (1 << class_id) != 0;
-    match decision.verdict() {
-        Some(Verdict::Destructive) | Some(Verdict::ReportOnly) if trusted => Classification {
-            verdict: Verdict::Allowed as u32,
-            reason: Reason::TrustedCaller as u32,
-            ..decision
-        },
-        _ => decision,
+        let verb_seen =
+            scan.verbs != 0 || (entry.verb_position != 0 && self.positional >= entry.verb_position);
+        if scan.verbs == 0 {
+            scan.verbs = entry.without_verb & VERB_FLAGS;
+            if entry.without_verb & WORD_BARE != 0 {
+                scan.bare_verbs = scan.verbs;
+                scan.bare_hit = true;
+            }
+        }
+        let truncated = line.flags & LINE_TRUNCATED != 0 || scan.unparsed;
+        let decision = decide(scan, &entry, line, truncated, verb_seen);
+        let trusted = class_id < MAX_CLASSES && line.trusted_classes & (1 << class_id) != 0;
+        match decision.verdict() {
+            Some(Verdict::Destructive) | Some(Verdict::ReportOnly) if trusted => Classification {
+                verdict: Verdict::Allowed as u32,
+                reason: Reason::TrustedCaller as u32,
+                ..decision
+            },
+            _ => decision,
+        }
     }
 }
 

@@ -74,9 +74,72 @@ pub struct FileEvent {
     pub names: [[u8; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
 }
 
+/// Arguments an exec event carries verbatim (the classifier saw up to
+/// `command::MAX_ARGV_TOKENS`).
+pub const EXEC_EVENT_ARGS: usize = 16;
+/// Bytes kept of each of them, NUL included.
+pub const EXEC_EVENT_ARG_LEN: usize = 64;
+/// Bytes kept of the executed path (`bprm->filename`), NUL included.
+pub const EXEC_EVENT_FILENAME_LEN: usize = 128;
+
+/// An exec-layer decision, as written to the ring buffer.
+///
+/// Records are told apart by size: this one and [`FileEvent`] differ (checked below).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ExecEvent {
+    /// The executed file.
+    pub exe: InodeKey,
+    /// The calling task's executable (before the exec replaces it).
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    /// What the classifier said.
+    pub classification: crate::command::Classification,
+    /// [`Decision`] as u32.
+    pub decision: u32,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// Arguments the kernel counted (at most `MAX_ARGV_TOKENS`).
+    pub argc: u32,
+    /// `command::LINE_*` bits: `LINE_TRUNCATED` when argv had more arguments than that.
+    pub line_flags: u32,
+    pub _pad: u32,
+    /// Length of each reported argument as the classifier hashed it, with
+    /// `command::TOKEN_TRUNCATED` in bit 31 when it was longer still. A length of
+    /// [`EXEC_EVENT_ARG_LEN`] or more means `args[i]` holds only its start.
+    pub arg_lens: [u32; EXEC_EVENT_ARGS],
+    pub comm: [u8; COMM_LEN],
+    pub filename: [u8; EXEC_EVENT_FILENAME_LEN],
+    /// argv[0..EXEC_EVENT_ARGS], each NUL-terminated and cut to fit.
+    pub args: [[u8; EXEC_EVENT_ARG_LEN]; EXEC_EVENT_ARGS],
+}
+
+/// Set in [`ExecEvent::arg_lens`] when the argument was longer than the classifier hashes.
+pub const EXEC_ARG_LONGER: u32 = 1 << 31;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_event_has_no_implicit_padding_and_differs_from_file_events() {
+        let fields = 2 * 16
+            + 8
+            + core::mem::size_of::<crate::command::Classification>()
+            + 8 * 4
+            + 4 * EXEC_EVENT_ARGS
+            + COMM_LEN
+            + EXEC_EVENT_FILENAME_LEN
+            + EXEC_EVENT_ARG_LEN * EXEC_EVENT_ARGS;
+        assert_eq!(core::mem::size_of::<ExecEvent>(), fields);
+        assert_eq!(core::mem::size_of::<ExecEvent>() % 8, 0);
+        assert_ne!(
+            core::mem::size_of::<ExecEvent>(),
+            core::mem::size_of::<FileEvent>()
+        );
+    }
 
     #[test]
     fn event_has_no_implicit_padding() {

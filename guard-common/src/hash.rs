@@ -14,6 +14,16 @@ pub const fn fnv1a_step(hash: u64, byte: u8) -> u64 {
     (hash ^ byte as u64).wrapping_mul(FNV_PRIME)
 }
 
+/// Folds one byte into a running hash of a path's basename: a `/` starts it over.
+#[inline(always)]
+pub const fn basename_step(hash: u64, byte: u8) -> u64 {
+    if byte == b'/' {
+        FNV_OFFSET
+    } else {
+        fnv1a_step(hash, byte)
+    }
+}
+
 /// Hash of a whole byte string.
 pub const fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash = FNV_OFFSET;

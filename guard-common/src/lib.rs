@@ -10,13 +10,15 @@ pub mod file;
 pub mod hash;
 pub mod inode;
 pub mod offsets;
+pub mod process;
 pub mod rule;
 pub mod syscall;
 
-pub use event::{Decision, FileEvent, COMM_LEN};
+pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
 pub use inode::InodeKey;
 pub use offsets::KernelOffsets;
+pub use process::{ProcessEvent, ProcessProtection};
 
 /// Names of the maps and globals, shared so the loader and the programs can't drift apart.
 pub mod names {
@@ -31,6 +33,14 @@ pub mod names {
     pub const GUARD_CONFIG: &str = "GUARD_CONFIG";
     pub const SYSCALL_EVENTS: &str = "SYSCALL_EVENTS";
     pub const TRACEPOINT_LAYOUT: &str = "TRACEPOINT_LAYOUT";
+    pub const COMMAND_CONFIG: &str = "COMMAND_CONFIG";
+    pub const COMMAND_BINARIES: &str = "COMMAND_BINARIES";
+    pub const COMMAND_CLASSES: &str = "COMMAND_CLASSES";
+    pub const COMMAND_WORDS: &str = "COMMAND_WORDS";
+    pub const COMMAND_OBJECTS: &str = "COMMAND_OBJECTS";
+    pub const EXE_CLASSES: &str = "EXE_CLASSES";
+    pub const TRUSTED_CALLERS: &str = "TRUSTED_CALLERS";
+    pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -39,6 +49,11 @@ pub const MAX_PROTECTED_INODES: u32 = 65_536;
 pub const MAX_PROTECTED_TREES: u32 = 1_024;
 /// Capacity of the trusted-executable map.
 pub const MAX_TRUSTED_EXES: u32 = 1_024;
+/// Capacity of the executable → command class map, and of the trusted-caller map.
+pub const MAX_EXE_CLASSES: u32 = 1_024;
+/// Exec argv captures in flight (one per task between `execve` entry and its
+/// `bprm_check_security`); least recently used ones are evicted.
+pub const MAX_EXEC_CAPTURES: u32 = 1_024;
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
@@ -58,6 +73,9 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}
+    unsafe impl aya::Pod for super::ExecEvent {}
+    unsafe impl aya::Pod for super::ProcessEvent {}
+    unsafe impl aya::Pod for super::ProcessProtection {}
     unsafe impl aya::Pod for super::FileProtection {}
     unsafe impl aya::Pod for super::TrustKey {}
     unsafe impl aya::Pod for super::syscall::SyscallEvent {}

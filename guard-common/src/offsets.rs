@@ -28,7 +28,13 @@ pub struct KernelOffsets {
     pub task_real_parent: u32,
     pub task_tgid: u32,
     pub task_mm: u32,
+    /// `struct task_struct` → `comm`.
+    pub task_comm: u32,
     pub mm_exe_file: u32,
+    /// `struct linux_binprm` → `file`: the file being executed.
+    pub linux_binprm_file: u32,
+    /// `struct linux_binprm` → `filename`: the path as execve was given it.
+    pub linux_binprm_filename: u32,
     /// Parameters of the `inode_setattr` hook: 2 before Linux 6.3, 3 after it gained
     /// a `struct mnt_idmap *` first. The dentry is the one before the last.
     pub inode_setattr_args: u32,

@@ -11,11 +11,10 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes,
     },
     macros::lsm,
     programs::LsmContext,
-    EbpfContext as _,
 };
 use guard_common::{
     event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
@@ -28,8 +27,9 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        current_task, dentry_key, dentry_name, dentry_parent, file_dentry, file_flags, file_mode,
-        iattr_valid, path_dentry, resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
+        arg_scalar, current_task, dentry_key, dentry_name, dentry_parent, file_dentry, file_flags,
+        file_mode, iattr_valid, path_dentry, resolved_offsets, task_exe, task_parent, task_tgid,
+        KernelPtr,
     },
     maps::{
         count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
@@ -220,15 +220,6 @@ fn decide(_off: &KernelOffsets, op: FileOp, dentry: KernelPtr) -> i32 {
     } else {
         0
     }
-}
-
-/// Reads hook argument `n` as a plain number. The verifier types arguments read from the
-/// context as BTF pointers, which a global function may not receive; a probe read of
-/// the context slot gives the same value as a scalar.
-#[inline(always)]
-fn arg_scalar(ctx: &LsmContext, n: usize) -> KernelPtr {
-    let slot = unsafe { (ctx.as_ptr() as *const u64).add(n) };
-    unsafe { bpf_probe_read_kernel(slot) }.unwrap_or(0) as KernelPtr
 }
 
 /// The one decision every file hook makes.

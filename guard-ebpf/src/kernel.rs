@@ -4,7 +4,11 @@
 //! BTF-typed ones, because rustc emits no CO-RE relocations. Each accessor returns `None`
 //! when a read fails or a pointer is NULL, and the callers treat that as "not protected".
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    programs::LsmContext,
+    EbpfContext as _,
+};
 use core::ffi::c_void;
 use guard_common::{InodeKey, KernelOffsets};
 
@@ -21,7 +25,7 @@ fn read_at<T>(base: KernelPtr, offset: u32) -> Option<T> {
 }
 
 #[inline(always)]
-fn read_ptr(base: KernelPtr, offset: u32) -> Option<KernelPtr> {
+pub fn read_ptr(base: KernelPtr, offset: u32) -> Option<KernelPtr> {
     read_at::<KernelPtr>(base, offset).filter(|p| !p.is_null())
 }
 
@@ -107,4 +111,35 @@ pub fn task_parent(off: &KernelOffsets, task: KernelPtr) -> Option<KernelPtr> {
 #[inline(always)]
 pub fn task_tgid(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
     read_at(task, off.task_tgid)
+}
+
+/// Reads LSM hook argument `n` as a plain number. The verifier types arguments read from
+/// the context as BTF pointers, which a global function may not receive; a probe read of
+/// the context slot gives the same value as a scalar.
+#[inline(always)]
+pub fn arg_scalar(ctx: &LsmContext, n: usize) -> KernelPtr {
+    let slot = unsafe { (ctx.as_ptr() as *const u64).add(n) };
+    unsafe { bpf_probe_read_kernel(slot) }.unwrap_or(0) as KernelPtr
+}
+
+/// `bprm->file->f_inode`'s identity: the file being executed.
+#[inline(always)]
+pub fn bprm_exe(off: &KernelOffsets, bprm: KernelPtr) -> Option<InodeKey> {
+    let file = read_ptr(bprm, off.linux_binprm_file)?;
+    inode_key(off, read_ptr(file, off.file_f_inode)?)
+}
+
+/// `bprm->filename`: the path as given to execve, a NUL-terminated kernel string.
+#[inline(always)]
+pub fn bprm_filename(off: &KernelOffsets, bprm: KernelPtr) -> Option<*const u8> {
+    read_ptr(bprm, off.linux_binprm_filename).map(|p| p.cast())
+}
+
+/// `i` masked to below `N` (a power of two) in a way the verifier sees. The compiler drops
+/// a mask it can prove redundant and may check a bound on one register copy while indexing
+/// with another; reading the value back through a volatile load hides what it knows, so
+/// the mask stays next to the access.
+#[inline(always)]
+pub fn verifier_bound<const N: usize>(i: usize) -> usize {
+    unsafe { core::ptr::read_volatile(&i) & (N - 1) }
 }

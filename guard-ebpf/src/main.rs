@@ -9,9 +9,11 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 mod degraded;
+mod exec;
 mod file;
 mod kernel;
 mod maps;
+mod process;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

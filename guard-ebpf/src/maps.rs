@@ -66,7 +66,10 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_real_parent: 0,
     task_tgid: 0,
     task_mm: 0,
+    task_comm: 0,
     mm_exe_file: 0,
+    linux_binprm_file: 0,
+    linux_binprm_filename: 0,
     inode_setattr_args: 0,
 };
 

@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 
 use guard_common::{
-    event::{EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
-    Decision, FileEvent, FileOp, InodeKey,
+    command::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
+    event::{
+        EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS,
+        EXEC_EVENT_ARG_LEN,
+    },
+    Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 
 use crate::loader::KernelTables;
@@ -42,6 +46,181 @@ impl FileDecision {
         path.extend(&self.components);
         Some(path)
     }
+}
+
+/// A decoded exec-layer decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecDecision {
+    pub decision: Decision,
+    pub classification: Classification,
+    /// The executed file.
+    pub exe: InodeKey,
+    /// The path execve was given (`bprm->filename`).
+    pub filename: String,
+    /// The command line as far as the event carries it; a cut argument ends in `…`.
+    pub argv: Vec<String>,
+    /// Arguments are missing from `argv`, or some were cut.
+    pub argv_truncated: bool,
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+impl ExecDecision {
+    pub fn rule_id(&self) -> u32 {
+        self.classification.rule
+    }
+
+    pub fn reason(&self) -> Option<Reason> {
+        self.classification.reason()
+    }
+
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.classification.verdict()
+    }
+
+    /// The argument that decided it (`remove`, `-r`, `-F`), if the event carries it.
+    pub fn verb(&self) -> Option<&str> {
+        self.arg(self.classification.verb_token)
+    }
+
+    /// What it acts on: the protected name it matched (from `object_names`), else the
+    /// argument that named it; `None` for a command that names nothing (`iptables -F`).
+    pub fn object(&self, object_names: &[String]) -> Option<String> {
+        if self.classification.object != NO_OBJECT {
+            if let Some(name) = object_names.get(self.classification.object as usize) {
+                return Some(name.clone());
+            }
+        }
+        self.arg(self.classification.object_token)
+            .map(str::to_owned)
+    }
+
+    fn arg(&self, token: u32) -> Option<&str> {
+        if token == NO_TOKEN {
+            return None;
+        }
+        self.argv.get(token as usize).map(String::as_str)
+    }
+}
+
+/// A decoded process-layer decision: a signal to a protected daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessDecision {
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub signal: i32,
+    pub target_pid: u32,
+    pub target_comm: String,
+    pub target_exe: InodeKey,
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+/// Decodes a process-layer record.
+pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
+    let expected = std::mem::size_of::<ProcessEvent>();
+    if bytes.len() != expected {
+        return Err(DecodeError::Size(bytes.len(), expected));
+    }
+    // SAFETY: ProcessEvent is plain old data of exactly this size.
+    let raw: ProcessEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
+        field: "decision",
+        value: raw.decision,
+    })?;
+    Ok(ProcessDecision {
+        decision,
+        rule_id: raw.rule_id,
+        signal: raw.signal as i32,
+        target_pid: raw.target_pid,
+        target_comm: c_string(&raw.target_comm),
+        target_exe: raw.target_exe,
+        actor_exe: raw.actor_exe,
+        cgroup_id: raw.cgroup_id,
+        pid: raw.pid,
+        tgid: raw.tgid,
+        ppid: raw.ppid,
+        uid: raw.uid,
+        comm: c_string(&raw.comm),
+    })
+}
+
+/// A decoded ring buffer record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    File(FileDecision),
+    Exec(ExecDecision),
+    Process(ProcessDecision),
+}
+
+/// Decodes one ring buffer record of either layer. Records are told apart by their size,
+/// which differs between the layers' event types.
+pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() == std::mem::size_of::<ExecEvent>() {
+        decode_exec(bytes).map(Event::Exec)
+    } else if bytes.len() == std::mem::size_of::<ProcessEvent>() {
+        decode_process(bytes).map(Event::Process)
+    } else {
+        decode(bytes).map(Event::File)
+    }
+}
+
+/// Decodes an exec-layer record.
+pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
+    let expected = std::mem::size_of::<ExecEvent>();
+    if bytes.len() != expected {
+        return Err(DecodeError::Size(bytes.len(), expected));
+    }
+    // SAFETY: ExecEvent is plain old data of exactly this size.
+    let raw: ExecEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
+        field: "decision",
+        value: raw.decision,
+    })?;
+    let c = raw.classification;
+    if c.verdict().is_none() {
+        return Err(DecodeError::Unknown {
+            field: "verdict",
+            value: c.verdict,
+        });
+    }
+    let shown = (raw.argc as usize).min(EXEC_EVENT_ARGS);
+    let mut truncated = raw.argc as usize > EXEC_EVENT_ARGS || raw.line_flags & LINE_TRUNCATED != 0;
+    let mut argv = Vec::with_capacity(shown);
+    for (bytes, &len) in raw.args[..shown].iter().zip(&raw.arg_lens) {
+        let mut arg = c_string(bytes);
+        let cut = len & EXEC_ARG_LONGER != 0 || (len as usize) >= EXEC_EVENT_ARG_LEN;
+        if cut {
+            arg.push('…');
+            truncated = true;
+        }
+        argv.push(arg);
+    }
+    Ok(ExecDecision {
+        decision,
+        classification: c,
+        exe: raw.exe,
+        filename: c_string(&raw.filename),
+        argv,
+        argv_truncated: truncated,
+        actor_exe: raw.actor_exe,
+        cgroup_id: raw.cgroup_id,
+        pid: raw.pid,
+        tgid: raw.tgid,
+        ppid: raw.ppid,
+        uid: raw.uid,
+        comm: c_string(&raw.comm),
+    })
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -190,6 +369,91 @@ mod tests {
         tables.paths.insert(got.anchor, PathBuf::from("/srv"));
         assert_eq!(got.path(&tables).unwrap(), PathBuf::from("/srv/…/x"));
         assert_eq!(got.decision, Decision::WouldBlock);
+    }
+
+    fn exec_record(args: &[&str], argc: u32) -> Vec<u8> {
+        let mut ev = ExecEvent {
+            exe: InodeKey::new(0x0fe0_0001, 12),
+            actor_exe: InodeKey::new(0x0fe0_0001, 13),
+            cgroup_id: 1,
+            classification: Classification {
+                verdict: Verdict::Destructive as u32,
+                reason: Reason::ProtectedObject as u32,
+                rule: 2,
+                class: 0,
+                verb_token: 1,
+                object_token: 3,
+                object: 0,
+                _pad: 0,
+            },
+            decision: Decision::Blocked as u32,
+            pid: 50,
+            tgid: 50,
+            ppid: 49,
+            uid: 0,
+            argc,
+            line_flags: 0,
+            _pad: 0,
+            arg_lens: [0; EXEC_EVENT_ARGS],
+            comm: [0; guard_common::COMM_LEN],
+            filename: [0; guard_common::event::EXEC_EVENT_FILENAME_LEN],
+            args: [[0; EXEC_EVENT_ARG_LEN]; EXEC_EVENT_ARGS],
+        };
+        ev.filename[..16].copy_from_slice(b"/usr/bin/apt-get");
+        for (i, a) in args.iter().enumerate() {
+            let n = a.len().min(EXEC_EVENT_ARG_LEN - 1);
+            ev.args[i][..n].copy_from_slice(&a.as_bytes()[..n]);
+            ev.arg_lens[i] = a.len() as u32;
+        }
+        // SAFETY: ExecEvent is repr(C) without padding.
+        unsafe {
+            std::slice::from_raw_parts(
+                (&ev as *const ExecEvent).cast::<u8>(),
+                std::mem::size_of::<ExecEvent>(),
+            )
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn decodes_a_blocked_exec_with_its_verb_and_object() {
+        let Event::Exec(got) = decode_record(&exec_record(
+            &["apt-get", "remove", "-y", "containerd:amd64"],
+            4,
+        ))
+        .unwrap() else {
+            panic!("not an exec event")
+        };
+        assert_eq!(got.decision, Decision::Blocked);
+        assert_eq!(got.argv, ["apt-get", "remove", "-y", "containerd:amd64"]);
+        assert!(!got.argv_truncated);
+        assert_eq!(got.verb(), Some("remove"));
+        assert_eq!(
+            got.object(&["containerd".to_owned()]).as_deref(),
+            Some("containerd")
+        );
+        assert_eq!(got.object(&[]).as_deref(), Some("containerd:amd64"));
+        assert_eq!(got.filename, "/usr/bin/apt-get");
+        assert_eq!(got.rule_id(), 2);
+    }
+
+    #[test]
+    fn cut_arguments_and_missing_ones_are_marked() {
+        let long = "x".repeat(100);
+        let Event::Exec(got) = decode_record(&exec_record(&["dpkg", "-r", &long], 40)).unwrap()
+        else {
+            panic!("not an exec event")
+        };
+        assert!(got.argv_truncated);
+        assert_eq!(got.argv.len(), EXEC_EVENT_ARGS);
+        assert!(got.argv[2].ends_with('…'));
+        assert_eq!(got.argv[2].chars().count(), EXEC_EVENT_ARG_LEN);
+    }
+
+    #[test]
+    fn file_records_still_decode_through_the_dispatch() {
+        let got = decode_record(&record(FileOp::Unlink.bit(), 1, &[], 0)).unwrap();
+        assert!(matches!(got, Event::File(_)));
     }
 
     #[test]

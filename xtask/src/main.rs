@@ -42,6 +42,8 @@ enum Task {
     VmTest {
         #[arg(long, value_enum, default_value_t = vm::KernelChoice::All)]
         kernel: vm::KernelChoice,
+        /// Run only the tests whose names contain this (libtest's filter), e.g. `exec_layer`.
+        filter: Option<String>,
     },
     /// Unit and host tests, then the VM tests on every kernel.
     Test,
@@ -82,9 +84,9 @@ fn main() -> Result<()> {
             let status = cmd.status().context("starting rtguard")?;
             std::process::exit(status.code().unwrap_or(1));
         }
-        Task::VmTest { kernel } => {
+        Task::VmTest { kernel, filter } => {
             setup::ensure(&root)?;
-            vm::test(&root, kernel)
+            vm::test(&root, kernel, filter.as_deref())
         }
         Task::Demo { kernel } => {
             setup::ensure(&root)?;
@@ -94,7 +96,7 @@ fn main() -> Result<()> {
             setup::ensure(&root)?;
             step("unit and host tests");
             run(Command::new("cargo").args(["test", "--workspace", "--release"]))?;
-            vm::test(&root, vm::KernelChoice::All)
+            vm::test(&root, vm::KernelChoice::All, None)
         }
     }
 }

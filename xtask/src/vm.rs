@@ -63,7 +63,7 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
     let base = rootfs::base_cpio(&vm)?;
     let run_dir = vm.join("runs").join(std::process::id().to_string());
     fs::create_dir_all(&run_dir)?;
-    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb)?;
+    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb, None)?;
     let series = KERNELS
         .iter()
         .find(|k| choice.includes(k.name))
@@ -84,7 +84,7 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
     }
 }
 
-pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
+pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<()> {
     let rtguard = build::rtguard(root)?;
     let deb = build::deb(root)?;
     let tests = build::vm_tests()?;
@@ -98,7 +98,7 @@ pub fn test(root: &Path, choice: KernelChoice) -> Result<()> {
         fs::remove_dir_all(&run_dir)?;
     }
     fs::create_dir_all(&run_dir)?;
-    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb)?;
+    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb, filter)?;
 
     let mut results = Vec::new();
     for series in KERNELS.iter().filter(|k| choice.includes(k.name)) {
@@ -154,6 +154,7 @@ fn tests_cpio(
     rtguard: &Path,
     tests: &Path,
     deb: &Path,
+    filter: Option<&str>,
 ) -> Result<PathBuf> {
     let tree = run_dir.join("tests-overlay");
     if tree.exists() {
@@ -182,6 +183,8 @@ fn tests_cpio(
             fs::copy(&path, policies.join(path.file_name().expect("a file name")))?;
         }
     }
+    // The guest passes this file's words to the test binary: a libtest name filter.
+    fs::write(tree.join("tests/filter"), filter.unwrap_or_default())?;
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
     set_mode(&init, 0o755)?;
@@ -216,7 +219,7 @@ if grep -q rtguard.demo /proc/cmdline; then
     sh /demo.sh
     echo "RTGUARD-VM-EXIT=$?"
 else
-    RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output
+    RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output $(cat /tests/filter)
     echo "RTGUARD-VM-EXIT=$?"
 fi
 poweroff -f -f

@@ -22,7 +22,7 @@ use crate::{
         self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
     },
     degraded::{self, ArgvCache, PathMatcher},
-    events::{self, FileDecision},
+    events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
     loader::{
         observer::Observer,
         self_test::{self, SelfTestResult},
@@ -468,10 +468,7 @@ impl Daemon {
         };
 
         self.install(&mut guard, tables)?;
-        self.published.layers = vec![(
-            "file".to_owned(),
-            guard.attached().iter().map(|h| h.to_string()).collect(),
-        )];
+        self.published.layers = layers(guard.attached());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         let proven = self.published.self_test.iter().all(|t| t.passed);
         self.published.state = match (guard.mode(), proven) {
@@ -774,22 +771,35 @@ impl Daemon {
     /// replaced protected files, so that the new inodes must be protected.
     fn drain_events(&mut self, ring: &mut RingBuf<MapData>, guard: &Guard) -> bool {
         let mut upgraded = false;
+        let tables = guard.installed();
         while let Some(item) = ring.next() {
-            match events::decode(&item) {
-                Ok(ev) => {
-                    log_decision(&ev, guard.installed());
-                    self.trail.file_decision(&ev, guard.installed());
-                    let counters = &mut self.published.events;
-                    match ev.decision {
-                        Decision::Blocked => counters.blocked += 1,
-                        Decision::WouldBlock => counters.would_block += 1,
-                        Decision::AllowedUpgrade => {
-                            counters.allowed_upgrade += 1;
-                            upgraded = true;
-                        }
-                    }
+            let decision = match events::decode_record(&item) {
+                Ok(Event::File(ev)) => {
+                    log_decision(&ev, tables);
+                    self.trail.file_decision(&ev, tables);
+                    upgraded |= ev.decision == Decision::AllowedUpgrade;
+                    ev.decision
                 }
-                Err(e) => error!("undecodable event: {e}"),
+                Ok(Event::Exec(ev)) => {
+                    log_exec_decision(&ev, tables);
+                    self.trail.exec_decision(&ev, tables);
+                    ev.decision
+                }
+                Ok(Event::Process(ev)) => {
+                    log_process_decision(&ev, tables);
+                    self.trail.process_decision(&ev, tables);
+                    ev.decision
+                }
+                Err(e) => {
+                    error!("undecodable event: {e}");
+                    continue;
+                }
+            };
+            let counters = &mut self.published.events;
+            match decision {
+                Decision::Blocked => counters.blocked += 1,
+                Decision::WouldBlock => counters.would_block += 1,
+                Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
             }
         }
         upgraded
@@ -920,6 +930,53 @@ impl AuditTrail {
         self.write(&record);
     }
 
+    fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
+        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
+            .with_ppid(ev.ppid)
+            .with_cgroup_id(ev.cgroup_id);
+        actor.fill_from_proc(&self.procfs).ok();
+        let mut target =
+            Target::inode(ev.target_exe).with_process(ev.target_pid, ev.target_comm.clone());
+        if let Some(path) = tables.paths.get(&ev.target_exe) {
+            target = target.with_path(path.display().to_string());
+        }
+        let mut record = self
+            .context
+            .record(Layer::Process, "kill", audit_decision(ev.decision), actor)
+            .target(target)
+            .signal(ev.signal);
+        if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
+            record = record.rule(rule.clone());
+        }
+        self.write(&record);
+    }
+
+    fn exec_decision(&mut self, ev: &ExecDecision, tables: &KernelTables) {
+        // The kernel's argv is the command being executed; procfs would show the caller's.
+        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
+            .with_ppid(ev.ppid)
+            .with_cgroup_id(ev.cgroup_id)
+            .with_argv(ev.argv.iter().cloned(), ev.argv_truncated);
+        actor.fill_from_proc(&self.procfs).ok();
+        let mut target = Target::inode(ev.exe);
+        if !ev.filename.is_empty() {
+            target = target.with_path(ev.filename.clone());
+        }
+        let verb = ev.verb().unwrap_or_default().to_owned();
+        let mut record = self
+            .context
+            .record(Layer::Exec, "exec", audit_decision(ev.decision), actor)
+            .target(target)
+            .exec(verb, ev.object(&tables.exec.object_names));
+        if let Some(reason) = ev.reason() {
+            record = record.note(reason.as_str());
+        }
+        if let Some(rule) = tables.rule_names.get(&ev.rule_id()) {
+            record = record.rule(rule.clone());
+        }
+        self.write(&record);
+    }
+
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
         let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
             .with_ppid(ev.ppid)
@@ -930,14 +987,14 @@ impl AuditTrail {
         if let Some(path) = ev.path(tables) {
             target = target.with_path(path.display().to_string());
         }
-        let decision = match ev.decision {
-            Decision::Blocked => audit::Decision::Blocked,
-            Decision::WouldBlock => audit::Decision::WouldBlock,
-            Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
-        };
         let mut record = self
             .context
-            .record(Layer::File, ev.op.as_str(), decision, actor)
+            .record(
+                Layer::File,
+                ev.op.as_str(),
+                audit_decision(ev.decision),
+                actor,
+            )
             .target(target);
         if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
             record = record.rule(rule.clone());
@@ -955,6 +1012,79 @@ async fn until(at: Option<time::OffsetDateTime>) {
         }
         None => std::future::pending().await,
     }
+}
+
+fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
+    let rule = tables
+        .rule_names
+        .get(&ev.rule_id())
+        .map(String::as_str)
+        .unwrap_or("?");
+    let mut command = audit::record::shell_join(&ev.argv);
+    if ev.argv_truncated {
+        command.push_str(" …");
+    }
+    warn!(
+        decision = ev.decision.as_str(),
+        rule,
+        reason = ev.reason().map_or("?", |r| r.as_str()),
+        verb = ev.verb().unwrap_or(""),
+        object = ev.object(&tables.exec.object_names).unwrap_or_default(),
+        file = ev.filename,
+        pid = ev.tgid,
+        ppid = ev.ppid,
+        uid = ev.uid,
+        comm = ev.comm,
+        "{} exec: {command}",
+        ev.decision.as_str()
+    );
+}
+
+/// Attached LSM programs grouped by layer, as `rtguard status` lists them.
+fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
+    let layer_of = |hook: &str| match hook {
+        "bprm_check_security" => "exec",
+        "task_kill" => "process",
+        _ => "file",
+    };
+    ["file", "exec", "process"]
+        .into_iter()
+        .map(|layer| {
+            let hooks = attached
+                .iter()
+                .filter(|h| layer_of(h) == layer)
+                .map(|h| h.to_string())
+                .collect();
+            (layer.to_owned(), hooks)
+        })
+        .collect()
+}
+
+/// The audit trail's word for a kernel decision.
+fn audit_decision(decision: Decision) -> audit::Decision {
+    match decision {
+        Decision::Blocked => audit::Decision::Blocked,
+        Decision::WouldBlock => audit::Decision::WouldBlock,
+        Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
+    }
+}
+
+fn log_process_decision(ev: &ProcessDecision, tables: &KernelTables) {
+    let rule = tables.rule_names.get(&ev.rule_id);
+    warn!(
+        decision = ev.decision.as_str(),
+        rule = rule.map_or("?", String::as_str),
+        signal = ev.signal,
+        target_pid = ev.target_pid,
+        target_comm = ev.target_comm,
+        pid = ev.tgid,
+        comm = ev.comm,
+        "{} signal {} to {} [{}]",
+        ev.decision.as_str(),
+        ev.signal,
+        ev.target_comm,
+        ev.target_pid
+    );
 }
 
 fn log_decision(ev: &FileDecision, tables: &KernelTables) {

@@ -10,14 +10,29 @@ use std::{collections::BTreeSet, io, path::Path};
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{Lsm, ProgramError},
+    programs::{Lsm, ProgramError, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
-use guard_common::{names, rule::RuleEntry, FileProtection, GuardConfig, InodeKey, TrustKey};
+use guard_common::{
+    command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
+    names,
+    rule::RuleEntry,
+    FileProtection, GuardConfig, InodeKey, ProcessProtection, TrustKey,
+};
 use tracing::{debug, info};
 
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
-pub use tables::KernelTables;
+pub use tables::{ExecTables, KernelTables};
+
+/// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
+const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
+    ("exec_capture_execve", "syscalls", "sys_enter_execve"),
+    ("exec_capture_execveat", "syscalls", "sys_enter_execveat"),
+];
+/// The exec layer's decision.
+const EXEC_HOOK: &str = "bprm_check_security";
+/// The process layer.
+const PROCESS_HOOK: &str = "task_kill";
 
 /// Where the active LSMs are listed.
 const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
@@ -148,7 +163,7 @@ impl Guard {
             .load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
         let mut attached = Vec::new();
-        for &hook in file_hooks.hooks() {
+        for &hook in file_hooks.hooks().iter().chain([&EXEC_HOOK, &PROCESS_HOOK]) {
             let program: &mut Lsm = ebpf
                 .program_mut(hook)
                 .ok_or(LoadError::Program {
@@ -166,10 +181,29 @@ impl Guard {
             debug!(hook, "attached LSM program");
             attached.push(hook);
         }
+        // The capture runs on every exec on the host; attach it last, once the decision
+        // program it feeds is in place.
+        for &(name, category, tracepoint) in EXEC_CAPTURE {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::Program {
+                    hook: name,
+                    source: ProgramError::NotLoaded,
+                })?
+                .try_into()
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            program
+                .load()
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            program
+                .attach(category, tracepoint)
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            debug!(tracepoint, "attached exec capture");
+        }
         info!(
             hooks = file_hooks.as_str(),
             programs = attached.len(),
-            "file layer attached"
+            "file, exec and process layers attached"
         );
         Ok(Self {
             ebpf,
@@ -257,6 +291,13 @@ impl Guard {
                 remove_present(&mut trusted, key, names::TRUSTED_EXES)?;
             }
         }
+        self.install_exec(&tables.exec)?;
+        sync_hash(
+            hash_mut::<InodeKey, ProcessProtection>(&mut self.ebpf, names::PROTECTED_PROCESSES)?,
+            names::PROTECTED_PROCESSES,
+            &self.installed.processes,
+            &tables.processes,
+        )?;
         self.installed = tables;
         Ok(())
     }
@@ -284,6 +325,59 @@ impl Guard {
         let mut map =
             hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?;
         remove_present(&mut map, &key, names::PROTECTED_INODES)
+    }
+
+    /// The exec layer's maps. The class count in the config goes last, so the kernel
+    /// never sees a class before its words and objects.
+    fn install_exec(&mut self, new: &ExecTables) -> Result<(), LoadError> {
+        let old = self.installed.exec.clone();
+        sync_hash(
+            hash_mut::<WordKey, WordEntry>(&mut self.ebpf, names::COMMAND_WORDS)?,
+            names::COMMAND_WORDS,
+            &old.words,
+            &new.words,
+        )?;
+        sync_hash(
+            hash_mut::<ObjectKey, ObjectEntry>(&mut self.ebpf, names::COMMAND_OBJECTS)?,
+            names::COMMAND_OBJECTS,
+            &old.objects,
+            &new.objects,
+        )?;
+        sync_hash(
+            hash_mut::<u64, BinaryEntry>(&mut self.ebpf, names::COMMAND_BINARIES)?,
+            names::COMMAND_BINARIES,
+            &old.binaries,
+            &new.binaries,
+        )?;
+        sync_hash(
+            hash_mut::<InodeKey, u32>(&mut self.ebpf, names::EXE_CLASSES)?,
+            names::EXE_CLASSES,
+            &old.exe_classes,
+            &new.exe_classes,
+        )?;
+        sync_hash(
+            hash_mut::<InodeKey, u32>(&mut self.ebpf, names::TRUSTED_CALLERS)?,
+            names::TRUSTED_CALLERS,
+            &old.trusted_callers,
+            &new.trusted_callers,
+        )?;
+        {
+            let mut classes: Array<&mut MapData, ClassEntry> =
+                array_mut(&mut self.ebpf, names::COMMAND_CLASSES)?;
+            for (id, entry) in new.classes.iter().enumerate() {
+                classes
+                    .set(id as u32, entry, 0)
+                    .map_err(map_err(names::COMMAND_CLASSES))?;
+            }
+        }
+        if new.config != old.config {
+            let mut config: Array<&mut MapData, CommandConfig> =
+                array_mut(&mut self.ebpf, names::COMMAND_CONFIG)?;
+            config
+                .set(0, new.config, 0)
+                .map_err(map_err(names::COMMAND_CONFIG))?;
+        }
+        Ok(())
     }
 
     /// Takes the event ring buffer; the caller owns reading it.

@@ -65,7 +65,10 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         task_real_parent: member_offset(btf, "task_struct", "real_parent")?,
         task_tgid: member_offset(btf, "task_struct", "tgid")?,
         task_mm: member_offset(btf, "task_struct", "mm")?,
+        task_comm: member_offset(btf, "task_struct", "comm")?,
         mm_exe_file: member_offset(btf, "mm_struct", "exe_file")?,
+        linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
+        linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
         inode_setattr_args: hook_arity(btf, "inode_setattr")?,
     })
 }

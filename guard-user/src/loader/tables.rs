@@ -7,12 +7,13 @@ use std::{
 };
 
 use guard_common::{
+    command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{
         FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE,
         TRUST_PACKAGE_MANAGER,
     },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
-    FileProtection, InodeKey, TrustKey,
+    FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
 use crate::{
@@ -39,6 +40,52 @@ pub struct KernelTables {
     pub paths: HashMap<InodeKey, PathBuf>,
     /// Rule names by id, to name them in events.
     pub rule_names: BTreeMap<u32, String>,
+    /// The exec layer's command tables.
+    pub exec: ExecTables,
+    /// Process layer: protected executables → rule and refused signals. Their
+    /// supervisors are in `trusted`, keyed by the process rule.
+    pub processes: BTreeMap<InodeKey, ProcessProtection>,
+}
+
+/// Everything the exec layer's maps hold: the compiled command tables (the same key/value
+/// pairs `rtguard explain` classifies with) and the host-dependent executable identities.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecTables {
+    pub config: CommandConfig,
+    pub binaries: BTreeMap<u64, BinaryEntry>,
+    /// Indexed by class id.
+    pub classes: Vec<ClassEntry>,
+    pub words: BTreeMap<WordKey, WordEntry>,
+    pub objects: BTreeMap<ObjectKey, ObjectEntry>,
+    /// Command binaries by identity → class.
+    pub exe_classes: BTreeMap<InodeKey, u32>,
+    /// Executables → bit mask of the classes they may run destructive commands of.
+    pub trusted_callers: BTreeMap<InodeKey, u32>,
+    /// Protected names by `ObjectEntry::object`, to name them in events.
+    pub object_names: Vec<String>,
+    /// Class names by id.
+    pub class_names: Vec<String>,
+}
+
+impl ExecTables {
+    pub fn from_rule_set(set: &RuleSet) -> Self {
+        let c = &set.commands;
+        let mut trusted_callers = BTreeMap::new();
+        for t in &set.trusted_callers {
+            *trusted_callers.entry(t.key).or_insert(0) |= t.classes;
+        }
+        Self {
+            config: c.config,
+            binaries: c.binaries.clone(),
+            classes: c.classes.clone(),
+            words: c.words.iter().map(|(k, v)| (*k, *v)).collect(),
+            objects: c.objects.iter().map(|(k, v)| (*k, *v)).collect(),
+            exe_classes: set.exe_classes.iter().map(|e| (e.key, e.class)).collect(),
+            trusted_callers,
+            object_names: c.object_names.iter().map(|o| o.name.clone()).collect(),
+            class_names: c.class_names.clone(),
+        }
+    }
 }
 
 impl KernelTables {
@@ -54,6 +101,19 @@ impl KernelTables {
         let mut t = KernelTables::default();
         for (id, entry) in set.rule_entries() {
             t.rules.insert(id, entry);
+        }
+        t.exec = ExecTables::from_rule_set(set);
+        for exe in &set.processes {
+            let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
+            t.processes.entry(exe.key).or_insert(ProcessProtection {
+                signals,
+                rule_id: exe.rule,
+                _pad: 0,
+            });
+            t.paths.insert(exe.key, exe.path.clone());
+        }
+        for exe in &set.supervisors {
+            t.trusted.insert(TrustKey::new(exe.key, exe.rule));
         }
         for object in &set.objects {
             let upgradable = match set.rule(object.rule).and_then(|r| r.upgrade) {

@@ -6,6 +6,8 @@ mod common;
 
 mod basics;
 mod daemon;
+mod exec_layer;
 mod file_layer;
 mod packaging;
 mod policy;
+mod process_layer;

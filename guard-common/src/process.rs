@@ -1,0 +1,57 @@
+//! Process layer: fatal signals to protected daemons.
+
+use crate::InodeKey;
+
+/// Capacity of the protected-process map (executables by identity).
+pub const MAX_PROTECTED_PROCESSES: u32 = 256;
+
+/// What the kernel knows about one protected executable: the rule and the signals it
+/// refuses.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessProtection {
+    /// Bit n set: signal n is refused.
+    pub signals: u64,
+    pub rule_id: u32,
+    pub _pad: u32,
+}
+
+/// A process-layer decision, as written to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessEvent {
+    /// The signalled process's executable.
+    pub target_exe: InodeKey,
+    /// The sender's executable.
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    /// `Decision` as u32.
+    pub decision: u32,
+    pub rule_id: u32,
+    pub signal: u32,
+    pub target_pid: u32,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: [u8; crate::COMM_LEN],
+    pub target_comm: [u8; crate::COMM_LEN],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_event_has_no_implicit_padding_and_a_size_of_its_own() {
+        let fields = 2 * 16 + 8 + 8 * 4 + 2 * crate::COMM_LEN;
+        assert_eq!(core::mem::size_of::<ProcessEvent>(), fields);
+        assert_eq!(core::mem::size_of::<ProcessEvent>() % 8, 0);
+        for other in [
+            core::mem::size_of::<crate::FileEvent>(),
+            core::mem::size_of::<crate::ExecEvent>(),
+        ] {
+            assert_ne!(core::mem::size_of::<ProcessEvent>(), other);
+        }
+    }
+}

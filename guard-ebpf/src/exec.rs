@@ -1,0 +1,539 @@
+//! Exec layer: destructive commands (package removal, service stops, firewall flushes) are
+//! refused before the program runs.
+//!
+//! The new image's argv can't be read at `bprm_check_security`, so argv is captured at
+//! syscall entry (`sys_enter_execve` / `sys_enter_execveat`) into a per-task map, reduced
+//! to `ArgToken`s with the same function userspace uses. `bprm_check_security` then adds
+//! what only the kernel knows at that point (the executed file's basename and inode class,
+//! the caller's trusted classes), classifies with `guard_common::command::classify`'s parts
+//! over the command maps, and answers -EPERM or 0.
+//!
+//! The classifier runs as `Classifier::start`, one `Classifier::step` per argument and
+//! `Classifier::finish`, each in its own global function: the verifier checks the
+//! per-argument work once, not 64 times.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes,
+    },
+    macros::{lsm, map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    programs::{LsmContext, TracePointContext},
+};
+use guard_common::{
+    command::{
+        action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
+        CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
+        LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
+        MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES,
+        TOKEN_TRUNCATED,
+    },
+    event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
+    hash::{basename_step, FNV_OFFSET},
+    rule::Action,
+    Decision, ExecEvent, InodeKey, MAX_EXEC_CAPTURES, MAX_EXE_CLASSES,
+};
+
+use crate::{
+    kernel::{
+        arg_scalar, bprm_exe, bprm_filename, current_task, resolved_offsets, task_exe, task_parent,
+        task_tgid, verifier_bound, KernelPtr,
+    },
+    maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
+};
+
+/// -EPERM: the shell reports "Operation not permitted" and exits 126.
+const EPERM: i32 = -1;
+
+/// Table-wide parameters (`CommandConfig`), one slot.
+#[map]
+pub static COMMAND_CONFIG: Array<CommandConfig> = Array::with_max_entries(1, 0);
+
+/// Binary basename hash → command class.
+#[map]
+pub static COMMAND_BINARIES: HashMap<u64, BinaryEntry> =
+    HashMap::with_max_entries(MAX_COMMAND_BINARIES, 0);
+
+/// Command classes by id.
+#[map]
+pub static COMMAND_CLASSES: Array<ClassEntry> = Array::with_max_entries(MAX_CLASSES, 0);
+
+/// Verbs, modifiers and value-taking options of every class.
+#[map]
+pub static COMMAND_WORDS: HashMap<WordKey, WordEntry> =
+    HashMap::with_max_entries(MAX_COMMAND_WORDS, 0);
+
+/// Protected names of every class, in every spelling.
+#[map]
+pub static COMMAND_OBJECTS: HashMap<ObjectKey, ObjectEntry> =
+    HashMap::with_max_entries(MAX_COMMAND_OBJECTS, 0);
+
+/// Command binaries by identity → class, for an exec under another name (a hard link).
+#[map]
+pub static EXE_CLASSES: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_EXE_CLASSES, 0);
+
+/// Executables → the classes whose destructive commands they may run (dockerd rebuilding
+/// its own chains).
+#[map]
+pub static TRUSTED_CALLERS: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_EXE_CLASSES, 0);
+
+/// What one exec's argv reduced to, from syscall entry to `bprm_check_security`.
+#[repr(C)]
+pub struct ExecCapture {
+    pub line: CommandLine,
+    /// The user-space argv array, still mapped at `bprm_check_security` (the old mm is
+    /// replaced only later in the exec), for the event's verbatim copy.
+    pub argv: u64,
+}
+
+/// Captures by pid_tgid. An exec that fails before `bprm_check_security` (a PATH lookup
+/// miss) leaves its entry behind until the task's next execve overwrites it; LRU bounds
+/// what exited tasks leave.
+#[map]
+pub static EXEC_CAPTURES: LruHashMap<u64, ExecCapture> =
+    LruHashMap::with_max_entries(MAX_EXEC_CAPTURES, 0);
+
+/// A capture under construction per CPU (6.7 KB: far beyond the 512-byte stack).
+#[map]
+pub static CAPTURE_SCRATCH: PerCpuArray<ExecCapture> = PerCpuArray::with_max_entries(1, 0);
+
+/// One argument's bytes: `MAX_TOKEN_BYTES` plus one to see that it is longer, plus NUL.
+#[map]
+pub static ARG_BYTES: PerCpuArray<[u8; MAX_TOKEN_BYTES + 2]> = PerCpuArray::with_max_entries(1, 0);
+
+/// `ArgToken::new`'s state between bytes.
+#[map]
+pub static TOKEN_HASHER: PerCpuArray<TokenHasher> = PerCpuArray::with_max_entries(1, 0);
+
+/// The classifier's state between its steps.
+#[map]
+pub static CLASSIFIER: PerCpuArray<Classifier> = PerCpuArray::with_max_entries(1, 0);
+
+/// The classifier's answer.
+#[map]
+pub static CLASSIFICATION: PerCpuArray<Classification> = PerCpuArray::with_max_entries(1, 0);
+
+/// One exec event under construction per CPU.
+#[map]
+pub static EXEC_EVENT_SCRATCH: PerCpuArray<ExecEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// The command maps, read the way `CompiledCommands` reads its in-memory copy.
+struct MapTables;
+
+impl CommandTables for MapTables {
+    fn config(&self) -> CommandConfig {
+        COMMAND_CONFIG.get(0).copied().unwrap_or_default()
+    }
+
+    fn binary(&self, name_hash: u64) -> Option<BinaryEntry> {
+        unsafe { COMMAND_BINARIES.get(name_hash) }.copied()
+    }
+
+    fn class(&self, class: u32) -> Option<ClassEntry> {
+        // An array has every slot; only the first `classes` are classes.
+        if class >= self.config().classes {
+            return None;
+        }
+        COMMAND_CLASSES.get(class).copied()
+    }
+
+    fn word(&self, key: &WordKey) -> Option<WordEntry> {
+        unsafe { COMMAND_WORDS.get(key) }.copied()
+    }
+
+    fn object(&self, key: &ObjectKey) -> Option<ObjectEntry> {
+        unsafe { COMMAND_OBJECTS.get(key) }.copied()
+    }
+
+    fn attached_token(
+        &self,
+        bytes: &[u8],
+        truncated: bool,
+        _prefix_lens: &[u32; MAX_PREFIX_LENS],
+    ) -> ArgToken {
+        let Some(buf) = ARG_BYTES.get_ptr_mut(0) else {
+            return TokenHasher::START.finish(true);
+        };
+        // Attached values come from a token's head: at most TOKEN_HEAD_BYTES long.
+        for k in 0..TOKEN_HEAD_BYTES {
+            unsafe { (*buf)[k] = bytes.get(k).copied().unwrap_or(0) };
+        }
+        unsafe { (*buf)[TOKEN_HEAD_BYTES] = 0 };
+        token_from_scratch(truncated)
+    }
+}
+
+/// `ArgToken::new` over the NUL-terminated bytes in `ARG_BYTES`, one byte per call of
+/// `rtguard_token_byte`: inlined, the per-byte branches multiply into more states than
+/// the verifier explores in reasonable time.
+#[inline(always)]
+fn token_from_scratch(truncated: bool) -> ArgToken {
+    let (Some(hasher), Some(buf)) = (TOKEN_HASHER.get_ptr_mut(0), ARG_BYTES.get_ptr(0)) else {
+        return TokenHasher::START.finish(true);
+    };
+    unsafe { *hasher = TokenHasher::START };
+    let mut ended = false;
+    for i in 0..MAX_TOKEN_BYTES as u32 {
+        if rtguard_token_byte(i) == 0 {
+            ended = true;
+            break;
+        }
+    }
+    let longer = !ended && unsafe { (*buf)[MAX_TOKEN_BYTES] } != 0;
+    unsafe { (*hasher).finish(truncated || longer) }
+}
+
+/// Folds byte `i` of `ARG_BYTES` into `TOKEN_HASHER`. Returns 0 at the terminating NUL.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_token_byte(i: u32) -> i32 {
+    let (Some(hasher), Some(buf)) = (TOKEN_HASHER.get_ptr_mut(0), ARG_BYTES.get_ptr(0)) else {
+        return 0;
+    };
+    let prefix_lens = COMMAND_CONFIG
+        .get(0)
+        .copied()
+        .unwrap_or_default()
+        .prefix_lens;
+    let i = verifier_bound::<MAX_TOKEN_BYTES>(i as usize);
+    let b = unsafe { (*buf)[i] };
+    i32::from(unsafe { (*hasher).byte(i, b, &prefix_lens) })
+}
+
+// ---- capture at syscall entry --------------------------------------------------------------
+
+/// `syscalls/sys_enter_execve`: after the 8-byte common header and the syscall number,
+/// `filename` at 16, `argv` at 24.
+#[tracepoint]
+pub fn exec_capture_execve(ctx: TracePointContext) -> u32 {
+    capture(unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0));
+    0
+}
+
+/// `syscalls/sys_enter_execveat`: `fd` at 16, `filename` at 24, `argv` at 32.
+#[tracepoint]
+pub fn exec_capture_execveat(ctx: TracePointContext) -> u32 {
+    capture(unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0));
+    0
+}
+
+#[inline(always)]
+fn capture(argv: u64) {
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    unsafe {
+        (*cap).line.count = 0;
+        (*cap).line.flags = 0;
+        (*cap).line.filename_base = FNV_OFFSET;
+        (*cap).line.exe_class = NO_CLASS;
+        (*cap).line.trusted_classes = 0;
+        (*cap).argv = argv;
+    }
+    // One more round than there are slots: the last only looks for an argument past them.
+    for i in 0..=MAX_ARGV_TOKENS as u32 {
+        if rtguard_exec_arg(argv, i) == 0 {
+            break;
+        }
+    }
+    let key = bpf_get_current_pid_tgid();
+    // A failed insert (out of memory) leaves the exec unclassified: the file layer still
+    // guards the files.
+    let _ = EXEC_CAPTURES.insert(key, unsafe { &*cap }, 0);
+}
+
+/// Reduces argv[i] into the capture scratch. Returns 1 if there may be more arguments, 0
+/// at the end of argv, past the last slot (flagging the line truncated if there are more
+/// arguments) or on a failed read.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_arg(argv: u64, i: u32) -> i32 {
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let Some(buf) = ARG_BYTES.get_ptr_mut(0) else {
+        return 0;
+    };
+    let slot = (argv as *const u64).wrapping_add(i as usize);
+    let ptr = match unsafe { bpf_probe_read_user(slot) } {
+        Ok(0) => return 0,
+        Ok(p) => p,
+        Err(_) => {
+            // argv itself unreadable (paged out): say so rather than read it as empty.
+            unsafe { (*cap).line.flags |= LINE_TRUNCATED };
+            return 0;
+        }
+    };
+    let index = i as usize;
+    if index >= MAX_ARGV_TOKENS {
+        unsafe { (*cap).line.flags |= LINE_TRUNCATED };
+        return 0;
+    }
+    let token = match unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut *buf) } {
+        Ok(_) => token_from_scratch(false),
+        // An argument that can't be read can't be classified: a guarded binary is then
+        // judged as with an over-long argv (see `Reason::ArgvOverflow`).
+        Err(_) => {
+            unsafe { (*cap).line.flags |= LINE_TRUNCATED };
+            TokenHasher::START.finish(true)
+        }
+    };
+    unsafe {
+        (*cap).line.tokens[verifier_bound::<MAX_ARGV_TOKENS>(index)] = token;
+        (*cap).line.count = i + 1;
+    }
+    1
+}
+
+// ---- decision at bprm_check_security -------------------------------------------------------
+
+/// `security_bprm_check(struct linux_binprm *bprm)`: called once the executable is open
+/// and before anything of the new program runs. For a `#!` script it runs again for the
+/// interpreter; the capture is consumed by the first call, so a command is judged once.
+#[lsm(hook = "bprm_check_security")]
+pub fn bprm_check_security(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(1);
+    if previous != 0 {
+        return previous;
+    }
+    // A global function's result is an unknown scalar; restate it as 0 or -EPERM.
+    if rtguard_exec_decide(arg_scalar(&ctx, 0) as u64) == EPERM {
+        EPERM
+    } else {
+        0
+    }
+}
+
+/// Completes the capture with what the kernel knows now, classifies it, reports and
+/// answers. Returns `EPERM` or 0.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let key = bpf_get_current_pid_tgid();
+    let Some(cap) = EXEC_CAPTURES.get_ptr_mut(key) else {
+        return 0;
+    };
+    let bprm = bprm as KernelPtr;
+    let task = current_task();
+    let exe = bprm_exe(&off, bprm);
+    let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
+    unsafe {
+        (*cap).line.filename_base = rtguard_exec_filename_hash(filename);
+        (*cap).line.exe_class = exe
+            .and_then(|k| EXE_CLASSES.get(k).copied())
+            .unwrap_or(NO_CLASS);
+        // The caller is still the old image here: its exe is the program that called execve.
+        (*cap).line.trusted_classes = task_exe(&off, task)
+            .and_then(|k| TRUSTED_CALLERS.get(k).copied())
+            .unwrap_or(0);
+    }
+    let mut classified = rtguard_classify_start();
+    if classified == 0 {
+        for i in 0..MAX_ARGV_TOKENS as u32 {
+            if rtguard_classify_step(i) == 0 {
+                break;
+            }
+        }
+        classified = rtguard_classify_finish();
+    }
+    let c = match CLASSIFICATION.get(0) {
+        Some(c) if classified > 0 => *c,
+        _ => {
+            let _ = EXEC_CAPTURES.remove(key);
+            return 0;
+        }
+    };
+    // Audit mode as a whole reports what an enforcing rule would block.
+    let enforce = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) } != 0;
+    let rule = if enforce {
+        RULES.get(c.rule).copied()
+    } else {
+        None
+    };
+    let (decision, verdict) = match action(&c, rule) {
+        Action::Allow => {
+            let _ = EXEC_CAPTURES.remove(key);
+            return 0;
+        }
+        Action::Block => (Decision::Blocked, EPERM),
+        Action::Report => (Decision::WouldBlock, 0),
+        Action::AllowLogged => (Decision::AllowedUpgrade, 0),
+    };
+    report(
+        &c,
+        decision,
+        exe.unwrap_or_default(),
+        filename,
+        unsafe { &*cap },
+        task,
+    );
+    let _ = EXEC_CAPTURES.remove(key);
+    verdict
+}
+
+/// FNV-1a of the basename of the kernel string at `filename`: `ArgToken::base`, folded
+/// with the same `basename_step`. Only that one hash is needed here, and a loop of one
+/// branch per byte stays cheap for the verifier on every kernel (the full token hasher,
+/// inlined into this function by the compiler, was too much for Linux 6.12's).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
+    let Some(buf) = ARG_BYTES.get_ptr_mut(0) else {
+        return FNV_OFFSET;
+    };
+    if filename == 0
+        || unsafe { bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut *buf) }.is_err()
+    {
+        return FNV_OFFSET;
+    }
+    let mut hash = FNV_OFFSET;
+    for i in 0..MAX_TOKEN_BYTES {
+        let b = unsafe { (*buf)[i] };
+        if b == 0 {
+            break;
+        }
+        hash = basename_step(hash, b);
+    }
+    hash
+}
+
+/// `Classifier::start` on the current task's capture. Returns 0 if the arguments are to
+/// be scanned, 1 if the answer is already in `CLASSIFICATION`, -1 on a missing map slot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_start() -> i32 {
+    let key = bpf_get_current_pid_tgid();
+    let (Some(cap), Some(state), Some(out)) = (
+        EXEC_CAPTURES.get_ptr(key),
+        CLASSIFIER.get_ptr_mut(0),
+        CLASSIFICATION.get_ptr_mut(0),
+    ) else {
+        return -1;
+    };
+    match unsafe { (*state).start(&MapTables, &(*cap).line) } {
+        Some(done) => {
+            unsafe { *out = done };
+            1
+        }
+        None => 0,
+    }
+}
+
+/// `Classifier::step` for argument `i`. Returns 1 while there are more arguments.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_step(i: u32) -> i32 {
+    let key = bpf_get_current_pid_tgid();
+    let (Some(cap), Some(state)) = (EXEC_CAPTURES.get_ptr(key), CLASSIFIER.get_ptr_mut(0)) else {
+        return 0;
+    };
+    // Callers pass i below MAX_ARGV_TOKENS; the mask is what lets the verifier see it.
+    let i = verifier_bound::<MAX_ARGV_TOKENS>(i as usize);
+    i32::from(unsafe { (*state).step(&MapTables, &(*cap).line, i) })
+}
+
+/// `Classifier::finish` into `CLASSIFICATION`. Returns 1, or -1 on a missing map slot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_finish() -> i32 {
+    let key = bpf_get_current_pid_tgid();
+    let (Some(cap), Some(state), Some(out)) = (
+        EXEC_CAPTURES.get_ptr(key),
+        CLASSIFIER.get_ptr_mut(0),
+        CLASSIFICATION.get_ptr_mut(0),
+    ) else {
+        return -1;
+    };
+    unsafe { *out = (*state).finish(&MapTables, &(*cap).line) };
+    1
+}
+
+#[inline(always)]
+fn report(
+    c: &Classification,
+    decision: Decision,
+    exe: InodeKey,
+    filename: u64,
+    cap: &ExecCapture,
+    task: KernelPtr,
+) {
+    let Some(off) = resolved_offsets() else {
+        return;
+    };
+    let Some(ev) = EXEC_EVENT_SCRATCH.get_ptr_mut(0) else {
+        count_dropped_event();
+        return;
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let count = cap.line.count;
+    unsafe {
+        (*ev).exe = exe;
+        (*ev).actor_exe = task_exe(&off, task).unwrap_or_default();
+        (*ev).cgroup_id = bpf_get_current_cgroup_id();
+        (*ev).classification = *c;
+        (*ev).decision = decision as u32;
+        (*ev).pid = pid_tgid as u32;
+        (*ev).tgid = (pid_tgid >> 32) as u32;
+        (*ev).ppid = task_parent(&off, task)
+            .and_then(|p| task_tgid(&off, p))
+            .unwrap_or(0);
+        (*ev).uid = bpf_get_current_uid_gid() as u32;
+        (*ev).argc = count;
+        (*ev).line_flags = cap.line.flags;
+        (*ev)._pad = 0;
+        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+        (*ev).filename[0] = 0;
+        if filename != 0
+            && bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut (*ev).filename).is_err()
+        {
+            (*ev).filename[0] = 0;
+        }
+    }
+    for slot in 0..EXEC_EVENT_ARGS as u32 {
+        rtguard_exec_event_arg(cap.argv, slot, count);
+    }
+    if EVENTS.output::<ExecEvent>(unsafe { &*ev }, 0).is_err() {
+        count_dropped_event();
+    }
+}
+
+/// Copies argv[slot] into the event scratch (an empty string past `count` or on a failed
+/// read), with the length the classifier saw.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_event_arg(argv: u64, slot: u32, count: u32) -> i32 {
+    let Some(ev) = EXEC_EVENT_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let key = bpf_get_current_pid_tgid();
+    let index = verifier_bound::<EXEC_EVENT_ARGS>(slot as usize);
+    let arg = unsafe { &mut (*ev).args[index] };
+    arg[0] = 0;
+    unsafe { (*ev).arg_lens[index] = 0 };
+    if slot >= count {
+        return 0;
+    }
+    if let Some(cap) = EXEC_CAPTURES.get_ptr(key) {
+        let token = unsafe { &(*cap).line.tokens[index] };
+        let longer = if token.flags & TOKEN_TRUNCATED != 0 {
+            EXEC_ARG_LONGER
+        } else {
+            0
+        };
+        unsafe { (*ev).arg_lens[index] = token.len | longer };
+    }
+    let ptr_slot = (argv as *const u64).wrapping_add(index);
+    let Ok(ptr) = (unsafe { bpf_probe_read_user(ptr_slot) }) else {
+        return 0;
+    };
+    if ptr == 0 || unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, arg) }.is_err() {
+        arg[0] = 0;
+        return 0;
+    }
+    1
+}

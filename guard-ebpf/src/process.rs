@@ -1,0 +1,126 @@
+//! Process layer: fatal signals to protected daemons (containerd, dockerd, the shims) are
+//! refused unless they come from pid 1, from the process itself, or from a supervisor the
+//! policy names.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_uid_gid, bpf_probe_read_kernel,
+    },
+    macros::{lsm, map},
+    maps::{HashMap, PerCpuArray},
+    programs::LsmContext,
+};
+use guard_common::{
+    process::MAX_PROTECTED_PROCESSES, Decision, ProcessEvent, ProcessProtection, TrustKey,
+};
+
+use crate::{
+    kernel::{
+        arg_scalar, current_task, resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
+    },
+    maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
+};
+
+/// -EPERM: `kill` reports "Operation not permitted".
+const EPERM: i32 = -1;
+
+/// Protected executables by identity → rule and refused signals.
+#[map]
+pub static PROTECTED_PROCESSES: HashMap<guard_common::InodeKey, ProcessProtection> =
+    HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, 0);
+
+/// One process event under construction per CPU.
+#[map]
+pub static PROCESS_EVENT_SCRATCH: PerCpuArray<ProcessEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// `security_task_kill(struct task_struct *p, struct kernel_siginfo *info, int sig,
+/// const struct cred *cred)`: signals sent by user space (kill, tgkill, pidfd_send_signal).
+/// Signals the kernel raises itself (the OOM killer, SIGPIPE) don't come through here.
+#[lsm(hook = "task_kill")]
+pub fn task_kill(ctx: LsmContext) -> i32 {
+    let previous: i32 = ctx.arg(4);
+    if previous != 0 {
+        return previous;
+    }
+    let sig: i32 = ctx.arg(2);
+    if rtguard_process_decide(arg_scalar(&ctx, 0) as u64, sig as u32) == EPERM {
+        EPERM
+    } else {
+        0
+    }
+}
+
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
+    // Signal 0 only probes for existence; real signals are 1..=64.
+    if sig == 0 || sig > 63 {
+        return 0;
+    }
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let target = target as KernelPtr;
+    let Some(target_exe) = task_exe(&off, target) else {
+        return 0;
+    };
+    let Some(p) = (unsafe { PROTECTED_PROCESSES.get(target_exe) }).copied() else {
+        return 0;
+    };
+    if p.signals & (1u64 << sig) == 0 {
+        return 0;
+    }
+    let task = current_task();
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // pid 1 supervises everything; a process may signal itself (its own shutdown path).
+    if tgid == 1 || task_tgid(&off, target) == Some(tgid) {
+        return 0;
+    }
+    let actor_exe = task_exe(&off, task).unwrap_or_default();
+    if unsafe { TRUSTED_EXES.get(TrustKey::new(actor_exe, p.rule_id)) }.is_some() {
+        return 0;
+    }
+    let enforce = rule_enforces(p.rule_id);
+    let decision = if enforce {
+        Decision::Blocked
+    } else {
+        Decision::WouldBlock
+    };
+    if let Some(ev) = PROCESS_EVENT_SCRATCH.get_ptr_mut(0) {
+        unsafe {
+            (*ev).target_exe = target_exe;
+            (*ev).actor_exe = actor_exe;
+            (*ev).cgroup_id = bpf_get_current_cgroup_id();
+            (*ev).decision = decision as u32;
+            (*ev).rule_id = p.rule_id;
+            (*ev).signal = sig;
+            (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
+            (*ev).pid = pid_tgid as u32;
+            (*ev).tgid = tgid;
+            (*ev).ppid = task_parent(&off, task)
+                .and_then(|t| task_tgid(&off, t))
+                .unwrap_or(0);
+            (*ev).uid = bpf_get_current_uid_gid() as u32;
+            (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+            (*ev).target_comm = bpf_probe_read_kernel(
+                target
+                    .cast::<u8>()
+                    .add(off.task_comm as usize)
+                    .cast::<[u8; 16]>(),
+            )
+            .unwrap_or_default();
+        }
+        if EVENTS.output::<ProcessEvent>(unsafe { &*ev }, 0).is_err() {
+            count_dropped_event();
+        }
+    } else {
+        count_dropped_event();
+    }
+    if enforce {
+        EPERM
+    } else {
+        0
+    }
+}
