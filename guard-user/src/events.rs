@@ -128,16 +128,8 @@ pub struct ProcessDecision {
 
 /// Decodes a process-layer record.
 pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
-    let expected = std::mem::size_of::<ProcessEvent>();
-    if bytes.len() != expected {
-        return Err(DecodeError::Size(bytes.len(), expected));
-    }
-    // SAFETY: ProcessEvent is plain old data of exactly this size.
-    let raw: ProcessEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
-        field: "decision",
-        value: raw.decision,
-    })?;
+    let raw: ProcessEvent = read_record(bytes)?;
+    let decision = decision(raw.decision)?;
     Ok(ProcessDecision {
         decision,
         rule_id: raw.rule_id,
@@ -177,16 +169,8 @@ pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
 
 /// Decodes an exec-layer record.
 pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
-    let expected = std::mem::size_of::<ExecEvent>();
-    if bytes.len() != expected {
-        return Err(DecodeError::Size(bytes.len(), expected));
-    }
-    // SAFETY: ExecEvent is plain old data of exactly this size.
-    let raw: ExecEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
-        field: "decision",
-        value: raw.decision,
-    })?;
+    let raw: ExecEvent = read_record(bytes)?;
+    let decision = decision(raw.decision)?;
     let c = raw.classification;
     if c.verdict().is_none() {
         return Err(DecodeError::Unknown {
@@ -233,21 +217,12 @@ pub enum DecodeError {
 
 /// Decodes one ring buffer record.
 pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
-    let expected = std::mem::size_of::<FileEvent>();
-    if bytes.len() != expected {
-        return Err(DecodeError::Size(bytes.len(), expected));
-    }
-    // SAFETY: FileEvent is plain old data of exactly this size; read_unaligned copes with
-    // whatever alignment the ring buffer gives.
-    let raw: FileEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    let raw: FileEvent = read_record(bytes)?;
     let op = FileOp::from_u32(raw.op).ok_or(DecodeError::Unknown {
         field: "op",
         value: raw.op,
     })?;
-    let decision = Decision::from_u32(raw.decision).ok_or(DecodeError::Unknown {
-        field: "decision",
-        value: raw.decision,
-    })?;
+    let decision = decision(raw.decision)?;
     let count = (raw.name_count as usize).min(EVENT_PATH_COMPONENTS);
     // The kernel lists names from the target upwards; paths read downwards.
     let components = raw.names[..count]
@@ -270,6 +245,24 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         ppid: raw.ppid,
         uid: raw.uid,
         comm: c_string(&raw.comm),
+    })
+}
+
+/// Copies a record of exactly `T`'s size out of the ring buffer.
+fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>();
+    if bytes.len() != expected {
+        return Err(DecodeError::Size(bytes.len(), expected));
+    }
+    // SAFETY: T is plain old data (aya::Pod) of exactly this size; read_unaligned copes
+    // with whatever alignment the ring buffer gives.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
+}
+
+fn decision(raw: u32) -> Result<Decision, DecodeError> {
+    Decision::from_u32(raw).ok_or(DecodeError::Unknown {
+        field: "decision",
+        value: raw,
     })
 }
 

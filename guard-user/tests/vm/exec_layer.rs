@@ -181,17 +181,7 @@ fn reading_commands_and_a_reinstall_from_a_local_deb_pass() {
     expect_runs("dpkg -s containerd");
     expect_runs("apt-get remove -s containerd");
     expect_runs("dpkg --no-act -r containerd");
-    let deb = std::fs::read_dir("/root/debs")
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("containerd_")
-        })
-        .expect("containerd_*.deb in /root/debs");
+    let deb = containerd_deb();
     expect_runs(&format!(
         "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y {}",
         deb.display()
