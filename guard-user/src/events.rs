@@ -277,6 +277,15 @@ mod tests {
 
     use super::*;
 
+    /// The bytes a kernel program would put on the ring buffer for `record`.
+    fn record_bytes<T: aya::Pod>(record: &T) -> Vec<u8> {
+        // SAFETY: aya::Pod types are repr(C) plain old data without padding.
+        unsafe {
+            std::slice::from_raw_parts((record as *const T).cast::<u8>(), std::mem::size_of::<T>())
+        }
+        .to_vec()
+    }
+
     fn name(s: &str) -> [u8; EVENT_NAME_LEN] {
         let mut out = [0u8; EVENT_NAME_LEN];
         out[..s.len()].copy_from_slice(s.as_bytes());
@@ -307,14 +316,7 @@ mod tests {
         for (slot, n) in ev.names.iter_mut().zip(names) {
             *slot = name(n);
         }
-        // SAFETY: FileEvent is repr(C) without padding.
-        unsafe {
-            std::slice::from_raw_parts(
-                (&ev as *const FileEvent).cast::<u8>(),
-                std::mem::size_of::<FileEvent>(),
-            )
-        }
-        .to_vec()
+        record_bytes(&ev)
     }
 
     #[test]
@@ -398,14 +400,7 @@ mod tests {
             ev.args[i][..n].copy_from_slice(&a.as_bytes()[..n]);
             ev.arg_lens[i] = a.len() as u32;
         }
-        // SAFETY: ExecEvent is repr(C) without padding.
-        unsafe {
-            std::slice::from_raw_parts(
-                (&ev as *const ExecEvent).cast::<u8>(),
-                std::mem::size_of::<ExecEvent>(),
-            )
-        }
-        .to_vec()
+        record_bytes(&ev)
     }
 
     #[test]
