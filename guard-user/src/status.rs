@@ -47,6 +47,13 @@ pub struct EventCounters {
     pub dropped: u64,
 }
 
+impl EventCounters {
+    /// Decisions recorded (lost ones aside).
+    pub fn total(&self) -> u64 {
+        self.blocked + self.would_block + self.allowed_upgrade
+    }
+}
+
 /// Counts of what the kernel maps hold.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectedCounts {
@@ -78,6 +85,10 @@ pub struct DaemonStatus {
     /// Open maintenance windows.
     #[serde(default)]
     pub maintenance: Vec<MaintenanceWindow>,
+    /// Where the programs' links are pinned (`--pin`): they stay attached, enforcing the
+    /// maps as they are, if the daemon dies.
+    #[serde(default)]
+    pub pinned: Option<String>,
 }
 
 impl DaemonStatus {
@@ -161,6 +172,7 @@ mod tests {
                 ..Default::default()
             },
             maintenance: Vec::new(),
+            pinned: None,
         };
         status.write(&path).unwrap();
         assert_eq!(DaemonStatus::read(&path).unwrap(), status);

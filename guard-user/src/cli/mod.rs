@@ -8,6 +8,7 @@ mod maintenance;
 mod probe;
 mod run;
 mod status;
+mod unload;
 
 use std::process::ExitCode;
 
@@ -56,6 +57,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Show how a command line is classified: allowed, blocked, or allowed as an upgrade.
     Explain(explain::ExplainArgs),
+    /// Detach the programs a daemon started with --pin left attached, and remove the pins.
+    /// Refuses while the daemon runs.
+    Unload(unload::UnloadArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps the result to an exit status.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Audit(args) => audit::audit(args),
         Command::Check(args) => check::check(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Unload(args) => unload::unload(args),
     };
     ExitCode::from(status)
 }

@@ -27,7 +27,7 @@ use crate::{
         observer::Observer,
         self_test::{self, SelfTestResult},
         tables::PACKAGE_MANAGERS,
-        FileHooks, Guard, HookChoice, KernelTables, LoadError, Mode,
+        FileHooks, Generation, Guard, HookChoice, KernelTables, LoadError, Mode, PinDir,
     },
     maintenance::{self, MaintenanceState, MaintenanceWindow},
     notify::notify,
@@ -102,6 +102,16 @@ pub struct RunArgs {
     /// restart.
     #[arg(long, value_name = "DIR", default_value = paths::STATE_DIR)]
     pub state_dir: PathBuf,
+
+    /// Pin the programs under --pin-dir so that enforcement outlives the daemon (a crash,
+    /// `kill -9`, a restart). A daemon started with --pin takes over what an earlier one
+    /// pinned without a gap; `rtguard unload` removes the pins.
+    #[arg(long)]
+    pub pin: bool,
+
+    /// Where --pin pins programs and maps (on a BPF filesystem).
+    #[arg(long, value_name = "DIR", default_value = paths::BPFFS_DIR)]
+    pub pin_dir: PathBuf,
 
     /// Where to publish the daemon's status for `rtguard status`
     /// [default: /run/rtguard/status.json]. The self-test's canary lives next to it.
@@ -263,6 +273,14 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
     let expired = windows.expire(time::OffsetDateTime::now_utc());
+    // The pin directory exists before the policy is resolved: the policy may protect it.
+    let pins = args.pin.then(|| PinDir::new(&args.pin_dir));
+    if let Some(pins) = &pins {
+        if let Err(e) = pins.create() {
+            eprintln!("rtguard: --pin: {e}");
+            return exit::FAILURE;
+        }
+    }
     let tables = match source.resolve(&windows) {
         Ok(tables) => tables,
         Err(e) => {
@@ -309,9 +327,21 @@ pub fn run(args: RunArgs) -> u8 {
         self_test: Vec::new(),
         events: EventCounters::default(),
         maintenance: Vec::new(),
+        pinned: None,
     };
 
-    let mut guard = match Guard::load(mode, args.file_hooks.into()) {
+    let generation = match pins
+        .as_ref()
+        .map(|p| p.new_generation(&trail.context.policy.sha256))
+        .transpose()
+    {
+        Ok(generation) => PendingGeneration(generation),
+        Err(e) => {
+            eprintln!("rtguard: --pin: {e}");
+            return exit::FAILURE;
+        }
+    };
+    let mut guard = match Guard::load(mode, args.file_hooks.into(), generation.0.as_ref()) {
         Ok(guard) => Some(guard),
         Err(e @ LoadError::LsmUnavailable { .. }) if args.allow_degraded => {
             eprintln!("rtguard: {e}");
@@ -343,33 +373,42 @@ pub fn run(args: RunArgs) -> u8 {
             }
         };
         let canary_dir = status_file.parent().unwrap_or(Path::new("/run")).to_owned();
-        let result = match self_test::file_layer(g, &mut events, &canary_dir) {
-            Ok(result) => result,
+        let results = match self_test::run(g, &mut events, &canary_dir) {
+            Ok(results) => results,
             Err(e) => {
                 eprintln!("rtguard: self-test could not run: {e}");
                 return exit::FAILURE;
             }
         };
-        trail.self_test(&result);
-        published.self_test.push(result.clone());
-        if result.passed {
-            info!(layer = result.layer, "self-test passed: {}", result.detail);
-        } else if args.allow_degraded {
+        for result in &results {
+            trail.self_test(result);
+            published.self_test.push(result.clone());
+            if result.passed {
+                info!(layer = result.layer, "self-test passed: {}", result.detail);
+            } else {
+                eprintln!(
+                    "rtguard: self-test failed for the {} layer: {}",
+                    result.layer, result.detail
+                );
+            }
+        }
+        let failed: Vec<&str> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.layer.as_str())
+            .collect();
+        if !failed.is_empty() {
+            if !args.allow_degraded {
+                eprintln!(
+                    "rtguard: refusing to claim enforcement; pass --allow-degraded to run anyway"
+                );
+                return exit::ENFORCEMENT_UNAVAILABLE;
+            }
             eprintln!(
-                "rtguard: self-test failed for the {} layer: {}",
-                result.layer, result.detail
+                "rtguard: running degraded (--allow-degraded): enforcement is not proven for the {} layer(s)",
+                failed.join(", ")
             );
-            eprintln!("rtguard: running degraded (--allow-degraded): enforcement is not proven");
-            published.reason = format!("self-test failed: {}", result.detail);
-        } else {
-            eprintln!(
-                "rtguard: self-test failed for the {} layer: {}",
-                result.layer, result.detail
-            );
-            eprintln!(
-                "rtguard: refusing to claim enforcement; pass --allow-degraded to run anyway"
-            );
-            return exit::ENFORCEMENT_UNAVAILABLE;
+            published.reason = format!("self-test failed for the {} layer(s)", failed.join(", "));
         }
         ring = Some(events);
     }
@@ -403,6 +442,7 @@ pub fn run(args: RunArgs) -> u8 {
         published,
         windows,
         windows_file,
+        pins: pins.map(|dir| (dir, generation)),
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -430,6 +470,25 @@ pub fn run(args: RunArgs) -> u8 {
     }
 }
 
+/// This start's pin generation. It is removed again unless the daemon gets as far as
+/// pinning its links, so a start that fails leaves the earlier generation in force.
+struct PendingGeneration(Option<Generation>);
+
+impl PendingGeneration {
+    /// The generation, now holding pinned links: it stays when the daemon exits.
+    fn keep(&mut self) -> Option<Generation> {
+        self.0.take()
+    }
+}
+
+impl Drop for PendingGeneration {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            g.remove().ok();
+        }
+    }
+}
+
 /// The running guard's userspace: what it protects, where it records, what it publishes.
 struct Daemon {
     source: Source,
@@ -438,6 +497,8 @@ struct Daemon {
     published: DaemonStatus,
     windows: MaintenanceState,
     windows_file: PathBuf,
+    /// `--pin`: the pin directory and this start's generation.
+    pins: Option<(PinDir, PendingGeneration)>,
 }
 
 impl Daemon {
@@ -468,6 +529,7 @@ impl Daemon {
         };
 
         self.install(&mut guard, tables)?;
+        self.persist(&mut guard)?;
         self.published.layers = layers(guard.attached());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         let proven = self.published.self_test.iter().all(|t| t.passed);
@@ -518,7 +580,7 @@ impl Daemon {
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
-                    if self.drain_events(ready.get_inner_mut(), &guard) {
+                    if self.drain_events(ready.get_inner_mut(), guard.installed()) {
                         resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
                     }
                     ready.clear_ready();
@@ -551,10 +613,15 @@ impl Daemon {
         }
         // Decisions made before the signal are still in the ring buffer: record them, and
         // account for any the kernel could not queue, so the log adds up.
-        self.drain_events(ring.get_mut(), &guard);
+        self.drain_events(ring.get_mut(), guard.installed());
         self.account_drops(&guard)?;
         self.trail.flush_drops();
-        info!("stopping: detaching programs");
+        match &self.published.pinned {
+            Some(dir) => info!(
+                "stopping: the programs stay attached, pinned under {dir}; `rtguard unload` removes them"
+            ),
+            None => info!("stopping: detaching programs"),
+        }
         drop(guard);
         std::fs::remove_file(&self.status_file).ok();
         Ok(())
@@ -658,6 +725,93 @@ impl Daemon {
                     .observed(op, rule, &path, &obs, argv.get(obs.tgid));
             }
         }
+    }
+
+    /// `--pin`: pins this daemon's links, then retires the generations earlier daemons
+    /// left. Their programs are detached only now, once this daemon's are attached, proven
+    /// and filled, so there is no moment without enforcement; what they queued while no
+    /// daemon was reading is recorded.
+    fn persist(&mut self, guard: &mut Guard) -> anyhow::Result<()> {
+        let Some((pins, pending)) = self.pins.as_mut() else {
+            return Ok(());
+        };
+        let Some(current) = pending.0.clone() else {
+            return Ok(());
+        };
+        let older: Vec<Generation> = pins
+            .generations()?
+            .into_iter()
+            .filter(|g| *g != current)
+            .collect();
+        let pinned = guard.pin_links(&current)?;
+        pending.keep();
+        info!(
+            programs = pinned,
+            dir = %current.dir().display(),
+            "pinned: enforcement outlives this process"
+        );
+        self.published.pinned = Some(current.dir().display().to_string());
+        for old in older {
+            self.retire(&old, guard);
+        }
+        Ok(())
+    }
+
+    /// Detaches an earlier generation's programs and records what they queued.
+    fn retire(&mut self, old: &Generation, guard: &Guard) {
+        // Rule ids name rules of the policy that generation enforced; only the same
+        // policy's tables can name them.
+        let same_policy = old.enforced_policy(&self.trail.context.policy.sha256);
+        let events = old.open_events();
+        let detached = match old.unpin_links() {
+            Ok(n) => n,
+            Err(e) => {
+                error!(
+                    "cannot detach the programs pinned in {}: {e}",
+                    old.dir().display()
+                );
+                return;
+            }
+        };
+        let before = self.published.events.total();
+        let lost = match events {
+            Ok(mut events) => {
+                let empty = KernelTables::default();
+                let tables = if same_policy {
+                    guard.installed()
+                } else {
+                    &empty
+                };
+                self.drain_events(&mut events.ring, tables);
+                let lost = events.dropped();
+                if lost > 0 {
+                    self.trail.log.add_dropped(lost);
+                }
+                lost
+            }
+            Err(e) => {
+                warn!(
+                    "the events pinned in {} are unreadable: {e}",
+                    old.dir().display()
+                );
+                0
+            }
+        };
+        let recorded = self.published.events.total() - before;
+        if let Err(e) = old.remove() {
+            warn!("{e}");
+        }
+        info!(
+            generation = old.name(),
+            detached, recorded, lost, "took over from the programs an earlier daemon pinned"
+        );
+        self.trail.notice(
+            "adopt",
+            &format!(
+                "took over from {}: {detached} pinned program(s) detached, {recorded} decision(s) they queued recorded, {lost} lost",
+                old.name()
+            ),
+        );
     }
 
     /// Writes the tables into the kernel maps and the counts into the status.
@@ -769,9 +923,8 @@ impl Daemon {
 
     /// Logs and records every queued decision. Returns whether the package manager
     /// replaced protected files, so that the new inodes must be protected.
-    fn drain_events(&mut self, ring: &mut RingBuf<MapData>, guard: &Guard) -> bool {
+    fn drain_events(&mut self, ring: &mut RingBuf<MapData>, tables: &KernelTables) -> bool {
         let mut upgraded = false;
-        let tables = guard.installed();
         while let Some(item) = ring.next() {
             let decision = match events::decode_record(&item) {
                 Ok(Event::File(ev)) => {

@@ -1,11 +1,15 @@
 //! `rtguard status`: what the running daemon enforces, from the status file it publishes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::exit;
-use crate::status::{default_path, is_rtguard, DaemonStatus, GuardState};
+use crate::{
+    loader::PinDir,
+    paths,
+    status::{default_path, is_rtguard, DaemonStatus, GuardState},
+};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -16,6 +20,23 @@ pub struct StatusArgs {
     /// The daemon's status file [default: /run/rtguard/status.json].
     #[arg(long, value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+
+    /// Where a daemon started with --pin pins its programs.
+    #[arg(long, value_name = "DIR", default_value = paths::BPFFS_DIR)]
+    pub pin_dir: PathBuf,
+}
+
+/// With no daemon running, programs an earlier one pinned may still enforce: say so.
+fn report_pins(dir: &Path) {
+    match PinDir::new(dir).pinned_links() {
+        Ok(0) | Err(_) => {}
+        Ok(n) => eprintln!(
+            "{n} program(s) pinned under {} still enforce the policy the last daemon loaded, \
+             without recording or re-protecting after upgrades; start rtguard to take them over, \
+             or `rtguard unload` to remove them",
+            dir.display()
+        ),
+    }
 }
 
 /// Exit status when the daemon runs but does not enforce (degraded or audit mode).
@@ -32,6 +53,7 @@ pub fn status(args: StatusArgs) -> u8 {
                 "rtguard is not running (no readable status at {}: {e})",
                 path.display()
             );
+            report_pins(&args.pin_dir);
             return NOT_RUNNING;
         }
     };
@@ -40,6 +62,7 @@ pub fn status(args: StatusArgs) -> u8 {
             "rtguard is not running (stale status from pid {}, last updated {})",
             status.pid, status.updated
         );
+        report_pins(&args.pin_dir);
         return NOT_RUNNING;
     }
     if args.json {
@@ -72,6 +95,13 @@ fn render(s: &DaemonStatus) -> String {
     if let Some(hooks) = &s.file_hooks {
         line("file hooks:", hooks.clone());
     }
+    line(
+        "persistence:",
+        match &s.pinned {
+            Some(dir) => format!("pinned under {dir}: enforcement outlives the daemon"),
+            None => "not pinned: enforcement ends with the daemon".to_owned(),
+        },
+    );
     line(
         "protected:",
         format!(

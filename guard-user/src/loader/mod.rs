@@ -3,6 +3,7 @@
 
 pub mod observer;
 pub mod offsets;
+pub mod pins;
 pub mod self_test;
 pub mod tables;
 
@@ -10,7 +11,12 @@ use std::{collections::BTreeSet, io, path::Path};
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{Lsm, ProgramError, TracePoint},
+    programs::{
+        links::{FdLink, PinnedLink},
+        lsm::LsmLinkId,
+        trace_point::TracePointLinkId,
+        Lsm, ProgramError, TracePoint,
+    },
     Btf, Ebpf, EbpfLoader,
 };
 use guard_common::{
@@ -22,6 +28,7 @@ use guard_common::{
 use tracing::{debug, info};
 
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
+pub use pins::{Generation, PinDir, PinsError};
 pub use tables::{ExecTables, KernelTables};
 
 /// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
@@ -123,20 +130,37 @@ pub enum LoadError {
         #[source]
         source: aya::maps::MapError,
     },
+    #[error("pinning the link of {program}: {source}")]
+    PinLink {
+        program: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-/// The loaded, attached programs and their maps. Dropping it detaches everything.
+/// The loaded, attached programs and their maps. Dropping it detaches everything that
+/// is not pinned.
 pub struct Guard {
     ebpf: Ebpf,
     mode: Mode,
     file_hooks: FileHooks,
     attached: Vec<&'static str>,
+    lsm_links: Vec<(&'static str, LsmLinkId)>,
+    capture_links: Vec<(&'static str, TracePointLinkId)>,
+    /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
+    pinned: Vec<PinnedLink>,
     installed: KernelTables,
 }
 
 impl Guard {
-    /// Loads and attaches the file layer on the running kernel.
-    pub fn load(mode: Mode, choice: HookChoice) -> Result<Self, LoadError> {
+    /// Loads and attaches the file, exec and process layers on the running kernel. With a
+    /// generation, the maps a successor reads ([`pins::PINNED_MAPS`]) are pinned in it
+    /// from the start.
+    pub fn load(
+        mode: Mode,
+        choice: HookChoice,
+        generation: Option<&Generation>,
+    ) -> Result<Self, LoadError> {
         let kernel_btf =
             btf_rs::Btf::from_file(KERNEL_BTF).map_err(|source| OffsetError::Read {
                 path: KERNEL_BTF.into(),
@@ -157,47 +181,47 @@ impl Guard {
             enforce: u32::from(mode == Mode::Enforce),
             _pad: 0,
         };
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global(names::OFFSETS, &offsets, true)
-            .override_global(names::GUARD_CONFIG, &config, true)
-            .load(crate::EBPF_OBJECT)?;
+            .override_global(names::GUARD_CONFIG, &config, true);
+        if let Some(generation) = generation {
+            for &name in pins::PINNED_MAPS {
+                loader.map_pin_path(name, generation.map_path(name));
+            }
+        }
+        let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
         let mut attached = Vec::new();
+        let mut lsm_links = Vec::new();
+        let mut capture_links = Vec::new();
         for &hook in file_hooks.hooks().iter().chain([&EXEC_HOOK, &PROCESS_HOOK]) {
-            let program: &mut Lsm = ebpf
-                .program_mut(hook)
-                .ok_or(LoadError::Program {
-                    hook,
-                    source: ProgramError::NotLoaded,
-                })?
+            let program: &mut Lsm = program_mut(&mut ebpf, hook)?
                 .try_into()
                 .map_err(|source| LoadError::Program { hook, source })?;
             program
                 .load(hook, &btf)
                 .map_err(|source| classify_load_error(hook, source))?;
-            program
+            let link = program
                 .attach()
                 .map_err(|source| LoadError::Program { hook, source })?;
+            lsm_links.push((hook, link));
             debug!(hook, "attached LSM program");
             attached.push(hook);
         }
         // The capture runs on every exec on the host; attach it last, once the decision
         // program it feeds is in place.
         for &(name, category, tracepoint) in EXEC_CAPTURE {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::Program {
-                    hook: name,
-                    source: ProgramError::NotLoaded,
-                })?
+            let program: &mut TracePoint = program_mut(&mut ebpf, name)?
                 .try_into()
                 .map_err(|source| LoadError::Program { hook: name, source })?;
             program
                 .load()
                 .map_err(|source| LoadError::Program { hook: name, source })?;
-            program
+            let link = program
                 .attach(category, tracepoint)
                 .map_err(|source| LoadError::Program { hook: name, source })?;
+            capture_links.push((name, link));
             debug!(tracepoint, "attached exec capture");
         }
         info!(
@@ -210,8 +234,53 @@ impl Guard {
             mode,
             file_hooks,
             attached,
+            lsm_links,
+            capture_links,
+            pinned: Vec::new(),
             installed: KernelTables::default(),
         })
+    }
+
+    /// Pins every program's link in `generation`, so the programs stay attached, and keep
+    /// enforcing the maps as they are, after this process exits. Returns how many.
+    pub fn pin_links(&mut self, generation: &Generation) -> Result<usize, LoadError> {
+        let pin = |program: &'static str, link: FdLink| {
+            link.pin(generation.link_path(program))
+                .map_err(|e| LoadError::PinLink {
+                    program,
+                    source: Box::new(e),
+                })
+        };
+        for (hook, id) in std::mem::take(&mut self.lsm_links) {
+            let program: &mut Lsm = program_mut(&mut self.ebpf, hook)?
+                .try_into()
+                .map_err(|source| LoadError::Program { hook, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { hook, source })?;
+            self.pinned.push(pin(hook, link.into())?);
+        }
+        for (name, id) in std::mem::take(&mut self.capture_links) {
+            let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?
+                .try_into()
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            // On kernels with BPF links for perf events (5.15+) a tracepoint attachment
+            // is an fd link that can be pinned.
+            let link = FdLink::try_from(link).map_err(|e| LoadError::PinLink {
+                program: name,
+                source: Box::new(e),
+            })?;
+            self.pinned.push(pin(name, link)?);
+        }
+        Ok(self.pinned.len())
+    }
+
+    /// Whether the links are pinned (enforcement outlives this process).
+    pub fn is_pinned(&self) -> bool {
+        !self.pinned.is_empty()
     }
 
     pub fn mode(&self) -> Mode {
@@ -302,29 +371,39 @@ impl Guard {
         Ok(())
     }
 
-    /// Sets one rule table slot directly (the self-test's synthetic rule).
-    pub fn set_rule(&mut self, id: u32, entry: RuleEntry) -> Result<(), LoadError> {
-        array_mut::<RuleEntry>(&mut self.ebpf, names::RULES)?
-            .set(id, entry, 0)
-            .map_err(map_err(names::RULES))
-    }
-
-    /// Protects one inode directly, outside the installed tables (the self-test's canary).
-    pub fn insert_inode(
+    /// Puts one entry straight into a hash map, outside the installed tables: the
+    /// self-test's canaries. Undo with [`Guard::canary_remove`].
+    pub(crate) fn canary_insert<K: aya::Pod, V: aya::Pod>(
         &mut self,
-        key: InodeKey,
-        protection: FileProtection,
+        map: &'static str,
+        key: K,
+        value: V,
     ) -> Result<(), LoadError> {
-        hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?
-            .insert(key, protection, 0)
-            .map_err(map_err(names::PROTECTED_INODES))
+        hash_mut::<K, V>(&mut self.ebpf, map)?
+            .insert(key, value, 0)
+            .map_err(map_err(map))
     }
 
-    /// Removes an inode inserted with [`Guard::insert_inode`].
-    pub fn remove_inode(&mut self, key: InodeKey) -> Result<(), LoadError> {
-        let mut map =
-            hash_mut::<InodeKey, FileProtection>(&mut self.ebpf, names::PROTECTED_INODES)?;
-        remove_present(&mut map, &key, names::PROTECTED_INODES)
+    /// Removes an entry put there with [`Guard::canary_insert`].
+    pub(crate) fn canary_remove<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        map: &'static str,
+        key: K,
+    ) -> Result<(), LoadError> {
+        let mut hash = hash_mut::<K, V>(&mut self.ebpf, map)?;
+        remove_present(&mut hash, &key, map)
+    }
+
+    /// Sets one slot of an array map directly (the self-test's rule, class and config).
+    pub(crate) fn canary_set<V: aya::Pod>(
+        &mut self,
+        map: &'static str,
+        index: u32,
+        value: V,
+    ) -> Result<(), LoadError> {
+        array_mut::<V>(&mut self.ebpf, map)?
+            .set(index, value, 0)
+            .map_err(map_err(map))
     }
 
     /// The exec layer's maps. The class count in the config goes last, so the kernel
@@ -402,6 +481,16 @@ impl Guard {
             .map_err(map_err(names::DROPPED_EVENTS))?;
         Ok(per_cpu.iter().sum())
     }
+}
+
+fn program_mut<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut aya::programs::Program, LoadError> {
+    ebpf.program_mut(name).ok_or(LoadError::Program {
+        hook: name,
+        source: ProgramError::NotLoaded,
+    })
 }
 
 fn hash_mut<'a, K: aya::Pod, V: aya::Pod>(

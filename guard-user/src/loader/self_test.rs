@@ -1,28 +1,52 @@
-//! The startup self-test: before rtguard says it enforces, it proves it on a canary.
+//! The startup self-test: before rtguard says it enforces, it proves it on canaries, one
+//! per layer, each under a synthetic rule ([`SELF_TEST_RULE`]):
 //!
-//! A canary file in a private directory is protected under a synthetic rule
-//! ([`SELF_TEST_RULE`]), a child process tries to unlink it, and the kernel's answer and
-//! its event are checked. Only then does the daemon report "enforcing".
+//! - file: a canary file in a private directory is protected, and a child process tries
+//!   to unlink it;
+//! - exec: a canary script is classed as a command that is destructive whatever its
+//!   arguments, and a child process tries to execute it;
+//! - process: rtguard's own executable is protected against SIGTERM for a moment, and one
+//!   child process tries to terminate another.
+//!
+//! Each check needs the kernel's answer (EPERM in enforce mode, success in audit mode)
+//! and its event naming the synthetic rule. The canaries are removed from the maps
+//! before the policy's tables go in.
 
-use std::{path::Path, time::Duration};
+use std::{
+    ffi::CString,
+    os::{fd::AsRawFd as _, unix::fs::PermissionsExt as _},
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use aya::maps::{MapData, RingBuf};
 use guard_common::{
+    command::{ClassEntry, CommandConfig, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
     file::OPS_ALL,
+    names,
     rule::{RuleEntry, RuleKind, RULE_ENFORCE, SELF_TEST_RULE},
-    Decision, FileProtection,
+    Decision, FileProtection, InodeKey, ProcessProtection,
 };
 use nix::{
     errno::Errno,
-    sys::wait::{waitpid, WaitStatus},
+    sys::{
+        signal::Signal,
+        wait::{waitpid, WaitPidFlag, WaitStatus},
+    },
     unistd::{fork, ForkResult},
 };
 
 use super::{Guard, LoadError, Mode};
-use crate::{events, resolve::inode_key};
+use crate::{
+    events::{self, Event},
+    resolve::inode_key,
+};
 
-/// How long the self-test waits for the kernel's event about the canary.
+/// How long the self-test waits for the kernel's event about a canary.
 const EVENT_WAIT: Duration = Duration::from_secs(5);
+
+/// The class slot the exec canary borrows; the policy's classes replace it afterwards.
+const CANARY_CLASS: u32 = 0;
 
 /// What the self-test found for one layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,14 +70,14 @@ pub enum SelfTestError {
     Load(#[from] LoadError),
 }
 
-/// Protects a canary in `dir`, has a child process unlink it, and checks that the kernel
-/// refused it (enforce mode) or let it through and reported it (audit mode). Runs before
-/// the policy's tables are installed, so every event on `ring` is the canary's.
-pub fn file_layer(
+/// Runs every layer's check. Runs before the policy's tables are installed, so every
+/// event on `ring` is a canary's (or, after a restart with pins, an earlier daemon's
+/// program's, which is told apart by its rule).
+pub fn run(
     guard: &mut Guard,
     ring: &mut RingBuf<MapData>,
     dir: &Path,
-) -> Result<SelfTestResult, SelfTestError> {
+) -> Result<Vec<SelfTestResult>, SelfTestError> {
     let io = |source| SelfTestError::Canary {
         dir: dir.display().to_string(),
         source,
@@ -63,50 +87,49 @@ pub fn file_layer(
         .prefix("self-test-")
         .tempdir_in(dir)
         .map_err(io)?;
-    let canary = scratch.path().join("canary");
-    std::fs::write(&canary, b"rtguard self-test canary\n").map_err(io)?;
-    let key = inode_key(&std::fs::metadata(&canary).map_err(io)?);
+    let rule = |kind: RuleKind| RuleEntry {
+        flags: RULE_ENFORCE,
+        kind: kind as u32,
+    };
+    let mut results = Vec::new();
 
-    guard.set_rule(
-        SELF_TEST_RULE,
-        RuleEntry {
-            flags: RULE_ENFORCE,
-            kind: RuleKind::Paths as u32,
-        },
-    )?;
-    guard.insert_inode(
-        key,
-        FileProtection {
-            rule_id: SELF_TEST_RULE,
-            ops: OPS_ALL,
-            flags: 0,
-            _pad: 0,
-        },
-    )?;
-    let attempt = unlink_in_child(&canary);
-    guard.remove_inode(key)?;
-    guard.set_rule(SELF_TEST_RULE, RuleEntry::default())?;
-    let errno = attempt?;
+    guard.canary_set(names::RULES, SELF_TEST_RULE, rule(RuleKind::Paths))?;
+    results.push(file_layer(guard, ring, scratch.path())?);
+    guard.canary_set(names::RULES, SELF_TEST_RULE, rule(RuleKind::Packages))?;
+    results.push(exec_layer(guard, ring, scratch.path())?);
+    guard.canary_set(names::RULES, SELF_TEST_RULE, rule(RuleKind::Processes))?;
+    results.push(process_layer(guard, ring)?);
+    guard.canary_set(names::RULES, SELF_TEST_RULE, RuleEntry::default())?;
+    Ok(results)
+}
 
-    let expected = match guard.mode() {
+/// What an attempt on a canary came to, judged against the mode.
+struct Attempt {
+    /// The child's errno, None if the operation succeeded.
+    errno: Option<Errno>,
+    /// The kernel's reported decision for the synthetic rule.
+    event: Option<Decision>,
+    /// The canary is intact afterwards (the file still there, the process alive).
+    intact: bool,
+}
+
+fn verdict(layer: &str, mode: Mode, what: &str, a: Attempt) -> SelfTestResult {
+    let expected = match mode {
         Mode::Enforce => Decision::Blocked,
         Mode::Audit => Decision::WouldBlock,
     };
-    let event = wait_for_event(ring, key);
-    let still_there = canary.exists();
-    let (passed, detail) = match (guard.mode(), errno, event) {
-        (Mode::Enforce, Some(Errno::EPERM), Some(d)) if d == expected && still_there => (
-            true,
-            "unlink of the canary was refused (EPERM) and reported".to_owned(),
-        ),
+    let (passed, detail) = match (mode, a.errno, a.event) {
+        (Mode::Enforce, Some(Errno::EPERM), Some(d)) if d == expected && a.intact => {
+            (true, format!("{what} was refused (EPERM) and reported"))
+        }
         (Mode::Audit, None, Some(d)) if d == expected => (
             true,
-            "unlink of the canary was let through and reported as would-block".to_owned(),
+            format!("{what} was let through and reported as would-block"),
         ),
         (_, errno, event) => (
             false,
             format!(
-                "unlink of the canary {}; kernel event: {}",
+                "{what} {}; kernel event: {}",
                 match errno {
                     Some(e) => format!("failed with {e}"),
                     None => "succeeded".to_owned(),
@@ -115,25 +138,200 @@ pub fn file_layer(
             ),
         ),
     };
-    Ok(SelfTestResult {
-        layer: "file".to_owned(),
+    SelfTestResult {
+        layer: layer.to_owned(),
         passed,
         detail,
-    })
+    }
 }
 
-/// Unlinks `path` in a forked child and returns the child's errno (None on success).
-/// A child, because the daemon's own exe could one day be a trusted writer.
-fn unlink_in_child(path: &Path) -> Result<Option<Errno>, SelfTestError> {
-    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .expect("temp paths have no NUL");
-    // SAFETY: the daemon is single-threaded at this point (no runtime yet), and the child
-    // only calls async-signal-safe functions (unlink, _exit).
+/// File layer: a child process unlinks a protected canary file.
+fn file_layer(
+    guard: &mut Guard,
+    ring: &mut RingBuf<MapData>,
+    dir: &Path,
+) -> Result<SelfTestResult, SelfTestError> {
+    let canary = dir.join("canary");
+    let key = write_canary(&canary, b"rtguard self-test canary\n", 0o644)?;
+    guard.canary_insert(
+        names::PROTECTED_INODES,
+        key,
+        FileProtection {
+            rule_id: SELF_TEST_RULE,
+            ops: OPS_ALL,
+            flags: 0,
+            _pad: 0,
+        },
+    )?;
+    let path = c_path(&canary);
+    // SAFETY: only async-signal-safe calls in the child.
+    let errno = in_child(|| unsafe { libc::unlink(path.as_ptr()) });
+    guard.canary_remove::<InodeKey, FileProtection>(names::PROTECTED_INODES, key)?;
+    let errno = errno?;
+    let event = wait_for_event(ring, |ev| match ev {
+        Event::File(f) if f.target == key && f.rule_id == SELF_TEST_RULE => Some(f.decision),
+        _ => None,
+    });
+    let intact = canary.exists();
+    Ok(verdict(
+        "file",
+        guard.mode(),
+        "unlink of the canary",
+        Attempt {
+            errno,
+            event,
+            intact,
+        },
+    ))
+}
+
+/// Exec layer: a child process executes a canary script whose identity is classed as a
+/// command that destroys everything of its class, whatever its arguments.
+fn exec_layer(
+    guard: &mut Guard,
+    ring: &mut RingBuf<MapData>,
+    dir: &Path,
+) -> Result<SelfTestResult, SelfTestError> {
+    let canary = dir.join("canary-exec");
+    let key = write_canary(&canary, b"#!/bin/sh\nexit 0\n", 0o755)?;
+    guard.canary_set(
+        names::COMMAND_CLASSES,
+        CANARY_CLASS,
+        ClassEntry {
+            flags: 0,
+            verb_position: 0,
+            objects: OBJECTS_ANY,
+            without_verb: WORD_DESTRUCTIVE | WORD_BARE,
+            bare_rule: SELF_TEST_RULE,
+            bare_upgrade: 0,
+        },
+    )?;
+    guard.canary_insert(names::EXE_CLASSES, key, CANARY_CLASS)?;
+    guard.canary_set(
+        names::COMMAND_CONFIG,
+        0,
+        CommandConfig {
+            classes: CANARY_CLASS + 1,
+            ..CommandConfig::default()
+        },
+    )?;
+    let path = c_path(&canary);
+    let argv = [path.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null()];
+    // SAFETY: execve is async-signal-safe; it only returns on failure.
+    let errno = in_child(|| unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) });
+    guard.canary_set(names::COMMAND_CONFIG, 0, CommandConfig::default())?;
+    guard.canary_remove::<InodeKey, u32>(names::EXE_CLASSES, key)?;
+    guard.canary_set(names::COMMAND_CLASSES, CANARY_CLASS, ClassEntry::default())?;
+    let errno = errno?;
+    let event = wait_for_event(ring, |ev| match ev {
+        Event::Exec(e) if e.exe == key && e.rule_id() == SELF_TEST_RULE => Some(e.decision),
+        _ => None,
+    });
+    Ok(verdict(
+        "exec",
+        guard.mode(),
+        "execution of the canary command",
+        Attempt {
+            errno,
+            event,
+            intact: true,
+        },
+    ))
+}
+
+/// Process layer: rtguard's own executable is protected against SIGTERM under the
+/// synthetic rule, and one child process sends SIGTERM to another.
+fn process_layer(
+    guard: &mut Guard,
+    ring: &mut RingBuf<MapData>,
+) -> Result<SelfTestResult, SelfTestError> {
+    let exe = std::fs::metadata("/proc/self/exe").map_err(|source| SelfTestError::Canary {
+        dir: "/proc/self/exe".to_owned(),
+        source,
+    })?;
+    let key = inode_key(&exe);
+    // The target leaves by itself once the write end of this pipe closes: with an
+    // earlier daemon's programs still attached, even the daemon's own SIGKILL to it could
+    // be refused.
+    let (hold, release) = nix::unistd::pipe()?;
+    // SAFETY: the child only reads and exits, both async-signal-safe.
+    let target = match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(release);
+            let mut byte = [0u8; 1];
+            unsafe { libc::read(hold.as_raw_fd(), byte.as_mut_ptr().cast(), 1) };
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(hold);
+    let outcome = (|| {
+        guard.canary_insert(
+            names::PROTECTED_PROCESSES,
+            key,
+            ProcessProtection {
+                signals: 1 << Signal::SIGTERM as u32,
+                rule_id: SELF_TEST_RULE,
+                _pad: 0,
+            },
+        )?;
+        let pid = target.as_raw();
+        // SAFETY: kill is async-signal-safe.
+        let errno = in_child(|| unsafe { libc::kill(pid, libc::SIGTERM) });
+        guard.canary_remove::<InodeKey, ProcessProtection>(names::PROTECTED_PROCESSES, key)?;
+        let intact = matches!(
+            waitpid(target, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        );
+        Ok::<_, SelfTestError>((errno?, intact))
+    })();
+    drop(release);
+    waitpid(target, None).ok();
+    let (errno, intact) = outcome?;
+    let event = wait_for_event(ring, |ev| match ev {
+        Event::Process(p) if p.target_exe == key && p.rule_id == SELF_TEST_RULE => Some(p.decision),
+        _ => None,
+    });
+    Ok(verdict(
+        "process",
+        guard.mode(),
+        "SIGTERM to a protected process",
+        Attempt {
+            errno,
+            event,
+            intact,
+        },
+    ))
+}
+
+/// Writes a canary file and returns its identity.
+fn write_canary(path: &Path, bytes: &[u8], mode: u32) -> Result<InodeKey, SelfTestError> {
+    let io = |source| SelfTestError::Canary {
+        dir: path.display().to_string(),
+        source,
+    };
+    std::fs::write(path, bytes).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io)?;
+    Ok(inode_key(&std::fs::metadata(path).map_err(io)?))
+}
+
+fn c_path(path: &Path) -> CString {
+    CString::new(PathBuf::from(path).into_os_string().into_encoded_bytes())
+        .expect("temp paths have no NUL")
+}
+
+/// Runs `attempt` in a forked child and returns its errno (None if it returned 0). A
+/// child, because the daemon's own executable could one day be trusted by a rule, and
+/// because the process layer never refuses a process's signals to itself.
+fn in_child(attempt: impl FnOnce() -> libc::c_int) -> Result<Option<Errno>, SelfTestError> {
+    // SAFETY: the daemon is single-threaded at this point (no runtime yet), and every
+    // `attempt` makes one async-signal-safe call before `_exit`.
     match unsafe { fork() }? {
         ForkResult::Child => {
-            let code = match nix::unistd::unlink(path.as_c_str()) {
-                Ok(()) => 0,
-                Err(e) => e as i32,
+            let code = match attempt() {
+                0 => 0,
+                _ => Errno::last_raw(),
             };
             unsafe { libc::_exit(code) }
         }
@@ -148,18 +346,79 @@ fn unlink_in_child(path: &Path) -> Result<Option<Errno>, SelfTestError> {
     }
 }
 
-/// The decision the kernel reported for the canary, if it arrives in time.
-fn wait_for_event(ring: &mut RingBuf<MapData>, key: guard_common::InodeKey) -> Option<Decision> {
+/// The decision the kernel reported for a canary, if it arrives in time. Other records
+/// (an earlier daemon's pinned programs at work) are left for nobody: they concern
+/// nothing the self-test did, and the earlier generation's own ring keeps its records.
+fn wait_for_event(
+    ring: &mut RingBuf<MapData>,
+    mut matches: impl FnMut(&Event) -> Option<Decision>,
+) -> Option<Decision> {
     let deadline = std::time::Instant::now() + EVENT_WAIT;
     while std::time::Instant::now() < deadline {
         while let Some(item) = ring.next() {
-            if let Ok(ev) = events::decode(&item) {
-                if ev.target == key && ev.rule_id == SELF_TEST_RULE {
-                    return Some(ev.decision);
-                }
+            if let Some(d) = events::decode_record(&item)
+                .ok()
+                .as_ref()
+                .and_then(&mut matches)
+            {
+                return Some(d);
             }
         }
         std::thread::sleep(Duration::from_millis(5));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_reports_its_errno() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = c_path(&dir.path().join("missing"));
+        let errno = in_child(|| unsafe { libc::unlink(missing.as_ptr()) }).unwrap();
+        assert_eq!(errno, Some(Errno::ENOENT));
+        let present = dir.path().join("present");
+        std::fs::write(&present, b"x").unwrap();
+        let path = c_path(&present);
+        assert_eq!(
+            in_child(|| unsafe { libc::unlink(path.as_ptr()) }).unwrap(),
+            None
+        );
+        assert!(!present.exists());
+    }
+
+    #[test]
+    fn only_the_expected_answer_passes() {
+        let refused = || Attempt {
+            errno: Some(Errno::EPERM),
+            event: Some(Decision::Blocked),
+            intact: true,
+        };
+        assert!(verdict("file", Mode::Enforce, "x", refused()).passed);
+        let no_event = Attempt {
+            event: None,
+            ..refused()
+        };
+        assert!(!verdict("file", Mode::Enforce, "x", no_event).passed);
+        let damaged = Attempt {
+            intact: false,
+            ..refused()
+        };
+        assert!(!verdict("file", Mode::Enforce, "x", damaged).passed);
+        let let_through = Attempt {
+            errno: None,
+            event: Some(Decision::WouldBlock),
+            intact: true,
+        };
+        assert!(verdict("exec", Mode::Audit, "x", let_through).passed);
+        let eacces = Attempt {
+            errno: Some(Errno::EACCES),
+            ..refused()
+        };
+        let r = verdict("exec", Mode::Enforce, "x", eacces);
+        assert!(!r.passed);
+        assert!(r.detail.contains("EACCES"), "{}", r.detail);
+    }
 }

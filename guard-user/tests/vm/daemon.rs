@@ -32,10 +32,14 @@ fn self_test_and_status_report_enforcement() {
     let (code, json) = guard.status_cmd();
     assert_eq!(code, 0, "status exit for an enforcing guard: {json}");
     assert!(json.contains(r#""state": "enforcing""#), "{json}");
-    assert!(
-        json.contains(r#""passed": true"#),
-        "self-test result published: {json}"
-    );
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let results = status["self_test"].as_array().expect("self-test results");
+    let layers: Vec<&str> = results
+        .iter()
+        .filter(|r| r["passed"] == true)
+        .filter_map(|r| r["layer"].as_str())
+        .collect();
+    assert_eq!(layers, ["file", "exec", "process"], "{json}");
     assert!(
         json.contains("path_unlink"),
         "attached programs listed: {json}"
@@ -49,11 +53,16 @@ fn self_test_and_status_report_enforcement() {
     );
 
     let records = std::fs::read_to_string(&audit).unwrap();
-    assert!(
-        records.contains(r#""decision":"self-test""#)
-            && records.contains(r#""op":"self-test-file""#),
-        "the self-test is in the audit log:\n{records}"
-    );
+    for layer in ["file", "exec", "process"] {
+        assert!(
+            records
+                .lines()
+                .any(|r| r.contains(r#""decision":"self-test""#)
+                    && r.contains(&format!(r#""op":"self-test-{layer}""#))
+                    && r.contains(r#""enforced":true"#)),
+            "the {layer} self-test is in the audit log:\n{records}"
+        );
+    }
 }
 
 #[test]
