@@ -26,6 +26,29 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// The shipped production policy.
+pub const PRODUCTION_POLICY: &str = "/etc/rtguard/production.toml";
+
+/// The shipped production policy with this test binary as a supervisor of the rtguard
+/// daemon. The policy lets only its supervisor (systemd, pid 1) stop rtguard with a fatal
+/// signal; here the tests start the guard and stop it with SIGTERM.
+pub fn production_policy() -> PathBuf {
+    let text = std::fs::read_to_string(PRODUCTION_POLICY).expect("the shipped policy");
+    let marker = "name = \"rtguard-daemon\"\n";
+    assert!(
+        text.contains(marker),
+        "the production policy protects rtguard"
+    );
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let text = text.replace(
+        marker,
+        &format!("{marker}supervisors = [{:?}]\n", exe.display().to_string()),
+    );
+    let path = std::env::temp_dir().join("rtguard-production-under-test.toml");
+    std::fs::write(&path, text).expect("write the policy under test");
+    path
+}
+
 /// A running `rtguard run`, stopped with SIGTERM on drop.
 pub struct RunningGuard {
     child: Option<Child>,
@@ -141,6 +164,16 @@ impl RunningGuard {
             out.status,
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+}
+
+impl RunningGuard {
+    /// Kills the guard with SIGKILL (a crash, an OOM kill) and returns what it logged.
+    pub fn kill(mut self) -> String {
+        let mut child = self.child.take().expect("guard still running");
+        child.kill().expect("SIGKILL the guard");
+        let out = child.wait_with_output().expect("wait for rtguard");
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 }
 

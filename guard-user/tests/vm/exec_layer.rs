@@ -7,12 +7,11 @@ use std::{path::Path, process::Command};
 
 use crate::common::*;
 
-const POLICY: &str = "/etc/rtguard/production.toml";
-
 fn start_production(audit_log: &Path, extra: &[&str]) -> RunningGuard {
+    let policy = production_policy();
     let mut args = vec![
         "--policy",
-        POLICY,
+        policy.to_str().unwrap(),
         "--audit-log",
         audit_log.to_str().unwrap(),
     ];

@@ -9,5 +9,6 @@ mod daemon;
 mod exec_layer;
 mod file_layer;
 mod packaging;
+mod persistence;
 mod policy;
 mod process_layer;

@@ -6,12 +6,11 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use crate::common::*;
 
-const POLICY: &str = "/etc/rtguard/production.toml";
-
 fn start_production(audit_log: &Path) -> RunningGuard {
+    let policy = production_policy();
     start_ready_guard(&[
         "--policy",
-        POLICY,
+        policy.to_str().unwrap(),
         "--audit-log",
         audit_log.to_str().unwrap(),
     ])
@@ -20,7 +19,7 @@ fn start_production(audit_log: &Path) -> RunningGuard {
 #[test]
 fn check_resolves_the_production_policy_against_the_installed_packages() {
     let out = std::process::Command::new(rtguard_bin())
-        .args(["check", POLICY])
+        .args(["check", PRODUCTION_POLICY])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

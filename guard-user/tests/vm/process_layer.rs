@@ -5,8 +5,6 @@ use std::process::{Command, Stdio};
 
 use crate::common::*;
 
-const POLICY: &str = "/etc/rtguard/production.toml";
-
 /// A child process killed when the test ends, however it ends.
 struct Daemon(std::process::Child);
 
@@ -51,7 +49,13 @@ fn a_running_containerd_survives_kill_pkill_and_killall() {
             .expect("start /usr/bin/containerd"),
     );
     let mut sleeper = Daemon(Command::new("sleep").arg("1000").spawn().unwrap());
-    let guard = start_ready_guard(&["--policy", POLICY, "--audit-log", audit.to_str().unwrap()]);
+    let policy = production_policy();
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
     let pid = containerd.pid();
 
     for (command, builtin) in [
