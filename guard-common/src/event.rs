@@ -39,6 +39,36 @@ impl Decision {
     }
 }
 
+/// Bytes of the acting process's command line a file or process event carries.
+pub const ACTOR_CMDLINE_LEN: usize = 256;
+/// Set in [`ActorCmdline::flags`] when the command line was longer than that.
+pub const CMDLINE_TRUNCATED: u32 = 1 << 0;
+
+/// The acting process's argv as the kernel keeps it (NUL-separated, what
+/// /proc/PID/cmdline shows), read in the process's own context: the audit trail can name
+/// an actor that exits before userspace reads /proc (`rm` is gone in microseconds).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ActorCmdline {
+    /// Valid bytes in `bytes`; 0 when it could not be read.
+    pub len: u32,
+    /// `CMDLINE_*` bits.
+    pub flags: u32,
+    pub bytes: [u8; ACTOR_CMDLINE_LEN],
+}
+
+impl ActorCmdline {
+    /// The arguments, lossily decoded, and whether the kernel had more than it copied.
+    pub fn args(&self) -> (impl Iterator<Item = &[u8]>, bool) {
+        let len = (self.len as usize).min(ACTOR_CMDLINE_LEN);
+        let bytes = &self.bytes[..len];
+        // A trailing NUL ends the last argument; it does not start an empty one.
+        let bytes = bytes.strip_suffix(&[0]).unwrap_or(bytes);
+        let args = bytes.split(|&b| b == 0).filter(move |_| len > 0);
+        (args, self.flags & CMDLINE_TRUNCATED != 0)
+    }
+}
+
 /// Set in [`FileEvent::flags`] when the tree root was more than
 /// [`EVENT_PATH_COMPONENTS`] levels above the target, so the path misses components.
 pub const EVENT_PATH_TRUNCATED: u32 = 1 << 0;
@@ -72,6 +102,7 @@ pub struct FileEvent {
     /// Path components from the target (index 0) up towards the anchor, each
     /// NUL-terminated. Empty for objects matched directly.
     pub names: [[u8; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
+    pub cmdline: ActorCmdline,
 }
 
 /// Arguments an exec event carries verbatim (the classifier saw up to
@@ -143,9 +174,36 @@ mod tests {
 
     #[test]
     fn event_has_no_implicit_padding() {
-        let fields = 3 * 16 + 8 + 10 * 4 + COMM_LEN + EVENT_NAME_LEN * EVENT_PATH_COMPONENTS;
+        let fields = 3 * 16
+            + 8
+            + 10 * 4
+            + COMM_LEN
+            + EVENT_NAME_LEN * EVENT_PATH_COMPONENTS
+            + 8
+            + ACTOR_CMDLINE_LEN;
         assert_eq!(core::mem::size_of::<FileEvent>(), fields);
         assert_eq!(core::mem::size_of::<FileEvent>() % 8, 0);
+    }
+
+    #[test]
+    fn command_lines_split_into_arguments() {
+        let mut c = ActorCmdline {
+            len: 0,
+            flags: 0,
+            bytes: [0; ACTOR_CMDLINE_LEN],
+        };
+        assert_eq!(c.args().0.count(), 0);
+        let raw = b"rm\0-rf\0/usr/bin/containerd\0";
+        c.bytes[..raw.len()].copy_from_slice(raw);
+        c.len = raw.len() as u32;
+        let (args, truncated) = c.args();
+        assert!(args.eq([&b"rm"[..], b"-rf", b"/usr/bin/containerd"]));
+        assert!(!truncated);
+        c.flags = CMDLINE_TRUNCATED;
+        c.len = 5;
+        let (args, truncated) = c.args();
+        assert!(args.eq([&b"rm"[..], b"-r"]));
+        assert!(truncated);
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct KernelOffsets {
     /// `struct task_struct` → `comm`.
     pub task_comm: u32,
     pub mm_exe_file: u32,
+    /// `struct mm_struct` → `arg_start` / `arg_end`: the process's argv strings in its
+    /// own memory (what /proc/PID/cmdline shows).
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
     /// `struct linux_binprm` → `file`: the file being executed.
     pub linux_binprm_file: u32,
     /// `struct linux_binprm` → `filename`: the path as execve was given it.

@@ -36,6 +36,8 @@ pub struct ProcessEvent {
     pub uid: u32,
     pub comm: [u8; crate::COMM_LEN],
     pub target_comm: [u8; crate::COMM_LEN],
+    /// The sender's command line.
+    pub cmdline: crate::event::ActorCmdline,
 }
 
 #[cfg(test)]
@@ -44,7 +46,7 @@ mod tests {
 
     #[test]
     fn process_event_has_no_implicit_padding_and_a_size_of_its_own() {
-        let fields = 2 * 16 + 8 + 8 * 4 + 2 * crate::COMM_LEN;
+        let fields = 2 * 16 + 8 + 8 * 4 + 2 * crate::COMM_LEN + 8 + crate::event::ACTOR_CMDLINE_LEN;
         assert_eq!(core::mem::size_of::<ProcessEvent>(), fields);
         assert_eq!(core::mem::size_of::<ProcessEvent>() % 8, 0);
         for other in [

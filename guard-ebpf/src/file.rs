@@ -27,9 +27,9 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        arg_scalar, current_task, dentry_key, dentry_name, dentry_parent, file_dentry, file_flags,
-        file_mode, iattr_valid, path_dentry, resolved_offsets, task_exe, task_parent, task_tgid,
-        KernelPtr,
+        arg_scalar, current_cmdline, current_task, dentry_key, dentry_name, dentry_parent,
+        file_dentry, file_flags, file_mode, iattr_valid, path_dentry, resolved_offsets, task_exe,
+        task_parent, task_tgid, KernelPtr,
     },
     maps::{
         count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
@@ -460,6 +460,7 @@ fn report(
         };
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+        current_cmdline(off, task, &mut (*ev).cmdline);
         for slot in 0..EVENT_PATH_COMPONENTS {
             (*ev).names[slot][0] = 0;
         }

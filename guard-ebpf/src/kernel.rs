@@ -5,12 +5,15 @@
 //! when a read fails or a pointer is NULL, and the callers treat that as "not protected".
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated},
     programs::LsmContext,
     EbpfContext as _,
 };
 use core::ffi::c_void;
-use guard_common::{InodeKey, KernelOffsets};
+use guard_common::{
+    event::{ActorCmdline, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
+    InodeKey, KernelOffsets,
+};
 
 use crate::maps::offsets;
 
@@ -133,6 +136,40 @@ pub fn bprm_exe(off: &KernelOffsets, bprm: KernelPtr) -> Option<InodeKey> {
 #[inline(always)]
 pub fn bprm_filename(off: &KernelOffsets, bprm: KernelPtr) -> Option<*const u8> {
     read_ptr(bprm, off.linux_binprm_filename).map(|p| p.cast())
+}
+
+/// Copies the current task's command line (the argv strings at `mm->arg_start`) into
+/// `out`, at most `ACTOR_CMDLINE_LEN - 1` bytes. Only for the current task: the user read
+/// goes through the current address space. A failed read leaves `len` 0.
+#[inline(always)]
+pub fn current_cmdline(off: &KernelOffsets, task: KernelPtr, out: &mut ActorCmdline) {
+    out.len = 0;
+    out.flags = 0;
+    let Some(mm) = read_ptr(task, off.task_mm) else {
+        return;
+    };
+    let (Some(start), Some(end)) = (
+        read_at::<u64>(mm, off.mm_arg_start),
+        read_at::<u64>(mm, off.mm_arg_end),
+    ) else {
+        return;
+    };
+    let total = end.saturating_sub(start);
+    let max = (ACTOR_CMDLINE_LEN - 1) as u64;
+    if total > max {
+        out.flags = CMDLINE_TRUNCATED;
+    }
+    let len = verifier_bound::<ACTOR_CMDLINE_LEN>(total.min(max) as usize);
+    let read = unsafe {
+        generated::bpf_probe_read_user(
+            out.bytes.as_mut_ptr().cast(),
+            len as u32,
+            start as *const c_void,
+        )
+    };
+    if read == 0 {
+        out.len = len as u32;
+    }
 }
 
 /// `i` masked to below `N` (a power of two) in a way the verifier sees. The compiler drops

@@ -68,6 +68,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     task_mm: 0,
     task_comm: 0,
     mm_exe_file: 0,
+    mm_arg_start: 0,
+    mm_arg_end: 0,
     linux_binprm_file: 0,
     linux_binprm_filename: 0,
     inode_setattr_args: 0,

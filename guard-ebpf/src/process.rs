@@ -17,7 +17,8 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        arg_scalar, current_task, resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
+        arg_scalar, current_cmdline, current_task, resolved_offsets, task_exe, task_parent,
+        task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
 };
@@ -111,6 +112,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
                     .cast::<[u8; 16]>(),
             )
             .unwrap_or_default();
+            current_cmdline(&off, task, &mut (*ev).cmdline);
         }
         if EVENTS.output::<ProcessEvent>(unsafe { &*ev }, 0).is_err() {
             count_dropped_event();

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use guard_common::{
     command::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
     event::{
-        EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS,
-        EXEC_EVENT_ARG_LEN,
+        ActorCmdline, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER,
+        EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
     Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
@@ -33,6 +33,28 @@ pub struct FileDecision {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
+    /// The actor's command line as the kernel copied it in the actor's own context.
+    pub cmdline: KernelCmdline,
+}
+
+/// An actor's argv as a file or process event carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelCmdline {
+    pub args: Vec<String>,
+    /// The command line was longer than the event holds; `args` is its start.
+    pub truncated: bool,
+}
+
+impl KernelCmdline {
+    fn from_raw(raw: &ActorCmdline) -> Self {
+        let (args, truncated) = raw.args();
+        Self {
+            args: args
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect(),
+            truncated,
+        }
+    }
 }
 
 impl FileDecision {
@@ -124,6 +146,8 @@ pub struct ProcessDecision {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
+    /// The sender's command line.
+    pub cmdline: KernelCmdline,
 }
 
 /// Decodes a process-layer record.
@@ -144,6 +168,7 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
         ppid: raw.ppid,
         uid: raw.uid,
         comm: c_string(&raw.comm),
+        cmdline: KernelCmdline::from_raw(&raw.cmdline),
     })
 }
 
@@ -245,6 +270,7 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         ppid: raw.ppid,
         uid: raw.uid,
         comm: c_string(&raw.comm),
+        cmdline: KernelCmdline::from_raw(&raw.cmdline),
     })
 }
 
@@ -312,10 +338,18 @@ mod tests {
             _pad: 0,
             comm,
             names: [[0; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
+            cmdline: ActorCmdline {
+                len: 0,
+                flags: 0,
+                bytes: [0; guard_common::event::ACTOR_CMDLINE_LEN],
+            },
         };
         for (slot, n) in ev.names.iter_mut().zip(names) {
             *slot = name(n);
         }
+        let argv = b"rm\0-f\0meta.db\0";
+        ev.cmdline.bytes[..argv.len()].copy_from_slice(argv);
+        ev.cmdline.len = argv.len() as u32;
         record_bytes(&ev)
     }
 
@@ -340,6 +374,8 @@ mod tests {
             (10, 11, 1, "rm")
         );
         assert_eq!(got.components, ["io.containerd", "meta.db"]);
+        assert_eq!(got.cmdline.args, ["rm", "-f", "meta.db"]);
+        assert!(!got.cmdline.truncated);
 
         let mut tables = KernelTables::default();
         tables

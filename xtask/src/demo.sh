@@ -17,24 +17,43 @@ step() {
     fi
 }
 
-say "A Debian host with containerd and runc from the archive"
+say "A Debian host with containerd and runc from the archive, containerd running"
 dpkg-query -W -f='    ${Package} ${Version} ${db:Status-Abbrev}\n' containerd runc
 ls -l /usr/bin/containerd /usr/sbin/runc /lib/systemd/system/containerd.service | sed 's/^/    /'
+/usr/bin/containerd > /var/log/containerd.log 2>&1 &
+for m in nf_tables nft_compat nft_chain_nat iptable_nat xt_addrtype; do modprobe $m 2>/dev/null; done
+iptables -t nat -N DOCKER && iptables -t nat -A DOCKER -d 172.17.0.1/32 -j RETURN
+printf '    containerd pid %s; Docker NAT chain:\n' "$(pidof containerd)"
+iptables -t nat -S DOCKER | sed 's/^/      /'
+iptables -t nat -S DOCKER > /tmp/docker-chain.before
 
-say "rtguard starts with the production policy"
-rtguard run --policy /etc/rtguard/production.toml > /var/log/rtguard.stderr 2>&1 &
+say "rtguard starts with the production policy, pinned (as the systemd unit runs it)"
+rtguard run --policy /etc/rtguard/production.toml --pin > /var/log/rtguard.stderr 2>&1 &
 i=0
 until rtguard status > /dev/null 2>&1 || [ $i -ge 600 ]; do sleep 0.2; i=$((i + 1)); done
 rtguard status | sed 's/^/    /'
 seen=$(wc -l < "$LOG")
 
-say "The uninstaller runs, as root"
+say "The uninstaller runs, as root: files first"
 step 'rm -rf /usr/bin/containerd* /usr/bin/ctr'
 step 'rm -rf /lib/systemd/system/containerd.service'
 step 'rm -rf /etc/containerd'
 step 'mv /usr/sbin/runc /tmp/runc.bak'
+step 'cp /bin/true /usr/sbin/runc'
+
+say "then the services, the packages, the processes and the firewall"
+step 'systemctl stop containerd'
 step 'systemctl disable containerd'
-step 'cp /bin/true /usr/bin/containerd'
+step 'apt-get remove -y containerd'
+step 'dpkg --purge --force-all containerd runc'
+step 'pkill -9 containerd'
+step 'iptables -t nat -F'
+step 'iptables -t nat -X DOCKER'
+step 'nft flush ruleset'
+
+say "and it tries to take the guard down first"
+step 'kill -9 $(pidof rtguard)'
+step 'rm -rf /sys/fs/bpf/rtguard'
 
 say "Legitimate maintenance still works: reinstalling containerd through dpkg"
 step "dpkg -i /root/debs/containerd_*.deb"
@@ -48,3 +67,9 @@ report=$(dpkg -V containerd runc 2>&1)
 printf '    dpkg -V containerd runc: %s\n' "${report:-nothing to report: every file is as dpkg installed it}"
 dpkg-query -W -f='    ${Package} ${Version} ${db:Status-Abbrev}\n' containerd runc
 ls -l /usr/bin/containerd /usr/sbin/runc /lib/systemd/system/containerd.service | sed 's/^/    /'
+printf '    containerd still running: pid %s\n' "$(pidof containerd || echo NONE)"
+if iptables -t nat -S DOCKER | cmp -s - /tmp/docker-chain.before; then
+    echo '    the DOCKER chain is byte for byte as before'
+else
+    echo '    the DOCKER chain CHANGED'
+fi

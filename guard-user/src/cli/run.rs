@@ -22,7 +22,7 @@ use crate::{
         self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
     },
     degraded::{self, ArgvCache, PathMatcher},
-    events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
+    events::{self, Event, ExecDecision, FileDecision, KernelCmdline, ProcessDecision},
     loader::{
         observer::Observer,
         self_test::{self, SelfTestResult},
@@ -1083,11 +1083,40 @@ impl AuditTrail {
         self.write(&record);
     }
 
-    fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
-        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
-            .with_ppid(ev.ppid)
-            .with_cgroup_id(ev.cgroup_id);
+    /// The actor of a file or process decision: what the kernel reported, the rest from
+    /// /proc. The command line the kernel copied in the actor's own context is preferred
+    /// when complete: the actor may be gone, or its pid reused, by the time /proc is read.
+    fn kernel_actor(
+        &self,
+        tgid: u32,
+        uid: u32,
+        comm: &str,
+        ppid: u32,
+        cgroup_id: u64,
+        cmdline: &KernelCmdline,
+    ) -> Actor {
+        let mut actor = Actor::new(tgid, uid, comm)
+            .with_ppid(ppid)
+            .with_cgroup_id(cgroup_id);
+        if !cmdline.args.is_empty() && !cmdline.truncated {
+            actor.set_argv(cmdline.args.iter().cloned(), false);
+        }
         actor.fill_from_proc(&self.procfs).ok();
+        if actor.argv.is_empty() && !cmdline.args.is_empty() {
+            actor.set_argv(cmdline.args.iter().cloned(), true);
+        }
+        actor
+    }
+
+    fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
+        let actor = self.kernel_actor(
+            ev.tgid,
+            ev.uid,
+            &ev.comm,
+            ev.ppid,
+            ev.cgroup_id,
+            &ev.cmdline,
+        );
         let mut target =
             Target::inode(ev.target_exe).with_process(ev.target_pid, ev.target_comm.clone());
         if let Some(path) = tables.paths.get(&ev.target_exe) {
@@ -1131,11 +1160,15 @@ impl AuditTrail {
     }
 
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
-        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
-            .with_ppid(ev.ppid)
-            .with_cgroup_id(ev.cgroup_id);
         // The process may be gone already; the kernel's fields stay.
-        actor.fill_from_proc(&self.procfs).ok();
+        let actor = self.kernel_actor(
+            ev.tgid,
+            ev.uid,
+            &ev.comm,
+            ev.ppid,
+            ev.cgroup_id,
+            &ev.cmdline,
+        );
         let mut target = Target::inode(ev.target);
         if let Some(path) = ev.path(tables) {
             target = target.with_path(path.display().to_string());

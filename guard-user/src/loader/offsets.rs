@@ -67,6 +67,8 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         task_mm: member_offset(btf, "task_struct", "mm")?,
         task_comm: member_offset(btf, "task_struct", "comm")?,
         mm_exe_file: member_offset(btf, "mm_struct", "exe_file")?,
+        mm_arg_start: member_offset(btf, "mm_struct", "arg_start")?,
+        mm_arg_end: member_offset(btf, "mm_struct", "arg_end")?,
         linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
         inode_setattr_args: hook_arity(btf, "inode_setattr")?,
@@ -176,6 +178,7 @@ mod tests {
         assert_eq!(off.dentry_d_parent % 8, 0);
         assert_eq!(off.task_mm % 8, 0);
         assert!(off.task_tgid > 0 && off.task_real_parent > 0 && off.mm_exe_file > 0);
+        assert_eq!(off.mm_arg_end, off.mm_arg_start + 8);
         // struct qstr is { hash_len; name }.
         assert_eq!(off.qstr_name, 8);
         // struct path is { mnt; dentry }.

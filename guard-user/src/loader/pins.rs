@@ -50,7 +50,7 @@ pub enum PinsError {
         #[source]
         source: PinError,
     },
-    #[error("links {ids:?} are still attached after their pins were removed: another process holds them")]
+    #[error("programs {ids:?} are still loaded after their links' pins were removed: another process holds them")]
     StillAttached { ids: Vec<u32> },
     #[error("opening the pinned map {path}: {source}")]
     OpenMap {
@@ -233,23 +233,23 @@ impl Generation {
         Ok(names)
     }
 
-    /// Unpins every link and waits until the kernel has detached the programs (no other
-    /// process may hold the links). Returns how many were unpinned.
+    /// Unpins every link and waits until the kernel has unloaded the programs (no other
+    /// process may hold them). Returns how many links were unpinned.
     pub fn unpin_links(&self) -> Result<usize, PinsError> {
         let links = self.links()?;
-        let mut ids = Vec::new();
+        let mut programs = Vec::new();
         for name in &links {
             let path = self.link_path(name);
-            // The link's id, to see it go; the fd opened for it closes right here.
+            // The linked program's id, to see it go; the fd opened for it closes here.
             if let Ok(info) = PinnedLink::from_pin(&path)
                 .map(FdLink::from)
                 .and_then(|l| l.info())
             {
-                ids.push(info.id());
+                programs.push(info.program_id());
             }
             std::fs::remove_file(&path).map_err(io_at(&path))?;
         }
-        wait_detached(&ids)?;
+        wait_unloaded(&programs)?;
         Ok(links.len())
     }
 
@@ -278,18 +278,19 @@ impl Generation {
     }
 }
 
-/// How long an unpinned link may take to go.
-const DETACH_WAIT: Duration = Duration::from_secs(10);
+/// How long an unpinned program may take to go.
+const DETACH_WAIT: Duration = Duration::from_secs(30);
 
-/// Waits until none of the links `ids` exists. The kernel frees a link whose last pin
-/// went only after an RCU grace period and from a workqueue, so a program runs a little
-/// past the unlink of its pin.
-fn wait_detached(ids: &[u32]) -> Result<(), PinsError> {
+/// Waits until none of the programs `ids` exists any more. The kernel releases a link
+/// whose last pin went from a workqueue, after an RCU grace period, and a program keeps
+/// running for a while after its link's id is gone (seconds under emulation on 6.12);
+/// only a program that no longer exists surely runs no more.
+fn wait_unloaded(ids: &[u32]) -> Result<(), PinsError> {
     let deadline = Instant::now() + DETACH_WAIT;
     loop {
-        let remaining: Vec<u32> = aya::programs::loaded_links()
+        let remaining: Vec<u32> = aya::programs::loaded_programs()
             .filter_map(Result::ok)
-            .map(|l| l.id())
+            .map(|p| p.id())
             .filter(|id| ids.contains(id))
             .collect();
         if remaining.is_empty() {
