@@ -281,6 +281,17 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     }
+    if !args.pin {
+        // Only a daemon started with --pin takes earlier pins over; say they are there.
+        if let Ok(n @ 1..) = PinDir::new(&args.pin_dir).pinned_links() {
+            warn!(
+                "{n} program(s) an earlier daemon pinned under {} keep enforcing its policy \
+                 alongside this one; start with --pin to take them over, or stop this daemon \
+                 and run `rtguard unload`",
+                args.pin_dir.display()
+            );
+        }
+    }
     let tables = match source.resolve(&windows) {
         Ok(tables) => tables,
         Err(e) => {
