@@ -7,8 +7,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use guard_common::command::{Reason, Verdict, NO_CLASS};
+use guard_common::{
+    command::{Reason, Verdict, NO_CLASS},
+    file::{OPS_ALL, OPS_ANCESTOR},
+};
 use guard_user::{
+    loader::KernelTables,
+    maintenance::MaintenanceState,
     policy::{self, Policy},
     resolve::{
         self, ruleset::ResolveOptions, units::UnitRole, ItemState, Origin, RpmTool, RuleSet,
@@ -733,4 +738,29 @@ fn shipped_policies_check_against_this_host() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(set.rules.len(), policy.rules.len());
     }
+}
+
+#[test]
+fn a_link_is_protected_with_the_directories_holding_it_even_when_it_dangles() {
+    let f = debian_host();
+    // An enablement link whose unit is gone (`dpkg -r` leaves it until purge).
+    let link = "/etc/systemd/system/multi-user.target.wants/containerd.service";
+    f.link(link, "/nonexistent/containerd.service");
+    let set = f.resolve(&production());
+    let tables = KernelTables::from_rule_set(
+        &set,
+        &MaintenanceState::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap_or_else(|e| panic!("a dangling link fails the tables: {e}"));
+    let protection = |inside: &str| {
+        let key = resolve::inode_key(&std::fs::symlink_metadata(f.path(inside)).unwrap());
+        tables.inodes.get(&key).map(|p| p.ops)
+    };
+    assert_eq!(protection(link), Some(OPS_ALL));
+    assert_eq!(
+        protection("/etc/systemd/system/multi-user.target.wants"),
+        Some(OPS_ANCESTOR),
+        "`mv multi-user.target.wants …` would disable the unit"
+    );
 }

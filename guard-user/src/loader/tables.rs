@@ -152,16 +152,24 @@ impl KernelTables {
             );
             t.paths.insert(excluded.key, excluded.path.clone());
         }
-        let protected: Vec<(PathBuf, u32)> = set
+        // Objects are identities taken without following a final symlink (an enablement
+        // link is protected as the link): their ancestors are the directories holding
+        // them. Tree roots were followed.
+        let protected: Vec<(PathBuf, u32, Follow)> = set
             .objects
             .iter()
-            .map(|o| (o.path.clone(), o.rule))
-            .chain(set.trees.iter().map(|t| (t.path.clone(), t.rule)))
+            .map(|o| (o.path.clone(), o.rule, Follow::Parent))
+            .chain(
+                set.trees
+                    .iter()
+                    .map(|t| (t.path.clone(), t.rule, Follow::Final)),
+            )
             .collect();
-        for (path, rule) in protected {
+        for (path, rule, follow) in protected {
             t.protect_ancestors(
                 &set.root.join(path.strip_prefix("/").unwrap_or(&path)),
                 rule,
+                follow,
             )?;
         }
         for writer in &set.trusted_writers {
@@ -201,7 +209,7 @@ impl KernelTables {
         let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
         merge(&mut self.inodes, key, rule_id, ops, flags);
         self.paths.insert(key, path.to_owned());
-        self.protect_ancestors(path, rule_id)?;
+        self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
 
@@ -216,7 +224,7 @@ impl KernelTables {
         let key = stat_key(path)?;
         merge(&mut self.trees, key, rule_id, ops, 0);
         self.paths.insert(key, path.to_owned());
-        self.protect_ancestors(path, rule_id)?;
+        self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
 
@@ -238,20 +246,41 @@ impl KernelTables {
         self.trees.keys().map(|k| k.dev).collect()
     }
 
-    fn protect_ancestors(&mut self, path: &Path, rule_id: u32) -> Result<(), ResolveError> {
+    fn protect_ancestors(
+        &mut self,
+        path: &Path,
+        rule_id: u32,
+        follow: Follow,
+    ) -> Result<(), ResolveError> {
         // Ancestors are taken from the path as resolved (symlinks followed), so that
         // `mv /usr/bin /x` is caught for /usr/bin/containerd even where /bin -> usr/bin.
-        let real = std::fs::canonicalize(path).map_err(|source| ResolveError::Stat {
-            path: path.to_owned(),
+        let (resolve, skip) = match follow {
+            Follow::Final => (path, 1),
+            Follow::Parent => match path.parent() {
+                Some(parent) => (parent, 0),
+                None => return Ok(()),
+            },
+        };
+        let real = std::fs::canonicalize(resolve).map_err(|source| ResolveError::Stat {
+            path: resolve.to_owned(),
             source,
         })?;
-        for dir in real.ancestors().skip(1) {
+        for dir in real.ancestors().skip(skip) {
             let key = stat_key(dir)?;
             merge(&mut self.inodes, key, rule_id, OPS_ANCESTOR, 0);
             self.paths.entry(key).or_insert_with(|| dir.to_owned());
         }
         Ok(())
     }
+}
+
+/// Whose ancestors [`KernelTables::protect_ancestors`] protects.
+#[derive(Clone, Copy)]
+enum Follow {
+    /// The object the path leads to, symlinks followed.
+    Final,
+    /// The path's own directory entry: a symlink is itself, and its directories hold it.
+    Parent,
 }
 
 /// Adds a protection, keeping what is already there: ops and flags are unioned, and the
