@@ -16,10 +16,11 @@ use guard_common::{
     FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
+use time::OffsetDateTime;
+
 use crate::{
-    maintenance::MaintenanceState,
-    policy::Upgrade,
-    resolve::{inode_key, Origin, ResolveError, RuleSet},
+    maintenance::{self, MaintenanceState},
+    resolve::{inode_key, ResolveError, RuleSet},
 };
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
@@ -68,8 +69,10 @@ pub struct ExecTables {
 }
 
 impl ExecTables {
-    pub fn from_rule_set(set: &RuleSet) -> Self {
-        let c = &set.commands;
+    /// The exec layer's share of a resolved policy, with the maintenance windows open at
+    /// `now` marked on the objects they open (see [`maintenance::commands_at`]).
+    pub fn from_rule_set(set: &RuleSet, windows: &MaintenanceState, now: OffsetDateTime) -> Self {
+        let c = &maintenance::commands_at(set, windows, now);
         let mut trusted_callers = BTreeMap::new();
         for t in &set.trusted_callers {
             *trusted_callers.entry(t.key).or_insert(0) |= t.classes;
@@ -89,20 +92,20 @@ impl ExecTables {
 }
 
 impl KernelTables {
-    /// The file layer's share of a resolved policy. Keys were taken by the resolver;
+    /// The kernel's tables for a resolved policy. Keys were taken by the resolver;
     /// ancestors are resolved here from the objects' paths under the rule set's root.
-    /// Files of packages whose group allows upgrades, or says `window` and has a
-    /// maintenance window open now, may be replaced by the package manager.
+    /// What the package manager may replace, and which commands pass, depends on the
+    /// maintenance windows open at `now` (see [`maintenance::file_upgradable`]).
     pub fn from_rule_set(
         set: &RuleSet,
         windows: &MaintenanceState,
-        now: time::OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<Self, ResolveError> {
         let mut t = KernelTables::default();
         for (id, entry) in set.rule_entries() {
             t.rules.insert(id, entry);
         }
-        t.exec = ExecTables::from_rule_set(set);
+        t.exec = ExecTables::from_rule_set(set, windows, now);
         for exe in &set.processes {
             let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
             t.processes.entry(exe.key).or_insert(ProcessProtection {
@@ -116,14 +119,7 @@ impl KernelTables {
             t.trusted.insert(TrustKey::new(exe.key, exe.rule));
         }
         for object in &set.objects {
-            let upgradable = match set.rule(object.rule).and_then(|r| r.upgrade) {
-                Some(Upgrade::Allow) => true,
-                Some(Upgrade::Window) => match &object.origin {
-                    Origin::Package { package, .. } => windows.is_open(package, now),
-                    _ => false,
-                },
-                Some(Upgrade::Deny) | None => false,
-            };
+            let upgradable = maintenance::file_upgradable(set, object, windows, now);
             let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
             merge(&mut t.inodes, object.key, object.rule, OPS_ALL, flags);
             t.paths.insert(object.key, object.path.clone());
