@@ -30,7 +30,11 @@
 //! 4. **Decision.** A destructive verb meeting a protected object, a bare verb that hits
 //!    everything, a hits-all flag or a name pattern is [`Verdict::Destructive`]; an install
 //!    or reinstall of a protected package is [`Verdict::AllowedAsUpgrade`] when its group
-//!    allows upgrades.
+//!    allows upgrades, or allows them in a window and one is open for that package.
+//! 5. **Maintenance windows** are per object ([`OBJECT_WINDOW_OPEN`],
+//!    [`OBJECT_REMOVAL_OPEN`]): a destructive verb passes only when every protected object
+//!    it names has a window open that allows removal, and it names them one by one (no
+//!    bare verb, pattern or all-objects word).
 
 use crate::{
     hash::{basename_step, fnv1a_step, short_option_hash, FNV_OFFSET},
@@ -84,8 +88,6 @@ pub const TOKEN_HAS_SPACE: u32 = 1 << 7;
 // CommandLine::flags
 /// argv had more than [`MAX_ARGV_TOKENS`] arguments.
 pub const LINE_TRUNCATED: u32 = 1 << 0;
-/// A maintenance window is open: `upgrade = "window"` packages may be replaced.
-pub const LINE_WINDOW_OPEN: u32 = 1 << 1;
 
 // WordEntry::flags
 /// Destroys the objects it names (`remove`, `-r`, `stop`, `-X`).
@@ -144,6 +146,17 @@ pub const UPGRADE_NONE: u32 = 0;
 pub const UPGRADE_ALLOW: u32 = 1;
 pub const UPGRADE_WINDOW: u32 = 2;
 pub const UPGRADE_DENY: u32 = 3;
+
+// ObjectEntry::flags: what the maintenance windows open now allow. Userspace sets them per
+// object (a window for runc must not open containerd) and rewrites the entry when a window
+// opens, closes or expires.
+/// A window is open for this package and its group says `upgrade = "window"`: installs,
+/// upgrades and reinstalls of it pass ([`Reason::UpgradeInWindow`]).
+pub const OBJECT_WINDOW_OPEN: u32 = 1 << 0;
+/// A window that allows removal is open for this object (the package, or a unit a package
+/// with such a window ships): destructive verbs naming it pass, reported
+/// ([`Reason::RemovalInWindow`]).
+pub const OBJECT_REMOVAL_OPEN: u32 = 1 << 1;
 
 /// One argv argument, reduced to what the classifier needs. The kernel fills it while it
 /// copies the argument; userspace with the same function.
@@ -453,7 +466,8 @@ pub struct ObjectEntry {
     pub object: u32,
     /// `UPGRADE_*`: what an install of this package is.
     pub upgrade: u32,
-    pub _pad: u32,
+    /// `OBJECT_*` bits.
+    pub flags: u32,
 }
 
 /// Read access to the compiled tables. The kernel implements it over BPF maps, userspace
@@ -550,6 +564,9 @@ pub enum Reason {
     TrustedCaller = 16,
     /// Installs a protected package whose group allows upgrades: nothing is lost.
     Install = 17,
+    /// Removes (or stops) protected objects, every one of them covered by an open
+    /// maintenance window that allows removal.
+    RemovalInWindow = 18,
 }
 
 impl Reason {
@@ -572,6 +589,7 @@ impl Reason {
             15 => Some(Self::ContentNotVisible),
             16 => Some(Self::TrustedCaller),
             17 => Some(Self::Install),
+            18 => Some(Self::RemovalInWindow),
             _ => None,
         }
     }
@@ -595,6 +613,7 @@ impl Reason {
             Self::ContentNotVisible => "content-not-visible",
             Self::TrustedCaller => "trusted-caller",
             Self::Install => "install",
+            Self::RemovalInWindow => "removal-in-window",
         }
     }
 }
@@ -684,9 +703,17 @@ struct Scan {
     bare_pending: bool,
     bare_hit: bool,
     objects_named: u32,
+    /// The first protected object named that no removal window covers.
     first_hit: Option<Hit>,
+    /// The first protected object named that a removal window covers.
+    removal_hit: Option<Hit>,
+    /// Among the objects an install or upgrade would put in place (not apt's `pkg-`
+    /// removals), the one whose group is strictest about it.
     strictest: Option<Hit>,
+    /// The first `pkg-` removal in an install that no removal window covers.
     suffix_hit: Option<Hit>,
+    /// The first `pkg-` removal in an install that a removal window covers.
+    suffix_removal: Option<Hit>,
     pattern_token: u32,
     unparsed: bool,
 }
@@ -751,16 +778,41 @@ impl Scan {
             entry,
             token: index,
         };
-        if self.first_hit.is_none() {
+        // Under a destructive verb every object named is destroyed: one a removal window
+        // does not cover is enough to refuse the command.
+        let covered = entry.flags & OBJECT_REMOVAL_OPEN != 0;
+        if !covered && self.first_hit.is_none() {
             self.first_hit = Some(hit);
         }
+        if covered && self.removal_hit.is_none() {
+            self.removal_hit = Some(hit);
+        }
+        if token.flags & TOKEN_REMOVE_SUFFIX != 0 && self.entry.flags & CLASS_REMOVE_SUFFIX != 0 {
+            // `apt-get install containerd-` removes containerd: never an install of it.
+            if !covered && self.suffix_hit.is_none() {
+                self.suffix_hit = Some(hit);
+            }
+            if covered && self.suffix_removal.is_none() {
+                self.suffix_removal = Some(hit);
+            }
+            return;
+        }
         match self.strictest {
-            Some(s) if s.entry.upgrade >= entry.upgrade => {}
+            Some(s) if upgrade_rank(&s.entry) >= upgrade_rank(&entry) => {}
             _ => self.strictest = Some(hit),
         }
-        if token.flags & TOKEN_REMOVE_SUFFIX != 0 && self.suffix_hit.is_none() {
-            self.suffix_hit = Some(hit);
-        }
+    }
+}
+
+/// How strict a package's group is about replacing it, with the object's open windows
+/// taken into account: of several packages an install names, the strictest decides.
+const fn upgrade_rank(entry: &ObjectEntry) -> u32 {
+    match entry.upgrade {
+        UPGRADE_ALLOW => 1,
+        UPGRADE_WINDOW if entry.flags & OBJECT_WINDOW_OPEN != 0 => 2,
+        UPGRADE_WINDOW => 3,
+        UPGRADE_DENY => 4,
+        _ => 0,
     }
 }
 
@@ -878,8 +930,10 @@ impl Classifier {
             bare_hit: false,
             objects_named: 0,
             first_hit: None,
+            removal_hit: None,
             strictest: None,
             suffix_hit: None,
+            suffix_removal: None,
             pattern_token: NO_TOKEN,
             unparsed: false,
         },
@@ -1098,7 +1152,7 @@ impl Classifier {
             }
         }
         let truncated = line.flags & LINE_TRUNCATED != 0 || scan.unparsed;
-        let decision = decide(scan, &entry, line, truncated, verb_seen);
+        let decision = decide(scan, &entry, truncated, verb_seen);
         let trusted = class_id < MAX_CLASSES && line.trusted_classes & (1 << class_id) != 0;
         match decision.verdict() {
             Some(Verdict::Destructive) | Some(Verdict::ReportOnly) if trusted => Classification {
@@ -1111,27 +1165,21 @@ impl Classifier {
     }
 }
 
-fn decide(
-    scan: &Scan,
-    entry: &ClassEntry,
-    line: &CommandLine,
-    truncated: bool,
-    verb_seen: bool,
-) -> Classification {
+fn decide(scan: &Scan, entry: &ClassEntry, truncated: bool, verb_seen: bool) -> Classification {
     let class = scan.class;
     let bare_rule = entry.bare_rule;
-    let charge = |verdict: Verdict, reason: Reason, rule: u32, verb: u32, hit: Option<Hit>| {
-        let mut c = Classification::new(verdict, reason, class);
-        c.rule = rule;
-        c.verb_token = verb;
-        if let Some(hit) = hit {
-            c.object_token = hit.token;
-            c.object = hit.entry.object;
-        }
-        c
-    };
     let destructive = |reason: Reason, rule: u32, verb: u32, hit: Option<Hit>| {
-        charge(Verdict::Destructive, reason, rule, verb, hit)
+        charge(Verdict::Destructive, reason, class, rule, verb, hit)
+    };
+    let removal_in_window = |verb: u32, hit: Hit| {
+        charge(
+            Verdict::AllowedAsUpgrade,
+            Reason::RemovalInWindow,
+            class,
+            hit.entry.rule,
+            verb,
+            Some(hit),
+        )
     };
 
     if scan.modifiers & WORD_DRY_RUN != 0 {
@@ -1166,11 +1214,17 @@ fn decide(
                 return destructive(Reason::ArgvOverflow, bare_rule, verb, None);
             }
         }
+        // Every protected object it names has a window open for its removal (and nothing
+        // above reads as "everything"): allowed, and reported.
+        if let Some(hit) = scan.removal_hit {
+            return removal_in_window(verb, hit);
+        }
     }
     if scan.verbs & WORD_REPORT_ONLY != 0 && bare_rule != NO_RULE {
         return charge(
             Verdict::ReportOnly,
             Reason::ContentNotVisible,
+            class,
             bare_rule,
             scan.report_token,
             None,
@@ -1191,27 +1245,44 @@ fn decide(
                 return destructive(Reason::ArgvOverflow, bare_rule, verb, None);
             }
         }
-        if let Some(hit) = scan.strictest {
+        let installs = if let Some(hit) = scan.strictest {
             if !replaces && hit.entry.upgrade == UPGRADE_ALLOW {
-                return charge(
+                Some(charge(
                     Verdict::Allowed,
                     Reason::Install,
+                    class,
                     hit.entry.rule,
                     verb,
                     Some(hit),
-                );
+                ))
+            } else {
+                Some(upgrade(hit.entry, hit.entry.rule, class, verb, Some(hit)))
             }
-            return upgrade(
-                line,
-                hit.entry.upgrade,
-                hit.entry.rule,
-                class,
-                verb,
-                Some(hit),
-            );
+        } else if scan.bare_verbs & WORD_UPGRADE != 0
+            && scan.objects_named == 0
+            && bare_rule != NO_RULE
+        {
+            // Which packages a bare upgrade replaces is not on the command line: only a
+            // group that allows upgrades outright lets it through, never a window.
+            let strictest = ObjectEntry {
+                upgrade: entry.bare_upgrade,
+                ..ObjectEntry::default()
+            };
+            Some(upgrade(strictest, bare_rule, class, verb, None))
+        } else {
+            None
+        };
+        match installs {
+            Some(c) if c.verdict == Verdict::Destructive as u32 => return c,
+            _ => {}
         }
-        if scan.bare_verbs & WORD_UPGRADE != 0 && scan.objects_named == 0 && bare_rule != NO_RULE {
-            return upgrade(line, entry.bare_upgrade, bare_rule, class, verb, None);
+        // What it removes (`pkg-` in a window that allows it) matters more to a reviewer
+        // than what it installs.
+        if let Some(hit) = scan.suffix_removal {
+            return removal_in_window(verb, hit);
+        }
+        if let Some(c) = installs {
+            return c;
         }
     }
     if truncated && !verb_seen && bare_rule != NO_RULE {
@@ -1221,24 +1292,15 @@ fn decide(
     Classification::new(Verdict::Allowed, Reason::NoDestructiveVerb, class)
 }
 
-fn upgrade(
-    line: &CommandLine,
-    policy: u32,
-    rule: u32,
+/// A classification charged to `rule`, naming the deciding verb and object.
+fn charge(
+    verdict: Verdict,
+    reason: Reason,
     class: u32,
+    rule: u32,
     verb: u32,
     hit: Option<Hit>,
 ) -> Classification {
-    let (verdict, reason) = match policy {
-        UPGRADE_ALLOW => (Verdict::AllowedAsUpgrade, Reason::Upgrade),
-        UPGRADE_WINDOW if line.flags & LINE_WINDOW_OPEN != 0 => {
-            (Verdict::AllowedAsUpgrade, Reason::UpgradeInWindow)
-        }
-        UPGRADE_WINDOW => (Verdict::Destructive, Reason::UpgradeOutsideWindow),
-        UPGRADE_DENY => (Verdict::Destructive, Reason::UpgradeDenied),
-        // Not a package (a unit or chain named by an install-like verb): nothing replaced.
-        _ => return Classification::new(Verdict::Allowed, Reason::NoDestructiveVerb, class),
-    };
     let mut c = Classification::new(verdict, reason, class);
     c.rule = rule;
     c.verb_token = verb;
@@ -1247,6 +1309,28 @@ fn upgrade(
         c.object = hit.entry.object;
     }
     c
+}
+
+/// An install, reinstall or upgrade of the package `object` describes (its group's
+/// `UPGRADE_*` and its window bits).
+fn upgrade(
+    object: ObjectEntry,
+    rule: u32,
+    class: u32,
+    verb: u32,
+    hit: Option<Hit>,
+) -> Classification {
+    let (verdict, reason) = match object.upgrade {
+        UPGRADE_ALLOW => (Verdict::AllowedAsUpgrade, Reason::Upgrade),
+        UPGRADE_WINDOW if object.flags & OBJECT_WINDOW_OPEN != 0 => {
+            (Verdict::AllowedAsUpgrade, Reason::UpgradeInWindow)
+        }
+        UPGRADE_WINDOW => (Verdict::Destructive, Reason::UpgradeOutsideWindow),
+        UPGRADE_DENY => (Verdict::Destructive, Reason::UpgradeDenied),
+        // Not a package (a unit or chain named by an install-like verb): nothing replaced.
+        _ => return Classification::new(Verdict::Allowed, Reason::NoDestructiveVerb, class),
+    };
+    charge(verdict, reason, class, rule, verb, hit)
 }
 
 #[cfg(test)]
@@ -1412,7 +1496,7 @@ mod tests {
                     } else {
                         UPGRADE_NONE
                     },
-                    _pad: 0,
+                    flags: 0,
                 })
         }
     }
@@ -1520,6 +1604,271 @@ mod tests {
             (Some(Verdict::Allowed), Some(Reason::TrustedCaller))
         );
         assert_eq!(c.rule, 1);
+    }
+
+    /// apt and dpkg over three packages: `containerd` and `runc` upgrade in a window, `hello`
+    /// always; each object's window bits as the test sets them.
+    struct Windowed {
+        flags: [u32; 3],
+    }
+
+    const DPKG: u32 = 0;
+    const PACKAGES: [&[u8]; 3] = [b"containerd", b"runc", b"hello"];
+    const WINDOW_RULE: u32 = 7;
+    const ALLOW_RULE: u32 = 8;
+
+    impl CommandTables for Windowed {
+        fn config(&self) -> CommandConfig {
+            CommandConfig {
+                prefix_lens: LENS,
+                classes: 2,
+                _pad: 0,
+            }
+        }
+        fn binary(&self, name_hash: u64) -> Option<BinaryEntry> {
+            [(&b"dpkg"[..], DPKG), (b"apt-get", APT)]
+                .iter()
+                .find(|(n, _)| fnv1a(n) == name_hash)
+                .map(|&(_, class)| BinaryEntry { class, flags: 0 })
+        }
+        fn class(&self, class: u32) -> Option<ClassEntry> {
+            let common = ClassEntry {
+                bare_rule: WINDOW_RULE,
+                bare_upgrade: UPGRADE_WINDOW,
+                ..Default::default()
+            };
+            match class {
+                DPKG => Some(common),
+                APT => Some(ClassEntry {
+                    flags: CLASS_REMOVE_SUFFIX | CLASS_PATTERNS,
+                    verb_position: 1,
+                    ..common
+                }),
+                _ => None,
+            }
+        }
+        fn word(&self, key: &WordKey) -> Option<WordEntry> {
+            let words: &[(u32, &[u8], u32)] = &[
+                (DPKG, b"-r", WORD_DESTRUCTIVE),
+                (DPKG, b"--remove", WORD_DESTRUCTIVE),
+                (DPKG, b"-i", WORD_UPGRADE),
+                (DPKG, b"--pending", WORD_ALL_OBJECTS),
+                (DPKG, b"--force-remove-protected", WORD_HITS_ALL),
+                (APT, b"remove", WORD_DESTRUCTIVE),
+                (APT, b"install", WORD_INSTALL),
+                (APT, b"--reinstall", WORD_UPGRADE),
+                (APT, b"upgrade", WORD_UPGRADE | WORD_BARE),
+            ];
+            words
+                .iter()
+                .find(|(c, w, _)| *c == key.class && fnv1a(w) == key.hash)
+                .map(|&(_, _, flags)| WordEntry { flags })
+        }
+        fn object(&self, key: &ObjectKey) -> Option<ObjectEntry> {
+            if key.kind != OBJECT_NAME {
+                return None;
+            }
+            let object = PACKAGES.iter().position(|n| fnv1a(n) == key.hash)?;
+            let window = object < 2;
+            Some(ObjectEntry {
+                rule: if window { WINDOW_RULE } else { ALLOW_RULE },
+                object: object as u32,
+                upgrade: if window {
+                    UPGRADE_WINDOW
+                } else {
+                    UPGRADE_ALLOW
+                },
+                flags: self.flags[object],
+            })
+        }
+    }
+
+    const CONTAINERD: usize = 0;
+    const RUNC: usize = 1;
+    const BOTH: u32 = OBJECT_WINDOW_OPEN | OBJECT_REMOVAL_OPEN;
+
+    /// (verdict, reason, charged object name) under the given windows.
+    fn windowed(flags: [u32; 3], args: &[&str]) -> (Verdict, Reason, Option<&'static str>) {
+        let mut line = CommandLine::EMPTY;
+        for arg in args {
+            line.push(arg.as_bytes(), &LENS);
+        }
+        let c = classify(&Windowed { flags }, &line);
+        let object = PACKAGES
+            .get(c.object as usize)
+            .map(|n| core::str::from_utf8(n).unwrap());
+        (c.verdict().unwrap(), c.reason().unwrap(), object)
+    }
+
+    #[test]
+    fn a_window_opens_installs_of_its_own_package_only() {
+        use Reason::*;
+        use Verdict::*;
+        let closed = [0; 3];
+        let mut runc = [0; 3];
+        runc[RUNC] = OBJECT_WINDOW_OPEN;
+        let reinstall = ["apt-get", "install", "--reinstall", "runc"];
+        assert_eq!(
+            windowed(closed, &reinstall),
+            (Destructive, UpgradeOutsideWindow, Some("runc"))
+        );
+        assert_eq!(
+            windowed(runc, &reinstall),
+            (AllowedAsUpgrade, UpgradeInWindow, Some("runc"))
+        );
+        assert_eq!(
+            windowed(
+                runc,
+                &["dpkg", "-i", "/root/debs/runc_1.1.5+ds1-1_amd64.deb"]
+            ),
+            (AllowedAsUpgrade, UpgradeInWindow, Some("runc"))
+        );
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "runc:amd64"]),
+            (AllowedAsUpgrade, UpgradeInWindow, Some("runc"))
+        );
+        // The other package's window is still closed: it decides, whatever the order.
+        for args in [
+            &["apt-get", "install", "--reinstall", "runc", "containerd"][..],
+            &["apt-get", "install", "--reinstall", "containerd", "runc"],
+            &[
+                "dpkg",
+                "-i",
+                "containerd_1.6.20_amd64.deb",
+                "runc_1.1.5_amd64.deb",
+            ],
+        ] {
+            assert_eq!(
+                windowed(runc, args),
+                (Destructive, UpgradeOutsideWindow, Some("containerd")),
+                "{args:?}"
+            );
+        }
+        // An always-upgradable package next to a windowed one doesn't hide the window.
+        assert_eq!(
+            windowed(
+                runc,
+                &["apt-get", "install", "--reinstall", "hello", "runc"]
+            ),
+            (AllowedAsUpgrade, UpgradeInWindow, Some("runc"))
+        );
+        // A bare upgrade replaces packages the command line doesn't name.
+        assert_eq!(
+            windowed([OBJECT_WINDOW_OPEN; 3], &["apt-get", "upgrade"]),
+            (Destructive, UpgradeOutsideWindow, None)
+        );
+        // An upgrade-only window refuses removal.
+        assert_eq!(
+            windowed(runc, &["dpkg", "-r", "runc"]),
+            (Destructive, ProtectedObject, Some("runc"))
+        );
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "runc-"]),
+            (Destructive, RemoveSuffix, Some("runc"))
+        );
+    }
+
+    #[test]
+    fn a_removal_window_opens_removal_of_its_own_package_only() {
+        use Reason::*;
+        use Verdict::*;
+        let mut runc = [0; 3];
+        runc[RUNC] = BOTH;
+        for args in [
+            &["dpkg", "-r", "runc"][..],
+            &["dpkg", "--remove", "--force-depends", "runc:amd64"],
+            &["apt-get", "remove", "runc"],
+        ] {
+            assert_eq!(
+                windowed(runc, args),
+                (AllowedAsUpgrade, RemovalInWindow, Some("runc")),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "runc-"]),
+            (AllowedAsUpgrade, RemovalInWindow, Some("runc"))
+        );
+        // An always-allowed install next to a removal: the removal is what is reported.
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "hello", "runc-"]),
+            (AllowedAsUpgrade, RemovalInWindow, Some("runc"))
+        );
+        // Any object without such a window is enough to refuse, wherever it stands.
+        for args in [
+            &["apt-get", "remove", "containerd", "runc"][..],
+            &["apt-get", "remove", "runc", "containerd"],
+            &["dpkg", "-r", "containerd"],
+            &["apt-get", "remove", "runc", "hello"],
+        ] {
+            let (verdict, reason, object) = windowed(runc, args);
+            assert_eq!(
+                (verdict, reason),
+                (Destructive, ProtectedObject),
+                "{args:?}"
+            );
+            assert_ne!(object, Some("runc"), "{args:?}");
+        }
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "runc-", "containerd-"]),
+            (Destructive, RemoveSuffix, Some("containerd"))
+        );
+        // A removal next to an install the windows don't allow.
+        assert_eq!(
+            windowed(runc, &["apt-get", "install", "runc-", "containerd"]),
+            (Destructive, UpgradeOutsideWindow, Some("containerd"))
+        );
+        // Words that reach beyond the named objects stay refused.
+        assert_eq!(
+            windowed(runc, &["dpkg", "--remove", "--pending", "runc"]),
+            (Destructive, AllObjects, None)
+        );
+        assert_eq!(
+            windowed(runc, &["apt-get", "remove", "run*"]),
+            (Destructive, Pattern, None)
+        );
+        assert_eq!(
+            windowed(runc, &["dpkg", "--force-remove-protected", "-r", "runc"]),
+            (Destructive, HitsAll, None)
+        );
+        assert_eq!(
+            windowed([BOTH; 3], &["dpkg", "--remove", "--pending"]),
+            (Destructive, AllObjects, None)
+        );
+        // A removal window without an upgrade window (an `allow` group has no need of
+        // one; a `deny` group gets none) leaves installs as the group says.
+        let mut removal_only = [0; 3];
+        removal_only[CONTAINERD] = OBJECT_REMOVAL_OPEN;
+        assert_eq!(
+            windowed(removal_only, &["dpkg", "-i", "containerd_1.6.20_amd64.deb"]),
+            (Destructive, UpgradeOutsideWindow, Some("containerd"))
+        );
+        assert_eq!(
+            windowed(removal_only, &["dpkg", "-r", "containerd"]),
+            (AllowedAsUpgrade, RemovalInWindow, Some("containerd"))
+        );
+    }
+
+    #[test]
+    fn a_long_removal_stays_refused_in_a_removal_window() {
+        let mut line = CommandLine::EMPTY;
+        for arg in ["dpkg", "-r"] {
+            line.push(arg.as_bytes(), &LENS);
+        }
+        for _ in 0..MAX_ARGV_TOKENS {
+            line.push(b"runc", &LENS);
+        }
+        line.push(b"containerd", &LENS);
+        let c = classify(
+            &Windowed {
+                flags: [0, BOTH, 0],
+            },
+            &line,
+        );
+        assert_eq!(
+            (c.verdict(), c.reason()),
+            (Some(Verdict::Destructive), Some(Reason::ArgvOverflow))
+        );
     }
 
     #[test]

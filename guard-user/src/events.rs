@@ -105,6 +105,14 @@ impl ExecDecision {
         self.classification.verdict()
     }
 
+    /// Allowed only because a maintenance window is open for what it names.
+    pub fn in_window(&self) -> bool {
+        matches!(
+            self.reason(),
+            Some(Reason::UpgradeInWindow | Reason::RemovalInWindow)
+        )
+    }
+
     /// The argument that decided it (`remove`, `-r`, `-F`), if the event carries it.
     pub fn verb(&self) -> Option<&str> {
         self.arg(self.classification.verb_token)

@@ -1,11 +1,14 @@
-//! Maintenance windows: a time-limited permission for the package manager to replace
-//! (and, if asked, remove) the files of named packages whose group says
-//! `upgrade = "window"`.
+//! Maintenance windows: a time-limited permission to install, upgrade and reinstall named
+//! packages whose group says `upgrade = "window"`, and, if asked, to remove them.
 //!
 //! `rtguard maintenance open|close` edits a small JSON state file and asks the daemon to
 //! re-read it (SIGHUP); the daemon applies open windows to the kernel tables, records
 //! every open, close and expiry in the audit log, and closes windows when they expire.
 //! The file lives in the state directory, so windows survive a daemon restart.
+//!
+//! What an open window relaxes, in both layers that see packages, is decided here
+//! ([`file_upgradable`], [`commands_at`]), per package: a window for runc opens nothing of
+//! containerd.
 
 use std::{
     io,
@@ -13,10 +16,21 @@ use std::{
     time::Duration,
 };
 
+use guard_common::{
+    command::{
+        ObjectEntry, ObjectKey, MAX_COMMAND_OBJECTS, OBJECT_NAME, OBJECT_PREFIX,
+        OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN, UPGRADE_WINDOW,
+    },
+    hash::fnv1a,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::paths;
+use crate::{
+    paths,
+    policy::{commands::ObjectName, CompiledCommands, ObjectKind, Upgrade},
+    resolve::{Origin, ResolvedObject, RuleSet},
+};
 
 /// The state file in `dir`.
 pub fn state_file(dir: &Path) -> PathBuf {
@@ -148,15 +162,185 @@ impl MaintenanceState {
         self.windows.iter().filter(move |w| w.is_open_at(now))
     }
 
+    /// The window open for `package` at `now`, if any. Architectures are ignored on both
+    /// sides: `runc:amd64` and `runc` are one package to a window.
+    pub fn window_for(&self, package: &str, now: OffsetDateTime) -> Option<&MaintenanceWindow> {
+        let name = package_name(package);
+        self.open_at(now).find(|w| package_name(&w.package) == name)
+    }
+
     /// Whether `package` (with or without `:arch`) has a window open at `now`.
     pub fn is_open(&self, package: &str, now: OffsetDateTime) -> bool {
-        let name = package.split(':').next().unwrap_or(package);
-        self.open_at(now).any(|w| w.package == name)
+        self.window_for(package, now).is_some()
+    }
+
+    /// Whether `package` has a window open at `now` that allows removing it.
+    pub fn allows_removal(&self, package: &str, now: OffsetDateTime) -> bool {
+        self.window_for(package, now)
+            .is_some_and(|w| w.allow_removal)
     }
 
     /// When the next open window expires, if any.
     pub fn next_expiry(&self) -> Option<OffsetDateTime> {
         self.windows.iter().map(|w| w.expires).min()
+    }
+}
+
+/// A package name without its `:arch`.
+fn package_name(package: &str) -> &str {
+    package.split(':').next().unwrap_or(package)
+}
+
+/// Whether the file layer lets the package manager (dpkg, rpm and what they run) replace
+/// or remove `object` at `now`:
+/// - files of a package whose group says `upgrade = "allow"`, always;
+/// - files of a package whose group says `window`, while a window is open for it;
+/// - files of a package with a window open that allows removal, whatever its group, so a
+///   removal the exec layer lets through is not stopped half-way;
+/// - the files of a unit (unit file, drop-ins, enablement links) that such a package
+///   ships, which its postrm disables.
+pub fn file_upgradable(
+    set: &RuleSet,
+    object: &ResolvedObject,
+    windows: &MaintenanceState,
+    now: OffsetDateTime,
+) -> bool {
+    let by_group = match set.rule(object.rule).and_then(|r| r.upgrade) {
+        Some(Upgrade::Allow) => true,
+        Some(Upgrade::Window) => match &object.origin {
+            Origin::Package { package, .. } => windows.is_open(package, now),
+            _ => false,
+        },
+        Some(Upgrade::Deny) | None => false,
+    };
+    by_group
+        || match &object.origin {
+            Origin::Package { package, .. } => windows.allows_removal(package, now),
+            Origin::Unit { unit, .. } => unit_removal_open(set, unit, windows, now),
+            Origin::Path { .. } => false,
+        }
+}
+
+/// Whether a package shipping `unit`'s unit file has a window open that allows removal.
+fn unit_removal_open(
+    set: &RuleSet,
+    unit: &str,
+    windows: &MaintenanceState,
+    now: OffsetDateTime,
+) -> bool {
+    set.unit_packages
+        .get(unit)
+        .is_some_and(|packages| packages.iter().any(|p| windows.allows_removal(p, now)))
+}
+
+/// The exec layer's command tables at `now`: `set`'s compiled tables with each protected
+/// object's window bits set. The kernel's maps and `rtguard explain` are both built from
+/// this, and the classifier reads the bits (see `guard_common::command`).
+/// - A package gets `OBJECT_WINDOW_OPEN` while a window is open for it and its group says
+///   `upgrade = "window"` (the rule [`file_upgradable`] applies to its files), and
+///   `OBJECT_REMOVAL_OPEN` while that window allows removal.
+/// - A unit gets `OBJECT_REMOVAL_OPEN` while a package shipping its unit file has a
+///   window that allows removal: the package's prerm stops it (`deb-systemd-invoke stop`).
+/// - A package matched by a wildcard name (`docker-*`) gets an exact entry of its own while
+///   its window is open, so that the window opens that package and not the whole prefix.
+pub fn commands_at(
+    set: &RuleSet,
+    windows: &MaintenanceState,
+    now: OffsetDateTime,
+) -> CompiledCommands {
+    let mut commands = set.commands.clone();
+    for window in windows.open_at(now) {
+        exact_entries(&mut commands, package_name(&window.package));
+    }
+    let names = &commands.object_names;
+    for entry in commands.objects.values_mut() {
+        entry.flags = object_flags(set, names, entry, windows, now);
+    }
+    commands
+}
+
+/// Adds `package` by its exact name to every class where only a wildcard names it.
+fn exact_entries(commands: &mut CompiledCommands, package: &str) {
+    let wildcards: Vec<(usize, &ObjectName)> = commands
+        .object_names
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            o.kind == ObjectKind::Packages
+                && o.name
+                    .strip_suffix('*')
+                    .is_some_and(|prefix| package.starts_with(prefix))
+        })
+        .collect();
+    let mut added: Vec<(ObjectKey, ObjectEntry)> = Vec::new();
+    let mut names: Vec<ObjectName> = Vec::new();
+    for (index, wildcard) in wildcards {
+        let prefix = fnv1a(wildcard.name.trim_end_matches('*').as_bytes());
+        for (key, entry) in &commands.objects {
+            if key.kind != OBJECT_PREFIX || key.hash != prefix || entry.object != index as u32 {
+                continue;
+            }
+            let exact = ObjectKey::new(key.class, OBJECT_NAME, fnv1a(package.as_bytes()));
+            if commands.objects.contains_key(&exact) || added.iter().any(|(k, _)| *k == exact) {
+                continue;
+            }
+            // The kernel's map is no bigger than the compiler allowed for: a policy at its
+            // limit keeps its wildcard closed rather than fail to load.
+            if commands.objects.len() + added.len() >= MAX_COMMAND_OBJECTS as usize {
+                continue;
+            }
+            let object = match names.iter().position(|n| n.rule == entry.rule) {
+                Some(i) => commands.object_names.len() + i,
+                None => {
+                    names.push(ObjectName {
+                        name: package.to_owned(),
+                        kind: ObjectKind::Packages,
+                        rule: entry.rule,
+                    });
+                    commands.object_names.len() + names.len() - 1
+                }
+            };
+            added.push((
+                exact,
+                ObjectEntry {
+                    object: object as u32,
+                    ..*entry
+                },
+            ));
+        }
+    }
+    commands.object_names.extend(names);
+    commands.objects.extend(added);
+}
+
+fn object_flags(
+    set: &RuleSet,
+    names: &[ObjectName],
+    entry: &ObjectEntry,
+    windows: &MaintenanceState,
+    now: OffsetDateTime,
+) -> u32 {
+    let Some(name) = names.get(entry.object as usize) else {
+        return 0;
+    };
+    match name.kind {
+        ObjectKind::Packages => match windows.window_for(&name.name, now) {
+            Some(window) => {
+                let mut flags = 0;
+                if entry.upgrade == UPGRADE_WINDOW {
+                    flags |= OBJECT_WINDOW_OPEN;
+                }
+                if window.allow_removal {
+                    flags |= OBJECT_REMOVAL_OPEN;
+                }
+                flags
+            }
+            None => 0,
+        },
+        ObjectKind::Units if unit_removal_open(set, &name.name, windows, now) => {
+            OBJECT_REMOVAL_OPEN
+        }
+        _ => 0,
     }
 }
 
@@ -194,6 +378,9 @@ mod tests {
             "expiry is exclusive"
         );
         assert!(!s.is_open("docker.io", T0));
+        assert!(!s.allows_removal("runc", T0));
+        assert!(s.allows_removal("containerd:amd64", T0));
+        assert!(!s.allows_removal("containerd", T0 + Duration::from_secs(60)));
         assert_eq!(s.next_expiry(), Some(T0 + Duration::from_secs(60)));
 
         let expired = s.expire(T0 + Duration::from_secs(61));
@@ -202,6 +389,15 @@ mod tests {
         assert!(s.close("runc"));
         assert!(!s.close("runc"));
         assert!(s.windows.is_empty());
+    }
+
+    #[test]
+    fn a_window_names_a_package_whatever_the_architecture() {
+        let mut s = MaintenanceState::default();
+        s.open("runc:amd64", true, Duration::from_secs(60), "a", "root", T0);
+        assert!(s.is_open("runc", T0));
+        assert!(s.allows_removal("runc:arm64", T0));
+        assert!(!s.is_open("runc-extra", T0));
     }
 
     #[test]

@@ -199,3 +199,107 @@ fn explain_without_a_policy_uses_the_shipped_production_one() {
     );
     assert!(text.contains("decision: blocked"), "{text}");
 }
+
+#[test]
+fn explain_follows_the_maintenance_windows_open_for_each_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("windowed.toml");
+    let text = std::fs::read_to_string(PRODUCTION).unwrap().replacen(
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"allow\"",
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"window\"",
+        1,
+    );
+    std::fs::write(&policy, text).unwrap();
+    let state = dir.path().join("state");
+    let explain = |extra: &[&str], argv: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--json",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        args.push("--");
+        args.extend_from_slice(argv);
+        let out = rtguard(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            v["decision"].as_str().unwrap().to_owned(),
+            v["reason"].as_str().unwrap().to_owned(),
+        )
+    };
+    let decided = |decision: &str, reason: &str| (decision.to_owned(), reason.to_owned());
+    let reinstall_runc = ["apt-get", "install", "--reinstall", "runc"];
+    assert_eq!(
+        explain(&[], &reinstall_runc),
+        decided("blocked", "upgrade-outside-window")
+    );
+
+    // A window opened with no daemon running is on record and applies.
+    let out = rtguard(&[
+        "maintenance",
+        "open",
+        "--package",
+        "runc",
+        "--allow-removal",
+        "--for",
+        "10m",
+        "--reason",
+        "CVE fix",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--status-file",
+        dir.path().join("no-daemon.json").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        explain(&[], &reinstall_runc),
+        decided("allowed-by-maintenance", "upgrade-in-window")
+    );
+    assert_eq!(
+        explain(&[], &["dpkg", "--remove", "--force-depends", "runc"]),
+        decided("allowed-by-maintenance", "removal-in-window")
+    );
+    assert_eq!(
+        explain(&[], &["dpkg", "-r", "containerd"]),
+        decided("blocked", "protected-object")
+    );
+    assert_eq!(
+        explain(&[], &["apt-get", "remove", "runc", "containerd"]),
+        decided("blocked", "protected-object")
+    );
+
+    // --window simulates one more, upgrade only unless --allow-removal.
+    let containerd = ["--window", "containerd"];
+    assert_eq!(
+        explain(
+            &containerd,
+            &["dpkg", "-i", "/root/debs/containerd_1.6.20_amd64.deb"]
+        ),
+        decided("allowed-by-maintenance", "upgrade-in-window")
+    );
+    assert_eq!(
+        explain(&containerd, &["dpkg", "-r", "containerd"]),
+        decided("blocked", "protected-object")
+    );
+    let out = rtguard(&[
+        "explain",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--",
+        "dpkg",
+        "-r",
+        "runc",
+    ]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("decision: allowed (maintenance window), recorded\n"),
+        "{text}"
+    );
+    assert!(text.contains("window open that allows removal"), "{text}");
+}

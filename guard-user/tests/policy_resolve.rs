@@ -5,10 +5,16 @@
 use std::{
     os::unix::fs::{symlink, MetadataExt as _},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
-use guard_common::command::{Reason, Verdict, NO_CLASS};
+use guard_common::{
+    command::{Reason, Verdict, NO_CLASS, OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN},
+    file::{FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR},
+};
 use guard_user::{
+    loader::KernelTables,
+    maintenance::{self, MaintenanceState},
     policy::{self, Policy},
     resolve::{
         self, ruleset::ResolveOptions, units::UnitRole, ItemState, Origin, RpmTool, RuleSet,
@@ -733,4 +739,419 @@ fn shipped_policies_check_against_this_host() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(set.rules.len(), policy.rules.len());
     }
+}
+
+#[test]
+fn a_link_is_protected_with_the_directories_holding_it_even_when_it_dangles() {
+    let f = debian_host();
+    // An enablement link whose unit is gone (`dpkg -r` leaves it until purge).
+    let link = "/etc/systemd/system/multi-user.target.wants/containerd.service";
+    f.link(link, "/nonexistent/containerd.service");
+    let set = f.resolve(&production());
+    let tables = KernelTables::from_rule_set(
+        &set,
+        &MaintenanceState::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap_or_else(|e| panic!("a dangling link fails the tables: {e}"));
+    let protection = |inside: &str| {
+        let key = resolve::inode_key(&std::fs::symlink_metadata(f.path(inside)).unwrap());
+        tables.inodes.get(&key).map(|p| p.ops)
+    };
+    assert_eq!(protection(link), Some(OPS_ALL));
+    assert_eq!(
+        protection("/etc/systemd/system/multi-user.target.wants"),
+        Some(OPS_ANCESTOR),
+        "`mv multi-user.target.wants …` would disable the unit"
+    );
+}
+
+// ---- Maintenance windows on the resolved tables -------------------------------------------
+
+const T0: time::OffsetDateTime = time::macros::datetime!(2026-11-27 10:00 UTC);
+
+/// production.toml with one package group upgraded only in a maintenance window.
+fn windowed(group_packages: &str, windowed_packages: &str) -> Policy {
+    let text = PRODUCTION.replacen(
+        &format!("packages = {group_packages}\nupgrade = \"allow\""),
+        &format!("packages = {windowed_packages}\nupgrade = \"window\""),
+        1,
+    );
+    assert_ne!(text, PRODUCTION, "the group is in production.toml");
+    policy::parse("windowed.toml", &text).unwrap_or_else(|e| panic!("{}", e.render()))
+}
+
+/// Debian's packages (containerd, runc, docker.io) in a window group.
+fn windowed_debian() -> Policy {
+    let packages = r#"["containerd", "runc", "docker.io"]"#;
+    windowed(packages, packages)
+}
+
+fn windows(open: &[(&str, bool)]) -> MaintenanceState {
+    let mut state = MaintenanceState::default();
+    for (package, allow_removal) in open {
+        state.open(
+            package,
+            *allow_removal,
+            Duration::from_secs(3600),
+            "test",
+            "root",
+            T0,
+        );
+    }
+    state
+}
+
+/// (verdict, reason, name of the object charged) as the kernel would classify `argv`.
+fn classify_in(
+    set: &RuleSet,
+    windows: &MaintenanceState,
+    now: time::OffsetDateTime,
+    argv: &[&str],
+) -> (Verdict, Reason, Option<String>) {
+    let commands = maintenance::commands_at(set, windows, now);
+    let c = commands.classify(&commands.command_line(argv));
+    (
+        c.verdict().unwrap(),
+        c.reason().unwrap(),
+        commands.object_name(c.object).map(|o| o.name.clone()),
+    )
+}
+
+/// The window bits of every exec-table entry for `object`, per class.
+fn exec_flags(tables: &KernelTables, object: &str) -> Vec<u32> {
+    let flags: Vec<u32> = tables
+        .exec
+        .objects
+        .values()
+        .filter(|e| tables.exec.object_names[e.object as usize] == object)
+        .map(|e| e.flags)
+        .collect();
+    assert!(!flags.is_empty(), "{object} is in the exec tables");
+    flags
+}
+
+/// The file-layer flags of the object at `inside` (the link itself for a symlink).
+fn file_flags(f: &Fixture, tables: &KernelTables, inside: &str) -> u32 {
+    let key = resolve::inode_key(&std::fs::symlink_metadata(f.path(inside)).unwrap());
+    tables
+        .inodes
+        .get(&key)
+        .unwrap_or_else(|| panic!("{inside} is protected"))
+        .flags
+}
+
+#[test]
+fn a_window_for_one_package_opens_its_installs_and_nothing_else() {
+    use Reason::*;
+    use Verdict::*;
+    let f = debian_host();
+    let set = f.resolve(&windowed_debian());
+    let none = MaintenanceState::default();
+    let runc = windows(&[("runc", false)]);
+
+    let reinstall_runc = ["apt-get", "install", "--reinstall", "runc"];
+    assert_eq!(
+        classify_in(&set, &none, T0, &reinstall_runc),
+        (Destructive, UpgradeOutsideWindow, Some("runc".into()))
+    );
+    assert_eq!(
+        classify_in(&set, &runc, T0, &reinstall_runc),
+        (AllowedAsUpgrade, UpgradeInWindow, Some("runc".into()))
+    );
+    assert_eq!(
+        classify_in(
+            &set,
+            &runc,
+            T0,
+            &[
+                "dpkg",
+                "-i",
+                "/root/debs/runc_1.1.5+ds1-1+deb12u1_amd64.deb"
+            ]
+        ),
+        (AllowedAsUpgrade, UpgradeInWindow, Some("runc".into()))
+    );
+    // The window is runc's, not containerd's.
+    for argv in [
+        &["apt-get", "install", "--reinstall", "containerd"][..],
+        &["apt-get", "install", "--reinstall", "runc", "containerd"],
+        &[
+            "dpkg",
+            "-i",
+            "runc_1.1.5_amd64.deb",
+            "containerd_1.6.20_amd64.deb",
+        ],
+    ] {
+        assert_eq!(
+            classify_in(&set, &runc, T0, argv),
+            (Destructive, UpgradeOutsideWindow, Some("containerd".into())),
+            "{argv:?}"
+        );
+    }
+    // An upgrade window is no removal window; bare verbs and whole-system upgrades are
+    // not opened by a window for one package.
+    assert_eq!(
+        classify_in(&set, &runc, T0, &["dpkg", "-r", "runc"]),
+        (Destructive, ProtectedObject, Some("runc".into()))
+    );
+    assert_eq!(
+        classify_in(&set, &runc, T0, &["apt-get", "upgrade"]).1,
+        UpgradeOutsideWindow
+    );
+    assert_eq!(
+        classify_in(&set, &runc, T0, &["iptables", "-F"]),
+        (Destructive, BareVerb, None)
+    );
+    // Expired: as without it.
+    assert_eq!(
+        classify_in(&set, &runc, T0 + Duration::from_secs(3600), &reinstall_runc).1,
+        UpgradeOutsideWindow
+    );
+
+    // What the loader writes: runc's entries carry the bit, the others don't, and the
+    // file layer lets dpkg replace runc's files only.
+    let tables = KernelTables::from_rule_set(&set, &runc, T0).unwrap();
+    assert!(exec_flags(&tables, "runc")
+        .iter()
+        .all(|&f| f == OBJECT_WINDOW_OPEN));
+    for other in [
+        "containerd",
+        "docker.io",
+        "containerd.io",
+        "containerd.service",
+    ] {
+        assert!(
+            exec_flags(&tables, other).iter().all(|&f| f == 0),
+            "{other}"
+        );
+    }
+    assert_eq!(file_flags(&f, &tables, "/usr/sbin/runc"), FILE_UPGRADABLE);
+    assert_eq!(file_flags(&f, &tables, "/usr/bin/containerd"), 0);
+    let closed = KernelTables::from_rule_set(&set, &none, T0).unwrap();
+    assert!(exec_flags(&closed, "runc").iter().all(|&f| f == 0));
+    assert_eq!(file_flags(&f, &closed, "/usr/sbin/runc"), 0);
+}
+
+#[test]
+fn a_removal_window_opens_its_package_and_the_units_it_ships_only() {
+    use Reason::*;
+    use Verdict::*;
+    let f = debian_host();
+    let set = f.resolve(&windowed_debian());
+    assert_eq!(
+        set.unit_packages.get("containerd.service"),
+        Some(&["containerd".to_owned()].into())
+    );
+    assert_eq!(
+        set.unit_packages.get("docker.socket"),
+        Some(&["docker.io".to_owned()].into())
+    );
+    let containerd = windows(&[("containerd", true)]);
+
+    for argv in [
+        &["dpkg", "-r", "containerd"][..],
+        &[
+            "dpkg",
+            "--status-fd",
+            "23",
+            "--no-triggers",
+            "--force-depends",
+            "--remove",
+            "containerd:amd64",
+        ],
+        &["apt-get", "purge", "-y", "containerd"],
+    ] {
+        assert_eq!(
+            classify_in(&set, &containerd, T0, argv),
+            (AllowedAsUpgrade, RemovalInWindow, Some("containerd".into())),
+            "{argv:?}"
+        );
+    }
+    // Its prerm stops the service it ships; Docker's stay protected.
+    for argv in [
+        &["deb-systemd-invoke", "stop", "containerd.service"][..],
+        &["systemctl", "stop", "containerd"],
+    ] {
+        assert_eq!(
+            classify_in(&set, &containerd, T0, argv),
+            (
+                AllowedAsUpgrade,
+                RemovalInWindow,
+                Some("containerd.service".into())
+            ),
+            "{argv:?}"
+        );
+    }
+    assert_eq!(
+        classify_in(
+            &set,
+            &containerd,
+            T0,
+            &["systemctl", "stop", "containerd", "docker"]
+        ),
+        (Destructive, ProtectedObject, Some("docker.service".into()))
+    );
+    // Another package on the same command line, or a word that reaches past the names.
+    assert_eq!(
+        classify_in(
+            &set,
+            &containerd,
+            T0,
+            &["apt-get", "remove", "containerd", "runc"]
+        ),
+        (Destructive, ProtectedObject, Some("runc".into()))
+    );
+    assert_eq!(
+        classify_in(&set, &containerd, T0, &["dpkg", "--remove", "--pending"]),
+        (Destructive, AllObjects, None)
+    );
+    assert_eq!(
+        classify_in(&set, &containerd, T0, &["apt-get", "remove", "container*"]),
+        (Destructive, Pattern, None)
+    );
+    assert_eq!(
+        classify_in(
+            &set,
+            &containerd,
+            T0,
+            &["dpkg", "-r", "--force-remove-protected", "containerd"]
+        ),
+        (Destructive, HitsAll, None)
+    );
+    // The same window without --allow-removal.
+    let upgrade_only = windows(&[("containerd", false)]);
+    assert_eq!(
+        classify_in(&set, &upgrade_only, T0, &["dpkg", "-r", "containerd"]).1,
+        ProtectedObject
+    );
+    assert_eq!(
+        classify_in(
+            &set,
+            &upgrade_only,
+            T0,
+            &["systemctl", "stop", "containerd"]
+        )
+        .1,
+        ProtectedObject
+    );
+
+    let tables = KernelTables::from_rule_set(&set, &containerd, T0).unwrap();
+    assert!(exec_flags(&tables, "containerd")
+        .iter()
+        .all(|&f| f == OBJECT_WINDOW_OPEN | OBJECT_REMOVAL_OPEN));
+    assert!(exec_flags(&tables, "containerd.service")
+        .iter()
+        .all(|&f| f == OBJECT_REMOVAL_OPEN));
+    for other in ["runc", "docker.io", "docker.service", "docker.socket"] {
+        assert!(
+            exec_flags(&tables, other).iter().all(|&f| f == 0),
+            "{other}"
+        );
+    }
+    assert_eq!(
+        file_flags(&f, &tables, "/usr/bin/containerd"),
+        FILE_UPGRADABLE
+    );
+    assert_eq!(
+        file_flags(
+            &f,
+            &tables,
+            "/etc/systemd/system/multi-user.target.wants/docker.service"
+        ),
+        0,
+        "Docker's enablement stays protected"
+    );
+}
+
+#[test]
+fn a_removal_window_lets_dpkg_remove_the_files_of_a_group_that_denies_upgrades() {
+    let f = debian_host();
+    let text = PRODUCTION.replacen(
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"allow\"",
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"deny\"",
+        1,
+    );
+    let set = f.resolve(&policy::parse("deny.toml", &text).unwrap());
+    let tables = KernelTables::from_rule_set(&set, &windows(&[("runc", false)]), T0).unwrap();
+    assert_eq!(
+        file_flags(&f, &tables, "/usr/sbin/runc"),
+        0,
+        "upgrades are denied"
+    );
+    let removal = windows(&[("runc", true)]);
+    let tables = KernelTables::from_rule_set(&set, &removal, T0).unwrap();
+    assert_eq!(file_flags(&f, &tables, "/usr/sbin/runc"), FILE_UPGRADABLE);
+    assert_eq!(
+        classify_in(&set, &removal, T0, &["dpkg", "-r", "runc"]).1,
+        Reason::RemovalInWindow
+    );
+    assert_eq!(
+        classify_in(&set, &removal, T0, &["dpkg", "-i", "runc_1.1.5_amd64.deb"]).1,
+        Reason::UpgradeDenied
+    );
+}
+
+#[test]
+fn a_window_for_a_package_under_a_wildcard_opens_that_package_only() {
+    use Reason::*;
+    use Verdict::*;
+    let f = docker_ce_host();
+    let policy = windowed(
+        r#"[
+    "containerd.io",
+    "docker-ce",
+    "docker-ce-cli",
+    "docker-buildx-plugin",
+    "docker-compose-plugin",
+]"#,
+        r#"["containerd.io", "docker-*"]"#,
+    );
+    let set = f.resolve(&policy);
+    let docker_ce = windows(&[("docker-ce:amd64", true)]);
+    assert_eq!(
+        classify_in(
+            &set,
+            &docker_ce,
+            T0,
+            &["apt-get", "install", "--reinstall", "docker-ce"]
+        ),
+        (AllowedAsUpgrade, UpgradeInWindow, Some("docker-ce".into()))
+    );
+    assert_eq!(
+        classify_in(&set, &docker_ce, T0, &["dpkg", "-r", "docker-ce:amd64"]),
+        (AllowedAsUpgrade, RemovalInWindow, Some("docker-ce".into()))
+    );
+    for argv in [
+        &["apt-get", "install", "--reinstall", "docker-ce-cli"][..],
+        &["dpkg", "-r", "docker-ce", "docker-compose-plugin"],
+    ] {
+        let (verdict, _, object) = classify_in(&set, &docker_ce, T0, argv);
+        assert_eq!(
+            (verdict, object),
+            (Destructive, Some("docker-*".into())),
+            "{argv:?}"
+        );
+    }
+    let none = MaintenanceState::default();
+    assert_eq!(
+        classify_in(
+            &set,
+            &none,
+            T0,
+            &["apt-get", "install", "--reinstall", "docker-ce"]
+        ),
+        (Destructive, UpgradeOutsideWindow, Some("docker-*".into()))
+    );
+    // docker.service ships in docker-ce: its window lets the prerm stop it.
+    assert_eq!(
+        classify_in(
+            &set,
+            &docker_ce,
+            T0,
+            &["systemctl", "stop", "docker.service"]
+        )
+        .1,
+        RemovalInWindow
+    );
 }

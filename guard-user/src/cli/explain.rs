@@ -9,7 +9,7 @@ use std::{
 
 use clap::Args;
 use guard_common::{
-    command::{action, LINE_WINDOW_OPEN},
+    command::action,
     command::{
         Classification, Reason, Verdict, MAX_ARGV_TOKENS, NO_CLASS, NO_TOKEN, TOKEN_HEAD_BYTES,
     },
@@ -18,6 +18,8 @@ use guard_common::{
 
 use super::exit;
 use crate::{
+    maintenance::{self, state_file, MaintenanceState},
+    paths,
     policy::{self, Policy, PolicyError},
     resolve::{self, ruleset::EXEC_PATH, ResolveError, ResolveOptions, Root, RuleSet},
 };
@@ -84,9 +86,18 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "EXE")]
     pub caller: Option<PathBuf>,
 
-    /// Classify as if a maintenance window were open.
-    #[arg(long)]
-    pub window_open: bool,
+    /// The daemon's state directory: the maintenance windows open there now apply, as
+    /// they do in the kernel.
+    #[arg(long, value_name = "DIR", default_value = paths::STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Classify as if a maintenance window were open for this package (repeatable).
+    #[arg(long = "window", value_name = "PACKAGE")]
+    pub windows: Vec<String>,
+
+    /// The windows given with --window allow removal too.
+    #[arg(long, requires = "windows")]
+    pub allow_removal: bool,
 
     /// The command line, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
@@ -116,7 +127,7 @@ pub fn explain(args: ExplainArgs) -> u8 {
         root: args.root.clone(),
         ..Default::default()
     };
-    let set = match resolve::resolve(&policy, &options) {
+    let mut set = match resolve::resolve(&policy, &options) {
         Ok(set) => set,
         Err(ResolveError::Policy(e)) => {
             eprintln!("{}", e.render());
@@ -127,6 +138,23 @@ pub fn explain(args: ExplainArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    let now = time::OffsetDateTime::now_utc();
+    let mut windows = MaintenanceState::load(&state_file(&args.state_dir)).unwrap_or_else(|e| {
+        eprintln!("rtguard: {e}; classifying as if no maintenance window were open");
+        MaintenanceState::default()
+    });
+    for package in &args.windows {
+        let for_now = std::time::Duration::from_secs(60);
+        windows.open(
+            package,
+            args.allow_removal,
+            for_now,
+            "explain",
+            "explain",
+            now,
+        );
+    }
+    set.commands = maintenance::commands_at(&set, &windows, now);
     let argv: Vec<Vec<u8>> = args.command.iter().map(|a| a.as_bytes().to_vec()).collect();
     let caller = match &args.caller {
         Some(path) => match std::fs::metadata(path) {
@@ -138,7 +166,7 @@ pub fn explain(args: ExplainArgs) -> u8 {
         },
         None => None,
     };
-    let e = explain_argv(&policy, &set, &argv, caller, args.window_open);
+    let e = explain_argv(&policy, &set, &argv, caller);
     if args.json {
         let (verb, object) = (
             token(&e, e.classification.verb_token),
@@ -193,13 +221,14 @@ fn load_policy(path: Option<&Path>) -> Result<(Policy, String), PolicyError> {
 }
 
 /// Classifies an argv the way the kernel will: PATH lookup of argv[0] under the set's root
-/// for the executed file, its inode for the class-by-identity, the caller for trust.
+/// for the executed file, its inode for the class-by-identity, the caller for trust. The
+/// set's command tables carry the maintenance windows to apply
+/// ([`maintenance::commands_at`]).
 pub fn explain_argv(
     policy: &Policy,
     set: &RuleSet,
     argv: &[Vec<u8>],
     caller: Option<guard_common::InodeKey>,
-    window_open: bool,
 ) -> Explanation {
     let commands = &set.commands;
     let mut line = commands.command_line(argv);
@@ -210,9 +239,6 @@ pub fn explain_argv(
         set.annotate(&mut line, Some(key), caller.as_ref());
     } else {
         set.annotate(&mut line, None, caller.as_ref());
-    }
-    if window_open {
-        line.flags |= LINE_WINDOW_OPEN;
     }
     let classification = commands.classify(&line);
     let rule_info = set.rule(classification.rule);
@@ -350,9 +376,16 @@ fn describe(
             "{verb} installs {named}: a first install replaces nothing, and an upgrade is allowed \
              for its group (removal stays blocked)"
         ),
-        Some(Reason::UpgradeInWindow) => format!("{verb} replaces {named} inside an open maintenance window"),
+        Some(Reason::UpgradeInWindow) => format!(
+            "{verb} replaces {named} inside the maintenance window open for it"
+        ),
         Some(Reason::UpgradeOutsideWindow) => format!(
-            "{verb} replaces {named}, whose group allows upgrades only in a maintenance window, and none is open"
+            "{verb} replaces {named}, whose group allows upgrades only in a maintenance window, \
+             and none is open for it (`rtguard maintenance open --package …`)"
+        ),
+        Some(Reason::RemovalInWindow) => format!(
+            "{verb} acts on {named}, and every protected object it names has a maintenance \
+             window open that allows removal (`--allow-removal`); allowed and recorded"
         ),
         Some(Reason::UpgradeDenied) => format!("{verb} replaces {named}, whose group denies upgrades"),
         Some(Reason::ContentNotVisible) => format!(
@@ -429,7 +462,12 @@ pub fn render(e: &Explanation, policy_origin: &str) -> String {
         (Action::Block, _) => "blocked".to_owned(),
         (Action::Report, Some(Verdict::ReportOnly)) => "allowed, reported (would-block)".to_owned(),
         (Action::Report, _) => "would-block (the rule audits: reported, not blocked)".to_owned(),
-        (Action::AllowLogged, _) => "allowed (upgrade)".to_owned(),
+        (Action::AllowLogged, _) => match e.classification.reason() {
+            Some(Reason::UpgradeInWindow | Reason::RemovalInWindow) => {
+                "allowed (maintenance window), recorded".to_owned()
+            }
+            _ => "allowed (upgrade)".to_owned(),
+        },
         (Action::Allow, _) => "allowed".to_owned(),
     };
     let _ = writeln!(out, "decision: {decision}");

@@ -28,13 +28,15 @@ pub struct MaintenanceArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Action {
-    /// Let the package manager replace (and with --allow-removal, remove) the files of
-    /// packages whose group says `upgrade = "window"`, for a limited time.
+    /// Let installs, upgrades and reinstalls of packages whose group says
+    /// `upgrade = "window"` through, for a limited time (with --allow-removal, their
+    /// removal too).
     Open {
-        /// Package name (repeatable).
+        /// Package name (repeatable). Each window opens that package only.
         #[arg(long = "package", value_name = "NAME", required = true)]
         packages: Vec<String>,
-        /// Also allow removing the package.
+        /// Also allow removing the package (whatever its group's `upgrade`), and stopping
+        /// and disabling the units it ships.
         #[arg(long)]
         allow_removal: bool,
         /// How long the window stays open, e.g. 15m, 2h.

@@ -1,6 +1,7 @@
 //! `rtguard run`: load, protect, report, and stay in the foreground.
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -42,6 +43,11 @@ use crate::{
 /// the batch, then protect the new inodes. dpkg renames files one by one; waiting a
 /// little lets one re-resolution cover many.
 const RESYNC_DELAY: Duration = Duration::from_millis(200);
+/// How often to look whether a package command the exec layer let through has ended. The
+/// files it installs are new inodes that no event announces, so the policy is resolved
+/// again once it has; not before, when half-unpacked `*.dpkg-new` files would match
+/// the policy's globs and be protected in dpkg's way.
+const OPERATION_POLL: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("what").required(true).multiple(true)
@@ -454,6 +460,7 @@ pub fn run(args: RunArgs) -> u8 {
         windows,
         windows_file,
         pins: pins.map(|dir| (dir, generation)),
+        package_operations: BTreeSet::new(),
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -510,6 +517,10 @@ struct Daemon {
     windows_file: PathBuf,
     /// `--pin`: the pin directory and this start's generation.
     pins: Option<(PinDir, PendingGeneration)>,
+    /// Processes (tgids) running a package command the exec layer allowed as an upgrade,
+    /// an install or a removal in a window: once they have ended, the tables are resolved
+    /// again.
+    package_operations: BTreeSet<u32>,
 }
 
 impl Daemon {
@@ -579,6 +590,9 @@ impl Daemon {
             .map_err(|e| e.into_parts().1)
             .context("polling the event ring buffer")?;
         let mut resync_at: Option<Instant> = None;
+        // What the next resync follows, for the log.
+        let mut resync_cause = "";
+        let mut operations_at: Option<Instant> = None;
         let mut last_publish = Instant::now();
         loop {
             let resync = async {
@@ -587,12 +601,22 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            let operations = async {
+                match operations_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let expiry = until(self.windows.next_expiry());
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
-                    if self.drain_events(ready.get_inner_mut(), guard.installed()) {
-                        resync_at.get_or_insert_with(|| Instant::now() + RESYNC_DELAY);
+                    if self.drain_events(ready.get_inner_mut(), guard.installed()) && resync_at.is_none() {
+                        resync_at = Some(Instant::now() + RESYNC_DELAY);
+                        resync_cause = "the package manager replaced protected files";
+                    }
+                    if !self.package_operations.is_empty() {
+                        operations_at.get_or_insert_with(|| Instant::now() + OPERATION_POLL);
                     }
                     ready.clear_ready();
                     self.account_drops(&guard)?;
@@ -608,7 +632,7 @@ impl Daemon {
                     match self.source.resolve(&self.windows) {
                         Ok(tables) => {
                             self.install(&mut guard, tables)?;
-                            info!("re-protected after the package manager replaced protected files");
+                            info!("re-protected after {resync_cause}");
                         }
                         // Mid-upgrade a file can be briefly absent; try again shortly.
                         Err(e) => {
@@ -616,6 +640,20 @@ impl Daemon {
                             resync_at = Some(Instant::now() + RESYNC_DELAY);
                         }
                     }
+                }
+                _ = operations => {
+                    // A package installed from scratch (after a removal, or for the first
+                    // time) brings inodes no event points at: resolve again once the
+                    // command that installs it has ended.
+                    self.package_operations
+                        .retain(|tgid| Path::new("/proc").join(tgid.to_string()).exists());
+                    operations_at = if self.package_operations.is_empty() {
+                        resync_at = Some(Instant::now());
+                        resync_cause = "a package command the exec layer let through ended";
+                        None
+                    } else {
+                        Some(Instant::now() + OPERATION_POLL)
+                    };
                 }
                 _ = sighup.recv() => self.reload(&mut guard)?,
                 _ = sigterm.recv() => break,
@@ -933,7 +971,8 @@ impl Daemon {
     }
 
     /// Logs and records every queued decision. Returns whether the package manager
-    /// replaced protected files, so that the new inodes must be protected.
+    /// replaced protected files, so that the new inodes must be protected. Package
+    /// commands the exec layer let through are added to `package_operations`.
     fn drain_events(&mut self, ring: &mut RingBuf<MapData>, tables: &KernelTables) -> bool {
         let mut upgraded = false;
         while let Some(item) = ring.next() {
@@ -947,6 +986,9 @@ impl Daemon {
                 Ok(Event::Exec(ev)) => {
                     log_exec_decision(&ev, tables);
                     self.trail.exec_decision(&ev, tables);
+                    if ev.decision == Decision::AllowedUpgrade {
+                        self.package_operations.insert(ev.tgid);
+                    }
                     ev.decision
                 }
                 Ok(Event::Process(ev)) => {
@@ -1156,9 +1198,16 @@ impl AuditTrail {
             target = target.with_path(ev.filename.clone());
         }
         let verb = ev.verb().unwrap_or_default().to_owned();
+        // What only an open maintenance window let through says so.
+        let decision = match audit_decision(ev.decision) {
+            audit::Decision::AllowedUpgrade if ev.in_window() => {
+                audit::Decision::AllowedMaintenance
+            }
+            decision => decision,
+        };
         let mut record = self
             .context
-            .record(Layer::Exec, "exec", audit_decision(ev.decision), actor)
+            .record(Layer::Exec, "exec", decision, actor)
             .target(target)
             .exec(verb, ev.object(&tables.exec.object_names));
         if let Some(reason) = ev.reason() {

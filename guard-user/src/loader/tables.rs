@@ -16,10 +16,11 @@ use guard_common::{
     FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
+use time::OffsetDateTime;
+
 use crate::{
-    maintenance::MaintenanceState,
-    policy::Upgrade,
-    resolve::{inode_key, Origin, ResolveError, RuleSet},
+    maintenance::{self, MaintenanceState},
+    resolve::{inode_key, ResolveError, RuleSet},
 };
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
@@ -68,8 +69,10 @@ pub struct ExecTables {
 }
 
 impl ExecTables {
-    pub fn from_rule_set(set: &RuleSet) -> Self {
-        let c = &set.commands;
+    /// The exec layer's share of a resolved policy, with the maintenance windows open at
+    /// `now` marked on the objects they open (see [`maintenance::commands_at`]).
+    pub fn from_rule_set(set: &RuleSet, windows: &MaintenanceState, now: OffsetDateTime) -> Self {
+        let c = &maintenance::commands_at(set, windows, now);
         let mut trusted_callers = BTreeMap::new();
         for t in &set.trusted_callers {
             *trusted_callers.entry(t.key).or_insert(0) |= t.classes;
@@ -89,20 +92,20 @@ impl ExecTables {
 }
 
 impl KernelTables {
-    /// The file layer's share of a resolved policy. Keys were taken by the resolver;
+    /// The kernel's tables for a resolved policy. Keys were taken by the resolver;
     /// ancestors are resolved here from the objects' paths under the rule set's root.
-    /// Files of packages whose group allows upgrades, or says `window` and has a
-    /// maintenance window open now, may be replaced by the package manager.
+    /// What the package manager may replace, and which commands pass, depends on the
+    /// maintenance windows open at `now` (see [`maintenance::file_upgradable`]).
     pub fn from_rule_set(
         set: &RuleSet,
         windows: &MaintenanceState,
-        now: time::OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<Self, ResolveError> {
         let mut t = KernelTables::default();
         for (id, entry) in set.rule_entries() {
             t.rules.insert(id, entry);
         }
-        t.exec = ExecTables::from_rule_set(set);
+        t.exec = ExecTables::from_rule_set(set, windows, now);
         for exe in &set.processes {
             let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
             t.processes.entry(exe.key).or_insert(ProcessProtection {
@@ -116,14 +119,7 @@ impl KernelTables {
             t.trusted.insert(TrustKey::new(exe.key, exe.rule));
         }
         for object in &set.objects {
-            let upgradable = match set.rule(object.rule).and_then(|r| r.upgrade) {
-                Some(Upgrade::Allow) => true,
-                Some(Upgrade::Window) => match &object.origin {
-                    Origin::Package { package, .. } => windows.is_open(package, now),
-                    _ => false,
-                },
-                Some(Upgrade::Deny) | None => false,
-            };
+            let upgradable = maintenance::file_upgradable(set, object, windows, now);
             let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
             merge(&mut t.inodes, object.key, object.rule, OPS_ALL, flags);
             t.paths.insert(object.key, object.path.clone());
@@ -152,16 +148,24 @@ impl KernelTables {
             );
             t.paths.insert(excluded.key, excluded.path.clone());
         }
-        let protected: Vec<(PathBuf, u32)> = set
+        // Objects are identities taken without following a final symlink (an enablement
+        // link is protected as the link): their ancestors are the directories holding
+        // them. Tree roots were followed.
+        let protected: Vec<(PathBuf, u32, Follow)> = set
             .objects
             .iter()
-            .map(|o| (o.path.clone(), o.rule))
-            .chain(set.trees.iter().map(|t| (t.path.clone(), t.rule)))
+            .map(|o| (o.path.clone(), o.rule, Follow::Parent))
+            .chain(
+                set.trees
+                    .iter()
+                    .map(|t| (t.path.clone(), t.rule, Follow::Final)),
+            )
             .collect();
-        for (path, rule) in protected {
+        for (path, rule, follow) in protected {
             t.protect_ancestors(
                 &set.root.join(path.strip_prefix("/").unwrap_or(&path)),
                 rule,
+                follow,
             )?;
         }
         for writer in &set.trusted_writers {
@@ -201,7 +205,7 @@ impl KernelTables {
         let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
         merge(&mut self.inodes, key, rule_id, ops, flags);
         self.paths.insert(key, path.to_owned());
-        self.protect_ancestors(path, rule_id)?;
+        self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
 
@@ -216,7 +220,7 @@ impl KernelTables {
         let key = stat_key(path)?;
         merge(&mut self.trees, key, rule_id, ops, 0);
         self.paths.insert(key, path.to_owned());
-        self.protect_ancestors(path, rule_id)?;
+        self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
 
@@ -238,20 +242,41 @@ impl KernelTables {
         self.trees.keys().map(|k| k.dev).collect()
     }
 
-    fn protect_ancestors(&mut self, path: &Path, rule_id: u32) -> Result<(), ResolveError> {
+    fn protect_ancestors(
+        &mut self,
+        path: &Path,
+        rule_id: u32,
+        follow: Follow,
+    ) -> Result<(), ResolveError> {
         // Ancestors are taken from the path as resolved (symlinks followed), so that
         // `mv /usr/bin /x` is caught for /usr/bin/containerd even where /bin -> usr/bin.
-        let real = std::fs::canonicalize(path).map_err(|source| ResolveError::Stat {
-            path: path.to_owned(),
+        let (resolve, skip) = match follow {
+            Follow::Final => (path, 1),
+            Follow::Parent => match path.parent() {
+                Some(parent) => (parent, 0),
+                None => return Ok(()),
+            },
+        };
+        let real = std::fs::canonicalize(resolve).map_err(|source| ResolveError::Stat {
+            path: resolve.to_owned(),
             source,
         })?;
-        for dir in real.ancestors().skip(1) {
+        for dir in real.ancestors().skip(skip) {
             let key = stat_key(dir)?;
             merge(&mut self.inodes, key, rule_id, OPS_ANCESTOR, 0);
             self.paths.entry(key).or_insert_with(|| dir.to_owned());
         }
         Ok(())
     }
+}
+
+/// Whose ancestors [`KernelTables::protect_ancestors`] protects.
+#[derive(Clone, Copy)]
+enum Follow {
+    /// The object the path leads to, symlinks followed.
+    Final,
+    /// The path's own directory entry: a symlink is itself, and its directories hold it.
+    Parent,
 }
 
 /// Adds a protection, keeping what is already there: ops and flags are unioned, and the

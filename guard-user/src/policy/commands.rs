@@ -286,7 +286,7 @@ pub fn compile(policy: &Policy) -> Result<CompiledCommands, PolicyError> {
                 rule: feed.rule,
                 object: index as u32,
                 upgrade: feed.upgrade,
-                _pad: 0,
+                flags: 0,
             };
             let keys = feed
                 .spellings

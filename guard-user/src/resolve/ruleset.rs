@@ -2,7 +2,7 @@
 //! plus the command tables and the reports `rtguard check` prints.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, BTreeSet, HashMap},
     io,
     path::{Path, PathBuf},
 };
@@ -242,6 +242,10 @@ pub struct RuleSet {
     pub exe_classes: Vec<ExeClass>,
     pub trusted_callers: Vec<TrustedCaller>,
     pub package_databases: Vec<String>,
+    /// Units whose unit file a package of a `[[packages]]` rule ships, with those
+    /// packages: a window that allows removing the package lets its maintainer scripts
+    /// stop and disable the unit.
+    pub unit_packages: BTreeMap<String, BTreeSet<String>>,
     pub reports: Vec<RuleReport>,
     pub warnings: Vec<Warning>,
     #[serde(skip)]
@@ -313,6 +317,10 @@ struct Builder<'a> {
     root: Root,
     set: RuleSet,
     by_key: HashMap<InodeKey, usize>,
+    /// Files of protected packages by identity → the packages listing them.
+    package_files: HashMap<InodeKey, BTreeSet<String>>,
+    /// Unit files by identity, with the unit they belong to.
+    unit_files: Vec<(String, InodeKey)>,
 }
 
 impl Builder<'_> {
@@ -387,15 +395,18 @@ impl Builder<'_> {
         if files_only && meta.is_dir() {
             return Some(0);
         }
+        let key = inode_key(&meta);
+        self.owned(key, origin);
         let mut added = usize::from(self.object(ResolvedObject {
             path: path.to_owned(),
-            key: inode_key(&meta),
+            key,
             rule,
             origin: origin.clone(),
         }));
         if meta.file_type().is_symlink() {
             if let Some((host, key)) = self.stat(path, at) {
                 if !(files_only && host.is_dir()) {
+                    self.owned(key, origin);
                     added += usize::from(self.object(ResolvedObject {
                         path: self.root.inside(&host),
                         key,
@@ -406,6 +417,24 @@ impl Builder<'_> {
             }
         }
         Some(added)
+    }
+
+    /// Remembers which package ships a file and which unit a unit file is, whichever rule
+    /// ends up owning the inode, to tie units to their packages.
+    fn owned(&mut self, key: InodeKey, origin: &Origin) {
+        match origin {
+            Origin::Package { package, .. } => {
+                self.package_files
+                    .entry(key)
+                    .or_default()
+                    .insert(package.clone());
+            }
+            Origin::Unit {
+                unit,
+                role: UnitRole::UnitFile,
+            } => self.unit_files.push((unit.clone(), key)),
+            _ => {}
+        }
     }
 
     /// In-root paths a pattern names that exist.
@@ -603,11 +632,14 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             exe_classes: Vec::new(),
             trusted_callers: Vec::new(),
             package_databases,
+            unit_packages: BTreeMap::new(),
             reports: Vec::new(),
             warnings: Vec::new(),
             commands,
         },
         by_key: HashMap::new(),
+        package_files: HashMap::new(),
+        unit_files: Vec::new(),
     };
 
     for rule in &policy.rules {
@@ -641,6 +673,15 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
         });
     }
     command_exes(&mut b);
+    for (unit, key) in &b.unit_files {
+        if let Some(packages) = b.package_files.get(key) {
+            b.set
+                .unit_packages
+                .entry(unit.clone())
+                .or_default()
+                .extend(packages.iter().cloned());
+        }
+    }
     Ok(b.set)
 }
 

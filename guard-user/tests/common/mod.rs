@@ -313,8 +313,10 @@ pub fn expect_allowed(script: &str) {
     );
 }
 
-/// The containerd .deb the image was built with, kept for upgrade tests.
-pub fn containerd_deb() -> PathBuf {
+/// The .deb of `package` the image was built with, kept for upgrade and reinstall tests
+/// (containerd and runc).
+pub fn kept_deb(package: &str) -> PathBuf {
+    let prefix = format!("{package}_");
     std::fs::read_dir("/root/debs")
         .expect("/root/debs in the VM image")
         .flatten()
@@ -323,9 +325,14 @@ pub fn containerd_deb() -> PathBuf {
             p.file_name()
                 .unwrap()
                 .to_string_lossy()
-                .starts_with("containerd_")
+                .starts_with(&prefix)
         })
-        .expect("containerd_*.deb in /root/debs")
+        .unwrap_or_else(|| panic!("{prefix}*.deb in /root/debs"))
+}
+
+/// The containerd .deb the image was built with.
+pub fn containerd_deb() -> PathBuf {
+    kept_deb("containerd")
 }
 
 pub fn dpkg_status(package: &str) -> String {
@@ -366,6 +373,39 @@ pub fn rtguard_status(status_file: &Path) -> (i32, String) {
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
+}
+
+/// Runs `rtguard maintenance ARGS` for `guard`, with windows kept in `state_dir` (the
+/// guard's `--state-dir`), and requires it to succeed. Returns what it printed.
+pub fn maintenance(guard: &RunningGuard, state_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(rtguard_bin())
+        .arg("maintenance")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--status-file")
+        .arg(&guard.status_file)
+        .output()
+        .expect("run rtguard maintenance");
+    assert!(
+        out.status.success(),
+        "rtguard maintenance {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits until the guard publishes a window for `package` as open (or no longer open).
+/// It publishes its windows only once it has written them into the kernel's maps.
+pub fn wait_for_window(guard: &RunningGuard, package: &str, open: bool) {
+    let needle = format!(r#""package": "{package}""#);
+    eventually(
+        &format!(
+            "the window for {package} is {}",
+            if open { "applied" } else { "closed" }
+        ),
+        || guard.status_cmd().1.contains(&needle) == open,
+    );
 }
 
 /// Polls until `check` holds, for things that happen asynchronously in the daemon (a

@@ -54,7 +54,7 @@ fn unprotected_sibling_can_be_removed() {
     let s = scratch();
     let _guard = start_ready_guard(&protect_args(&s));
     std::fs::remove_file(&s.sibling).expect("unlink of an unprotected file");
-    assert_eq!(s.sibling.try_exists().unwrap(), false);
+    assert!(!s.sibling.try_exists().unwrap());
     assert_eq!(sha256(&s.protected), s.protected_sha256);
 }
 

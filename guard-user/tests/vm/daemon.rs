@@ -204,6 +204,8 @@ fn the_systemd_unit_verifies() {
 
 #[test]
 fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
+    // A policy without `[[commands]]`: only the file layer is involved here. The exec
+    // layer's side of windows is in exec_layer.rs.
     let s = scratch();
     let state_dir = s.dir.path().join("state");
     let audit = s.dir.path().join("audit.jsonl");
@@ -222,27 +224,7 @@ fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
         "--state-dir",
         state_dir.to_str().unwrap(),
     ]);
-    let maintenance = |args: &[&str]| {
-        let out = std::process::Command::new(rtguard_bin())
-            .arg("maintenance")
-            .args(args)
-            .arg("--state-dir")
-            .arg(&state_dir)
-            .arg("--status-file")
-            .arg(&guard.status_file)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let window_published = |open: bool| {
-        let (_, json) = guard.status_cmd();
-        json.contains(r#""package": "containerd""#) == open
-    };
+    let maintenance = |args: &[&str]| maintenance(&guard, &state_dir, args);
 
     expect_denied("rm -f /usr/bin/containerd");
     let said = maintenance(&[
@@ -255,7 +237,7 @@ fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
         "test upgrade",
     ]);
     assert!(said.contains("notified"), "{said}");
-    eventually("the window is applied", || window_published(true));
+    wait_for_window(&guard, "containerd", true);
     assert!(maintenance(&["list"]).contains("containerd"));
 
     // In the window: an upgrade through dpkg passes, and the new files are protected.
@@ -265,7 +247,7 @@ fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
     expect_denied("rm -f /usr/bin/containerd");
 
     maintenance(&["close", "--package", "containerd"]);
-    eventually("the window is closed", || window_published(false));
+    wait_for_window(&guard, "containerd", false);
 
     maintenance(&[
         "open",
@@ -279,7 +261,7 @@ fn a_maintenance_window_lets_dpkg_replace_files_until_it_closes_or_expires() {
     eventually("the short window expires", || {
         std::fs::read_to_string(&audit).is_ok_and(|r| r.contains(r#""op":"maintenance-expired""#))
     });
-    eventually("the expiry is published", || window_published(false));
+    wait_for_window(&guard, "containerd", false);
 
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");

@@ -48,9 +48,10 @@ fn expect_runs(script: &str) -> String {
     let out = bash(script);
     assert!(
         out.status.success(),
-        "`{script}` failed ({}): {}",
+        "`{script}` failed ({}): {}{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -354,5 +355,376 @@ fn service_commands_that_stop_or_disable_the_runtime_are_refused_at_exec() {
             .iter()
             .any(|r| r.contains(r#""rule":"runtime-units""#)),
         "{records:?}"
+    );
+}
+
+// ---- Maintenance windows -------------------------------------------------------------------
+
+/// The production policy with Debian's runtime packages (containerd, runc, docker.io)
+/// upgraded only inside a maintenance window, written next to `dir`'s audit log.
+fn windowed_policy(dir: &Path) -> std::path::PathBuf {
+    // The shipped policy, with the tests as rtguard's supervisor.
+    let production = std::fs::read_to_string(production_policy()).unwrap();
+    let group = "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = ";
+    let text = production.replacen(
+        &format!("{group}\"allow\""),
+        &format!("{group}\"window\""),
+        1,
+    );
+    assert_ne!(text, production, "the Debian group is in {PRODUCTION_POLICY}");
+    let path = dir.join("windowed.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A guard enforcing the windowed policy, with its windows kept in `dir/state`.
+fn start_windowed(dir: &Path) -> (RunningGuard, std::path::PathBuf, std::path::PathBuf) {
+    let audit = dir.join("audit.jsonl");
+    let state = dir.join("state");
+    let policy = windowed_policy(dir);
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    (guard, state, audit)
+}
+
+fn open_window(guard: &RunningGuard, state: &Path, package: &str, allow_removal: bool) {
+    let mut args = vec!["open", "--package", package, "--for", "30m"];
+    if allow_removal {
+        args.push("--allow-removal");
+    }
+    args.extend(["--reason", "vm test"]);
+    maintenance(guard, state, &args);
+    wait_for_window(guard, package, true);
+}
+
+fn close_window(guard: &RunningGuard, state: &Path, package: &str) {
+    maintenance(guard, state, &["close", "--package", package]);
+    wait_for_window(guard, package, false);
+}
+
+/// The command must get past the exec layer: whatever it does then, it was not refused.
+fn expect_not_refused_at_exec(script: &str) -> std::process::Output {
+    let out = bash(script);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() != Some(126) && !stderr.contains("Operation not permitted"),
+        "`{script}` was refused ({}): {stderr}",
+        out.status
+    );
+    out
+}
+
+/// The runtime's packages are installed, verify, and runc's files are protected.
+fn assert_runtime_intact() {
+    assert_eq!(package_states(), "ii |ii |");
+    assert_packages_verify();
+    assert!(
+        write_open_refused(Path::new("/usr/sbin/runc")),
+        "runc is not protected"
+    );
+}
+
+#[test]
+fn a_maintenance_window_opens_the_upgrade_of_its_package_only_until_it_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = runtime_files();
+    let before = snapshot(&files);
+    let runc = kept_deb("runc").display().to_string();
+    let containerd = containerd_deb().display().to_string();
+    let (guard, state, audit) = start_windowed(dir.path());
+
+    // No window: a reinstall of a window-only package is refused before dpkg runs.
+    expect_refused_at_exec(&format!("dpkg -i {runc}"));
+    expect_refused_at_exec(&format!(
+        "DEBIAN_FRONTEND=noninteractive apt-get install --reinstall -y {runc}"
+    ));
+    assert_eq!(
+        snapshot(&files),
+        before,
+        "a refused reinstall touched files"
+    );
+    assert_runtime_intact();
+
+    open_window(&guard, &state, "runc", false);
+    let runc_inode = snapshot(&files)[Path::new("/usr/sbin/runc")].ino;
+    expect_runs(&format!("dpkg -i {runc}"));
+    assert_ne!(
+        snapshot(&files)[Path::new("/usr/sbin/runc")].ino,
+        runc_inode,
+        "dpkg replaced runc"
+    );
+    wait_until_protected(Path::new("/usr/sbin/runc"));
+    // The window is runc's: containerd is still refused, and so is runc's removal.
+    expect_refused_at_exec(&format!("dpkg -i {containerd}"));
+    expect_refused_at_exec(&format!("dpkg -i {runc} {containerd}"));
+    expect_refused_at_exec("dpkg --remove --force-depends runc");
+    expect_refused_at_exec("apt-get remove -y runc");
+    assert_runtime_intact();
+
+    close_window(&guard, &state, "runc");
+    expect_refused_at_exec(&format!("dpkg -i {runc}"));
+    assert_runtime_intact();
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = exec_records(&audit);
+    assert!(
+        records
+            .iter()
+            .any(|l| l.contains(r#""decision":"allowed-maintenance""#)
+                && l.contains(r#""note":"upgrade-in-window""#)
+                && l.contains(r#""object":"runc""#)),
+        "the upgrade in the window is recorded as maintenance:\n{}",
+        records.join("\n")
+    );
+    assert!(
+        records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""note":"upgrade-outside-window""#)
+            && l.contains(r#""object":"containerd""#)),
+        "{}",
+        records.join("\n")
+    );
+}
+
+#[test]
+fn a_removal_window_lets_its_package_go_and_come_back_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let runc = kept_deb("runc").display().to_string();
+    let (guard, state, audit) = start_windowed(dir.path());
+
+    open_window(&guard, &state, "runc", true);
+    // runc's window does not open containerd, alone or next to runc.
+    expect_refused_at_exec("dpkg -r containerd");
+    expect_refused_at_exec("dpkg --remove --force-depends runc containerd");
+    expect_refused_at_exec("dpkg --remove --pending");
+    // apt takes containerd (which depends on runc) with it: apt itself runs, its dpkg
+    // call naming containerd does not.
+    let out = expect_not_refused_at_exec("DEBIAN_FRONTEND=noninteractive apt-get remove -y runc");
+    assert!(
+        !out.status.success(),
+        "apt's removal of containerd went through"
+    );
+    assert_runtime_intact();
+
+    expect_runs("dpkg --remove --force-depends runc");
+    let removed = dpkg_status("runc");
+    assert!(
+        removed.is_empty()
+            || removed.ends_with("config-files")
+            || removed.ends_with("not-installed"),
+        "runc after its removal: {removed:?}"
+    );
+    assert!(
+        !Path::new("/usr/sbin/runc").exists(),
+        "runc's binary is gone"
+    );
+    assert_eq!(dpkg_status("containerd"), "install ok installed");
+    expect_verified(&["containerd"]);
+
+    // Back inside the same window: the fresh inodes are protected once dpkg is done.
+    expect_runs(&format!("dpkg -i {runc}"));
+    wait_until_protected(Path::new("/usr/sbin/runc"));
+    assert_runtime_intact();
+
+    // A removal window for containerd lets its maintainer scripts stop the unit it ships
+    // (systemd is not running here, so systemctl itself fails); Docker's units stay
+    // protected.
+    expect_refused_at_exec("deb-systemd-invoke stop containerd.service");
+    open_window(&guard, &state, "containerd", true);
+    expect_not_refused_at_exec("deb-systemd-invoke stop containerd.service");
+    expect_not_refused_at_exec("systemctl stop containerd");
+    expect_refused_at_exec("systemctl stop docker.socket");
+    expect_refused_at_exec("systemctl stop containerd docker.socket");
+
+    close_window(&guard, &state, "containerd");
+    close_window(&guard, &state, "runc");
+    expect_refused_at_exec("dpkg -r runc");
+    expect_refused_at_exec("systemctl stop containerd");
+    assert_runtime_intact();
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = exec_records(&audit);
+    assert!(
+        records
+            .iter()
+            .any(|l| l.contains(r#""decision":"allowed-maintenance""#)
+                && l.contains(r#""note":"removal-in-window""#)
+                && l.contains(r#""argv":["dpkg","--remove","--force-depends","runc"]"#)),
+        "the removal is recorded as maintenance:\n{}",
+        records.join("\n")
+    );
+    assert!(
+        records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""argv":["dpkg","-r","containerd"]"#)),
+        "{}",
+        records.join("\n")
+    );
+}
+
+// ---- What apt, long command lines and execveat don't get past ------------------------------
+
+/// Marks packages as automatically installed for the life of the value, then manual again.
+struct AutoInstalled(&'static [&'static str]);
+
+impl AutoInstalled {
+    fn mark(packages: &'static [&'static str]) -> Self {
+        expect_runs(&format!("apt-mark auto {}", packages.join(" ")));
+        Self(packages)
+    }
+}
+
+impl Drop for AutoInstalled {
+    fn drop(&mut self) {
+        bash(&format!("apt-mark manual {}", self.0.join(" ")));
+    }
+}
+
+#[test]
+fn apt_get_autoremove_runs_but_cannot_remove_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let files = runtime_files();
+    let before = snapshot(&files);
+    // Nothing else needs them: autoremove would take both.
+    let _auto = AutoInstalled::mark(&["containerd", "runc"]);
+    let plan = expect_runs("apt-get autoremove -s");
+    assert!(
+        plan.contains("Remv containerd") && plan.contains("Remv runc"),
+        "autoremove plans the runtime's removal: {plan}"
+    );
+    let guard = start_production(&audit, &[]);
+
+    // Bare, `autoremove` names no package: it is not refused itself. The dpkg run it
+    // starts names containerd and runc, and that is refused.
+    let out = expect_not_refused_at_exec("DEBIAN_FRONTEND=noninteractive apt-get autoremove -y");
+    assert!(
+        !out.status.success(),
+        "autoremove succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_runtime_intact();
+    assert_eq!(
+        snapshot(&files),
+        before,
+        "the prerm or the unpack touched files"
+    );
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = exec_records(&audit);
+    assert!(
+        records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""comm":"apt-get""#)
+            && l.contains(r#""verb":"--remove""#)),
+        "apt's dpkg call is blocked:\n{}",
+        records.join("\n")
+    );
+}
+
+#[test]
+fn a_removal_longer_than_the_kernel_reads_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let guard = start_production(&audit, &[]);
+    let filler: Vec<String> = (0..70).map(|i| format!("no-such-package-{i}")).collect();
+    // runc hides past the 64 arguments the kernel copies.
+    expect_refused_at_exec(&format!("dpkg -r {} runc", filler.join(" ")));
+    assert_runtime_intact();
+    // What the visible part settles is not refused: dpkg takes one action per run, and an
+    // unpack cannot turn into a removal (dpkg then fails on the missing files).
+    let debs: Vec<String> = filler
+        .iter()
+        .map(|f| format!("/nonexistent/{f}.deb"))
+        .collect();
+    let out = expect_not_refused_at_exec(&format!("dpkg --unpack {}", debs.join(" ")));
+    assert!(!out.status.success());
+    assert_runtime_intact();
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = exec_records(&audit);
+    assert!(
+        records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""note":"argv-overflow""#)
+            && l.contains(r#""argv_truncated":true"#)),
+        "{}",
+        records.join("\n")
+    );
+}
+
+/// Runs `/usr/bin/dpkg` through `execveat(fd, "", argv, envp, AT_EMPTY_PATH)` in a child
+/// and returns its exit code, or 100 + errno when the exec itself failed.
+fn execveat_dpkg(argv: &[&str]) -> i32 {
+    use std::ffi::CString;
+    let path = CString::new("/usr/bin/dpkg").unwrap();
+    let null = CString::new("/dev/null").unwrap();
+    let empty = CString::new("").unwrap();
+    let args: Vec<CString> = argv.iter().map(|a| CString::new(*a).unwrap()).collect();
+    let mut arg_ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    arg_ptrs.push(std::ptr::null());
+    let env = CString::new("PATH=/usr/sbin:/usr/bin:/sbin:/bin").unwrap();
+    let env_ptrs = [env.as_ptr(), std::ptr::null()];
+    // SAFETY: the child only calls open, dup2, execveat and _exit, which are
+    // async-signal-safe, on memory prepared before the fork.
+    unsafe {
+        match libc::fork() {
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+            0 => {
+                let quiet = libc::open(null.as_ptr(), libc::O_WRONLY);
+                libc::dup2(quiet, 1);
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    libc::_exit(99);
+                }
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    empty.as_ptr(),
+                    arg_ptrs.as_ptr(),
+                    env_ptrs.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+                libc::_exit(100 + *libc::__errno_location());
+            }
+            child => {
+                let mut status = 0;
+                assert_eq!(libc::waitpid(child, &mut status, 0), child);
+                assert!(libc::WIFEXITED(status), "status {status:#x}");
+                libc::WEXITSTATUS(status)
+            }
+        }
+    }
+}
+
+#[test]
+fn execveat_of_an_fd_is_classified_like_execve() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let guard = start_production(&audit, &[]);
+    // Refused with EPERM, by argv[0]'s name and by the executed file's identity alike.
+    assert_eq!(execveat_dpkg(&["dpkg", "-r", "runc"]), 100 + libc::EPERM);
+    assert_eq!(
+        execveat_dpkg(&["not-dpkg", "--purge", "containerd"]),
+        100 + libc::EPERM
+    );
+    assert_runtime_intact();
+    // The same exec with a harmless command line runs dpkg.
+    assert_eq!(execveat_dpkg(&["dpkg", "--version"]), 0);
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = exec_records(&audit);
+    assert!(
+        records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""argv":["not-dpkg","--purge","containerd"]"#)),
+        "{}",
+        records.join("\n")
     );
 }
