@@ -371,7 +371,10 @@ fn windowed_policy(dir: &Path) -> std::path::PathBuf {
         &format!("{group}\"window\""),
         1,
     );
-    assert_ne!(text, production, "the Debian group is in {PRODUCTION_POLICY}");
+    assert_ne!(
+        text, production,
+        "the Debian group is in {PRODUCTION_POLICY}"
+    );
     let path = dir.join("windowed.toml");
     std::fs::write(&path, text).unwrap();
     path

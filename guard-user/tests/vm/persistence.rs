@@ -236,18 +236,25 @@ fn the_production_policy_protects_rtguard_itself() {
     let (code, said) = unload(&pin_dir, &audit, &status_file);
     assert_eq!(code, 0, "{said}");
     assert!(!pin_dir.exists());
+    // Unloaded means detached: what the pinned programs protected is free again.
+    expect_allowed(&format!("rm -f {MARKER}"));
+    assert!(!Path::new(MARKER).exists());
     let records = std::fs::read_to_string(&audit).unwrap();
-    for (rule, op) in [
-        ("rtguard-daemon", "kill"),
-        ("rtguard-binary", "unlink"),
-        ("rtguard-pins", "unlink"),
+    // The binary is rtguard-package's where the .deb is installed, else rtguard-binary's.
+    for (rule, op, target) in [
+        ("rtguard-daemon", "kill", "/usr/bin/rtguard"),
+        ("rtguard-", "unlink", r#""path":"/usr/bin/rtguard""#),
+        ("rtguard-pins", "unlink", "/sys/fs/bpf/rtguard/gen-"),
+        ("rtguard-unit", "exec", "/usr/bin/systemctl"),
     ] {
         assert!(
             records
                 .lines()
-                .any(|r| r.contains(&format!(r#""rule":"{rule}""#))
-                    && r.contains(&format!(r#""op":"{op}""#))),
-            "no {op} record for {rule}:\n{records}"
+                .any(|r| r.contains(&format!(r#""rule":"{rule}"#))
+                    && r.contains(&format!(r#""op":"{op}""#))
+                    && r.contains(r#""decision":"blocked""#)
+                    && r.contains(target)),
+            "no blocked {op} record of {target} for {rule}:\n{records}"
         );
     }
 }
