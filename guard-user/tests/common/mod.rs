@@ -49,6 +49,20 @@ pub fn production_policy() -> PathBuf {
     path
 }
 
+/// Starts a guard enforcing the production policy (see [`production_policy`]) with its
+/// audit log at `audit_log`, plus `extra` arguments.
+pub fn start_production(audit_log: &Path, extra: &[&str]) -> RunningGuard {
+    let policy = production_policy();
+    let mut args = vec![
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit_log.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    start_ready_guard(&args)
+}
+
 /// A running `rtguard run`, stopped with SIGTERM on drop.
 pub struct RunningGuard {
     child: Option<Child>,

@@ -7,18 +7,6 @@ use std::{path::Path, process::Command};
 
 use crate::common::*;
 
-fn start_production(audit_log: &Path, extra: &[&str]) -> RunningGuard {
-    let policy = production_policy();
-    let mut args = vec![
-        "--policy",
-        policy.to_str().unwrap(),
-        "--audit-log",
-        audit_log.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    start_ready_guard(&args)
-}
-
 /// Runs a command line with bash, which reports a refused execve as exit 126.
 fn bash(script: &str) -> std::process::Output {
     Command::new("bash")

@@ -178,14 +178,7 @@ fn the_production_policy_protects_rtguard_itself() {
         pin_dir: pin_dir.clone(),
         audit: audit.clone(),
     };
-    let policy = production_policy();
-    let guard = start_ready_guard(&[
-        "--policy",
-        policy.to_str().unwrap(),
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--pin",
-    ]);
+    let guard = start_production(&audit, &["--pin"]);
     let pid = guard.pid();
     let binary = snapshot(&[PathBuf::from("/usr/bin/rtguard")]);
     let links = pinned_links(&pin_dir);

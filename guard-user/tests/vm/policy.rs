@@ -6,16 +6,6 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 
 use crate::common::*;
 
-fn start_production(audit_log: &Path) -> RunningGuard {
-    let policy = production_policy();
-    start_ready_guard(&[
-        "--policy",
-        policy.to_str().unwrap(),
-        "--audit-log",
-        audit_log.to_str().unwrap(),
-    ])
-}
-
 #[test]
 fn check_resolves_the_production_policy_against_the_installed_packages() {
     let out = std::process::Command::new(rtguard_bin())
@@ -51,7 +41,7 @@ fn the_uninstallers_file_operations_are_refused() {
         files.len(),
         "every file exists before: {before:?}"
     );
-    let guard = start_production(&audit);
+    let guard = start_production(&audit, &[]);
 
     // What the Olares uninstaller ran, as its own command lines.
     expect_denied("rm -rf /usr/bin/containerd*");
@@ -97,7 +87,7 @@ fn a_reinstall_through_dpkg_passes_and_the_new_files_are_protected() {
     let deb = containerd_deb();
     let bin = Path::new("/usr/bin/containerd");
     let old_ino = std::fs::metadata(bin).unwrap().ino();
-    let guard = start_production(&audit);
+    let guard = start_production(&audit, &[]);
 
     let dpkg = sh(&format!("dpkg -i {}", deb.display()));
     let said = String::from_utf8_lossy(&dpkg.stderr);

@@ -49,13 +49,7 @@ fn a_running_containerd_survives_kill_pkill_and_killall() {
             .expect("start /usr/bin/containerd"),
     );
     let mut sleeper = Daemon(Command::new("sleep").arg("1000").spawn().unwrap());
-    let policy = production_policy();
-    let guard = start_ready_guard(&[
-        "--policy",
-        policy.to_str().unwrap(),
-        "--audit-log",
-        audit.to_str().unwrap(),
-    ]);
+    let guard = start_production(&audit, &[]);
     let pid = containerd.pid();
 
     for (command, builtin) in [
