@@ -35,7 +35,7 @@ use crate::{
     policy::{self, Policy},
     proc::Procfs,
     resolve::{self, ResolveError, ResolveOptions},
-    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts},
+    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
 };
 
 /// After the package manager replaced a protected file, wait this long for it to finish
@@ -241,6 +241,7 @@ impl CommandLineSpec {
 }
 
 pub fn run(args: RunArgs) -> u8 {
+    let mut stopwatch = Stopwatch::start();
     let source = match &args.policy {
         Some(path) => match policy::load(path) {
             Ok(policy) => Source::Policy {
@@ -270,6 +271,7 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    stopwatch.lap("policy");
     let mut config = AuditLogConfig::new(&args.audit_log);
     if args.syslog {
         config = config.with_syslog();
@@ -309,6 +311,7 @@ pub fn run(args: RunArgs) -> u8 {
         self_test: Vec::new(),
         events: EventCounters::default(),
         maintenance: Vec::new(),
+        startup: Vec::new(),
     };
 
     let mut guard = match Guard::load(mode, args.file_hooks.into()) {
@@ -331,6 +334,7 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
+    stopwatch.lap("programs");
 
     // Prove enforcement on a canary before claiming it, with nothing else in the maps yet.
     let mut ring = None;
@@ -372,6 +376,7 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::ENFORCEMENT_UNAVAILABLE;
         }
         ring = Some(events);
+        stopwatch.lap("self-test");
     }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -403,6 +408,7 @@ pub fn run(args: RunArgs) -> u8 {
         published,
         windows,
         windows_file,
+        stopwatch,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -438,6 +444,8 @@ struct Daemon {
     published: DaemonStatus,
     windows: MaintenanceState,
     windows_file: PathBuf,
+    /// The start's steps, published once the daemon is ready.
+    stopwatch: Stopwatch,
 }
 
 impl Daemon {
@@ -452,6 +460,7 @@ impl Daemon {
         let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
         let Some((mut guard, ring)) = loaded else {
+            self.published.startup = self.stopwatch.steps.clone();
             self.publish();
             notify(&format!(
                 "READY=1\nSTATUS=degraded: {}",
@@ -468,6 +477,8 @@ impl Daemon {
         };
 
         self.install(&mut guard, tables)?;
+        self.stopwatch.lap("maps");
+        self.published.startup = self.stopwatch.steps.clone();
         self.published.layers = layers(guard.attached());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         let proven = self.published.self_test.iter().all(|t| t.passed);
@@ -493,6 +504,7 @@ impl Daemon {
             inodes = counts.inodes,
             trees = counts.trees,
             file_hooks = guard.file_hooks().as_str(),
+            startup_ms = self.stopwatch.total_ms(),
             "{verb}: {} protected inode(s) (objects and their ancestors), {} tree(s)",
             counts.inodes,
             counts.trees
@@ -577,6 +589,7 @@ impl Daemon {
             trusted_executables: tables.trusted.len(),
             rules: tables.rules.len(),
         };
+        self.published.startup = self.stopwatch.steps.clone();
         self.publish();
         notify(&format!(
             "READY=1\nSTATUS=degraded: {}; observing syscalls, nothing is blocked",

@@ -134,6 +134,22 @@ fn render(s: &DaemonStatus) -> String {
             ),
         );
     }
+    if !s.startup.is_empty() {
+        let ms = |micros: u64| micros / 1000;
+        let steps: Vec<String> = s
+            .startup
+            .iter()
+            .map(|st| format!("{} {} ms", st.step, ms(st.micros)))
+            .collect();
+        line(
+            "ready after:",
+            format!(
+                "{} ms ({})",
+                ms(s.startup.iter().map(|st| st.micros).sum()),
+                steps.join(", ")
+            ),
+        );
+    }
     line("updated:", s.updated.clone());
     out
 }
