@@ -39,6 +39,9 @@ const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
 
+/// A ring buffer's smallest size: one page.
+const UNUSED_RING_BYTES: u32 = 4096;
+
 /// Where the active LSMs are listed.
 const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
 
@@ -165,6 +168,9 @@ impl Guard {
         let mut ebpf = EbpfLoader::new()
             .override_global(names::OFFSETS, &offsets, true)
             .override_global(names::GUARD_CONFIG, &config, true)
+            // Degraded mode's ring buffer: the enforcing guard never writes it, so it gets
+            // the smallest size the kernel takes instead of 256 KiB.
+            .map_max_entries(names::SYSCALL_EVENTS, UNUSED_RING_BYTES)
             .load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
         let lsm_hooks: Vec<&'static str> = file_hooks
