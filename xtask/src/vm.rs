@@ -24,8 +24,8 @@ use crate::{
 
 /// A whole guest run (boot, every test, poweroff) must end within this.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
-/// The guest machine: what the benchmark report names as well.
-pub const GUEST_CPUS: u32 = 2;
+/// The guest machine.
+const GUEST_CPUS: u32 = 2;
 pub const GUEST_MEMORY_MIB: u32 = 3072;
 /// The guest prints this with the test binary's exit status as its last act.
 const EXIT_MARKER: &str = "RTGUARD-VM-EXIT=";
@@ -88,6 +88,7 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
         cmdline: " rtguard.demo",
         tag: false,
         qemu_args: &[],
+        cpus: GUEST_CPUS,
     };
     let outcome = boot_with(&run_dir, &kernel, &initramfs, &how)?;
     fs::remove_file(&initramfs).ok();
@@ -298,6 +299,7 @@ fn boot(run_dir: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutc
         cmdline: "",
         tag: true,
         qemu_args: &[],
+        cpus: GUEST_CPUS,
     };
     boot_with(run_dir, kernel, initramfs, &how)
 }
@@ -310,6 +312,7 @@ pub struct Boot<'a> {
     pub tag: bool,
     /// More qemu arguments.
     pub qemu_args: &'a [&'a str],
+    pub cpus: u32,
 }
 
 /// Boots the guest and follows its console until it powers off.
@@ -324,7 +327,7 @@ pub fn boot_with(
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max"])
-        .args(["-smp", &GUEST_CPUS.to_string()])
+        .args(["-smp", &how.cpus.to_string()])
         .args(["-m", &GUEST_MEMORY_MIB.to_string()])
         .args(how.qemu_args)
         .args([

@@ -39,7 +39,8 @@ pub fn draw(path: &Path, results: &Results, summaries: &[KernelSummary]) -> Resu
     let (low, high) = values.fold((0.0f64, TARGET_OVERHEAD * 100.0), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
-    let pad = (high - low).max(1.0) * 0.12;
+    // Room above the tallest bar for its label and the legend.
+    let pad = (high - low).max(1.0) * 0.25;
     let y = (low - pad).min(-1.0)..(high + pad);
     let groups = workloads.len() as f64;
     let rounds = results.kernels.first().map_or(0, |k| k.setup.rounds);
@@ -48,7 +49,7 @@ pub fn draw(path: &Path, results: &Results, summaries: &[KernelSummary]) -> Resu
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("rtguard overhead on wall time (median of {rounds} rounds, qemu TCG)"),
+            format!("rtguard overhead per workload (median of {rounds} rounds, qemu TCG -icount)"),
             ("sans-serif", 22),
         )
         .margin(16)
@@ -59,6 +60,7 @@ pub fn draw(path: &Path, results: &Results, summaries: &[KernelSummary]) -> Resu
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .light_line_style(WHITE)
         .x_labels(0)
         .y_desc("overhead (%)")
         .y_label_formatter(&|v| format!("{v:+.0}%"))
@@ -94,10 +96,15 @@ pub fn draw(path: &Path, results: &Results, summaries: &[KernelSummary]) -> Resu
         chart
             .draw_series(s.workloads.iter().enumerate().map(|(i, w)| {
                 let v = w.overhead * 100.0;
-                let anchor = if v >= 0.0 { VPos::Bottom } else { VPos::Top };
+                // Above the bar and its whisker (below, for a negative bar).
+                let (at, anchor) = if v >= 0.0 {
+                    (v.max(w.paired.max * 100.0) + pad * 0.1, VPos::Bottom)
+                } else {
+                    (v.min(w.paired.min * 100.0) - pad * 0.1, VPos::Top)
+                };
                 Text::new(
                     format!("{v:+.1}%"),
-                    (left(i) + width * 0.45, v),
+                    (left(i) + width * 0.45, at),
                     ("sans-serif", 14)
                         .into_font()
                         .into_text_style(&root)
@@ -123,7 +130,7 @@ pub fn draw(path: &Path, results: &Results, summaries: &[KernelSummary]) -> Resu
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .label_font(("sans-serif", 15))
-        .position(SeriesLabelPosition::UpperRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .draw()
         .map_err(plot_err)?;
 

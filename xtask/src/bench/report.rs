@@ -234,10 +234,19 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         file_name(RESULTS)
     );
     let _ = writeln!(md, "- Machine: {}.", results.machine);
+    let _ = writeln!(
+        md,
+        "- Clock: the guest runs with `{}`, so guest time is emulated instructions, one \
+         nanosecond each. What the guest measures is the work done, not the host's load \
+         (other VMs and builds share this 2-core host), and runs repeat closely. These are \
+         not hardware times: a real CPU retires several instructions per nanosecond, and \
+         caches and memory are not modelled. The ratios are what carries over.",
+        super::ICOUNT.join(" ")
+    );
     for k in &results.kernels {
         let _ = writeln!(
             md,
-            "- Kernel: `{}` (`{}`), {} vCPUs.",
+            "- Kernel: `{}` (`{}`); the guest sees {} CPU(s).",
             k.setup.kernel, k.package, k.setup.cpus
         );
     }
@@ -275,9 +284,9 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         md,
         "\nOverhead is median(with) / median(without) − 1 of wall time; the range is the \
          smallest and largest of the rounds' own with/without ratios; system time is the same \
-         ratio of the workload's system time (its own and its children's). Under software \
-         emulation two runs of the same thing differ by about ±10%, so a single-digit \
-         percentage is within noise; the kernel's own accounting below is the sharper measure.\n"
+         ratio of the workload's system time (its own and its children's), which the kernel \
+         accounts by timer ticks and so is coarser. The kernel's own accounting below says \
+         where the time goes.\n"
     );
     let _ = writeln!(
         md,
@@ -443,8 +452,55 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         }
     }
 
+    let _ = writeln!(
+        md,
+        "\nThe daemon's own account of its start (medians, ms), from its status file:\n"
+    );
+    for (k, s) in results.kernels.iter().zip(summaries) {
+        md.push_str(&startup_steps(k, &s.series));
+    }
+
     let _ = writeln!(md, "\n## Notes\n");
     md.push_str(&notes(previous));
+    md
+}
+
+/// Per policy, the median of each start-up step the daemon reports.
+fn startup_steps(k: &KernelResults, series: &str) -> String {
+    let mut md = String::new();
+    let policies: BTreeSet<&str> = k.starts.iter().map(|s| s.policy.as_str()).collect();
+    for policy in policies {
+        let starts: Vec<&Start> = k.starts.iter().filter(|s| s.policy == policy).collect();
+        let Some(first) = starts.first() else {
+            continue;
+        };
+        if md.is_empty() {
+            let _ = write!(md, "| kernel | policy file |");
+            for (step, _) in &first.steps {
+                let _ = write!(md, " {step} |");
+            }
+            let _ = write!(md, "\n| --- | --- |");
+            for _ in &first.steps {
+                md.push_str(" ---: |");
+            }
+            md.push('\n');
+        }
+        let _ = write!(md, "| {series} | `{policy}` |");
+        for (i, _) in first.steps.iter().enumerate() {
+            let step_ms = starts
+                .iter()
+                .filter_map(|s| s.steps.get(i))
+                .map(|(_, micros)| *micros as f64 / 1000.0);
+            match Stats::of(step_ms) {
+                Some(st) => {
+                    let _ = write!(md, " {:.0} |", st.median);
+                }
+                None => md.push_str(" – |"),
+            }
+        }
+        md.push('\n');
+    }
+    md.push('\n');
     md
 }
 
