@@ -335,6 +335,10 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
     stopwatch.lap("programs");
+    // Parsing the kernel's BTF (several MiB on recent kernels) left the heap large; the
+    // daemon will not need that memory again.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 
     // Prove enforcement on a canary before claiming it, with nothing else in the maps yet.
     let mut ring = None;
