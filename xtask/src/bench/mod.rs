@@ -178,7 +178,7 @@ fn machine() -> String {
         .unwrap_or_else(|| "qemu".to_owned());
     format!(
         "{qemu}, TCG (-accel tcg -cpu max, software emulation), {CPUS} vCPU (with -icount, \
-         Linux 6.1 hangs bringing up a second), {} MiB, on a {cpu} host",
+         Linux 6.1 hangs bringing up a second), {} MiB; host CPU: {cpu}",
         vm::GUEST_MEMORY_MIB,
     )
 }

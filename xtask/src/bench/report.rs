@@ -72,6 +72,8 @@ pub struct AccountingSummary {
     pub runs: u64,
     pub bpf_ns: u64,
     pub sys_ns: u64,
+    /// CPU the daemon itself used meanwhile.
+    pub daemon_cpu_ns: u64,
 }
 
 impl AccountingSummary {
@@ -136,6 +138,7 @@ fn summarise_kernel(k: &KernelResults) -> KernelSummary {
             runs: a.programs.iter().map(|p| p.run_count).sum(),
             bpf_ns: a.programs.iter().map(|p| p.run_time_ns).sum(),
             sys_ns: a.sys_ns,
+            daemon_cpu_ns: a.daemon_cpu_ns,
         })
         .collect();
     let policies: BTreeSet<&str> = k.starts.iter().map(|s| s.policy.as_str()).collect();
@@ -252,9 +255,9 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
     }
     let _ = writeln!(
         md,
-        "- {rounds} rounds per workload and kernel, in one boot per kernel. Each round runs every \
-         workload without rtguard and with it, the two phases' order alternating from round to \
-         round."
+        "- {rounds} rounds per workload and kernel, in one boot per kernel. In each round every \
+         workload runs without rtguard and right after with it, or the other way round (the \
+         order alternates by round); rtguard is started for the run with it and stopped after."
     );
     if let Some(k) = results.kernels.first() {
         for (policy, objects) in &k.setup.policies {
@@ -325,29 +328,38 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         md,
         "One more run of each workload with rtguard and `kernel.bpf_stats_enabled=1`: the kernel \
          counts every run of every program and the time spent in it. \"Hooked operations\" are \
-         program runs; the share is BPF time over the workload's system time. (The counters \
-         are off during the timed rounds: counting costs two clock reads per run.)\n"
+         program runs; the share is BPF time over the workload's system time; daemon CPU is \
+         what rtguard's own process used meanwhile. BPF time is the programs' own: the hook \
+         dispatch and trampoline around each run are not in it, but are in the wall times \
+         above. (The counters are off during the timed rounds: counting costs two clock \
+         reads per run.)\n"
     );
     let _ = writeln!(
         md,
-        "| kernel | workload | hooked operations | BPF time | mean per operation | system time | BPF share |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+        "| kernel | workload | hooked operations | BPF time | mean per operation | system time | BPF share | daemon CPU |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for s in summaries {
         for a in &s.accounting {
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {:.1} ms | {:.0} ns | {:.3} s | {:.2}% |",
+                "| {} | {} | {} | {:.1} ms | {:.0} ns | {:.3} s | {:.2}% | {:.0} ms |",
                 s.series,
                 a.workload,
                 a.runs,
                 a.bpf_ns as f64 / 1e6,
                 a.mean_ns(),
                 secs(a.sys_ns),
-                a.share() * 100.0
+                a.share() * 100.0,
+                a.daemon_cpu_ns as f64 / 1e6
             );
         }
     }
-    let _ = writeln!(md, "\nPer program (runs, mean ns per run):\n");
+    let _ = writeln!(
+        md,
+        "\nPer program (runs × mean per run). The kernel keeps 15 bytes of a program's name: \
+         `bprm_check_secu` is `bprm_check_security`, and `exec_capture_ex` is \
+         `exec_capture_execve` and `exec_capture_execveat` together.\n"
+    );
     for (k, s) in results.kernels.iter().zip(summaries) {
         let programs: Vec<&str> = {
             let mut names: Vec<&str> = k
@@ -392,7 +404,9 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
     let _ = writeln!(
         md,
         "Map memory is what the kernel charges for each of rtguard's maps (`memlock` in \
-         `/proc/<pid>/fdinfo`); RSS is the daemon's resident memory (`VmRSS`).\n"
+         `/proc/<pid>/fdinfo`); RSS is the daemon's resident memory (`VmRSS`). Linux 6.12 \
+         reports what each map holds; Linux 6.1 reports a nominal figure, (key + value size) × \
+         max entries rounded to pages, and nothing for ring buffers.\n"
     );
     let _ = writeln!(
         md,
@@ -456,51 +470,59 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         md,
         "\nThe daemon's own account of its start (medians, ms), from its status file:\n"
     );
-    for (k, s) in results.kernels.iter().zip(summaries) {
-        md.push_str(&startup_steps(k, &s.series));
-    }
+    md.push_str(&startup_steps(results, summaries));
 
     let _ = writeln!(md, "\n## Notes\n");
     md.push_str(&notes(previous));
     md
 }
 
-/// Per policy, the median of each start-up step the daemon reports.
-fn startup_steps(k: &KernelResults, series: &str) -> String {
-    let mut md = String::new();
-    let policies: BTreeSet<&str> = k.starts.iter().map(|s| s.policy.as_str()).collect();
-    for policy in policies {
-        let starts: Vec<&Start> = k.starts.iter().filter(|s| s.policy == policy).collect();
-        let Some(first) = starts.first() else {
-            continue;
-        };
-        if md.is_empty() {
-            let _ = write!(md, "| kernel | policy file |");
-            for (step, _) in &first.steps {
-                let _ = write!(md, " {step} |");
-            }
-            let _ = write!(md, "\n| --- | --- |");
-            for _ in &first.steps {
-                md.push_str(" ---: |");
+/// Per kernel and policy, the median of each start-up step the daemon reports.
+fn startup_steps(results: &Results, summaries: &[KernelSummary]) -> String {
+    let Some(steps) = results
+        .kernels
+        .iter()
+        .flat_map(|k| k.starts.first())
+        .map(|s| {
+            s.steps
+                .iter()
+                .map(|(step, _)| step.as_str())
+                .collect::<Vec<_>>()
+        })
+        .next()
+    else {
+        return String::new();
+    };
+    let mut md = String::from("| kernel | policy file |");
+    for step in &steps {
+        let _ = write!(md, " {step} |");
+    }
+    md.push_str("\n| --- | --- |");
+    for _ in &steps {
+        md.push_str(" ---: |");
+    }
+    md.push('\n');
+    for (k, s) in results.kernels.iter().zip(summaries) {
+        let policies: BTreeSet<&str> = k.starts.iter().map(|s| s.policy.as_str()).collect();
+        for policy in policies {
+            let _ = write!(md, "| {} | `{policy}` |", s.series);
+            for step in &steps {
+                let step_ms = k
+                    .starts
+                    .iter()
+                    .filter(|s| s.policy == policy)
+                    .flat_map(|s| s.steps.iter().filter(|(name, _)| name == step))
+                    .map(|(_, micros)| *micros as f64 / 1000.0);
+                match Stats::of(step_ms) {
+                    Some(st) => {
+                        let _ = write!(md, " {:.0} |", st.median);
+                    }
+                    None => md.push_str(" – |"),
+                }
             }
             md.push('\n');
         }
-        let _ = write!(md, "| {series} | `{policy}` |");
-        for (i, _) in first.steps.iter().enumerate() {
-            let step_ms = starts
-                .iter()
-                .filter_map(|s| s.steps.get(i))
-                .map(|(_, micros)| *micros as f64 / 1000.0);
-            match Stats::of(step_ms) {
-                Some(st) => {
-                    let _ = write!(md, " {:.0} |", st.median);
-                }
-                None => md.push_str(" – |"),
-            }
-        }
-        md.push('\n');
     }
-    md.push('\n');
     md
 }
 
