@@ -94,9 +94,36 @@ pub fn bench(root: &Path, choice: KernelChoice, rounds: u32, command: String) ->
         deb: None,
     };
     let overlay = vm::overlay_cpio(root, &run_dir, &payload)?;
+    let kernels = boot_kernels(root, &run_dir, &overlay, choice);
+    // The packed binaries are rebuilt next time; the guest logs stay.
+    fs::remove_dir_all(run_dir.join("tests-overlay")).ok();
+    fs::remove_file(&overlay).ok();
+    let kernels = kernels?;
+
+    let results = Results {
+        command,
+        date: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)?,
+        machine: machine(),
+        kernels,
+    };
+    fs::write(
+        root.join(RESULTS),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    render(root, &results)
+}
+
+/// One boot per chosen kernel; the records each guest printed.
+fn boot_kernels(
+    root: &Path,
+    run_dir: &Path,
+    overlay: &Path,
+    choice: KernelChoice,
+) -> Result<Vec<KernelResults>> {
     let mut kernels = Vec::new();
     for series in choice.kernels() {
-        let (kernel, initramfs) = vm::initramfs(root, &run_dir, series, &overlay, "bench")?;
+        let (kernel, initramfs) = vm::initramfs(root, run_dir, series, overlay, "bench")?;
         step(&format!("benchmark on {}", kernel.package));
         let how = Boot {
             cmdline: " rtguard.bench",
@@ -104,7 +131,7 @@ pub fn bench(root: &Path, choice: KernelChoice, rounds: u32, command: String) ->
             qemu_args: ICOUNT,
             cpus: CPUS,
         };
-        let outcome = vm::boot_with(&run_dir, &kernel, &initramfs, &how)?;
+        let outcome = vm::boot_with(run_dir, &kernel, &initramfs, &how)?;
         fs::remove_file(&initramfs).ok();
         if outcome.exit != Some(0) {
             bail!(
@@ -123,21 +150,7 @@ pub fn bench(root: &Path, choice: KernelChoice, rounds: u32, command: String) ->
         }
         kernels.push(KernelResults::from_records(kernel.package, records)?);
     }
-    fs::remove_dir_all(run_dir.join("tests-overlay")).ok();
-    fs::remove_file(&overlay).ok();
-
-    let results = Results {
-        command,
-        date: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)?,
-        machine: machine(),
-        kernels,
-    };
-    fs::write(
-        root.join(RESULTS),
-        serde_json::to_string_pretty(&results)? + "\n",
-    )?;
-    render(root, &results)
+    Ok(kernels)
 }
 
 /// Renders the report and the chart from the saved results (after editing the notes).
