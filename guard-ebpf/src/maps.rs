@@ -1,6 +1,7 @@
 //! Maps and load-time globals shared by every layer.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
@@ -10,10 +11,12 @@ use guard_common::{
     MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
 };
 
-/// Protected objects and the ancestor directories of each, by identity.
+/// Protected objects and the ancestor directories of each, by identity. Not preallocated:
+/// only userspace inserts, and a host protects a few thousand inodes, so the map holds
+/// what it holds instead of all 65,536 entries' worth (6 MiB) from the start.
 #[map]
 pub static PROTECTED_INODES: HashMap<InodeKey, FileProtection> =
-    HashMap::with_max_entries(MAX_PROTECTED_INODES, 0);
+    HashMap::with_max_entries(MAX_PROTECTED_INODES, BPF_F_NO_PREALLOC);
 
 /// Roots of protected trees. Everything below a root is protected by the parent walk.
 #[map]

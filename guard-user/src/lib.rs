@@ -17,6 +17,7 @@ pub mod policy;
 pub mod proc;
 pub mod resolve;
 pub mod status;
+pub mod usage;
 
 /// The kernel programs, built from guard-ebpf by build.rs.
 pub static EBPF_OBJECT: &[u8] =

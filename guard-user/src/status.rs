@@ -4,6 +4,7 @@
 use std::{
     io,
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use serde::{Deserialize, Serialize};
@@ -89,6 +90,46 @@ pub struct DaemonStatus {
     /// maps as they are, if the daemon dies.
     #[serde(default)]
     pub pinned: Option<String>,
+    /// How long each step of the start took, in order.
+    #[serde(default)]
+    pub startup: Vec<StartupStep>,
+}
+
+/// One step from `rtguard run` to ready.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartupStep {
+    pub step: String,
+    pub micros: u64,
+}
+
+/// Times the steps of the start.
+pub struct Stopwatch {
+    last: Instant,
+    pub steps: Vec<StartupStep>,
+}
+
+impl Stopwatch {
+    pub fn start() -> Self {
+        Self {
+            last: Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    /// Ends `step` now; the next one starts.
+    pub fn lap(&mut self, step: &str) {
+        let now = Instant::now();
+        self.steps.push(StartupStep {
+            step: step.to_owned(),
+            micros: (now - self.last).as_micros() as u64,
+        });
+        self.last = now;
+    }
+
+    /// Milliseconds since the start, over every step so far.
+    pub fn total_ms(&self) -> u64 {
+        self.steps.iter().map(|s| s.micros).sum::<u64>() / 1000
+    }
 }
 
 impl DaemonStatus {
@@ -173,6 +214,10 @@ mod tests {
             },
             maintenance: Vec::new(),
             pinned: None,
+            startup: vec![StartupStep {
+                step: "policy".into(),
+                micros: 1200,
+            }],
         };
         status.write(&path).unwrap();
         assert_eq!(DaemonStatus::read(&path).unwrap(), status);

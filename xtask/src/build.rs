@@ -1,4 +1,4 @@
-//! Building the binaries the tasks run: `rtguard` and the VM test binary.
+//! Building the binaries the tasks run: `rtguard`, the VM tests and the benchmark.
 
 use std::{
     io::{BufRead as _, BufReader},
@@ -49,36 +49,46 @@ pub fn deb(root: &Path) -> Result<PathBuf> {
 /// Builds guard-user's `vm` integration tests and returns the test executable.
 pub fn vm_tests() -> Result<PathBuf> {
     step("build VM tests");
+    guard_user_target("test", "vm")
+}
+
+/// Builds guard-user's `overhead` benchmark (run in the VMs by `cargo xtask bench`).
+pub fn bench_runner() -> Result<PathBuf> {
+    step("build the benchmark");
+    guard_user_target("bench", "overhead")
+}
+
+/// Builds one of guard-user's test or bench targets (`kind`: `test` or `bench`) without
+/// running it, and returns its executable.
+fn guard_user_target(kind: &str, name: &str) -> Result<PathBuf> {
+    // `cargo bench` always builds optimised (the bench profile inherits release's).
+    let release: &[&str] = if kind == "bench" { &[] } else { &["--release"] };
     let mut child = Command::new("cargo")
-        .args([
-            "test",
-            "--release",
-            "--package",
-            "guard-user",
-            "--test",
-            "vm",
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-        ])
+        .arg(kind)
+        .args(release)
+        .args(["--package", "guard-user"])
+        .arg(format!("--{kind}"))
+        .arg(name)
+        .args(["--no-run", "--message-format=json-render-diagnostics"])
         .stdout(Stdio::piped())
         .spawn()
-        .context("starting cargo test --no-run")?;
+        .with_context(|| format!("starting cargo {kind} --no-run"))?;
     let mut executable = None;
     for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
         let line = line?;
         let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "vm" {
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name {
             if let Some(path) = msg["executable"].as_str() {
                 executable = Some(PathBuf::from(path));
             }
         }
     }
     if !child.wait()?.success() {
-        bail!("building the VM tests failed");
+        bail!("building guard-user's {kind} `{name}` failed");
     }
-    executable.context("cargo built no `vm` test executable")
+    executable.with_context(|| format!("cargo built no `{name}` {kind} executable"))
 }
 
 /// What `cargo xtask run` passes to `rtguard run` when given nothing: the development

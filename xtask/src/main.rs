@@ -3,6 +3,7 @@
 //! Every command first runs `setup`, which is idempotent and takes seconds once done, so
 //! `cargo xtask test` and `cargo xtask run` work on a machine that has nothing installed.
 
+mod bench;
 mod build;
 mod rootfs;
 mod setup;
@@ -53,6 +54,19 @@ enum Task {
         #[arg(long, value_enum, default_value_t = vm::KernelChoice::V6_12)]
         kernel: vm::KernelChoice,
     },
+    /// Measure what rtguard costs in the VMs: each workload without and with it, the
+    /// kernel's per-program accounting, memory and start-up time. Writes
+    /// docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks.json.
+    Bench {
+        #[arg(long, value_enum, default_value_t = vm::KernelChoice::All)]
+        kernel: vm::KernelChoice,
+        /// Rounds of without/with per workload (the report needs at least 7).
+        #[arg(long, default_value_t = 7)]
+        rounds: u32,
+        /// Only render the report and chart again from docs/benchmarks.json.
+        #[arg(long)]
+        render: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -91,6 +105,15 @@ fn main() -> Result<()> {
         Task::Demo { kernel } => {
             setup::ensure(&root)?;
             vm::demo(&root, kernel)
+        }
+        Task::Bench { render: true, .. } => bench::render_saved(&root),
+        Task::Bench { kernel, rounds, .. } => {
+            setup::ensure(&root)?;
+            let command = std::iter::once("cargo xtask".to_owned())
+                .chain(std::env::args().skip(1))
+                .collect::<Vec<_>>()
+                .join(" ");
+            bench::bench(&root, kernel, rounds, command)
         }
         Task::Test => {
             setup::ensure(&root)?;

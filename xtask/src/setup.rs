@@ -14,7 +14,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::{output, run, step};
 
 /// Debian packages: LLVM 22 for bpf-linker (it must match rustc's LLVM), qemu for the
-/// VM tests, debootstrap and cpio for the VM's Debian rootfs.
+/// VM tests, debootstrap and cpio for the VM's Debian rootfs, and the font the benchmark
+/// chart is drawn with.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libclang-22-dev",
@@ -24,6 +25,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "cpio",
     "debootstrap",
+    "fonts-dejavu-core",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

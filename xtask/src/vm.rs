@@ -18,12 +18,15 @@ use clap::ValueEnum;
 
 use crate::{
     build, rootfs,
-    setup::{self, VmKernel, KERNELS},
+    setup::{self, KernelSeries, VmKernel, KERNELS},
     step,
 };
 
 /// A whole guest run (boot, every test, poweroff) must end within this.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// The guest machine.
+const GUEST_CPUS: u32 = 2;
+pub const GUEST_MEMORY_MIB: u32 = 3072;
 /// The guest prints this with the test binary's exit status as its last act.
 const EXIT_MARKER: &str = "RTGUARD-VM-EXIT=";
 
@@ -37,6 +40,14 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
+    /// The kernel series chosen, in `KERNELS` order.
+    pub fn kernels(self) -> impl Iterator<Item = KernelSeries> {
+        KERNELS
+            .iter()
+            .copied()
+            .filter(move |k| self.includes(k.name))
+    }
+
     fn includes(self, name: &str) -> bool {
         match self {
             KernelChoice::V6_1 => name == "6.1",
@@ -47,11 +58,13 @@ impl KernelChoice {
 }
 
 /// What one guest boot reported.
-struct GuestOutcome {
-    exit: Option<i32>,
+pub struct GuestOutcome {
+    pub exit: Option<i32>,
     passed: u32,
     failed: u32,
     elapsed: Duration,
+    /// The guest's console, line by line.
+    pub log: PathBuf,
 }
 
 /// `cargo xtask demo`: the seed incident replayed in the VM on one kernel.
@@ -59,24 +72,25 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
     let rtguard = build::rtguard(root)?;
     let deb = build::deb(root)?;
     let tests = build::vm_tests()?;
-    let vm = setup::vm_dir(root);
-    let base = rootfs::base_cpio(&vm)?;
-    let run_dir = vm.join("runs").join(std::process::id().to_string());
-    fs::create_dir_all(&run_dir)?;
-    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb, None)?;
-    let series = KERNELS
-        .iter()
-        .find(|k| choice.includes(k.name))
-        .expect("a kernel");
-    let kernel = setup::kernel(root, *series)?;
-    let modules = rootfs::modules_cpio(&vm, &kernel)?;
-    let initramfs = run_dir.join("initramfs-demo.cpio");
-    rootfs::concat(&[&base, &modules, &overlay], &initramfs)?;
+    let run_dir = run_dir(root)?;
+    let overlay = overlay_cpio(
+        root,
+        &run_dir,
+        &Payload::tests(&rtguard, &tests, &deb, None),
+    )?;
+    let series = choice.kernels().next().expect("a kernel");
+    let (kernel, initramfs) = initramfs(root, &run_dir, series, &overlay, "demo")?;
     step(&format!(
         "the seed incident on {}, with rtguard",
         kernel.package
     ));
-    let outcome = boot_with(&run_dir, &kernel, &initramfs, " rtguard.demo", false)?;
+    let how = Boot {
+        cmdline: " rtguard.demo",
+        tag: false,
+        qemu_args: &[],
+        cpus: GUEST_CPUS,
+    };
+    let outcome = boot_with(&run_dir, &kernel, &initramfs, &how)?;
     fs::remove_file(&initramfs).ok();
     match outcome.exit {
         Some(0) => Ok(()),
@@ -89,23 +103,16 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
     let deb = build::deb(root)?;
     let tests = build::vm_tests()?;
     step("assemble VM initramfs");
-    let vm = setup::vm_dir(root);
-    let base = rootfs::base_cpio(&vm)?;
-    // This run's own files (overlay, initramfs, guest logs) live apart from the shared
-    // caches, so two runs on one machine can't swap each other's binaries.
-    let run_dir = vm.join("runs").join(std::process::id().to_string());
-    if run_dir.exists() {
-        fs::remove_dir_all(&run_dir)?;
-    }
-    fs::create_dir_all(&run_dir)?;
-    let overlay = tests_cpio(root, &run_dir, &rtguard, &tests, &deb, filter)?;
+    let run_dir = run_dir(root)?;
+    let overlay = overlay_cpio(
+        root,
+        &run_dir,
+        &Payload::tests(&rtguard, &tests, &deb, filter),
+    )?;
 
     let mut results = Vec::new();
-    for series in KERNELS.iter().filter(|k| choice.includes(k.name)) {
-        let kernel = setup::kernel(root, *series)?;
-        let modules = rootfs::modules_cpio(&vm, &kernel)?;
-        let initramfs = run_dir.join(format!("initramfs-{}.cpio", series.name));
-        rootfs::concat(&[&base, &modules, &overlay], &initramfs)?;
+    for series in choice.kernels() {
+        let (kernel, initramfs) = initramfs(root, &run_dir, series, &overlay, "tests")?;
         step(&format!("VM tests on {}", kernel.package));
         let outcome = boot(&run_dir, &kernel, &initramfs)?;
         // The initramfs is a few hundred MiB; the log is what is worth keeping.
@@ -145,17 +152,48 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
     Ok(())
 }
 
+/// This run's own directory (overlay, initramfs, guest logs), apart from the shared
+/// caches, so two runs on one machine can't swap each other's binaries.
+pub fn run_dir(root: &Path) -> Result<PathBuf> {
+    let dir = setup::vm_dir(root)
+        .join("runs")
+        .join(std::process::id().to_string());
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// What a run puts in the guest besides the rootfs: rtguard, its unit and the shipped
+/// policies always, and what the run's mode needs.
+pub struct Payload<'a> {
+    pub rtguard: &'a Path,
+    /// Executables: (path in the guest, built file).
+    pub executables: Vec<(&'static str, &'a Path)>,
+    /// Small files: (path in the guest, contents).
+    pub files: Vec<(&'static str, String)>,
+    /// The package, for the installation test.
+    pub deb: Option<&'a Path>,
+}
+
+impl<'a> Payload<'a> {
+    /// The VM tests (and the demo): the test binary, its libtest filter, the package.
+    fn tests(rtguard: &'a Path, tests: &'a Path, deb: &'a Path, filter: Option<&str>) -> Self {
+        Payload {
+            rtguard,
+            executables: vec![("tests/vm", tests)],
+            // The guest passes this file's words to the test binary: a libtest name filter.
+            files: vec![("tests/filter", filter.unwrap_or_default().to_owned())],
+            deb: Some(deb),
+        }
+    }
+}
+
 /// Packs this run's binaries and the guest's /init into a small archive that goes on top
 /// of the cached Debian rootfs. The rootfs is the same Debian release the binaries are
 /// built on, so they find the libraries they were linked against.
-fn tests_cpio(
-    root: &Path,
-    run_dir: &Path,
-    rtguard: &Path,
-    tests: &Path,
-    deb: &Path,
-    filter: Option<&str>,
-) -> Result<PathBuf> {
+pub fn overlay_cpio(root: &Path, run_dir: &Path, payload: &Payload) -> Result<PathBuf> {
     let tree = run_dir.join("tests-overlay");
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
@@ -164,16 +202,25 @@ fn tests_cpio(
     // merged-/usr rootfs, and an archive entry for a real lib/ would replace it).
     fs::create_dir_all(tree.join("usr/bin"))?;
     fs::create_dir_all(tree.join("usr/lib/systemd/system"))?;
-    fs::create_dir_all(tree.join("tests"))?;
-    copy_executable(rtguard, &tree.join("usr/bin/rtguard"))?;
+    copy_executable(payload.rtguard, &tree.join("usr/bin/rtguard"))?;
     fs::copy(
         root.join("packaging/rtguard.service"),
         tree.join("usr/lib/systemd/system/rtguard.service"),
     )?;
-    copy_executable(tests, &tree.join("tests/vm"))?;
-    // The package itself, for the installation test.
-    fs::create_dir_all(tree.join("root/debs"))?;
-    fs::copy(deb, tree.join("root/debs/rtguard.deb"))?;
+    for (to, from) in &payload.executables {
+        let to = tree.join(to);
+        fs::create_dir_all(to.parent().expect("a guest path has a parent"))?;
+        copy_executable(from, &to)?;
+    }
+    for (to, contents) in &payload.files {
+        let to = tree.join(to);
+        fs::create_dir_all(to.parent().expect("a guest path has a parent"))?;
+        fs::write(to, contents)?;
+    }
+    if let Some(deb) = payload.deb {
+        fs::create_dir_all(tree.join("root/debs"))?;
+        fs::copy(deb, tree.join("root/debs/rtguard.deb"))?;
+    }
     // The shipped policies, where a package would install them.
     let policies = tree.join("etc/rtguard");
     fs::create_dir_all(&policies)?;
@@ -183,8 +230,6 @@ fn tests_cpio(
             fs::copy(&path, policies.join(path.file_name().expect("a file name")))?;
         }
     }
-    // The guest passes this file's words to the test binary: a libtest name filter.
-    fs::write(tree.join("tests/filter"), filter.unwrap_or_default())?;
     let init = tree.join("init");
     fs::write(&init, INIT_SCRIPT)?;
     set_mode(&init, 0o755)?;
@@ -194,6 +239,24 @@ fn tests_cpio(
     let cpio = run_dir.join("tests-overlay.cpio");
     rootfs::pack(&tree, &cpio)?;
     Ok(cpio)
+}
+
+/// The initramfs for one kernel: the cached rootfs, the kernel's modules and `overlay`.
+/// It is a few hundred MiB; callers remove it after the boot.
+pub fn initramfs(
+    root: &Path,
+    run_dir: &Path,
+    series: KernelSeries,
+    overlay: &Path,
+    purpose: &str,
+) -> Result<(VmKernel, PathBuf)> {
+    let vm = setup::vm_dir(root);
+    let base = rootfs::base_cpio(&vm)?;
+    let kernel = setup::kernel(root, series)?;
+    let modules = rootfs::modules_cpio(&vm, &kernel)?;
+    let initramfs = run_dir.join(format!("initramfs-{purpose}-{}.cpio", series.name));
+    rootfs::concat(&[&base, &modules, overlay], &initramfs)?;
+    Ok((kernel, initramfs))
 }
 
 /// The guest's /init. It mounts what rtguard and the tests need, shows what the kernel
@@ -218,6 +281,11 @@ cd /tmp
 if grep -q rtguard.demo /proc/cmdline; then
     sh /demo.sh
     echo "RTGUARD-VM-EXIT=$?"
+elif grep -q rtguard.bench /proc/cmdline; then
+    # Only the benchmark's lines on the console: kernel messages could split them.
+    dmesg -n 1
+    RTGUARD_BIN=/usr/bin/rtguard /bench/overhead --guest $(cat /bench/args)
+    echo "RTGUARD-VM-EXIT=$?"
 else
     RTGUARD_BIN=/usr/bin/rtguard RUST_BACKTRACE=1 /tests/vm --test-threads=1 --color never --show-output $(cat /tests/filter)
     echo "RTGUARD-VM-EXIT=$?"
@@ -227,23 +295,41 @@ echo o > /proc/sysrq-trigger
 "#;
 
 fn boot(run_dir: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome> {
-    boot_with(run_dir, kernel, initramfs, "", true)
+    let how = Boot {
+        cmdline: "",
+        tag: true,
+        qemu_args: &[],
+        cpus: GUEST_CPUS,
+    };
+    boot_with(run_dir, kernel, initramfs, &how)
 }
 
-/// Boots the guest; `extra_cmdline` is appended to the kernel command line, and `tag`
-/// prefixes each console line with the kernel (off for the demo, which is read by people).
-fn boot_with(
+/// How to boot a guest.
+pub struct Boot<'a> {
+    /// Appended to the kernel command line: the guest's mode (`rtguard.demo`, …).
+    pub cmdline: &'a str,
+    /// Prefix each console line with the kernel (off for the demo, which people read).
+    pub tag: bool,
+    /// More qemu arguments.
+    pub qemu_args: &'a [&'a str],
+    pub cpus: u32,
+}
+
+/// Boots the guest and follows its console until it powers off.
+pub fn boot_with(
     run_dir: &Path,
     kernel: &VmKernel,
     initramfs: &Path,
-    extra_cmdline: &str,
-    tag: bool,
+    how: &Boot,
 ) -> Result<GuestOutcome> {
     let log_path = run_dir.join(format!("guest-{}.log", kernel.series.name));
     let mut log = fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "3072"])
+        .args(["-accel", "tcg", "-cpu", "max"])
+        .args(["-smp", &how.cpus.to_string()])
+        .args(["-m", &GUEST_MEMORY_MIB.to_string()])
+        .args(how.qemu_args)
         .args([
             "-nodefaults",
             "-display",
@@ -258,7 +344,8 @@ fn boot_with(
         .arg(initramfs)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 panic=-1 rdinit=/init loglevel=4{extra_cmdline}"
+            "console=ttyS0 panic=-1 rdinit=/init loglevel=4{}",
+            how.cmdline
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -282,13 +369,14 @@ fn boot_with(
         passed: 0,
         failed: 0,
         elapsed: Duration::ZERO,
+        log: log_path.clone(),
     };
     loop {
         let left = GUEST_TIMEOUT.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(line) => {
                 let line = line.trim_end_matches('\r');
-                if tag {
+                if how.tag {
                     println!("[{name}] {line}");
                 } else if !line.starts_with('[') && !line.starts_with(EXIT_MARKER) {
                     println!("{line}");

@@ -36,7 +36,7 @@ use crate::{
     policy::{self, Policy},
     proc::Procfs,
     resolve::{self, ResolveError, ResolveOptions},
-    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts},
+    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
 };
 
 /// After the package manager replaced a protected file, wait this long for it to finish
@@ -257,6 +257,7 @@ impl CommandLineSpec {
 }
 
 pub fn run(args: RunArgs) -> u8 {
+    let mut stopwatch = Stopwatch::start();
     let source = match &args.policy {
         Some(path) => match policy::load(path) {
             Ok(policy) => Source::Policy {
@@ -305,6 +306,7 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::USAGE;
         }
     };
+    stopwatch.lap("policy");
     let mut config = AuditLogConfig::new(&args.audit_log);
     if args.syslog {
         config = config.with_syslog();
@@ -345,6 +347,7 @@ pub fn run(args: RunArgs) -> u8 {
         events: EventCounters::default(),
         maintenance: Vec::new(),
         pinned: None,
+        startup: Vec::new(),
     };
 
     let generation = match pins
@@ -378,6 +381,11 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
+    stopwatch.lap("programs");
+    // Parsing the kernel's BTF (several MiB on recent kernels) left the heap large; the
+    // daemon will not need that memory again.
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
 
     // Prove enforcement on a canary before claiming it, with nothing else in the maps yet.
     let mut ring = None;
@@ -428,6 +436,7 @@ pub fn run(args: RunArgs) -> u8 {
             published.reason = format!("self-test failed for the {} layer(s)", failed.join(", "));
         }
         ring = Some(events);
+        stopwatch.lap("self-test");
     }
 
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -461,6 +470,7 @@ pub fn run(args: RunArgs) -> u8 {
         windows_file,
         pins: pins.map(|dir| (dir, generation)),
         package_operations: BTreeSet::new(),
+        stopwatch,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -521,6 +531,8 @@ struct Daemon {
     /// an install or a removal in a window: once they have ended, the tables are resolved
     /// again.
     package_operations: BTreeSet<u32>,
+    /// The start's steps, published once the daemon is ready.
+    stopwatch: Stopwatch,
 }
 
 impl Daemon {
@@ -535,6 +547,7 @@ impl Daemon {
         let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
 
         let Some((mut guard, ring)) = loaded else {
+            self.published.startup = self.stopwatch.steps.clone();
             self.publish();
             notify(&format!(
                 "READY=1\nSTATUS=degraded: {}",
@@ -551,7 +564,12 @@ impl Daemon {
         };
 
         self.install(&mut guard, tables)?;
+        self.stopwatch.lap("maps");
         self.persist(&mut guard)?;
+        if self.published.pinned.is_some() {
+            self.stopwatch.lap("pins");
+        }
+        self.published.startup = self.stopwatch.steps.clone();
         self.published.layers = layers(guard.attached());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         let proven = self.published.self_test.iter().all(|t| t.passed);
@@ -577,6 +595,7 @@ impl Daemon {
             inodes = counts.inodes,
             trees = counts.trees,
             file_hooks = guard.file_hooks().as_str(),
+            startup_ms = self.stopwatch.total_ms(),
             "{verb}: {} protected inode(s) (objects and their ancestors), {} tree(s)",
             counts.inodes,
             counts.trees
@@ -693,6 +712,7 @@ impl Daemon {
             trusted_executables: tables.trusted.len(),
             rules: tables.rules.len(),
         };
+        self.published.startup = self.stopwatch.steps.clone();
         self.publish();
         notify(&format!(
             "READY=1\nSTATUS=degraded: {}; observing syscalls, nothing is blocked",

@@ -9,6 +9,7 @@ use crate::{
     loader::PinDir,
     paths,
     status::{default_path, is_rtguard, DaemonStatus, GuardState},
+    usage::{self, Usage},
 };
 
 #[derive(Debug, Args)]
@@ -65,13 +66,25 @@ pub fn status(args: StatusArgs) -> u8 {
         report_pins(&args.pin_dir);
         return NOT_RUNNING;
     }
+    // What the guard costs, read live from the kernel (needs root; left out otherwise).
+    let usage = usage::of_process(status.pid).ok();
     if args.json {
+        let mut json = serde_json::to_value(&status).unwrap_or_default();
+        if let (Some(object), Some(usage)) = (json.as_object_mut(), &usage) {
+            object.insert(
+                "usage".to_owned(),
+                serde_json::to_value(usage).unwrap_or_default(),
+            );
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&status).unwrap_or_default()
+            serde_json::to_string_pretty(&json).unwrap_or_default()
         );
     } else {
         print!("{}", render(&status));
+        if let Some(usage) = &usage {
+            print!("{}", render_usage(usage));
+        }
     }
     match status.state {
         GuardState::Enforcing => exit::OK,
@@ -149,7 +162,50 @@ fn render(s: &DaemonStatus) -> String {
             ),
         );
     }
+    if !s.startup.is_empty() {
+        let ms = |micros: u64| micros / 1000;
+        let steps: Vec<String> = s
+            .startup
+            .iter()
+            .map(|st| format!("{} {} ms", st.step, ms(st.micros)))
+            .collect();
+        line(
+            "ready after:",
+            format!(
+                "{} ms ({})",
+                ms(s.startup.iter().map(|st| st.micros).sum()),
+                steps.join(", ")
+            ),
+        );
+    }
     line("updated:", s.updated.clone());
+    out
+}
+
+fn render_usage(u: &Usage) -> String {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    let mut out = format!(
+        "{:<14} {:.1} MiB resident, {:.1} MiB in {} BPF maps\n",
+        "memory:",
+        mib(u.rss_bytes),
+        mib(u.map_bytes()),
+        u.maps.len()
+    );
+    if !u.bpf_stats_enabled {
+        out.push_str(&format!(
+            "{:<14} not counted (sysctl kernel.bpf_stats_enabled=1 counts runs and time)\n",
+            "bpf runs:"
+        ));
+    }
+    for p in u.programs.iter().filter(|p| p.run_count > 0) {
+        out.push_str(&format!(
+            "{:<14} {:<16} {:>10} runs, {:>8.0} ns/run\n",
+            "bpf runs:",
+            p.name,
+            p.run_count,
+            p.mean_ns().unwrap_or_default()
+        ));
+    }
     out
 }
 

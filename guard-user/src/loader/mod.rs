@@ -7,7 +7,12 @@ pub mod pins;
 pub mod self_test;
 pub mod tables;
 
-use std::{collections::BTreeSet, io, path::Path};
+use std::{
+    collections::BTreeSet,
+    io,
+    path::Path,
+    sync::{Mutex, PoisonError},
+};
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
@@ -15,7 +20,7 @@ use aya::{
         links::{FdLink, PinnedLink},
         lsm::LsmLinkId,
         trace_point::TracePointLinkId,
-        Lsm, ProgramError, TracePoint,
+        Lsm, Program, ProgramError, TracePoint,
     },
     Btf, Ebpf, EbpfLoader,
 };
@@ -40,6 +45,9 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
+
+/// A ring buffer's smallest size: one page.
+const UNUSED_RING_BYTES: u32 = 4096;
 
 /// Where the active LSMs are listed.
 const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
@@ -184,7 +192,10 @@ impl Guard {
         let mut loader = EbpfLoader::new();
         loader
             .override_global(names::OFFSETS, &offsets, true)
-            .override_global(names::GUARD_CONFIG, &config, true);
+            .override_global(names::GUARD_CONFIG, &config, true)
+            // Degraded mode's ring buffer: the enforcing guard never writes it, so it gets
+            // the smallest size the kernel takes instead of 256 KiB.
+            .map_max_entries(names::SYSCALL_EVENTS, UNUSED_RING_BYTES);
         if let Some(generation) = generation {
             for &name in pins::PINNED_MAPS {
                 loader.map_pin_path(name, generation.map_path(name));
@@ -192,16 +203,19 @@ impl Guard {
         }
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
+        let lsm_hooks: Vec<&'static str> = file_hooks
+            .hooks()
+            .iter()
+            .chain([&EXEC_HOOK, &PROCESS_HOOK])
+            .copied()
+            .collect();
+        let captures: Vec<&'static str> = EXEC_CAPTURE.iter().map(|&(name, ..)| name).collect();
+        load_programs(&mut ebpf, &btf, &[&lsm_hooks[..], &captures[..]].concat())?;
         let mut attached = Vec::new();
         let mut lsm_links = Vec::new();
         let mut capture_links = Vec::new();
-        for &hook in file_hooks.hooks().iter().chain([&EXEC_HOOK, &PROCESS_HOOK]) {
-            let program: &mut Lsm = program_mut(&mut ebpf, hook)?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook, source })?;
-            program
-                .load(hook, &btf)
-                .map_err(|source| classify_load_error(hook, source))?;
+        for &hook in &lsm_hooks {
+            let program: &mut Lsm = program_mut(&mut ebpf, hook)?;
             let link = program
                 .attach()
                 .map_err(|source| LoadError::Program { hook, source })?;
@@ -212,12 +226,7 @@ impl Guard {
         // The capture runs on every exec on the host; attach it last, once the decision
         // program it feeds is in place.
         for &(name, category, tracepoint) in EXEC_CAPTURE {
-            let program: &mut TracePoint = program_mut(&mut ebpf, name)?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook: name, source })?;
-            program
-                .load()
-                .map_err(|source| LoadError::Program { hook: name, source })?;
+            let program: &mut TracePoint = program_mut(&mut ebpf, name)?;
             let link = program
                 .attach(category, tracepoint)
                 .map_err(|source| LoadError::Program { hook: name, source })?;
@@ -252,18 +261,14 @@ impl Guard {
                 })
         };
         for (hook, id) in std::mem::take(&mut self.lsm_links) {
-            let program: &mut Lsm = program_mut(&mut self.ebpf, hook)?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook, source })?;
+            let program: &mut Lsm = program_mut(&mut self.ebpf, hook)?;
             let link = program
                 .take_link(id)
                 .map_err(|source| LoadError::Program { hook, source })?;
             self.pinned.push(pin(hook, link.into())?);
         }
         for (name, id) in std::mem::take(&mut self.capture_links) {
-            let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook: name, source })?;
+            let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
             let link = program
                 .take_link(id)
                 .map_err(|source| LoadError::Program { hook: name, source })?;
@@ -483,14 +488,77 @@ impl Guard {
     }
 }
 
-fn program_mut<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut aya::programs::Program, LoadError> {
-    ebpf.program_mut(name).ok_or(LoadError::Program {
-        hook: name,
-        source: ProgramError::NotLoaded,
+/// Loads the named programs into the kernel, several at a time. Loading is where the
+/// kernel verifies a program, which is most of rtguard's start-up; each load is one
+/// syscall working on one CPU, and the programs are independent, so they are verified in
+/// parallel, one thread per CPU. On the first failure the rest are not started.
+fn load_programs(ebpf: &mut Ebpf, btf: &Btf, names: &[&'static str]) -> Result<(), LoadError> {
+    let mut queue = Vec::with_capacity(names.len());
+    for (name, program) in ebpf.programs_mut() {
+        if let Some(&name) = names.iter().find(|&&n| n == name) {
+            queue.push((name, program));
+        }
+    }
+    if let Some(&missing) = names.iter().find(|&&n| !queue.iter().any(|(q, _)| *q == n)) {
+        return Err(LoadError::Program {
+            hook: missing,
+            source: ProgramError::NotLoaded,
+        });
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(queue.len());
+    let queue = Mutex::new(queue);
+    let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).pop();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    while let Some((name, program)) = next() {
+                        if let Err(e) = load_program(name, program, btf) {
+                            queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                            return Err(e);
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("a program-loading thread panicked"))
     })
+}
+
+fn load_program(name: &'static str, program: &mut Program, btf: &Btf) -> Result<(), LoadError> {
+    match program {
+        // LSM programs are named after their hooks.
+        Program::Lsm(lsm) => lsm
+            .load(name, btf)
+            .map_err(|source| classify_load_error(name, source)),
+        Program::TracePoint(tp) => tp
+            .load()
+            .map_err(|source| LoadError::Program { hook: name, source }),
+        _ => Err(LoadError::Program {
+            hook: name,
+            source: ProgramError::UnexpectedProgramType,
+        }),
+    }
+    .inspect(|()| debug!(program = name, "loaded"))
+}
+
+/// A loaded program of the expected type.
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(LoadError::Program {
+            hook: name,
+            source: ProgramError::NotLoaded,
+        })?
+        .try_into()
+        .map_err(|source| LoadError::Program { hook: name, source })
 }
 
 fn hash_mut<'a, K: aya::Pod, V: aya::Pod>(

@@ -1,0 +1,306 @@
+//! The overhead benchmark, guest side: what always-on protection costs a host.
+//!
+//! Each round runs every workload without rtguard and right after with it (the production
+//! policy plus 10,000 more protected files), or the other way round: the order alternates
+//! from round to round, and each pair runs back to back, so drift in the machine (the
+//! emulator shares the host) favours neither side. Then one more run of each workload with
+//! the kernel counting the programs' runs and time, the daemon's memory, and the time from
+//! `rtguard run` to READY=1. Results go to stdout as [`record`] lines.
+//!
+//! It needs root and a kernel with BPF LSM, so `cargo xtask bench` runs it inside the
+//! Debian VMs (`overhead --guest [--rounds N]`); run any other way it only says so.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+mod record;
+mod workloads;
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _, Result};
+use guard_user::{
+    policy,
+    resolve::{self, ResolveOptions},
+    status::DaemonStatus,
+    usage::{self, Usage},
+};
+
+use common::RunningGuard;
+use record::{Accounting, Guard, MapMemory, Memory, ProgramRuns, Record, Run, Setup, Start};
+use workloads::{Workdir, Workload};
+
+const DEFAULT_ROUNDS: u32 = 7;
+const PRODUCTION_POLICY: &str = "/etc/rtguard/production.toml";
+/// The production policy plus a rule protecting every file under [`PROTECTED_DIR`].
+const BENCH_POLICY: &str = "/etc/rtguard/bench-10k.toml";
+const PROTECTED_DIR: &str = "/srv/rtguard-bench";
+/// 100 directories of 100 files: the 10,000 extra protected objects.
+const PROTECTED_DIRS: u32 = 100;
+const PROTECTED_FILES_PER_DIR: u32 = 100;
+/// On the root filesystem, like /etc/containerd (a protected tree root): every write
+/// there makes the file hooks walk the parent chain looking for a tree.
+const WORKDIR: &str = "/var/tmp/rtguard-bench";
+const TREE_ROOT: &str = "/etc/containerd";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--guest") {
+        eprintln!("the overhead benchmark runs as root in the VMs: cargo xtask bench");
+        return ExitCode::SUCCESS;
+    }
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_ROUNDS);
+    match bench(rounds) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(rounds: u32) -> Result<()> {
+    usage::set_stats_enabled(false)?;
+    let workdir = Workdir::prepare(Path::new(WORKDIR)).context("preparing the workloads")?;
+    let workloads = workloads::all();
+    workloads::write_tree(
+        Path::new(PROTECTED_DIR),
+        PROTECTED_DIRS,
+        PROTECTED_FILES_PER_DIR,
+        64,
+    )?;
+    write_bench_policy()?;
+    let policies = [PRODUCTION_POLICY, BENCH_POLICY]
+        .into_iter()
+        .map(|p| Ok((p.to_owned(), protected_objects(p)?)))
+        .collect::<Result<Vec<_>>>()?;
+    emit(Record::Setup(Setup {
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")?
+            .trim()
+            .to_owned(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        rounds,
+        workloads: workloads
+            .iter()
+            .map(|w| record::Workload {
+                name: w.name.to_owned(),
+                description: w.description.clone(),
+            })
+            .collect(),
+        policies,
+        workdir_on_tree_device: fs::metadata(WORKDIR)?.dev() == fs::metadata(TREE_ROOT)?.dev(),
+    }));
+
+    // A first pass, not recorded, so no round pays for cold caches.
+    for w in &workloads {
+        w.run(&workdir)
+            .with_context(|| format!("warming up {}", w.name))?;
+    }
+    for round in 0..rounds {
+        for w in &workloads {
+            let phases = if round % 2 == 0 {
+                [Guard::Off, Guard::On]
+            } else {
+                [Guard::On, Guard::Off]
+            };
+            for phase in phases {
+                let guard = match phase {
+                    Guard::On => Some(start(BENCH_POLICY)?),
+                    Guard::Off => None,
+                };
+                let (wall, sys) = measure(w, &workdir)?;
+                emit(Record::Run(Run {
+                    workload: w.name.to_owned(),
+                    round,
+                    guard: phase,
+                    wall_ns: nanos(wall),
+                    sys_ns: nanos(sys),
+                }));
+                if let Some(guard) = guard {
+                    stop(guard)?;
+                }
+            }
+        }
+    }
+
+    account(&workloads, &workdir)?;
+
+    // Start to ready with the production policy alone, as a host starts it.
+    for i in 0..rounds {
+        let guard = start(PRODUCTION_POLICY)?;
+        if i == 0 {
+            emit_memory(PRODUCTION_POLICY, &usage::of_process(guard.pid())?)?;
+        }
+        let log = stop(guard)?;
+        if i + 1 == rounds {
+            println!("rtguard's log of its last start:");
+            for line in log.lines() {
+                println!("  {line}");
+            }
+        }
+    }
+    fs::remove_dir_all(WORKDIR).ok();
+    Ok(())
+}
+
+/// One run of each workload with the kernel counting every program's runs and time, and
+/// the daemon's memory with the bench policy loaded.
+fn account(workloads: &[Workload], workdir: &Workdir) -> Result<()> {
+    let guard = start(BENCH_POLICY)?;
+    usage::set_stats_enabled(true)?;
+    let pid = guard.pid();
+    for w in workloads {
+        let before = usage::of_process(pid)?;
+        let (wall, sys) = measure(w, workdir)?;
+        let after = usage::of_process(pid)?;
+        emit(Record::Accounting(Accounting {
+            workload: w.name.to_owned(),
+            wall_ns: nanos(wall),
+            sys_ns: nanos(sys),
+            daemon_cpu_ns: after.cpu_ns - before.cpu_ns,
+            programs: program_deltas(&before, &after),
+        }));
+    }
+    usage::set_stats_enabled(false)?;
+    emit_memory(BENCH_POLICY, &usage::of_process(pid)?)?;
+    stop(guard)?;
+    Ok(())
+}
+
+/// What the kernel counted between two readings, summed per program name.
+fn program_deltas(before: &Usage, after: &Usage) -> Vec<ProgramRuns> {
+    let earlier: BTreeMap<u32, _> = before.programs.iter().map(|p| (p.id, p)).collect();
+    let mut by_name: BTreeMap<&str, ProgramRuns> = BTreeMap::new();
+    for p in &after.programs {
+        let (count, time) = earlier
+            .get(&p.id)
+            .map_or((0, 0), |b| (b.run_count, b.run_time_ns));
+        let sum = by_name.entry(&p.name).or_insert_with(|| ProgramRuns {
+            name: p.name.clone(),
+            run_count: 0,
+            run_time_ns: 0,
+        });
+        sum.run_count += p.run_count - count;
+        sum.run_time_ns += p.run_time_ns - time;
+    }
+    by_name.into_values().collect()
+}
+
+fn emit_memory(policy: &str, u: &Usage) -> Result<()> {
+    emit(Record::Memory(Memory {
+        policy: policy.to_owned(),
+        protected_objects: protected_objects(policy)?,
+        rss_bytes: u.rss_bytes,
+        maps: u
+            .maps
+            .iter()
+            .map(|m| MapMemory {
+                name: m.name.clone(),
+                max_entries: m.max_entries,
+                memlock_bytes: m.memlock_bytes,
+            })
+            .collect(),
+    }));
+    Ok(())
+}
+
+/// Starts `rtguard run --policy POLICY`, records the time to READY=1 and the daemon's
+/// own account of it, and checks that it enforces.
+fn start(policy: &str) -> Result<RunningGuard> {
+    let started = Instant::now();
+    let guard = match common::start_guard(&["--policy", policy]) {
+        common::Started::Ready(guard) => guard,
+        common::Started::Exited { status, stderr } => {
+            bail!("rtguard exited before ready ({status}):\n{stderr}")
+        }
+    };
+    let ready = started.elapsed();
+    if guard.status != "enforcing" {
+        bail!("rtguard is ready but not enforcing: {}", guard.status);
+    }
+    let steps = DaemonStatus::read(&guard.status_file)?
+        .startup
+        .into_iter()
+        .map(|s| (s.step, s.micros))
+        .collect();
+    emit(Record::Start(Start {
+        policy: policy.to_owned(),
+        ready_ns: nanos(ready),
+        steps,
+    }));
+    Ok(guard)
+}
+
+/// Stops the guard and returns its log.
+fn stop(guard: RunningGuard) -> Result<String> {
+    let (status, log) = guard.stop();
+    if !status.success() {
+        bail!("rtguard ended with {status}:\n{log}");
+    }
+    Ok(log)
+}
+
+/// Wall time and system time (the runner's and its children's) of one run.
+fn measure(w: &Workload, dir: &Workdir) -> Result<(Duration, Duration)> {
+    let sys = system_time();
+    let started = Instant::now();
+    w.run(dir).with_context(|| format!("running {}", w.name))?;
+    Ok((started.elapsed(), system_time() - sys))
+}
+
+fn system_time() -> Duration {
+    let of = |who| {
+        // SAFETY: getrusage fills the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(who, &mut usage) };
+        Duration::new(
+            usage.ru_stime.tv_sec as u64,
+            usage.ru_stime.tv_usec as u32 * 1000,
+        )
+    };
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
+}
+
+/// Protected file objects the policy resolves to on this host.
+fn protected_objects(path: &str) -> Result<usize> {
+    let policy = policy::load(Path::new(path)).map_err(|e| anyhow::anyhow!(e.render()))?;
+    let options = ResolveOptions {
+        root: PathBuf::from("/"),
+        ..Default::default()
+    };
+    Ok(resolve::resolve(&policy, &options)?.objects.len())
+}
+
+fn write_bench_policy() -> Result<()> {
+    let production = fs::read_to_string(PRODUCTION_POLICY)?;
+    fs::write(
+        BENCH_POLICY,
+        format!(
+            "{production}\n\
+             # The benchmark's 10,000 extra protected objects.\n\
+             [[paths]]\n\
+             name = \"bench-objects\"\n\
+             paths = [\"{PROTECTED_DIR}/*/*\"]\n"
+        ),
+    )?;
+    Ok(())
+}
+
+fn emit(record: Record) {
+    println!("{}", record.line());
+}
+
+fn nanos(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
