@@ -26,14 +26,21 @@ pub struct FileDecision {
     pub components: Vec<String>,
     /// Components between the anchor and the first one in `components` were not reported.
     pub path_truncated: bool,
-    pub actor_exe: InodeKey,
+    /// Who acted.
+    pub actor: KernelActor,
+}
+
+/// The acting process as file and process events report it, read by the kernel in the
+/// actor's own context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelActor {
+    pub exe: InodeKey,
     pub cgroup_id: u64,
     pub pid: u32,
     pub tgid: u32,
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
-    /// The actor's command line as the kernel copied it in the actor's own context.
     pub cmdline: KernelCmdline,
 }
 
@@ -147,15 +154,8 @@ pub struct ProcessDecision {
     pub target_pid: u32,
     pub target_comm: String,
     pub target_exe: InodeKey,
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: String,
-    /// The sender's command line.
-    pub cmdline: KernelCmdline,
+    /// Who sent the signal.
+    pub actor: KernelActor,
 }
 
 /// Decodes a process-layer record.
@@ -169,14 +169,16 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
         target_pid: raw.target_pid,
         target_comm: c_string(&raw.target_comm),
         target_exe: raw.target_exe,
-        actor_exe: raw.actor_exe,
-        cgroup_id: raw.cgroup_id,
-        pid: raw.pid,
-        tgid: raw.tgid,
-        ppid: raw.ppid,
-        uid: raw.uid,
-        comm: c_string(&raw.comm),
-        cmdline: KernelCmdline::from_raw(&raw.cmdline),
+        actor: KernelActor {
+            exe: raw.actor_exe,
+            cgroup_id: raw.cgroup_id,
+            pid: raw.pid,
+            tgid: raw.tgid,
+            ppid: raw.ppid,
+            uid: raw.uid,
+            comm: c_string(&raw.comm),
+            cmdline: KernelCmdline::from_raw(&raw.cmdline),
+        },
     })
 }
 
@@ -271,14 +273,16 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         anchor: raw.anchor,
         components,
         path_truncated: raw.flags & EVENT_PATH_TRUNCATED != 0,
-        actor_exe: raw.actor_exe,
-        cgroup_id: raw.cgroup_id,
-        pid: raw.pid,
-        tgid: raw.tgid,
-        ppid: raw.ppid,
-        uid: raw.uid,
-        comm: c_string(&raw.comm),
-        cmdline: KernelCmdline::from_raw(&raw.cmdline),
+        actor: KernelActor {
+            exe: raw.actor_exe,
+            cgroup_id: raw.cgroup_id,
+            pid: raw.pid,
+            tgid: raw.tgid,
+            ppid: raw.ppid,
+            uid: raw.uid,
+            comm: c_string(&raw.comm),
+            cmdline: KernelCmdline::from_raw(&raw.cmdline),
+        },
     })
 }
 
@@ -378,12 +382,17 @@ mod tests {
             (254, 1, 77)
         );
         assert_eq!(
-            (got.pid, got.tgid, got.ppid, got.comm.as_str()),
+            (
+                got.actor.pid,
+                got.actor.tgid,
+                got.actor.ppid,
+                got.actor.comm.as_str()
+            ),
             (10, 11, 1, "rm")
         );
         assert_eq!(got.components, ["io.containerd", "meta.db"]);
-        assert_eq!(got.cmdline.args, ["rm", "-f", "meta.db"]);
-        assert!(!got.cmdline.truncated);
+        assert_eq!(got.actor.cmdline.args, ["rm", "-f", "meta.db"]);
+        assert!(!got.actor.cmdline.truncated);
 
         let mut tables = KernelTables::default();
         tables

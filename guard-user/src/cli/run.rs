@@ -23,7 +23,7 @@ use crate::{
         self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
     },
     degraded::{self, ArgvCache, PathMatcher},
-    events::{self, Event, ExecDecision, FileDecision, KernelCmdline, ProcessDecision},
+    events::{self, Event, ExecDecision, FileDecision, KernelActor, ProcessDecision},
     loader::{
         observer::Observer,
         self_test::{self, SelfTestResult},
@@ -1159,18 +1159,11 @@ impl AuditTrail {
     /// The actor of a file or process decision: what the kernel reported, the rest from
     /// /proc. The command line the kernel copied in the actor's own context is preferred
     /// when complete: the actor may be gone, or its pid reused, by the time /proc is read.
-    fn kernel_actor(
-        &self,
-        tgid: u32,
-        uid: u32,
-        comm: &str,
-        ppid: u32,
-        cgroup_id: u64,
-        cmdline: &KernelCmdline,
-    ) -> Actor {
-        let mut actor = Actor::new(tgid, uid, comm)
-            .with_ppid(ppid)
-            .with_cgroup_id(cgroup_id);
+    fn kernel_actor(&self, reported: &KernelActor) -> Actor {
+        let cmdline = &reported.cmdline;
+        let mut actor = Actor::new(reported.tgid, reported.uid, reported.comm.clone())
+            .with_ppid(reported.ppid)
+            .with_cgroup_id(reported.cgroup_id);
         if !cmdline.args.is_empty() && !cmdline.truncated {
             actor.set_argv(cmdline.args.iter().cloned(), false);
         }
@@ -1182,14 +1175,7 @@ impl AuditTrail {
     }
 
     fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
-        let actor = self.kernel_actor(
-            ev.tgid,
-            ev.uid,
-            &ev.comm,
-            ev.ppid,
-            ev.cgroup_id,
-            &ev.cmdline,
-        );
+        let actor = self.kernel_actor(&ev.actor);
         let mut target =
             Target::inode(ev.target_exe).with_process(ev.target_pid, ev.target_comm.clone());
         if let Some(path) = tables.paths.get(&ev.target_exe) {
@@ -1241,14 +1227,7 @@ impl AuditTrail {
 
     fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
         // The process may be gone already; the kernel's fields stay.
-        let actor = self.kernel_actor(
-            ev.tgid,
-            ev.uid,
-            &ev.comm,
-            ev.ppid,
-            ev.cgroup_id,
-            &ev.cmdline,
-        );
+        let actor = self.kernel_actor(&ev.actor);
         let mut target = Target::inode(ev.target);
         if let Some(path) = ev.path(tables) {
             target = target.with_path(path.display().to_string());
@@ -1343,8 +1322,8 @@ fn log_process_decision(ev: &ProcessDecision, tables: &KernelTables) {
         signal = ev.signal,
         target_pid = ev.target_pid,
         target_comm = ev.target_comm,
-        pid = ev.tgid,
-        comm = ev.comm,
+        pid = ev.actor.tgid,
+        comm = ev.actor.comm,
         "{} signal {} to {} [{}]",
         ev.decision.as_str(),
         ev.signal,
@@ -1359,7 +1338,7 @@ fn log_decision(ev: &FileDecision, tables: &KernelTables) {
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "?".to_owned());
     let exe = Path::new("/proc")
-        .join(ev.tgid.to_string())
+        .join(ev.actor.tgid.to_string())
         .join("exe")
         .read_link()
         .map(|p| p.display().to_string())
@@ -1376,12 +1355,12 @@ fn log_decision(ev: &FileDecision, tables: &KernelTables) {
         path,
         dev = format_args!("{}:{}", ev.target.major(), ev.target.minor()),
         ino = ev.target.ino,
-        pid = ev.tgid,
-        ppid = ev.ppid,
-        uid = ev.uid,
-        comm = ev.comm,
+        pid = ev.actor.tgid,
+        ppid = ev.actor.ppid,
+        uid = ev.actor.uid,
+        comm = ev.actor.comm,
         exe,
-        cgroup = ev.cgroup_id,
+        cgroup = ev.actor.cgroup_id,
         "{} {} of a protected object",
         ev.decision.as_str(),
         ev.op.as_str()
