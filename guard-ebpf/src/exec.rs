@@ -402,17 +402,23 @@ pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
     hash
 }
 
+/// The current task's capture, and the classifier's per-CPU state and answer.
+#[inline(always)]
+fn classify_slots() -> Option<(*const ExecCapture, *mut Classifier, *mut Classification)> {
+    let key = bpf_get_current_pid_tgid();
+    Some((
+        EXEC_CAPTURES.get_ptr(key)?,
+        CLASSIFIER.get_ptr_mut(0)?,
+        CLASSIFICATION.get_ptr_mut(0)?,
+    ))
+}
+
 /// `Classifier::start` on the current task's capture. Returns 0 if the arguments are to
 /// be scanned, 1 if the answer is already in `CLASSIFICATION`, -1 on a missing map slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_classify_start() -> i32 {
-    let key = bpf_get_current_pid_tgid();
-    let (Some(cap), Some(state), Some(out)) = (
-        EXEC_CAPTURES.get_ptr(key),
-        CLASSIFIER.get_ptr_mut(0),
-        CLASSIFICATION.get_ptr_mut(0),
-    ) else {
+    let Some((cap, state, out)) = classify_slots() else {
         return -1;
     };
     match unsafe { (*state).start(&MapTables, &(*cap).line) } {
@@ -441,12 +447,7 @@ pub extern "C" fn rtguard_classify_step(i: u32) -> i32 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_classify_finish() -> i32 {
-    let key = bpf_get_current_pid_tgid();
-    let (Some(cap), Some(state), Some(out)) = (
-        EXEC_CAPTURES.get_ptr(key),
-        CLASSIFIER.get_ptr_mut(0),
-        CLASSIFICATION.get_ptr_mut(0),
-    ) else {
+    let Some((cap, state, out)) = classify_slots() else {
         return -1;
     };
     unsafe { *out = (*state).finish(&MapTables, &(*cap).line) };
