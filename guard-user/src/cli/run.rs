@@ -503,9 +503,9 @@ pub fn run(args: RunArgs) -> u8 {
 struct PendingGeneration(Option<Generation>);
 
 impl PendingGeneration {
-    /// The generation, now holding pinned links: it stays when the daemon exits.
-    fn keep(&mut self) -> Option<Generation> {
-        self.0.take()
+    /// The generation now holds pinned links: it stays when the daemon exits.
+    fn keep(&mut self) {
+        self.0 = None;
     }
 }
 

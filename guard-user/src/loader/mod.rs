@@ -283,11 +283,6 @@ impl Guard {
         Ok(self.pinned.len())
     }
 
-    /// Whether the links are pinned (enforcement outlives this process).
-    pub fn is_pinned(&self) -> bool {
-        !self.pinned.is_empty()
-    }
-
     pub fn mode(&self) -> Mode {
         self.mode
     }

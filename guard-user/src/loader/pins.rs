@@ -78,10 +78,6 @@ impl PinDir {
         Self { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Creates the directory (and checks it is on bpffs, where pins can live).
     pub fn create(&self) -> Result<(), PinsError> {
         std::fs::create_dir_all(&self.root).map_err(io_at(&self.root))?;

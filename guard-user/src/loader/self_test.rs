@@ -71,8 +71,8 @@ pub enum SelfTestError {
 }
 
 /// Runs every layer's check. Runs before the policy's tables are installed, so every
-/// event on `ring` is a canary's (or, after a restart with pins, an earlier daemon's
-/// program's, which is told apart by its rule).
+/// event on `ring` is a canary's. (An earlier daemon's pinned programs, still attached
+/// during a takeover, write to their own generation's ring, not to this one.)
 pub fn run(
     guard: &mut Guard,
     ring: &mut RingBuf<MapData>,
@@ -346,9 +346,8 @@ fn in_child(attempt: impl FnOnce() -> libc::c_int) -> Result<Option<Errno>, Self
     }
 }
 
-/// The decision the kernel reported for a canary, if it arrives in time. Other records
-/// (an earlier daemon's pinned programs at work) are left for nobody: they concern
-/// nothing the self-test did, and the earlier generation's own ring keeps its records.
+/// The decision the kernel reported for a canary, if it arrives in time. Anything else
+/// on the ring is passed over.
 fn wait_for_event(
     ring: &mut RingBuf<MapData>,
     mut matches: impl FnMut(&Event) -> Option<Decision>,
