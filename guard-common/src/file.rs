@@ -135,6 +135,41 @@ pub const MAX_TREE_DEPTH: u32 = 32;
 /// processes and dpkg's maintainer scripts act on behalf of a trusted parent.
 pub const MAX_TRUST_ANCESTRY: u32 = 8;
 
+/// Key of the tree-walk cache: a directory by identity. The inode generation makes a
+/// reused inode number a different key, so a directory that is removed and replaced by
+/// another (elsewhere) never inherits the old one's entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TreeCacheKey {
+    pub ino: u64,
+    pub dev: u32,
+    pub generation: u32,
+}
+
+/// What the tree-walk cache knows about a directory: the operations for which the walk
+/// from it up to the filesystem's root found no tree that denies them. Valid only while
+/// both epochs are what they were when the walk started.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TreeCacheEntry {
+    pub rename_epoch: u64,
+    pub policy_epoch: u64,
+    /// Mask of [`FileOp`] bits found unprotected.
+    pub clear_ops: u32,
+    pub _pad: u32,
+}
+
+/// Slot of [`TREE_EPOCHS`](crate::names::TREE_EPOCHS) the kernel bumps after every
+/// rename of a directory: a moved directory may have moved into (or out of) a tree.
+pub const TREE_EPOCH_RENAME: u32 = 0;
+/// Slot userspace bumps after each change to the tree tables. Zero means the cache is
+/// off: userspace turns it on only once the rename watcher is attached.
+pub const TREE_EPOCH_POLICY: u32 = 1;
+/// Number of epoch slots.
+pub const TREE_EPOCH_SLOTS: u32 = 2;
+/// Directories the tree-walk cache remembers (least recently used ones are evicted).
+pub const MAX_TREE_CACHE: u32 = 4_096;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +190,7 @@ mod tests {
     fn shared_types_have_no_implicit_padding() {
         assert_eq!(core::mem::size_of::<FileProtection>(), 16);
         assert_eq!(core::mem::size_of::<TrustKey>(), 16);
+        assert_eq!(core::mem::size_of::<TreeCacheKey>(), 16);
+        assert_eq!(core::mem::size_of::<TreeCacheEntry>(), 24);
     }
 }

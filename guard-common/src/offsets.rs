@@ -16,6 +16,11 @@ pub struct KernelOffsets {
     pub qstr_name: u32,
     pub inode_i_ino: u32,
     pub inode_i_sb: u32,
+    /// `struct inode` → `i_mode` (file type and permission bits).
+    pub inode_i_mode: u32,
+    /// `struct inode` → `i_generation`: set afresh (randomly, on ext4, xfs, btrfs and
+    /// tmpfs) each time an inode number is reused.
+    pub inode_i_generation: u32,
     pub super_block_s_dev: u32,
     /// `struct path` → `dentry`.
     pub path_dentry: u32,
@@ -42,6 +47,11 @@ pub struct KernelOffsets {
     /// Parameters of the `inode_setattr` hook: 2 before Linux 6.3, 3 after it gained
     /// a `struct mnt_idmap *` first. The dentry is the one before the last.
     pub inode_setattr_args: u32,
+    /// `struct renamedata` → `old_dentry` / `new_dentry`: the argument of `vfs_rename`
+    /// (Linux 5.12 and later). Zero when the kernel has no such struct; the tree-walk
+    /// cache then stays off.
+    pub renamedata_old_dentry: u32,
+    pub renamedata_new_dentry: u32,
 }
 
 impl KernelOffsets {

@@ -35,6 +35,7 @@ use crate::{
         count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
         PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
     },
+    tree_cache::{self, Probe},
 };
 
 /// -EPERM: what a shell shows as "Operation not permitted".
@@ -267,7 +268,8 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64) -> i32 {
 
 /// An object's own protection first, then protected trees found by walking up the
 /// parent dentries. The walk follows the filesystem's own tree, not the mount tree, so
-/// bind mounts, chroots and mount namespaces lead to the same roots.
+/// bind mounts, chroots and mount namespaces lead to the same roots. Above the target,
+/// the tree-walk cache answers for directories it has seen with nothing above them.
 #[inline(always)]
 fn find_protection(
     off: &KernelOffsets,
@@ -285,10 +287,35 @@ fn find_protection(
         }
     }
     unsafe { TREE_DEVICES.get(target.dev) }?;
-    let mut d = dentry as u64;
-    for depth in 0..MAX_TREE_DEPTH {
+    // The target itself may root a tree, or an excluded subtree.
+    if let Some(t) = unsafe { PROTECTED_TREES.get(target) } {
+        if t.flags & FILE_TREE_EXCLUDED != 0 {
+            return None;
+        }
+        if t.ops & op.bit() != 0 {
+            return Some(Match {
+                protection: *t,
+                anchor: target,
+                depth: 0,
+            });
+        }
+    }
+    let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
+    let pending = match tree_cache::probe(off, parent, target.dev, op) {
+        Probe::Clear => return None,
+        Probe::Miss(pending) => Some(pending),
+        Probe::Uncached => None,
+    };
+    let mut d = parent as u64;
+    for depth in 1..MAX_TREE_DEPTH {
         match rtguard_tree_level(d, op.bit()) {
-            WALK_END => return None,
+            WALK_CLEAR => {
+                if let Some(pending) = &pending {
+                    tree_cache::record(pending, op);
+                }
+                return None;
+            }
+            WALK_FAILED => return None,
             WALK_FOUND => {
                 let anchor = dentry_key(off, d as KernelPtr)?;
                 let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
@@ -301,13 +328,19 @@ fn find_protection(
             parent => d = parent,
         }
     }
+    // Deeper than the walk goes: nothing found, and nothing learnt.
     None
 }
 
-/// Returned by the one-level walk functions: stop, nothing found.
-const WALK_END: u64 = 0;
+/// Returned by `rtguard_tree_level`: no tree denies the operation from here up (the
+/// filesystem's root, or an excluded subtree, was reached).
+const WALK_CLEAR: u64 = 0;
 /// Returned by `rtguard_tree_level`: this dentry roots a tree that denies the operation.
 const WALK_FOUND: u64 = 1;
+/// Returned by `rtguard_tree_level`: a read failed; nothing is known.
+const WALK_FAILED: u64 = 2;
+/// Returned by the trust and name walks: stop, nothing found.
+const WALK_END: u64 = 0;
 /// Returned by `rtguard_trust_level`: a trusted writer for the rule.
 const WALK_WRITER: u64 = 1;
 /// Returned by `rtguard_trust_level`: the package manager, for an upgradable object.
@@ -318,29 +351,30 @@ const WALK_PACKAGE_MANAGER: u64 = 2;
 // caller a few instructions per level. Any other return value is the next kernel pointer
 // (kernel addresses are never this small).
 
-/// One level of the tree walk: `WALK_FOUND`, `WALK_END` at the filesystem root, at an
-/// excluded subtree or on a failed read, or the parent dentry.
+/// One level of the tree walk: `WALK_FOUND`, `WALK_CLEAR` at the filesystem root or an
+/// excluded subtree, `WALK_FAILED` on a failed read, or the parent dentry.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
     let Some(off) = resolved_offsets() else {
-        return WALK_END;
+        return WALK_FAILED;
     };
     let d = dentry as KernelPtr;
     let Some(key) = dentry_key(&off, d) else {
-        return WALK_END;
+        return WALK_FAILED;
     };
     if let Some(t) = unsafe { PROTECTED_TREES.get(key) } {
         if t.flags & FILE_TREE_EXCLUDED != 0 {
-            return WALK_END;
+            return WALK_CLEAR;
         }
         if t.ops & op_bit != 0 {
             return WALK_FOUND;
         }
     }
     match dentry_parent(&off, d) {
-        Some(parent) if parent != d => parent as u64,
-        _ => WALK_END,
+        Some(parent) if parent == d => WALK_CLEAR,
+        Some(parent) => parent as u64,
+        None => WALK_FAILED,
     }
 }
 

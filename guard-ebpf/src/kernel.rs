@@ -6,8 +6,7 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated},
-    programs::LsmContext,
-    EbpfContext as _,
+    EbpfContext,
 };
 use core::ffi::c_void;
 use guard_common::{
@@ -52,6 +51,28 @@ pub fn inode_key(off: &KernelOffsets, inode: KernelPtr) -> Option<InodeKey> {
 #[inline(always)]
 pub fn dentry_key(off: &KernelOffsets, dentry: KernelPtr) -> Option<InodeKey> {
     inode_key(off, read_ptr(dentry, off.dentry_d_inode)?)
+}
+
+/// `S_IFMT` and `S_IFDIR` in `i_mode` (the stat(2) ABI).
+const S_IFMT: u16 = 0o170000;
+const S_IFDIR: u16 = 0o040000;
+
+/// Whether the dentry is a directory; false for a negative dentry.
+#[inline(always)]
+pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
+    read_ptr(dentry, off.dentry_d_inode)
+        .and_then(|inode| read_at::<u16>(inode, off.inode_i_mode))
+        .is_some_and(|mode| mode & S_IFMT == S_IFDIR)
+}
+
+/// (ino, i_generation) of the inode behind a dentry; `None` for a negative dentry.
+#[inline(always)]
+pub fn dentry_ino_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(u64, u32)> {
+    let inode = read_ptr(dentry, off.dentry_d_inode)?;
+    Some((
+        read_at(inode, off.inode_i_ino)?,
+        read_at(inode, off.inode_i_generation)?,
+    ))
 }
 
 /// The parent dentry; a filesystem's root is its own parent.
@@ -116,11 +137,12 @@ pub fn task_tgid(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
     read_at(task, off.task_tgid)
 }
 
-/// Reads LSM hook argument `n` as a plain number. The verifier types arguments read from
-/// the context as BTF pointers, which a global function may not receive; a probe read of
-/// the context slot gives the same value as a scalar.
+/// Reads argument `n` of a BTF-typed program (an LSM hook, an fexit) as a plain number.
+/// The verifier types arguments read from the context as BTF pointers, which a global
+/// function may not receive; a probe read of the context slot gives the same value as a
+/// scalar.
 #[inline(always)]
-pub fn arg_scalar(ctx: &LsmContext, n: usize) -> KernelPtr {
+pub fn arg_scalar(ctx: &impl EbpfContext, n: usize) -> KernelPtr {
     let slot = unsafe { (ctx.as_ptr() as *const u64).add(n) };
     unsafe { bpf_probe_read_kernel(slot) }.unwrap_or(0) as KernelPtr
 }
@@ -170,6 +192,20 @@ pub fn current_cmdline(off: &KernelOffsets, task: KernelPtr, out: &mut ActorCmdl
     if read == 0 {
         out.len = len as u32;
     }
+}
+
+/// Adds `n` to a counter other CPUs add to as well, as one atomic instruction
+/// (`lock xadd` in BPF terms).
+#[inline(always)]
+pub fn atomic_add(counter: *mut u64, n: u64) {
+    #[cfg(target_arch = "bpf")]
+    unsafe {
+        use core::intrinsics::{atomic_xadd, AtomicOrdering};
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(counter, n);
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(counter) }
+        .fetch_add(n, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// `i` masked to below `N` (a power of two) in a way the verifier sees. The compiler drops

@@ -7,6 +7,10 @@
 //! links std and gets an empty `main`, so the same code is linted everywhere.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// The BPF target has atomic adds but no compare-and-swap, so core's atomic types lack
+// `fetch_add` there; the intrinsic is what `kernel::atomic_add` uses instead.
+#![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
+#![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
 mod degraded;
 mod exec;
@@ -14,6 +18,7 @@ mod file;
 mod kernel;
 mod maps;
 mod process;
+mod tree_cache;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -59,6 +59,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     qstr_name: 0,
     inode_i_ino: 0,
     inode_i_sb: 0,
+    inode_i_mode: 0,
+    inode_i_generation: 0,
     super_block_s_dev: 0,
     path_dentry: 0,
     file_f_path: 0,
@@ -76,6 +78,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     linux_binprm_file: 0,
     linux_binprm_filename: 0,
     inode_setattr_args: 0,
+    renamedata_old_dentry: 0,
+    renamedata_new_dentry: 0,
 };
 
 /// Mode switches, written by the loader.

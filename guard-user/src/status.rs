@@ -80,6 +80,9 @@ pub struct DaemonStatus {
     /// Attached programs by layer, e.g. ("file", ["path_unlink", …]).
     pub layers: Vec<(String, Vec<String>)>,
     pub file_hooks: Option<String>,
+    /// Whether the tree-walk cache is on ("on", or "off (why)").
+    #[serde(default)]
+    pub tree_cache: Option<String>,
     pub protected: ProtectedCounts,
     pub self_test: Vec<SelfTestResult>,
     pub events: EventCounters,
@@ -197,6 +200,7 @@ mod tests {
             policy_sha256: "ab".into(),
             layers: vec![("file".into(), vec!["path_unlink".into()])],
             file_hooks: Some("path".into()),
+            tree_cache: Some("on".into()),
             protected: ProtectedCounts {
                 inodes: 3,
                 trees: 1,

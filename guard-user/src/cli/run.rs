@@ -342,6 +342,7 @@ pub fn run(args: RunArgs) -> u8 {
         policy_sha256: trail.context.policy.sha256.clone(),
         layers: Vec::new(),
         file_hooks: None,
+        tree_cache: None,
         protected: ProtectedCounts::default(),
         self_test: Vec::new(),
         events: EventCounters::default(),
@@ -572,6 +573,7 @@ impl Daemon {
         self.published.startup = self.stopwatch.steps.clone();
         self.published.layers = layers(guard.attached());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
+        self.published.tree_cache = Some(guard.tree_cache().to_string());
         let proven = self.published.self_test.iter().all(|t| t.passed);
         self.published.state = match (guard.mode(), proven) {
             (_, false) => GuardState::Degraded,

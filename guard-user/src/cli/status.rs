@@ -108,6 +108,9 @@ fn render(s: &DaemonStatus) -> String {
     if let Some(hooks) = &s.file_hooks {
         line("file hooks:", hooks.clone());
     }
+    if let Some(cache) = &s.tree_cache {
+        line("tree cache:", cache.clone());
+    }
     line(
         "persistence:",
         match &s.pinned {

@@ -17,20 +17,22 @@ use std::{
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
+        fexit::FExitLinkId,
         links::{FdLink, PinnedLink},
         lsm::LsmLinkId,
         trace_point::TracePointLinkId,
-        Lsm, Program, ProgramError, TracePoint,
+        FExit, Lsm, Program, ProgramError, TracePoint,
     },
     Btf, Ebpf, EbpfLoader,
 };
 use guard_common::{
     command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
+    file::TREE_EPOCH_POLICY,
     names,
     rule::RuleEntry,
     FileProtection, GuardConfig, InodeKey, ProcessProtection, TrustKey,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
@@ -45,6 +47,8 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
+/// The tree-walk cache's rename watcher: (program, kernel function it runs after).
+const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 
 /// A ring buffer's smallest size: one page.
 const UNUSED_RING_BYTES: u32 = 4096;
@@ -92,6 +96,25 @@ impl FileHooks {
         match self {
             FileHooks::Path => "path",
             FileHooks::Inode => "inode",
+        }
+    }
+}
+
+/// Whether the tree-walk cache is in use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TreeCache {
+    On,
+    /// Every check walks up to the filesystem's root; correct, only slower.
+    Off {
+        reason: String,
+    },
+}
+
+impl std::fmt::Display for TreeCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TreeCache::On => f.write_str("on"),
+            TreeCache::Off { reason } => write!(f, "off ({reason})"),
         }
     }
 }
@@ -155,6 +178,9 @@ pub struct Guard {
     attached: Vec<&'static str>,
     lsm_links: Vec<(&'static str, LsmLinkId)>,
     capture_links: Vec<(&'static str, TracePointLinkId)>,
+    /// The tree-walk cache's rename watcher, when it attached.
+    rename_watch: Option<FExitLinkId>,
+    tree_cache: TreeCache,
     /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
     pinned: Vec<PinnedLink>,
     installed: KernelTables,
@@ -233,6 +259,26 @@ impl Guard {
             capture_links.push((name, link));
             debug!(tracepoint, "attached exec capture");
         }
+        let (rename_watch, tree_cache) = if offsets.renamedata_old_dentry == 0 {
+            let reason = "the kernel's vfs_rename takes no struct renamedata".to_owned();
+            (None, TreeCache::Off { reason })
+        } else {
+            match attach_rename_watch(&mut ebpf, &btf) {
+                Ok(link) => {
+                    attached.push(RENAME_WATCH.0);
+                    (Some(link), TreeCache::On)
+                }
+                Err(e) => {
+                    warn!(error = %e, "tree-walk cache off: every check walks up to the filesystem root");
+                    (
+                        None,
+                        TreeCache::Off {
+                            reason: e.to_string(),
+                        },
+                    )
+                }
+            }
+        };
         info!(
             hooks = file_hooks.as_str(),
             programs = attached.len(),
@@ -245,6 +291,8 @@ impl Guard {
             attached,
             lsm_links,
             capture_links,
+            rename_watch,
+            tree_cache,
             pinned: Vec::new(),
             installed: KernelTables::default(),
         })
@@ -266,6 +314,14 @@ impl Guard {
                 .take_link(id)
                 .map_err(|source| LoadError::Program { hook, source })?;
             self.pinned.push(pin(hook, link.into())?);
+        }
+        if let Some(id) = self.rename_watch.take() {
+            let name = RENAME_WATCH.0;
+            let program: &mut FExit = program_mut(&mut self.ebpf, name)?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            self.pinned.push(pin(name, link.into())?);
         }
         for (name, id) in std::mem::take(&mut self.capture_links) {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
@@ -291,9 +347,13 @@ impl Guard {
         self.file_hooks
     }
 
-    /// LSM hooks with an attached program.
+    /// Attached programs, by hook: the LSM hooks and the rename watcher.
     pub fn attached(&self) -> &[&'static str] {
         &self.attached
+    }
+
+    pub fn tree_cache(&self) -> &TreeCache {
+        &self.tree_cache
     }
 
     /// What the maps hold now.
@@ -368,7 +428,26 @@ impl Guard {
             &tables.processes,
         )?;
         self.installed = tables;
-        Ok(())
+        self.trees_changed()
+    }
+
+    /// Invalidates the tree-walk cache after the tree tables changed (and turns it on,
+    /// the first time, once the rename watcher is attached). Called after the maps are
+    /// written: a walk that read the old epoch may have seen the old tables, and its
+    /// entry is stale from here on.
+    fn trees_changed(&mut self) -> Result<(), LoadError> {
+        if !matches!(self.tree_cache, TreeCache::On) {
+            return Ok(());
+        }
+        let mut epochs: Array<&mut MapData, u64> = array_mut(&mut self.ebpf, names::TREE_EPOCHS)?;
+        let next = epochs
+            .get(&TREE_EPOCH_POLICY, 0)
+            .map_err(map_err(names::TREE_EPOCHS))?
+            .wrapping_add(1)
+            .max(1);
+        epochs
+            .set(TREE_EPOCH_POLICY, next, 0)
+            .map_err(map_err(names::TREE_EPOCHS))
     }
 
     /// Puts one entry straight into a hash map, outside the installed tables: the
@@ -381,7 +460,8 @@ impl Guard {
     ) -> Result<(), LoadError> {
         hash_mut::<K, V>(&mut self.ebpf, map)?
             .insert(key, value, 0)
-            .map_err(map_err(map))
+            .map_err(map_err(map))?;
+        self.canary_changed(map)
     }
 
     /// Removes an entry put there with [`Guard::canary_insert`].
@@ -391,7 +471,15 @@ impl Guard {
         key: K,
     ) -> Result<(), LoadError> {
         let mut hash = hash_mut::<K, V>(&mut self.ebpf, map)?;
-        remove_present(&mut hash, &key, map)
+        remove_present(&mut hash, &key, map)?;
+        self.canary_changed(map)
+    }
+
+    fn canary_changed(&mut self, map: &'static str) -> Result<(), LoadError> {
+        if map == names::PROTECTED_TREES || map == names::TREE_DEVICES {
+            self.trees_changed()?;
+        }
+        Ok(())
     }
 
     /// Sets one slot of an array map directly (the self-test's rule, class and config).
@@ -481,6 +569,17 @@ impl Guard {
             .map_err(map_err(names::DROPPED_EVENTS))?;
         Ok(per_cpu.iter().sum())
     }
+}
+
+/// Loads and attaches the rename watcher. It runs after `vfs_rename`, a kernel function,
+/// so it needs fexit (BPF trampolines), which every kernel with BPF LSM has.
+fn attach_rename_watch(ebpf: &mut Ebpf, btf: &Btf) -> Result<FExitLinkId, LoadError> {
+    let (name, function) = RENAME_WATCH;
+    let program: &mut FExit = program_mut(ebpf, name)?;
+    program
+        .load(function, btf)
+        .and_then(|()| program.attach())
+        .map_err(|source| LoadError::Program { hook: name, source })
 }
 
 /// Loads the named programs into the kernel, several at a time. Loading is where the

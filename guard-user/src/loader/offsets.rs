@@ -55,6 +55,8 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         qstr_name: member_offset(btf, "qstr", "name")?,
         inode_i_ino: member_offset(btf, "inode", "i_ino")?,
         inode_i_sb: member_offset(btf, "inode", "i_sb")?,
+        inode_i_mode: member_offset(btf, "inode", "i_mode")?,
+        inode_i_generation: member_offset(btf, "inode", "i_generation")?,
         super_block_s_dev: member_offset(btf, "super_block", "s_dev")?,
         path_dentry: member_offset(btf, "path", "dentry")?,
         file_f_path: member_offset(btf, "file", "f_path")?,
@@ -72,7 +74,18 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
         inode_setattr_args: hook_arity(btf, "inode_setattr")?,
+        renamedata_old_dentry: optional(member_offset(btf, "renamedata", "old_dentry"))?,
+        renamedata_new_dentry: optional(member_offset(btf, "renamedata", "new_dentry"))?,
     })
+}
+
+/// An offset only an optional feature needs: 0 when the kernel lacks the struct or
+/// member, any other error as it is.
+fn optional(offset: Result<u32, OffsetError>) -> Result<u32, OffsetError> {
+    match offset {
+        Err(OffsetError::NoStruct(_) | OffsetError::NoMember { .. }) => Ok(0),
+        other => other,
+    }
 }
 
 /// Number of parameters of an LSM hook, from its BPF attach point `bpf_lsm_<hook>`.
@@ -183,6 +196,12 @@ mod tests {
         assert_eq!(off.qstr_name, 8);
         // struct path is { mnt; dentry }.
         assert_eq!(off.path_dentry, 8);
+        assert_eq!(off.inode_i_mode, 0);
+        assert!(off.inode_i_generation > 0);
+        // The host's kernel is newer than 5.12: vfs_rename takes a struct renamedata.
+        assert!(off.renamedata_old_dentry > 0);
+        assert_eq!(off.renamedata_old_dentry % 8, 0);
+        assert!(off.renamedata_new_dentry > off.renamedata_old_dentry);
     }
 
     #[test]
@@ -225,6 +244,25 @@ mod tests {
             err.to_string(),
             "kernel BTF has no struct no_such_struct_rtguard"
         );
+    }
+
+    #[test]
+    fn an_optional_offset_is_zero_when_absent_and_other_errors_stay() {
+        assert_eq!(optional(Ok(24)).unwrap(), 24);
+        assert_eq!(
+            optional(Err(OffsetError::NoStruct("renamedata"))).unwrap(),
+            0
+        );
+        let missing = OffsetError::NoMember {
+            strukt: "renamedata",
+            member: "old_dentry",
+        };
+        assert_eq!(optional(Err(missing)).unwrap(), 0);
+        let bitfield = OffsetError::Bitfield {
+            strukt: "renamedata",
+            member: "old_dentry",
+        };
+        assert!(optional(Err(bitfield)).is_err());
     }
 
     #[test]

@@ -41,9 +41,10 @@ fn self_test_and_status_report_enforcement() {
         .collect();
     assert_eq!(layers, ["file", "exec", "process"], "{json}");
     assert!(
-        json.contains("path_unlink"),
+        json.contains("path_unlink") && json.contains("vfs_rename_done"),
         "attached programs listed: {json}"
     );
+    assert!(json.contains(r#""tree_cache": "on""#), "{json}");
     let status_file = guard.status_file.clone();
     drop(guard);
     assert_eq!(
@@ -131,6 +132,41 @@ fn sighup_with_a_new_policy_protects_what_it_adds() {
         write_open_refused(&s.protected),
         "the first file stays protected"
     );
+}
+
+/// A reload that adds a tree over a directory the guard has already seen unprotected
+/// (and remembered so) protects it at once: the reload invalidates what was remembered.
+#[test]
+fn sighup_with_a_new_tree_protects_a_directory_already_written_in() {
+    let s = scratch();
+    let policy = s.dir.path().join("policy.toml");
+    let work = s.dir.path().join("work/deeper");
+    let other = s.dir.path().join("other");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let kept = work.join("kept");
+    std::fs::write(&kept, b"kept\n").unwrap();
+    // A tree on the same filesystem from the start, so writes there are checked (and
+    // remembered) from the start.
+    let tree = |name: &str, dir: &Path| {
+        format!(
+            "\n[[trees]]\nname = \"{name}\"\npaths = [\"{}\"]\n",
+            dir.display()
+        )
+    };
+    let before = policy_text(&[&s.protected]) + &tree("other", &other);
+    std::fs::write(&policy, &before).unwrap();
+    let guard = start_ready_guard(&["--policy", policy.to_str().unwrap()]);
+    let w = work.display();
+    expect_allowed(&format!("echo x > {w}/scratch && rm {w}/scratch"));
+    assert!(!write_open_refused(&kept), "not protected yet");
+
+    let after = before + &tree("work", &s.dir.path().join("work"));
+    std::fs::write(&policy, after).unwrap();
+    guard.signal(Signal::SIGHUP);
+    eventually("the new tree is protected", || write_open_refused(&kept));
+    expect_denied(&format!("rm -f {}", kept.display()));
+    assert_eq!(std::fs::read(&kept).unwrap(), b"kept\n");
 }
 
 #[test]

@@ -312,6 +312,50 @@ fn files_created_in_a_tree_after_start_are_protected() {
     assert_eq!(std::fs::read(&new).unwrap(), b"fresh\n");
 }
 
+/// The guard remembers directories with nothing protected above them, so that ordinary
+/// work does not walk up to the root on every write. A directory moved into a tree (or
+/// whose parent is) must be protected from the next operation on.
+#[test]
+fn a_directory_moved_into_a_tree_is_protected_at_once() {
+    let install = Install::new();
+    let _guard = install.start(&[]);
+    for d in ["outside/moved", "outside/parent/child"] {
+        std::fs::create_dir_all(install.path(d)).unwrap();
+    }
+    for f in ["moved", "parent/child"] {
+        for name in ["a", "b"] {
+            std::fs::write(install.path(&format!("outside/{f}/{name}")), b"kept\n").unwrap();
+        }
+    }
+    // Unlinks and writes in both directories: each walk finds no tree, and is remembered.
+    for dir in ["outside/moved", "outside/parent/child"] {
+        let d = install.p(dir);
+        expect_allowed(&format!("rm {d}/a && echo new > {d}/c && : > {d}/c"));
+    }
+    // One directory moves itself, the other's parent moves, into a protected tree.
+    let tree = install.p("lib/containerd");
+    expect_allowed(&format!(
+        "mv {0}/moved {tree}/moved && mv {0}/parent {tree}/parent",
+        install.p("outside")
+    ));
+    let inside = [
+        install.path("lib/containerd/moved/b"),
+        install.path("lib/containerd/parent/child/b"),
+    ];
+    let before = snapshot(&inside);
+    assert_eq!(before.len(), 2);
+    for f in &inside {
+        let f = f.display();
+        expect_denied(&format!("rm -f {f}"));
+        expect_denied(&format!(": > {f}"));
+        expect_denied(&format!("mv {f} {f}.old"));
+    }
+    expect_denied(&format!("rm -rf {tree}/parent"));
+    assert_eq!(snapshot(&inside), before);
+    // And the other way: out of the tree is a rename of protected directories, refused.
+    expect_denied(&format!("mv {tree}/moved {}/moved", install.p("outside")));
+}
+
 #[test]
 fn a_trusted_writer_manages_its_tree_while_others_are_denied() {
     let install = Install::new();

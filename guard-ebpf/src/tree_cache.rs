@@ -1,0 +1,161 @@
+//! The tree-walk cache: directories with no protecting tree above them.
+//!
+//! Without it, every write, rename and unlink on a filesystem that holds a tree root walks
+//! the parent dentries up to the filesystem's root, a map lookup and five reads per level:
+//! most of rtguard's cost on file-heavy workloads. A directory's answer only changes when
+//! a directory is renamed (it may move into or out of a tree) or the tree tables change,
+//! so it is kept per directory and stamped with two epochs:
+//! - the *rename epoch*, bumped by `vfs_rename_done` after every rename of a directory
+//!   returns. A walk that overlapped the move read the epoch before the bump, so its entry
+//!   is stale from then on;
+//! - the *policy epoch*, bumped by userspace after it changes the tree tables. Zero means
+//!   the cache is off: userspace turns it on once `vfs_rename_done` is attached.
+//!
+//! Only "no tree denies this operation here" is cached. A walk that finds a tree runs
+//! again every time, so what is protected is always decided by the tables themselves.
+
+use aya_ebpf::{
+    macros::{fexit, map},
+    maps::{Array, LruHashMap},
+    programs::FExitContext,
+};
+use guard_common::{
+    file::{
+        TreeCacheEntry, TreeCacheKey, MAX_TREE_CACHE, TREE_EPOCH_POLICY, TREE_EPOCH_RENAME,
+        TREE_EPOCH_SLOTS,
+    },
+    FileOp, KernelOffsets,
+};
+
+use crate::kernel::{
+    arg_scalar, atomic_add, dentry_ino_generation, dentry_is_dir, read_ptr, resolved_offsets,
+    KernelPtr,
+};
+
+/// Directory → the operations its walk found unprotected, as of two epochs.
+#[map]
+pub static TREE_CACHE: LruHashMap<TreeCacheKey, TreeCacheEntry> =
+    LruHashMap::with_max_entries(MAX_TREE_CACHE, 0);
+
+/// `[TREE_EPOCH_RENAME]` is bumped here, `[TREE_EPOCH_POLICY]` by userspace.
+#[map]
+pub static TREE_EPOCHS: Array<u64> = Array::with_max_entries(TREE_EPOCH_SLOTS, 0);
+
+/// The epochs a walk started under; read before the walk, stamped on what it finds.
+#[derive(Clone, Copy)]
+struct Epochs {
+    rename: u64,
+    policy: u64,
+}
+
+impl Epochs {
+    #[inline(always)]
+    fn now() -> Option<Self> {
+        let policy = epoch(TREE_EPOCH_POLICY).filter(|&p| p != 0)?;
+        Some(Self {
+            rename: epoch(TREE_EPOCH_RENAME)?,
+            policy,
+        })
+    }
+
+    #[inline(always)]
+    fn stamped(&self, entry: &TreeCacheEntry) -> bool {
+        entry.rename_epoch == self.rename && entry.policy_epoch == self.policy
+    }
+}
+
+/// One epoch slot, read once (other CPUs and userspace write it).
+#[inline(always)]
+fn epoch(slot: u32) -> Option<u64> {
+    TREE_EPOCHS
+        .get(slot)
+        .map(|value| unsafe { core::ptr::read_volatile(value) })
+}
+
+/// A directory the walk has yet to answer for, and what its entry already says.
+pub struct Pending {
+    key: TreeCacheKey,
+    epochs: Epochs,
+    clear_ops: u32,
+}
+
+pub enum Probe {
+    /// No tree above the directory denies the operation.
+    Clear,
+    /// Walk, then [`record`] the answer if nothing was found.
+    Miss(Pending),
+    /// The cache is off, or this directory cannot be cached: walk.
+    Uncached,
+}
+
+/// Looks the directory up. Reads the epochs first: anything that changes the answer
+/// after this point also changes an epoch, so a walk that follows can only be recorded
+/// as stale.
+#[inline(always)]
+pub fn probe(off: &KernelOffsets, dir: KernelPtr, dev: u32, op: FileOp) -> Probe {
+    let Some(epochs) = Epochs::now() else {
+        return Probe::Uncached;
+    };
+    let Some((ino, generation)) = dentry_ino_generation(off, dir) else {
+        return Probe::Uncached;
+    };
+    // A filesystem that leaves i_generation at 0 could give a removed directory's number
+    // to a new one inside a tree; its directories are not cached.
+    if generation == 0 {
+        return Probe::Uncached;
+    }
+    let key = TreeCacheKey {
+        ino,
+        dev,
+        generation,
+    };
+    let mut clear_ops = 0;
+    if let Some(entry) = unsafe { TREE_CACHE.get(key) } {
+        if epochs.stamped(entry) {
+            if entry.clear_ops & op.bit() != 0 {
+                return Probe::Clear;
+            }
+            clear_ops = entry.clear_ops;
+        }
+    }
+    Probe::Miss(Pending {
+        key,
+        epochs,
+        clear_ops,
+    })
+}
+
+/// Records that the walk from the directory found nothing that denies `op`.
+#[inline(always)]
+pub fn record(pending: &Pending, op: FileOp) {
+    let entry = TreeCacheEntry {
+        rename_epoch: pending.epochs.rename,
+        policy_epoch: pending.epochs.policy,
+        clear_ops: pending.clear_ops | op.bit(),
+        _pad: 0,
+    };
+    // A full map evicts its least recently used entry; a failed insert costs a walk.
+    let _ = TREE_CACHE.insert(pending.key, entry, 0);
+}
+
+/// After `vfs_rename(struct renamedata *)` returns: if a directory moved (either side,
+/// for RENAME_EXCHANGE), everything cached may be stale. A rename that failed bumps too;
+/// that only costs walks.
+#[fexit(function = "vfs_rename")]
+pub fn vfs_rename_done(ctx: FExitContext) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    if off.renamedata_old_dentry == 0 {
+        return 0;
+    }
+    let rd = arg_scalar(&ctx, 0);
+    let is_dir = |offset| read_ptr(rd, offset).is_some_and(|d| dentry_is_dir(&off, d));
+    if is_dir(off.renamedata_old_dentry) || is_dir(off.renamedata_new_dentry) {
+        if let Some(epoch) = TREE_EPOCHS.get_ptr_mut(TREE_EPOCH_RENAME) {
+            // Renames run on every CPU at once: an atomic add, so no bump is lost.
+            atomic_add(epoch, 1);
+        }
+    }
+    0
+}
