@@ -53,9 +53,6 @@ pub const MAX_PROTECTED_TREES: u32 = 1_024;
 pub const MAX_TRUSTED_EXES: u32 = 1_024;
 /// Capacity of the executable → command class map, and of the trusted-caller map.
 pub const MAX_EXE_CLASSES: u32 = 1_024;
-/// Exec argv captures in flight (one per task between `execve` entry and its
-/// `bprm_check_security`); least recently used ones are evicted.
-pub const MAX_EXEC_CAPTURES: u32 = 1_024;
 /// Size of the event ring buffer in bytes (a power of two, a multiple of the page size).
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 

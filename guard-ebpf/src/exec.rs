@@ -18,8 +18,8 @@ use aya_ebpf::{
         bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes,
     },
-    macros::{lsm, map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+    macros::{btf_map, lsm, map, tracepoint},
+    maps::{Array, HashMap, PerCpuArray},
     programs::{LsmContext, TracePointContext},
 };
 use guard_common::{
@@ -33,7 +33,7 @@ use guard_common::{
     event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     hash::{basename_step, FNV_OFFSET},
     rule::Action,
-    Decision, ExecEvent, InodeKey, MAX_EXEC_CAPTURES, MAX_EXE_CLASSES,
+    Decision, ExecEvent, InodeKey, MAX_EXE_CLASSES,
 };
 
 use crate::{
@@ -42,6 +42,7 @@ use crate::{
         task_tgid, verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
+    task_storage::TaskStorage,
 };
 
 /// -EPERM: the shell reports "Operation not permitted" and exits 126.
@@ -88,12 +89,11 @@ pub struct ExecCapture {
     pub argv: u64,
 }
 
-/// Captures by pid_tgid. An exec that fails before `bprm_check_security` (a PATH lookup
-/// miss) leaves its entry behind until the task's next execve overwrites it; LRU bounds
-/// what exited tasks leave.
-#[map]
-pub static EXEC_CAPTURES: LruHashMap<u64, ExecCapture> =
-    LruHashMap::with_max_entries(MAX_EXEC_CAPTURES, 0);
+/// Each task's capture, from `execve` entry to its `bprm_check_security`. An exec that
+/// fails before that (a PATH lookup miss) leaves its capture until the task's next execve
+/// replaces it or the task exits. Memory is only what the execs in flight hold.
+#[btf_map]
+pub static EXEC_CAPTURES: TaskStorage<ExecCapture> = TaskStorage::new();
 
 /// A capture under construction per CPU (6.7 KB: far beyond the 512-byte stack).
 #[map]
@@ -238,10 +238,9 @@ fn capture(argv: u64) {
             break;
         }
     }
-    let key = bpf_get_current_pid_tgid();
-    // A failed insert (out of memory) leaves the exec unclassified: the file layer still
-    // guards the files.
-    let _ = EXEC_CAPTURES.insert(key, unsafe { &*cap }, 0);
+    // A failed allocation leaves the exec unclassified: the file layer still guards the
+    // files.
+    EXEC_CAPTURES.replace_current(cap);
 }
 
 /// Reduces argv[i] into the capture scratch. Returns 1 if there may be more arguments, 0
@@ -314,8 +313,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let key = bpf_get_current_pid_tgid();
-    let Some(cap) = EXEC_CAPTURES.get_ptr_mut(key) else {
+    let Some(cap) = EXEC_CAPTURES.current() else {
         return 0;
     };
     let bprm = bprm as KernelPtr;
@@ -344,7 +342,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     let c = match CLASSIFICATION.get(0) {
         Some(c) if classified > 0 => *c,
         _ => {
-            let _ = EXEC_CAPTURES.remove(key);
+            EXEC_CAPTURES.delete_current();
             return 0;
         }
     };
@@ -357,7 +355,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     };
     let (decision, verdict) = match action(&c, rule) {
         Action::Allow => {
-            let _ = EXEC_CAPTURES.remove(key);
+            EXEC_CAPTURES.delete_current();
             return 0;
         }
         Action::Block => (Decision::Blocked, EPERM),
@@ -372,7 +370,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
         unsafe { &*cap },
         task,
     );
-    let _ = EXEC_CAPTURES.remove(key);
+    EXEC_CAPTURES.delete_current();
     verdict
 }
 
@@ -405,9 +403,8 @@ pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
 /// The current task's capture, and the classifier's per-CPU state and answer.
 #[inline(always)]
 fn classify_slots() -> Option<(*const ExecCapture, *mut Classifier, *mut Classification)> {
-    let key = bpf_get_current_pid_tgid();
     Some((
-        EXEC_CAPTURES.get_ptr(key)?,
+        EXEC_CAPTURES.current()?.cast_const(),
         CLASSIFIER.get_ptr_mut(0)?,
         CLASSIFICATION.get_ptr_mut(0)?,
     ))
@@ -434,8 +431,7 @@ pub extern "C" fn rtguard_classify_start() -> i32 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_classify_step(i: u32) -> i32 {
-    let key = bpf_get_current_pid_tgid();
-    let (Some(cap), Some(state)) = (EXEC_CAPTURES.get_ptr(key), CLASSIFIER.get_ptr_mut(0)) else {
+    let (Some(cap), Some(state)) = (EXEC_CAPTURES.current(), CLASSIFIER.get_ptr_mut(0)) else {
         return 0;
     };
     // Callers pass i below MAX_ARGV_TOKENS; the mask is what lets the verifier see it.
@@ -511,7 +507,6 @@ pub extern "C" fn rtguard_exec_event_arg(argv: u64, slot: u32, count: u32) -> i3
     let Some(ev) = EXEC_EVENT_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
-    let key = bpf_get_current_pid_tgid();
     let index = verifier_bound::<EXEC_EVENT_ARGS>(slot as usize);
     let arg = unsafe { &mut (*ev).args[index] };
     arg[0] = 0;
@@ -519,7 +514,7 @@ pub extern "C" fn rtguard_exec_event_arg(argv: u64, slot: u32, count: u32) -> i3
     if slot >= count {
         return 0;
     }
-    if let Some(cap) = EXEC_CAPTURES.get_ptr(key) {
+    if let Some(cap) = EXEC_CAPTURES.current() {
         let token = unsafe { &(*cap).line.tokens[index] };
         let longer = if token.flags & TOKEN_TRUNCATED != 0 {
             EXEC_ARG_LONGER

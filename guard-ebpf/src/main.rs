@@ -18,6 +18,7 @@ mod file;
 mod kernel;
 mod maps;
 mod process;
+mod task_storage;
 mod tree_cache;
 
 #[cfg(target_arch = "bpf")]

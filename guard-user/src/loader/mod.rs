@@ -217,6 +217,9 @@ impl Guard {
         };
         let mut loader = EbpfLoader::new();
         loader
+            // The exec captures live in task storage, for which aya has no typed map;
+            // the kernel creates it all the same, and only the programs use it.
+            .allow_unsupported_maps()
             .override_global(names::OFFSETS, &offsets, true)
             .override_global(names::GUARD_CONFIG, &config, true)
             // Degraded mode's ring buffer: the enforcing guard never writes it, so it gets

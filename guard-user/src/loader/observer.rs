@@ -43,6 +43,9 @@ impl Observer {
             _pad: 0,
         };
         let mut ebpf = EbpfLoader::new()
+            // Task storage (the exec captures) has no typed aya map; it is created all
+            // the same.
+            .allow_unsupported_maps()
             .override_global(names::TRACEPOINT_LAYOUT, &layout, true)
             .load(crate::EBPF_OBJECT)?;
         let mut attached = Vec::new();
