@@ -205,11 +205,16 @@ fn decide_setattr(off: &KernelOffsets, dentry: KernelPtr, attr: KernelPtr) -> i3
     }
 }
 
-/// The protection that applies, where it was found, and how far above the target.
+/// The protection that applies, and where it was found: the anchor's identity and its
+/// dentry (the target's own, or the tree root's above it).
+///
+/// No depth: a walk that returned the level it stopped at would hand the verifier a
+/// different constant from each level, and it would check everything after the walk once
+/// per level. The event's names are collected up to the anchor's dentry instead.
 struct Match {
     protection: FileProtection,
     anchor: InodeKey,
-    depth: u32,
+    anchor_dentry: u64,
 }
 
 #[inline(always)]
@@ -282,7 +287,7 @@ fn find_protection(
             return Some(Match {
                 protection: *p,
                 anchor: target,
-                depth: 0,
+                anchor_dentry: dentry as u64,
             });
         }
     }
@@ -296,7 +301,7 @@ fn find_protection(
             return Some(Match {
                 protection: *t,
                 anchor: target,
-                depth: 0,
+                anchor_dentry: dentry as u64,
             });
         }
     }
@@ -307,7 +312,7 @@ fn find_protection(
         Probe::Uncached => None,
     };
     let mut d = parent as u64;
-    for depth in 1..MAX_TREE_DEPTH {
+    for _ in 1..MAX_TREE_DEPTH {
         match rtguard_tree_level(d, op.bit()) {
             WALK_CLEAR => {
                 if let Some(pending) = &pending {
@@ -322,7 +327,7 @@ fn find_protection(
                 return Some(Match {
                     protection,
                     anchor,
-                    depth,
+                    anchor_dentry: d,
                 });
             }
             parent => d = parent,
@@ -487,11 +492,6 @@ fn report(
             .and_then(|p| task_tgid(off, p))
             .unwrap_or(0);
         (*ev).uid = bpf_get_current_uid_gid() as u32;
-        (*ev).flags = if m.depth as usize > EVENT_PATH_COMPONENTS {
-            EVENT_PATH_TRUNCATED
-        } else {
-            0
-        };
         (*ev)._pad = 0;
         (*ev).comm = bpf_get_current_comm().unwrap_or_default();
         current_cmdline(off, task, &mut (*ev).cmdline);
@@ -503,13 +503,18 @@ fn report(
     let mut d = dentry as u64;
     let mut count = 0u32;
     for slot in 0..EVENT_PATH_COMPONENTS as u32 {
-        if slot >= m.depth || d == WALK_END {
+        if d == m.anchor_dentry || d == WALK_END {
             break;
         }
         d = rtguard_name_level(d, slot);
         count += 1;
     }
-    unsafe { (*ev).name_count = count };
+    // Every slot used and the tree root still above: the path is cut short.
+    let truncated = d != m.anchor_dentry && d != WALK_END;
+    unsafe {
+        (*ev).name_count = count;
+        (*ev).flags = if truncated { EVENT_PATH_TRUNCATED } else { 0 };
+    }
     if EVENTS.output::<FileEvent>(unsafe { &*ev }, 0).is_err() {
         count_dropped_event();
     }

@@ -37,6 +37,10 @@ pub struct ProgramUsage {
     pub id: u32,
     pub run_count: u64,
     pub run_time_ns: u64,
+    /// Instructions the verifier processed to load it (Linux 5.16 and later): what the
+    /// program cost at start-up.
+    #[serde(default)]
+    pub verified_insns: u64,
 }
 
 impl ProgramUsage {
@@ -167,6 +171,7 @@ fn parse_fdinfo(text: &str) -> Option<Held> {
             id: id as u32,
             run_count,
             run_time_ns,
+            verified_insns: field("verified_insns").unwrap_or(0),
         }));
     }
     let id = field("map_id")?;
@@ -240,6 +245,7 @@ mod tests {
                 id: 42,
                 run_count: 789,
                 run_time_ns: 123456,
+                verified_insns: 900,
             }))
         );
     }

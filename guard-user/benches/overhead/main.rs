@@ -234,10 +234,16 @@ fn start(policy: &str) -> Result<RunningGuard> {
         .into_iter()
         .map(|s| (s.step, s.micros))
         .collect();
+    let verified_insns = usage::of_process(guard.pid())?
+        .programs
+        .iter()
+        .map(|p| p.verified_insns)
+        .sum();
     emit(Record::Start(Start {
         policy: policy.to_owned(),
         ready_ns: nanos(ready),
         steps,
+        verified_insns,
     }));
     Ok(guard)
 }

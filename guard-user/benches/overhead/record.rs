@@ -68,6 +68,9 @@ pub struct Start {
     pub ready_ns: u64,
     /// The daemon's own account of its start: (step, microseconds).
     pub steps: Vec<(String, u64)>,
+    /// Instructions the kernel's verifier processed for all of the daemon's programs.
+    #[serde(default)]
+    pub verified_insns: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -194,6 +194,14 @@ fn render_usage(u: &Usage) -> String {
         mib(u.map_bytes()),
         u.maps.len()
     );
+    let verified: u64 = u.programs.iter().map(|p| p.verified_insns).sum();
+    if verified > 0 {
+        out.push_str(&format!(
+            "{:<14} {verified} instructions verified to load {} programs\n",
+            "verifier:",
+            u.programs.len()
+        ));
+    }
     if !u.bpf_stats_enabled {
         out.push_str(&format!(
             "{:<14} not counted (sysctl kernel.bpf_stats_enabled=1 counts runs and time)\n",

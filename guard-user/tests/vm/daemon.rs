@@ -45,6 +45,13 @@ fn self_test_and_status_report_enforcement() {
         "attached programs listed: {json}"
     );
     assert!(json.contains(r#""tree_cache": "on""#), "{json}");
+    // What each program cost the verifier: start-up time, for the log.
+    for p in status["usage"]["programs"].as_array().into_iter().flatten() {
+        println!(
+            "  verified {:>8} instructions: {}",
+            p["verified_insns"], p["name"]
+        );
+    }
     let status_file = guard.status_file.clone();
     drop(guard);
     assert_eq!(

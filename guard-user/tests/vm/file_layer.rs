@@ -356,6 +356,42 @@ fn a_directory_moved_into_a_tree_is_protected_at_once() {
     expect_denied(&format!("mv {tree}/moved {}/moved", install.p("outside")));
 }
 
+/// A record names a file below a tree root by its path: the root's, then the names the
+/// kernel collected on its way up. A file deeper than the kernel collects names for is
+/// marked as cut short, and its path still ends in the file's own name.
+#[test]
+fn records_name_files_below_a_tree_root_by_their_path() {
+    let install = Install::new();
+    let deep = format!("lib/containerd/{}", ["d"; 12].join("/"));
+    std::fs::create_dir_all(install.path(&deep)).unwrap();
+    std::fs::write(install.path(&format!("{deep}/deep-file")), b"kept\n").unwrap();
+    let audit = install.path("audit.jsonl");
+    let guard = install.start(&["--audit-log", audit.to_str().unwrap()]);
+    expect_denied(&format!("rm -f {}", install.p("lib/containerd/io/state")));
+    expect_denied(&format!(
+        "rm -f {}",
+        install.p(&format!("{deep}/deep-file"))
+    ));
+    let (_, log) = guard.stop();
+    let records = std::fs::read_to_string(&audit).unwrap();
+    let blocked = |path: &str| {
+        records.lines().any(|l| {
+            l.contains(r#""decision":"blocked""#) && l.contains(&format!(r#""path":"{path}""#))
+        })
+    };
+    assert!(
+        blocked(&install.p("lib/containerd/io/state")),
+        "{records}\n{log}"
+    );
+    // The target and the 7 directories above it; the other 5 are left out.
+    let cut = format!(
+        "{}/…/{}/deep-file",
+        install.p("lib/containerd"),
+        ["d"; 7].join("/")
+    );
+    assert!(blocked(&cut), "no record for {cut}:\n{records}");
+}
+
 #[test]
 fn a_trusted_writer_manages_its_tree_while_others_are_denied() {
     let install = Install::new();

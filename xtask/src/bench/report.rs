@@ -497,11 +497,11 @@ fn startup_steps(results: &Results, summaries: &[KernelSummary]) -> String {
     for step in &steps {
         let _ = write!(md, " {step} |");
     }
-    md.push_str("\n| --- | --- |");
+    md.push_str(" instructions verified |\n| --- | --- |");
     for _ in &steps {
         md.push_str(" ---: |");
     }
-    md.push('\n');
+    md.push_str(" ---: |\n");
     for (k, s) in results.kernels.iter().zip(summaries) {
         let policies: BTreeSet<&str> = k.starts.iter().map(|s| s.policy.as_str()).collect();
         for policy in policies {
@@ -520,7 +520,17 @@ fn startup_steps(results: &Results, summaries: &[KernelSummary]) -> String {
                     None => md.push_str(" – |"),
                 }
             }
-            md.push('\n');
+            let verified = k
+                .starts
+                .iter()
+                .find(|s| s.policy == policy)
+                .map_or(0, |s| s.verified_insns);
+            match verified {
+                0 => md.push_str(" – |\n"),
+                n => {
+                    let _ = writeln!(md, " {n} |");
+                }
+            }
         }
     }
     md
