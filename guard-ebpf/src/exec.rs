@@ -13,6 +13,7 @@
 //! per-argument work once, not 64 times.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
@@ -55,7 +56,7 @@ pub static COMMAND_CONFIG: Array<CommandConfig> = Array::with_max_entries(1, 0);
 /// Binary basename hash → command class.
 #[map]
 pub static COMMAND_BINARIES: HashMap<u64, BinaryEntry> =
-    HashMap::with_max_entries(MAX_COMMAND_BINARIES, 0);
+    HashMap::with_max_entries(MAX_COMMAND_BINARIES, BPF_F_NO_PREALLOC);
 
 /// Command classes by id.
 #[map]
@@ -64,21 +65,23 @@ pub static COMMAND_CLASSES: Array<ClassEntry> = Array::with_max_entries(MAX_CLAS
 /// Verbs, modifiers and value-taking options of every class.
 #[map]
 pub static COMMAND_WORDS: HashMap<WordKey, WordEntry> =
-    HashMap::with_max_entries(MAX_COMMAND_WORDS, 0);
+    HashMap::with_max_entries(MAX_COMMAND_WORDS, BPF_F_NO_PREALLOC);
 
 /// Protected names of every class, in every spelling.
 #[map]
 pub static COMMAND_OBJECTS: HashMap<ObjectKey, ObjectEntry> =
-    HashMap::with_max_entries(MAX_COMMAND_OBJECTS, 0);
+    HashMap::with_max_entries(MAX_COMMAND_OBJECTS, BPF_F_NO_PREALLOC);
 
 /// Command binaries by identity → class, for an exec under another name (a hard link).
 #[map]
-pub static EXE_CLASSES: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_EXE_CLASSES, 0);
+pub static EXE_CLASSES: HashMap<InodeKey, u32> =
+    HashMap::with_max_entries(MAX_EXE_CLASSES, BPF_F_NO_PREALLOC);
 
 /// Executables → the classes whose destructive commands they may run (dockerd rebuilding
 /// its own chains).
 #[map]
-pub static TRUSTED_CALLERS: HashMap<InodeKey, u32> = HashMap::with_max_entries(MAX_EXE_CLASSES, 0);
+pub static TRUSTED_CALLERS: HashMap<InodeKey, u32> =
+    HashMap::with_max_entries(MAX_EXE_CLASSES, BPF_F_NO_PREALLOC);
 
 /// What one exec's argv reduced to, from syscall entry to `bprm_check_security`.
 #[repr(C)]

@@ -11,9 +11,12 @@ use guard_common::{
     MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
 };
 
-/// Protected objects and the ancestor directories of each, by identity. Not preallocated:
-/// only userspace inserts, and a host protects a few thousand inodes, so the map holds
-/// what it holds instead of all 65,536 entries' worth (6 MiB) from the start.
+// Hash maps that only userspace writes are not preallocated (`BPF_F_NO_PREALLOC`): they
+// hold what the policy put in them instead of every entry's worth from the start. (A map
+// the programs insert into under load would want preallocation; none of these is one.)
+
+/// Protected objects and the ancestor directories of each, by identity. A host protects a
+/// few thousand inodes; preallocated, the 65,536 entries would take 6 MiB from the start.
 #[map]
 pub static PROTECTED_INODES: HashMap<InodeKey, FileProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_INODES, BPF_F_NO_PREALLOC);
@@ -21,16 +24,18 @@ pub static PROTECTED_INODES: HashMap<InodeKey, FileProtection> =
 /// Roots of protected trees. Everything below a root is protected by the parent walk.
 #[map]
 pub static PROTECTED_TREES: HashMap<InodeKey, FileProtection> =
-    HashMap::with_max_entries(MAX_PROTECTED_TREES, 0);
+    HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
 
 /// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
 /// other filesystem, so unrelated writes pay one lookup.
 #[map]
-pub static TREE_DEVICES: HashMap<u32, u32> = HashMap::with_max_entries(MAX_PROTECTED_TREES, 0);
+pub static TREE_DEVICES: HashMap<u32, u32> =
+    HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
 
 /// Executables trusted for a rule (trees' writers) or as the package manager.
 #[map]
-pub static TRUSTED_EXES: HashMap<TrustKey, u32> = HashMap::with_max_entries(MAX_TRUSTED_EXES, 0);
+pub static TRUSTED_EXES: HashMap<TrustKey, u32> =
+    HashMap::with_max_entries(MAX_TRUSTED_EXES, BPF_F_NO_PREALLOC);
 
 /// Rule table indexed by rule id: each rule's mode. Slot `SELF_TEST_RULE` (one past the
 /// policy's ids) belongs to the startup self-test.

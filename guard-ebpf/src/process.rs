@@ -3,6 +3,7 @@
 //! policy names.
 
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_uid_gid, bpf_probe_read_kernel,
@@ -29,7 +30,7 @@ const EPERM: i32 = -1;
 /// Protected executables by identity → rule and refused signals.
 #[map]
 pub static PROTECTED_PROCESSES: HashMap<guard_common::InodeKey, ProcessProtection> =
-    HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, 0);
+    HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, BPF_F_NO_PREALLOC);
 
 /// One process event under construction per CPU.
 #[map]

@@ -37,7 +37,10 @@ use record::{Accounting, Guard, MapMemory, Memory, ProgramRuns, Record, Run, Set
 use workloads::{Workdir, Workload};
 
 const DEFAULT_ROUNDS: u32 = 7;
-const PRODUCTION_POLICY: &str = "/etc/rtguard/production.toml";
+/// The shipped production policy with this runner as a supervisor of the rtguard daemon:
+/// the policy refuses fatal signals to rtguard from anyone else, and the runner stops the
+/// daemon after each run.
+const PRODUCTION_POLICY: &str = "/etc/rtguard/bench-production.toml";
 /// The production policy plus a rule protecting every file under [`PROTECTED_DIR`].
 const BENCH_POLICY: &str = "/etc/rtguard/bench-10k.toml";
 const PROTECTED_DIR: &str = "/srv/rtguard-bench";
@@ -289,7 +292,8 @@ fn protected_objects(path: &str) -> Result<usize> {
 }
 
 fn write_bench_policy() -> Result<()> {
-    let production = fs::read_to_string(PRODUCTION_POLICY)?;
+    let production = common::supervised_production_policy();
+    fs::write(PRODUCTION_POLICY, &production)?;
     fs::write(
         BENCH_POLICY,
         format!(

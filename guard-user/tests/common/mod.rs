@@ -33,20 +33,25 @@ pub const PRODUCTION_POLICY: &str = "/etc/rtguard/production.toml";
 /// daemon. The policy lets only its supervisor (systemd, pid 1) stop rtguard with a fatal
 /// signal; here the tests start the guard and stop it with SIGTERM.
 pub fn production_policy() -> PathBuf {
+    let path = std::env::temp_dir().join("rtguard-production-under-test.toml");
+    std::fs::write(&path, supervised_production_policy()).expect("write the policy under test");
+    path
+}
+
+/// The text of the shipped production policy with the running executable added to the
+/// supervisors of the rtguard daemon.
+pub fn supervised_production_policy() -> String {
     let text = std::fs::read_to_string(PRODUCTION_POLICY).expect("the shipped policy");
     let marker = "name = \"rtguard-daemon\"\n";
     assert!(
         text.contains(marker),
         "the production policy protects rtguard"
     );
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let text = text.replace(
+    let exe = std::env::current_exe().expect("the running executable's path");
+    text.replace(
         marker,
         &format!("{marker}supervisors = [{:?}]\n", exe.display().to_string()),
-    );
-    let path = std::env::temp_dir().join("rtguard-production-under-test.toml");
-    std::fs::write(&path, text).expect("write the policy under test");
-    path
+    )
 }
 
 /// Starts a guard enforcing the production policy (see [`production_policy`]) with its

@@ -266,8 +266,18 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         let _ = writeln!(
             md,
             "- \"With rtguard\" is `rtguard run --policy {}`: the production policy plus a rule \
-             protecting 10,000 more files, enforcing, with all file, exec and process hooks attached.",
+             protecting 10,000 more files, enforcing, with all file, exec and process hooks attached. \
+             Both policies are the shipped `/etc/rtguard/production.toml` with the benchmark's runner \
+             added as a supervisor of the daemon: the policy refuses fatal signals to rtguard from \
+             anyone else, and the runner stops it after each run.",
             largest_memory(k).map_or("?", |m| m.policy.as_str())
+        );
+        let _ = writeln!(
+            md,
+            "- The file layer remembers directories with no protected tree above them (the \
+             tree-walk cache), so the walk runs once per directory, not once per operation. \
+             Each run with rtguard starts a new daemon, with an empty cache, and pays for \
+             filling it."
         );
         let _ = writeln!(
             md,
