@@ -22,6 +22,11 @@ pub struct KernelOffsets {
     /// tmpfs) each time an inode number is reused.
     pub inode_i_generation: u32,
     pub super_block_s_dev: u32,
+    /// `struct dentry` → `d_sb`, and `struct super_block` → `s_root`: a dentry that is
+    /// its own parent is the filesystem's root only if it is `d_sb->s_root`; otherwise it
+    /// is disconnected (found by file handle, not yet linked to its parent).
+    pub dentry_d_sb: u32,
+    pub super_block_s_root: u32,
     /// `struct path` → `dentry`.
     pub path_dentry: u32,
     pub file_f_path: u32,

@@ -27,9 +27,9 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        arg_scalar, current_cmdline, current_task, dentry_key, dentry_name, dentry_parent,
-        file_dentry, file_flags, file_mode, iattr_valid, path_dentry, resolved_offsets, task_exe,
-        task_parent, task_tgid, KernelPtr,
+        arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
+        dentry_parent, file_dentry, file_flags, file_mode, iattr_valid, path_dentry,
+        resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
     },
     maps::{
         count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
@@ -357,7 +357,9 @@ const WALK_PACKAGE_MANAGER: u64 = 2;
 // (kernel addresses are never this small).
 
 /// One level of the tree walk: `WALK_FOUND`, `WALK_CLEAR` at the filesystem root or an
-/// excluded subtree, `WALK_FAILED` on a failed read, or the parent dentry.
+/// excluded subtree, `WALK_FAILED` on a failed read or at a disconnected dentry (one
+/// found by file handle before the kernel linked it to its parent: its ancestors are not
+/// known, so neither is the answer, and nothing is remembered), or the parent dentry.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
@@ -377,7 +379,8 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
         }
     }
     match dentry_parent(&off, d) {
-        Some(parent) if parent == d => WALK_CLEAR,
+        Some(parent) if parent == d && dentry_is_fs_root(&off, d) => WALK_CLEAR,
+        Some(parent) if parent == d => WALK_FAILED,
         Some(parent) => parent as u64,
         None => WALK_FAILED,
     }

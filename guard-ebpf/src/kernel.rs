@@ -81,6 +81,15 @@ pub fn dentry_parent(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr
     read_ptr(dentry, off.dentry_d_parent)
 }
 
+/// Whether a dentry that is its own parent is its filesystem's root (`d_sb->s_root`),
+/// rather than a disconnected one, whose place in the tree is not known yet.
+#[inline(always)]
+pub fn dentry_is_fs_root(off: &KernelOffsets, dentry: KernelPtr) -> bool {
+    read_ptr(dentry, off.dentry_d_sb)
+        .and_then(|sb| read_ptr(sb, off.super_block_s_root))
+        .is_some_and(|root| root == dentry)
+}
+
 /// The dentry's name (`d_name.name`), a NUL-terminated kernel string.
 #[inline(always)]
 pub fn dentry_name(off: &KernelOffsets, dentry: KernelPtr) -> Option<*const u8> {

@@ -67,6 +67,8 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_mode: 0,
     inode_i_generation: 0,
     super_block_s_dev: 0,
+    dentry_d_sb: 0,
+    super_block_s_root: 0,
     path_dentry: 0,
     file_f_path: 0,
     file_f_inode: 0,

@@ -58,6 +58,8 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         inode_i_mode: member_offset(btf, "inode", "i_mode")?,
         inode_i_generation: member_offset(btf, "inode", "i_generation")?,
         super_block_s_dev: member_offset(btf, "super_block", "s_dev")?,
+        dentry_d_sb: member_offset(btf, "dentry", "d_sb")?,
+        super_block_s_root: member_offset(btf, "super_block", "s_root")?,
         path_dentry: member_offset(btf, "path", "dentry")?,
         file_f_path: member_offset(btf, "file", "f_path")?,
         file_f_inode: member_offset(btf, "file", "f_inode")?,
@@ -188,6 +190,9 @@ mod tests {
         assert_eq!(off.dentry_d_inode % 8, 0);
         assert_eq!(off.inode_i_sb % 8, 0);
         assert_eq!(off.super_block_s_dev % 4, 0);
+        assert_eq!(off.dentry_d_sb % 8, 0);
+        assert_eq!(off.super_block_s_root % 8, 0);
+        assert!(off.dentry_d_sb > 0 && off.super_block_s_root > 0);
         assert_eq!(off.dentry_d_parent % 8, 0);
         assert_eq!(off.task_mm % 8, 0);
         assert!(off.task_tgid > 0 && off.task_real_parent > 0 && off.mm_exe_file > 0);
