@@ -41,7 +41,6 @@ pub mod names {
     pub const EXE_CLASSES: &str = "EXE_CLASSES";
     pub const TRUSTED_CALLERS: &str = "TRUSTED_CALLERS";
     pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
-    pub const TREE_CACHE: &str = "TREE_CACHE";
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
 }
 

@@ -293,17 +293,16 @@ fn find_protection(
     }
     unsafe { TREE_DEVICES.get(target.dev) }?;
     // The target itself may root a tree, or an excluded subtree.
-    if let Some(t) = unsafe { PROTECTED_TREES.get(target) } {
-        if t.flags & FILE_TREE_EXCLUDED != 0 {
-            return None;
-        }
-        if t.ops & op.bit() != 0 {
+    match tree_root(target, op.bit()) {
+        TreeRoot::Excluded => return None,
+        TreeRoot::Denies(protection) => {
             return Some(Match {
-                protection: *t,
+                protection,
                 anchor: target,
                 anchor_dentry: dentry as u64,
-            });
+            })
         }
+        TreeRoot::Not => {}
     }
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
     let pending = match tree_cache::probe(off, parent, target.dev, op) {
@@ -335,6 +334,25 @@ fn find_protection(
     }
     // Deeper than the walk goes: nothing found, and nothing learnt.
     None
+}
+
+/// What the tree table says of one directory, for one operation.
+enum TreeRoot {
+    /// It roots an excluded subtree: nothing at or below it is protected by a tree.
+    Excluded,
+    /// It roots a tree that denies the operation.
+    Denies(FileProtection),
+    /// Neither: the walk goes on above it.
+    Not,
+}
+
+#[inline(always)]
+fn tree_root(key: InodeKey, op_bit: u32) -> TreeRoot {
+    match unsafe { PROTECTED_TREES.get(key) } {
+        Some(t) if t.flags & FILE_TREE_EXCLUDED != 0 => TreeRoot::Excluded,
+        Some(t) if t.ops & op_bit != 0 => TreeRoot::Denies(*t),
+        _ => TreeRoot::Not,
+    }
 }
 
 /// Returned by `rtguard_tree_level`: no tree denies the operation from here up (the
@@ -370,13 +388,10 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
     let Some(key) = dentry_key(&off, d) else {
         return WALK_FAILED;
     };
-    if let Some(t) = unsafe { PROTECTED_TREES.get(key) } {
-        if t.flags & FILE_TREE_EXCLUDED != 0 {
-            return WALK_CLEAR;
-        }
-        if t.ops & op_bit != 0 {
-            return WALK_FOUND;
-        }
+    match tree_root(key, op_bit) {
+        TreeRoot::Excluded => return WALK_CLEAR,
+        TreeRoot::Denies(_) => return WALK_FOUND,
+        TreeRoot::Not => {}
     }
     match dentry_parent(&off, d) {
         Some(parent) if parent == d && dentry_is_fs_root(&off, d) => WALK_CLEAR,

@@ -47,10 +47,16 @@ pub fn inode_key(off: &KernelOffsets, inode: KernelPtr) -> Option<InodeKey> {
     Some(InodeKey::new(dev, ino))
 }
 
+/// The inode behind a dentry; `None` for a negative dentry.
+#[inline(always)]
+fn dentry_inode(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(dentry, off.dentry_d_inode)
+}
+
 /// Identity of the inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
 pub fn dentry_key(off: &KernelOffsets, dentry: KernelPtr) -> Option<InodeKey> {
-    inode_key(off, read_ptr(dentry, off.dentry_d_inode)?)
+    inode_key(off, dentry_inode(off, dentry)?)
 }
 
 /// `S_IFMT` and `S_IFDIR` in `i_mode` (the stat(2) ABI).
@@ -60,7 +66,7 @@ const S_IFDIR: u16 = 0o040000;
 /// Whether the dentry is a directory; false for a negative dentry.
 #[inline(always)]
 pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
-    read_ptr(dentry, off.dentry_d_inode)
+    dentry_inode(off, dentry)
         .and_then(|inode| read_at::<u16>(inode, off.inode_i_mode))
         .is_some_and(|mode| mode & S_IFMT == S_IFDIR)
 }
@@ -68,7 +74,7 @@ pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
 /// (ino, i_generation) of the inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
 pub fn dentry_ino_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(u64, u32)> {
-    let inode = read_ptr(dentry, off.dentry_d_inode)?;
+    let inode = dentry_inode(off, dentry)?;
     Some((
         read_at(inode, off.inode_i_ino)?,
         read_at(inode, off.inode_i_generation)?,
