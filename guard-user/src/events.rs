@@ -52,6 +52,23 @@ pub struct KernelCmdline {
     pub truncated: bool,
 }
 
+/// The actor of a file or process record: both carry the same fields under the same
+/// names (`actor_exe`, `cgroup_id`, `pid`, …, `cmdline`).
+macro_rules! kernel_actor {
+    ($raw:expr) => {
+        KernelActor {
+            exe: $raw.actor_exe,
+            cgroup_id: $raw.cgroup_id,
+            pid: $raw.pid,
+            tgid: $raw.tgid,
+            ppid: $raw.ppid,
+            uid: $raw.uid,
+            comm: c_string(&$raw.comm),
+            cmdline: KernelCmdline::from_raw(&$raw.cmdline),
+        }
+    };
+}
+
 impl KernelCmdline {
     fn from_raw(raw: &ActorCmdline) -> Self {
         let (args, truncated) = raw.args();
@@ -169,16 +186,7 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
         target_pid: raw.target_pid,
         target_comm: c_string(&raw.target_comm),
         target_exe: raw.target_exe,
-        actor: KernelActor {
-            exe: raw.actor_exe,
-            cgroup_id: raw.cgroup_id,
-            pid: raw.pid,
-            tgid: raw.tgid,
-            ppid: raw.ppid,
-            uid: raw.uid,
-            comm: c_string(&raw.comm),
-            cmdline: KernelCmdline::from_raw(&raw.cmdline),
-        },
+        actor: kernel_actor!(raw),
     })
 }
 
@@ -273,16 +281,7 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         anchor: raw.anchor,
         components,
         path_truncated: raw.flags & EVENT_PATH_TRUNCATED != 0,
-        actor: KernelActor {
-            exe: raw.actor_exe,
-            cgroup_id: raw.cgroup_id,
-            pid: raw.pid,
-            tgid: raw.tgid,
-            ppid: raw.ppid,
-            uid: raw.uid,
-            comm: c_string(&raw.comm),
-            cmdline: KernelCmdline::from_raw(&raw.cmdline),
-        },
+        actor: kernel_actor!(raw),
     })
 }
 
