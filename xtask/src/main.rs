@@ -7,6 +7,7 @@ mod bench;
 mod build;
 mod rootfs;
 mod setup;
+mod toolchain;
 mod vm;
 
 use std::{
