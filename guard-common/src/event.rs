@@ -18,6 +18,8 @@ pub enum Decision {
     WouldBlock = 2,
     /// Allowed because the package manager replaced a file it may upgrade.
     AllowedUpgrade = 3,
+    /// Allowed: a configuration file was opened for writing, truncated or replaced.
+    Edited = 4,
 }
 
 impl Decision {
@@ -26,6 +28,7 @@ impl Decision {
             1 => Some(Self::Blocked),
             2 => Some(Self::WouldBlock),
             3 => Some(Self::AllowedUpgrade),
+            4 => Some(Self::Edited),
             _ => None,
         }
     }
@@ -35,6 +38,7 @@ impl Decision {
             Self::Blocked => "blocked",
             Self::WouldBlock => "would-block",
             Self::AllowedUpgrade => "allowed-upgrade",
+            Self::Edited => "allowed-edit",
         }
     }
 }
@@ -212,6 +216,7 @@ mod tests {
             Decision::Blocked,
             Decision::WouldBlock,
             Decision::AllowedUpgrade,
+            Decision::Edited,
         ] {
             assert_eq!(Decision::from_u32(d as u32), Some(d));
         }

@@ -8,7 +8,8 @@
 pub enum FileOp {
     Unlink = 1 << 0,
     Rmdir = 1 << 1,
-    /// Renaming the object away, or renaming something over it.
+    /// Renaming the object away, or renaming something over it from another directory
+    /// (or swapping it with `RENAME_EXCHANGE`).
     Rename = 1 << 2,
     Truncate = 1 << 3,
     /// An open for writing or with O_TRUNC.
@@ -17,10 +18,13 @@ pub enum FileOp {
     Chown = 1 << 6,
     /// A mode, owner or size change seen by `inode_setattr` (the fallback hooks).
     Setattr = 1 << 7,
+    /// Something renamed over the object from the same directory: an atomic replacement,
+    /// the way `sed -i`, editors and configuration management write a file.
+    Replace = 1 << 8,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 8] = [
+    pub const ALL: [FileOp; 9] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -29,6 +33,7 @@ impl FileOp {
         FileOp::Chmod,
         FileOp::Chown,
         FileOp::Setattr,
+        FileOp::Replace,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -45,6 +50,7 @@ impl FileOp {
             0x20 => Some(Self::Chmod),
             0x40 => Some(Self::Chown),
             0x80 => Some(Self::Setattr),
+            0x100 => Some(Self::Replace),
             _ => None,
         }
     }
@@ -59,6 +65,7 @@ impl FileOp {
             Self::Chmod => "chmod",
             Self::Chown => "chown",
             Self::Setattr => "setattr",
+            Self::Replace => "replace",
         }
     }
 
@@ -68,7 +75,7 @@ impl FileOp {
 }
 
 /// Every operation: what a protected file or directory is guarded against.
-pub const OPS_ALL: u32 = 0xff;
+pub const OPS_ALL: u32 = 0x1ff;
 /// What an ancestor directory of a protected object is guarded against: moving or
 /// removing it would take the object with it. Creating and removing other entries in it
 /// stays allowed.
@@ -79,6 +86,20 @@ pub const OPS_REMOVE: u32 = FileOp::Unlink as u32 | FileOp::Rmdir as u32 | FileO
 /// Set in [`FileProtection::flags`] when the package manager may replace the object
 /// (a package group with `upgrade = "allow"`).
 pub const FILE_UPGRADABLE: u32 = 1 << 0;
+
+/// What changes a configuration file's contents: on an object marked
+/// [`FILE_EDITABLE`] these pass and are reported as edits.
+pub const OPS_EDIT: u32 = FileOp::OpenWrite as u32
+    | FileOp::Truncate as u32
+    | FileOp::Replace as u32
+    | FileOp::Setattr as u32;
+
+/// Set on a configuration file (a protected package's conffile, or a file present in an
+/// `allow_writes` tree when the policy was resolved): it is guarded against [`OPS_REMOVE`]
+/// only, and each of [`OPS_EDIT`] passes as an edit. After a same-directory replacement
+/// the kernel gives the file's protection to the inode that replaced it, so the edited
+/// file is as protected as the one before.
+pub const FILE_EDITABLE: u32 = 1 << 2;
 
 /// Set on a [`PROTECTED_TREES`](crate::names::PROTECTED_TREES) entry that excludes a
 /// subtree from an enclosing tree (container volumes and layers under
@@ -183,7 +204,7 @@ mod tests {
             all |= op.bit();
         }
         assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x100), None);
+        assert_eq!(FileOp::from_u32(0x200), None);
     }
 
     #[test]

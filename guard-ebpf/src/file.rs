@@ -19,8 +19,8 @@ use aya_ebpf::{
 use guard_common::{
     event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
-        FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
-        TRUST_PACKAGE_MANAGER,
+        FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
+        OPS_EDIT, TRUST_PACKAGE_MANAGER,
     },
     Decision, FileEvent, FileOp, FileProtection, InodeKey, KernelOffsets, TrustKey,
 };
@@ -85,8 +85,15 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
 /// object moved away and the one renamed over (a negative dentry when there is none).
 #[lsm(hook = "path_rename")]
 pub fn path_rename(ctx: LsmContext) -> i32 {
-    chained(&ctx, 5, |off| {
-        decide_rename(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 3))
+    chained(&ctx, 5, |_| {
+        let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
+        rename_verdict(rtguard_rename_decide(
+            arg_scalar(&ctx, 0) as u64,
+            arg_scalar(&ctx, 1) as u64,
+            arg_scalar(&ctx, 2) as u64,
+            arg_scalar(&ctx, 3) as u64,
+            flags | RENAME_DIRS_ARE_PATHS,
+        ))
     })
 }
 
@@ -132,11 +139,19 @@ pub fn inode_rmdir(ctx: LsmContext) -> i32 {
     })
 }
 
-/// `security_inode_rename(old_dir, old_dentry, new_dir, new_dentry)`
+/// `security_inode_rename(old_dir, old_dentry, new_dir, new_dentry)`. For
+/// `RENAME_EXCHANGE` the kernel calls it twice, the second time with the sides swapped,
+/// so each object is also seen moving away.
 #[lsm(hook = "inode_rename")]
 pub fn inode_rename(ctx: LsmContext) -> i32 {
-    chained(&ctx, 4, |off| {
-        decide_rename(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 3))
+    chained(&ctx, 4, |_| {
+        rename_verdict(rtguard_rename_decide(
+            arg_scalar(&ctx, 0) as u64,
+            arg_scalar(&ctx, 1) as u64,
+            arg_scalar(&ctx, 2) as u64,
+            arg_scalar(&ctx, 3) as u64,
+            0,
+        ))
     })
 }
 
@@ -186,14 +201,59 @@ fn decide_path(off: &KernelOffsets, op: FileOp, path: KernelPtr) -> i32 {
     }
 }
 
+/// `RENAME_EXCHANGE` in `path_rename`'s flags (include/uapi/linux/fs.h).
+const RENAME_EXCHANGE: u64 = 1 << 1;
+/// Set in `rtguard_rename_decide`'s `mode` when the directories are `struct path`s
+/// (`path_rename`) rather than inodes (`inode_rename`).
+const RENAME_DIRS_ARE_PATHS: u64 = 1 << 32;
+
+/// A global function's result restated as 0 or -EPERM, which the verifier can see.
 #[inline(always)]
-fn decide_rename(off: &KernelOffsets, old: KernelPtr, new: KernelPtr) -> i32 {
-    let verdict = decide(off, FileOp::Rename, old);
+fn rename_verdict(verdict: i32) -> i32 {
+    if verdict == EPERM {
+        EPERM
+    } else {
+        0
+    }
+}
+
+/// A rename is checked on both sides: the object moved away, and the one it lands on.
+/// Landing on an object from the same directory is a replacement ([`FileOp::Replace`]),
+/// which configuration files allow, and the incoming file inherits the protection. An
+/// exchange (`RENAME_EXCHANGE`) moves the target away too, so it stays a rename.
+///
+/// A global function, like `rtguard_file_decide`: comparing the directories inline in
+/// each hook let the compiler sink the argument reads into branches, and the verifier
+/// then found a register read that was never written on some path.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_rename_decide(
+    old_dir: u64,
+    old: u64,
+    new_dir: u64,
+    new: u64,
+    mode: u64,
+) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let (old_dir, new_dir) = if mode & RENAME_DIRS_ARE_PATHS != 0 {
+        let dentry = |path: u64| path_dentry(&off, path as KernelPtr).map_or(0, |d| d as u64);
+        (dentry(old_dir), dentry(new_dir))
+    } else {
+        (old_dir, new_dir)
+    };
+    let replace = old_dir != 0 && old_dir == new_dir && mode & RENAME_EXCHANGE == 0;
+    let verdict = decide(&off, FileOp::Rename, old as KernelPtr);
     if verdict != 0 {
         return verdict;
     }
     // The target name usually does not exist yet (negative dentry): nothing to check.
-    decide(off, FileOp::Rename, new)
+    if replace {
+        decide_replacing(&off, FileOp::Replace, new as KernelPtr, old as KernelPtr)
+    } else {
+        decide(&off, FileOp::Rename, new as KernelPtr)
+    }
 }
 
 #[inline(always)]
@@ -218,10 +278,21 @@ struct Match {
 }
 
 #[inline(always)]
-fn decide(_off: &KernelOffsets, op: FileOp, dentry: KernelPtr) -> i32 {
+fn decide(off: &KernelOffsets, op: FileOp, dentry: KernelPtr) -> i32 {
+    decide_replacing(off, op, dentry, core::ptr::null_mut())
+}
+
+/// [`decide`] for an object that `incoming` (null if none) is about to replace.
+#[inline(always)]
+fn decide_replacing(
+    _off: &KernelOffsets,
+    op: FileOp,
+    dentry: KernelPtr,
+    incoming: KernelPtr,
+) -> i32 {
     // A global function's result is an unknown scalar to the verifier, and an LSM
     // program must provably return 0 or an errno; restate it as one of the two.
-    if rtguard_file_decide(op.bit(), dentry as u64) == EPERM {
+    if rtguard_file_decide(op.bit(), dentry as u64, incoming as u64) == EPERM {
         EPERM
     } else {
         0
@@ -236,7 +307,7 @@ fn decide(_off: &KernelOffsets, op: FileOp, dentry: KernelPtr) -> i32 {
 /// the raw op bit and pointer.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64) -> i32 {
+pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
@@ -248,10 +319,22 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64) -> i32 {
     let Some(target) = dentry_key(off, dentry) else {
         return 0;
     };
-    let Some(m) = find_protection(off, op, dentry, target) else {
-        return 0;
-    };
     let task = current_task();
+    let m = match find_protection(off, op, dentry, target) {
+        None => return 0,
+        Some(Found::Edit(m)) => {
+            // The file replacing this one carries on its protection; the old inode's
+            // entry is dropped by userspace when it re-resolves after this event.
+            if op == FileOp::Replace {
+                if let Some(key) = dentry_key(off, incoming as KernelPtr) {
+                    let _ = PROTECTED_INODES.insert(key, m.protection, 0);
+                }
+            }
+            report(off, op, Decision::Edited, target, &m, dentry, task);
+            return 0;
+        }
+        Some(Found::Denied(m)) => m,
+    };
     let upgradable = m.protection.flags & FILE_UPGRADABLE != 0;
     match trust(task, m.protection.rule_id, upgradable) {
         Trust::PackageManager => {
@@ -271,6 +354,14 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64) -> i32 {
     }
 }
 
+/// What [`find_protection`] found.
+enum Found {
+    /// A protection that denies the operation.
+    Denied(Match),
+    /// A configuration file ([`FILE_EDITABLE`]) being edited: allowed, and reported.
+    Edit(Match),
+}
+
 /// An object's own protection first, then protected trees found by walking up the
 /// parent dentries. The walk follows the filesystem's own tree, not the mount tree, so
 /// bind mounts, chroots and mount namespaces lead to the same roots. Above the target,
@@ -281,14 +372,30 @@ fn find_protection(
     op: FileOp,
     dentry: KernelPtr,
     target: InodeKey,
-) -> Option<Match> {
+) -> Option<Found> {
     if let Some(p) = unsafe { PROTECTED_INODES.get(target) } {
+        let m = Match {
+            protection: *p,
+            anchor: target,
+            anchor_dentry: dentry as u64,
+        };
         if p.denies(op) {
-            return Some(Match {
-                protection: *p,
-                anchor: target,
-                anchor_dentry: dentry as u64,
-            });
+            return Some(Found::Denied(m));
+        }
+        if p.flags & FILE_EDITABLE != 0 && op.bit() & OPS_EDIT != 0 {
+            // Named from its directory: a file that replaced another has a new inode,
+            // which userspace's tables learn only when it resolves again.
+            let parent = dentry_parent(off, dentry)
+                .filter(|&d| d != dentry)
+                .and_then(|d| Some((d, dentry_key(off, d)?)));
+            return Some(Found::Edit(match parent {
+                Some((d, key)) => Match {
+                    anchor: key,
+                    anchor_dentry: d as u64,
+                    ..m
+                },
+                None => m,
+            }));
         }
     }
     unsafe { TREE_DEVICES.get(target.dev) }?;
@@ -296,11 +403,11 @@ fn find_protection(
     match tree_root(target, op.bit()) {
         TreeRoot::Excluded => return None,
         TreeRoot::Denies(protection) => {
-            return Some(Match {
+            return Some(Found::Denied(Match {
                 protection,
                 anchor: target,
                 anchor_dentry: dentry as u64,
-            })
+            }))
         }
         TreeRoot::Not => {}
     }
@@ -323,11 +430,11 @@ fn find_protection(
             WALK_FOUND => {
                 let anchor = dentry_key(off, d as KernelPtr)?;
                 let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
-                return Some(Match {
+                return Some(Found::Denied(Match {
                     protection,
                     anchor,
                     anchor_dentry: d,
-                });
+                }));
             }
             parent => d = parent,
         }

@@ -19,6 +19,8 @@ use crate::loader::KernelTables;
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;
+/// `RENAME_EXCHANGE` in renameat2's flags.
+const RENAME_EXCHANGE: u64 = 1 << 1;
 /// The directory-fd value meaning "relative to the working directory".
 const AT_FDCWD: i64 = -100;
 /// Processes whose arguments are remembered for the records of their later syscalls.
@@ -98,10 +100,23 @@ impl Observed {
             }
             Syscall::Unlinkat | Syscall::Unlink => vec![(FileOp::Unlink, &self.path, self.dfd)],
             Syscall::Rmdir => vec![(FileOp::Rmdir, &self.path, self.dfd)],
-            Syscall::Renameat2 | Syscall::Renameat | Syscall::Rename => vec![
-                (FileOp::Rename, &self.path, self.dfd),
-                (FileOp::Rename, &self.path2, self.dfd2),
-            ],
+            Syscall::Renameat2 | Syscall::Renameat | Syscall::Rename => {
+                // Landing on a file from its own directory is a replacement, which
+                // configuration files allow; an exchange moves the target away too.
+                let exchange =
+                    self.syscall == Syscall::Renameat2 && self.flags & RENAME_EXCHANGE != 0;
+                let same_dir = self.dfd == self.dfd2
+                    && Path::new(&self.path).parent() == Path::new(&self.path2).parent();
+                let over = if same_dir && !exchange {
+                    FileOp::Replace
+                } else {
+                    FileOp::Rename
+                };
+                vec![
+                    (FileOp::Rename, &self.path, self.dfd),
+                    (over, &self.path2, self.dfd2),
+                ]
+            }
             Syscall::OpenatWrite => vec![(FileOp::OpenWrite, &self.path, self.dfd)],
             Syscall::Truncate => vec![(FileOp::Truncate, &self.path, self.dfd)],
             Syscall::Execve => Vec::new(),

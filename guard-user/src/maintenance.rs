@@ -218,6 +218,9 @@ pub fn file_upgradable(
             Origin::Package { package, .. } => windows.allows_removal(package, now),
             Origin::Unit { unit, .. } => unit_removal_open(set, unit, windows, now),
             Origin::Path { .. } => false,
+            // Configuration trees are package-managed too: dpkg replaces and removes
+            // its `*.dpkg-*` bookkeeping there during upgrades.
+            Origin::TreeEntry { .. } => true,
         }
 }
 

@@ -44,6 +44,9 @@ pub struct EventCounters {
     pub blocked: u64,
     pub would_block: u64,
     pub allowed_upgrade: u64,
+    /// Edits of configuration files (writes, truncations, replacements).
+    #[serde(default)]
+    pub allowed_edit: u64,
     /// Events the kernel could not queue.
     pub dropped: u64,
 }
@@ -51,7 +54,7 @@ pub struct EventCounters {
 impl EventCounters {
     /// Decisions recorded (lost ones aside).
     pub fn total(&self) -> u64 {
-        self.blocked + self.would_block + self.allowed_upgrade
+        self.blocked + self.would_block + self.allowed_upgrade + self.allowed_edit
     }
 }
 

@@ -114,6 +114,7 @@ impl Fixture {
         let options = ResolveOptions {
             root: self.dir.path().to_owned(),
             rpm: RpmTool::Disabled,
+            ..Default::default()
         };
         resolve::resolve(policy, &options).unwrap_or_else(|e| panic!("resolve: {e}"))
     }
@@ -690,6 +691,7 @@ fn rpm_databases_are_read_through_rpm_or_reported_unavailable() {
     let options = ResolveOptions {
         root: f.dir.path().to_owned(),
         rpm: RpmTool::Path(fake),
+        ..Default::default()
     };
     let set = resolve::resolve(&production(), &options).unwrap();
     let found = item(&set, "docker-ce-packages", "containerd.io");
@@ -712,6 +714,7 @@ fn a_missing_root_is_an_error() {
     let options = ResolveOptions {
         root: PathBuf::from("/nonexistent/rtguard-root"),
         rpm: RpmTool::Disabled,
+        ..Default::default()
     };
     let err = resolve::resolve(&production(), &options).unwrap_err();
     assert!(
@@ -1154,4 +1157,83 @@ fn a_window_for_a_package_under_a_wildcard_opens_that_package_only() {
         .1,
         RemovalInWindow
     );
+}
+
+fn inode(f: &Fixture, tables: &KernelTables, inside: &str) -> Option<guard_common::FileProtection> {
+    let key = resolve::inode_key(&std::fs::symlink_metadata(f.path(inside)).unwrap());
+    tables.inodes.get(&key).copied()
+}
+
+#[test]
+fn configuration_is_editable_and_only_what_was_there_at_first_is_kept() {
+    use guard_common::file::{FILE_EDITABLE, OPS_REMOVE};
+
+    let f = debian_host();
+    f.dir("/etc/containerd/certs.d/registry")
+        .file(
+            "/etc/containerd/certs.d/registry/hosts.toml",
+            "server = \"x\"\n",
+        )
+        .file("/etc/docker/daemon.json", "{}\n");
+    let set = f.resolve(&production());
+    let tables = KernelTables::from_rule_set(
+        &set,
+        &MaintenanceState::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+
+    // The conffile and the files present are editable: removal refused, edits pass.
+    for file in [
+        "/etc/containerd/config.toml",
+        "/etc/containerd/certs.d/registry/hosts.toml",
+        "/etc/docker/daemon.json",
+    ] {
+        let p = inode(&f, &tables, file).unwrap_or_else(|| panic!("{file} is protected"));
+        assert_eq!(p.ops, OPS_REMOVE, "{file}");
+        assert_ne!(p.flags & FILE_EDITABLE, 0, "{file}");
+    }
+    // Directories present can't be removed or moved; the roots neither, and no walk runs.
+    let certs = inode(&f, &tables, "/etc/containerd/certs.d").unwrap();
+    assert_eq!(certs.ops & OPS_ANCESTOR, OPS_ANCESTOR);
+    let root = inode(&f, &tables, "/etc/containerd").unwrap();
+    assert_eq!(root.ops, OPS_ANCESTOR);
+    let root_key = resolve::inode_key(&std::fs::metadata(f.path("/etc/containerd")).unwrap());
+    assert!(
+        !tables.trees.contains_key(&root_key),
+        "a config tree is not walked"
+    );
+    assert!(
+        item(&set, "runtime-config", "/etc/containerd")
+            .detail
+            .starts_with("configuration: 4 entries present"),
+        "{}",
+        item(&set, "runtime-config", "/etc/containerd").detail
+    );
+
+    // Later: a swap file appears and config.toml is replaced (a new inode). Resolving with
+    // the first baseline protects the new config.toml but not the swap file.
+    f.file("/etc/containerd/.config.toml.swp", "swap");
+    let config = f.path("/etc/containerd/config.toml");
+    std::fs::remove_file(&config).unwrap();
+    std::fs::write(&config, "version = 3\n").unwrap();
+    let options = ResolveOptions {
+        root: f.dir.path().to_owned(),
+        rpm: RpmTool::Disabled,
+        editable_baseline: set.editable_baseline.clone(),
+    };
+    let again = resolve::resolve(&production(), &options).unwrap();
+    let tables = KernelTables::from_rule_set(
+        &again,
+        &MaintenanceState::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    assert!(inode(&f, &tables, "/etc/containerd/config.toml").is_some());
+    assert!(inode(&f, &tables, "/etc/containerd/.config.toml.swp").is_none());
+    assert_eq!(again.editable_baseline, set.editable_baseline);
+
+    // Resolved afresh (a new daemon), the swap file is configuration too.
+    let fresh = f.resolve(&production());
+    assert!(object(&fresh, "/etc/containerd/.config.toml.swp").is_some());
 }

@@ -340,6 +340,7 @@ fn severity(record: &AuditRecord) -> u8 {
         Decision::SelfTest
         | Decision::AllowedUpgrade
         | Decision::AllowedMaintenance
+        | Decision::AllowedEdit
         | Decision::Notice => LOG_NOTICE,
     }
 }

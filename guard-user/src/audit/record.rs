@@ -96,6 +96,9 @@ pub enum Decision {
     AllowedUpgrade,
     /// Allowed because a maintenance window was open for it.
     AllowedMaintenance,
+    /// A configuration file was edited (op `edit`): written, truncated or replaced. The
+    /// note says which; the previous contents can be restored.
+    AllowedEdit,
     /// The startup self-test's own attempt on its canary.
     SelfTest,
     /// A record about the guard itself (layer `daemon`).
@@ -552,11 +555,12 @@ impl Layer {
 }
 
 impl Decision {
-    pub const ALL: [Decision; 6] = [
+    pub const ALL: [Decision; 7] = [
         Decision::Blocked,
         Decision::WouldBlock,
         Decision::AllowedUpgrade,
         Decision::AllowedMaintenance,
+        Decision::AllowedEdit,
         Decision::SelfTest,
         Decision::Notice,
     ];
@@ -569,6 +573,7 @@ impl Decision {
             Decision::WouldBlock => "would-block",
             Decision::AllowedUpgrade => "allowed-upgrade",
             Decision::AllowedMaintenance => "allowed-maintenance",
+            Decision::AllowedEdit => "allowed-edit",
             Decision::SelfTest => "self-test",
             Decision::Notice => "notice",
         }
@@ -891,12 +896,16 @@ mod tests {
         }
         assert_eq!(
             "deny".parse::<Decision>().unwrap_err().to_string(),
-            "unknown decision 'deny' (expected one of: blocked, would-block, allowed-upgrade, allowed-maintenance, self-test, notice)"
+            "unknown decision 'deny' (expected one of: blocked, would-block, allowed-upgrade, allowed-maintenance, allowed-edit, self-test, notice)"
         );
         // The kernel side's names convert.
         assert_eq!(
             guard_common::Decision::WouldBlock.as_str().parse(),
             Ok(Decision::WouldBlock)
+        );
+        assert_eq!(
+            guard_common::Decision::Edited.as_str().parse(),
+            Ok(Decision::AllowedEdit)
         );
         assert_eq!(
             "0:300".parse(),

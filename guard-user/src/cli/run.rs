@@ -3,6 +3,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
+    sync::Mutex,
     time::Duration,
 };
 
@@ -35,7 +36,7 @@ use crate::{
     paths,
     policy::{self, Policy},
     proc::Procfs,
-    resolve::{self, ResolveError, ResolveOptions},
+    resolve::{self, EditableBaseline, ResolveError, ResolveOptions},
     status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
 };
 
@@ -151,19 +152,46 @@ impl From<HooksArg> for HookChoice {
 /// What to protect: a policy, or paths named on the command line. Resolved again whenever
 /// inodes may have changed (after an upgrade replaced protected files).
 enum Source {
-    Policy { path: PathBuf, policy: Box<Policy> },
+    Policy {
+        path: PathBuf,
+        policy: Box<Policy>,
+        /// What the configuration trees held when this daemon first resolved them:
+        /// later resolutions (reloads, upgrades, edits) protect those entries only.
+        baseline: Mutex<EditableBaseline>,
+    },
     CommandLine(CommandLineSpec),
 }
 
 impl Source {
+    fn policy(path: PathBuf, policy: Policy, baseline: EditableBaseline) -> Self {
+        Source::Policy {
+            path,
+            policy: Box::new(policy),
+            baseline: Mutex::new(baseline),
+        }
+    }
+
+    fn baseline(&self) -> EditableBaseline {
+        match self {
+            Source::Policy { baseline, .. } => {
+                baseline.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+            Source::CommandLine(_) => EditableBaseline::new(),
+        }
+    }
+
     fn resolve(&self, windows: &MaintenanceState) -> Result<KernelTables, ResolveError> {
         match self {
-            Source::Policy { policy, .. } => {
+            Source::Policy {
+                policy, baseline, ..
+            } => {
                 let options = ResolveOptions {
                     root: PathBuf::from("/"),
+                    editable_baseline: self.baseline(),
                     ..Default::default()
                 };
                 let set = resolve::resolve(policy, &options)?;
+                *baseline.lock().unwrap_or_else(|e| e.into_inner()) = set.editable_baseline.clone();
                 let now = time::OffsetDateTime::now_utc();
                 let mut tables = KernelTables::from_rule_set(&set, windows, now)?;
                 for rule in &set.rules {
@@ -260,10 +288,7 @@ pub fn run(args: RunArgs) -> u8 {
     let mut stopwatch = Stopwatch::start();
     let source = match &args.policy {
         Some(path) => match policy::load(path) {
-            Ok(policy) => Source::Policy {
-                path: path.clone(),
-                policy: Box::new(policy),
-            },
+            Ok(policy) => Source::policy(path.clone(), policy, EditableBaseline::new()),
             Err(e) => {
                 eprintln!("{}", e.render());
                 return exit::USAGE;
@@ -905,10 +930,8 @@ impl Daemon {
             let path = path.clone();
             match policy::load(&path) {
                 Ok(policy) => {
-                    let candidate = Source::Policy {
-                        path: path.clone(),
-                        policy: Box::new(policy),
-                    };
+                    // Trees the running policy already had keep their baseline.
+                    let candidate = Source::policy(path.clone(), policy, self.source.baseline());
                     match candidate.resolve(&self.windows) {
                         Ok(tables) => {
                             self.install(guard, tables)?;
@@ -1002,7 +1025,10 @@ impl Daemon {
                 Ok(Event::File(ev)) => {
                     log_decision(&ev, tables);
                     self.trail.file_decision(&ev, tables);
-                    upgraded |= ev.decision == Decision::AllowedUpgrade;
+                    // A replaced configuration file is a new inode too: the kernel gave
+                    // it the old one's protection, and the tables must learn it.
+                    upgraded |= ev.decision == Decision::AllowedUpgrade
+                        || (ev.decision == Decision::Edited && ev.op == FileOp::Replace);
                     ev.decision
                 }
                 Ok(Event::Exec(ev)) => {
@@ -1028,6 +1054,7 @@ impl Daemon {
                 Decision::Blocked => counters.blocked += 1,
                 Decision::WouldBlock => counters.would_block += 1,
                 Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
+                Decision::Edited => counters.allowed_edit += 1,
             }
         }
         upgraded
@@ -1234,15 +1261,19 @@ impl AuditTrail {
         if let Some(path) = ev.path(tables) {
             target = target.with_path(path.display().to_string());
         }
+        // An edit is recorded as one: the kernel's operation (a write-open, truncation or
+        // replacement) goes in the note.
+        let (op, note) = match ev.decision {
+            Decision::Edited => ("edit", Some(ev.op.as_str())),
+            _ => (ev.op.as_str(), None),
+        };
         let mut record = self
             .context
-            .record(
-                Layer::File,
-                ev.op.as_str(),
-                audit_decision(ev.decision),
-                actor,
-            )
+            .record(Layer::File, op, audit_decision(ev.decision), actor)
             .target(target);
+        if let Some(note) = note {
+            record = record.note(note);
+        }
         if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
             record = record.rule(rule.clone());
         }
@@ -1313,6 +1344,7 @@ fn audit_decision(decision: Decision) -> audit::Decision {
         Decision::Blocked => audit::Decision::Blocked,
         Decision::WouldBlock => audit::Decision::WouldBlock,
         Decision::AllowedUpgrade => audit::Decision::AllowedUpgrade,
+        Decision::Edited => audit::Decision::AllowedEdit,
     }
 }
 
@@ -1350,6 +1382,17 @@ fn log_decision(ev: &FileDecision, tables: &KernelTables) {
         .get(&ev.rule_id)
         .map(String::as_str)
         .unwrap_or("?");
+    if ev.decision == Decision::Edited {
+        info!(
+            op = ev.op.as_str(),
+            rule,
+            pid = ev.actor.tgid,
+            comm = ev.actor.comm,
+            exe,
+            "configuration edited: {path}"
+        );
+        return;
+    }
     warn!(
         decision = ev.decision.as_str(),
         op = ev.op.as_str(),

@@ -142,8 +142,12 @@ fn render(s: &DaemonStatus) -> String {
     line(
         "events:",
         format!(
-            "{} blocked, {} would-block, {} allowed-upgrade, {} dropped",
-            s.events.blocked, s.events.would_block, s.events.allowed_upgrade, s.events.dropped
+            "{} blocked, {} would-block, {} allowed-upgrade, {} allowed-edit, {} dropped",
+            s.events.blocked,
+            s.events.would_block,
+            s.events.allowed_upgrade,
+            s.events.allowed_edit,
+            s.events.dropped
         ),
     );
     if s.maintenance.is_empty() {

@@ -9,7 +9,7 @@ use std::{
 use guard_common::{
     command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{
-        FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE,
+        FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE,
         TRUST_PACKAGE_MANAGER,
     },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
@@ -120,20 +120,27 @@ impl KernelTables {
         }
         for object in &set.objects {
             let upgradable = maintenance::file_upgradable(set, object, windows, now);
-            let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
-            merge(&mut t.inodes, object.key, object.rule, OPS_ALL, flags);
+            let mut flags = if upgradable { FILE_UPGRADABLE } else { 0 };
+            // Configuration files: edits pass (and are reported), removal does not.
+            let ops = if object.origin.is_editable() {
+                flags |= FILE_EDITABLE;
+                OPS_REMOVE
+            } else {
+                OPS_ALL
+            };
+            merge(&mut t.inodes, object.key, object.rule, ops, flags);
             t.paths.insert(object.key, object.path.clone());
         }
         for tree in &set.trees {
-            // Configuration trees that operators edit are package-managed too: dpkg
-            // creates and removes `*.dpkg-new` and `*.dpkg-old` there during an upgrade.
-            // Data trees are the runtime's own, never the package manager's.
-            let (ops, flags) = if tree.allow_writes {
-                (OPS_REMOVE, FILE_UPGRADABLE)
+            if tree.allow_writes {
+                // A configuration tree: its root can't be removed or renamed, and the
+                // entries it held when resolved are editable objects (above). What is
+                // created in it later is free, so no walk is needed.
+                merge(&mut t.inodes, tree.key, tree.rule, OPS_ANCESTOR, 0);
             } else {
-                (OPS_ALL, 0)
-            };
-            merge(&mut t.trees, tree.key, tree.rule, ops, flags);
+                // Data trees are the runtime's own, never the package manager's.
+                merge(&mut t.trees, tree.key, tree.rule, OPS_ALL, 0);
+            }
             t.paths.insert(tree.key, tree.path.clone());
         }
         for excluded in &set.tree_exclusions {

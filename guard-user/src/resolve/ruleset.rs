@@ -106,10 +106,41 @@ impl RuleInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "from", rename_all = "kebab-case")]
 pub enum Origin {
-    Package { package: String, conffile: bool },
-    Path { pattern: String },
-    Unit { unit: String, role: UnitRole },
+    Package {
+        package: String,
+        conffile: bool,
+    },
+    Path {
+        pattern: String,
+    },
+    Unit {
+        unit: String,
+        role: UnitRole,
+    },
+    /// Present in an `allow_writes` (configuration) tree when the daemon first resolved it.
+    TreeEntry {
+        tree: PathBuf,
+    },
 }
+
+impl Origin {
+    /// A configuration file: edits pass, removal and renaming away are refused.
+    pub fn is_editable(&self) -> bool {
+        matches!(
+            self,
+            Origin::Package { conffile: true, .. } | Origin::TreeEntry { .. }
+        )
+    }
+}
+
+/// What each configuration (`allow_writes`) tree held when it was first resolved: tree
+/// path → the paths of its entries. Only these are refused removal; what is created later
+/// (temp files, swap files, backups) is not. A daemon resolves its trees once and passes
+/// the result back in, so a reload never adopts an editor's temp file.
+pub type EditableBaseline = BTreeMap<PathBuf, Vec<PathBuf>>;
+
+/// How many entries of one configuration tree are protected; the rest are reported.
+pub const MAX_EDITABLE_ENTRIES: usize = 10_000;
 
 /// A protected file (or link, or socket) by identity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -232,8 +263,12 @@ pub struct RuleSet {
     /// File layer: one entry per (dev, ino); the first rule to claim an inode keeps it,
     /// unless a later one enforces and the first only audits.
     pub objects: Vec<ResolvedObject>,
+    /// Trees whose every entry is refused (data trees). Configuration (`allow_writes`)
+    /// trees are here too; the kernel tables protect their entries as objects.
     pub trees: Vec<ResolvedTree>,
     pub tree_exclusions: Vec<ResolvedTree>,
+    /// The entries of each configuration tree this resolution protected.
+    pub editable_baseline: EditableBaseline,
     pub trusted_writers: Vec<ResolvedExe>,
     /// Process layer.
     pub processes: Vec<ResolvedExe>,
@@ -301,6 +336,9 @@ pub struct ResolveOptions {
     /// The root the policy's paths are read under; `/` on a live host.
     pub root: PathBuf,
     pub rpm: RpmTool,
+    /// Configuration trees resolved before ([`RuleSet::editable_baseline`]); trees not in
+    /// it are listed now.
+    pub editable_baseline: EditableBaseline,
 }
 
 impl Default for ResolveOptions {
@@ -308,12 +346,14 @@ impl Default for ResolveOptions {
         Self {
             root: PathBuf::from("/"),
             rpm: RpmTool::Auto,
+            editable_baseline: EditableBaseline::new(),
         }
     }
 }
 
 struct Builder<'a> {
     policy: &'a Policy,
+    baseline: &'a EditableBaseline,
     root: Root,
     set: RuleSet,
     by_key: HashMap<InodeKey, usize>,
@@ -417,6 +457,80 @@ impl Builder<'_> {
             }
         }
         Some(added)
+    }
+
+    /// Protects the entries of the configuration tree at `tree`: those of the baseline
+    /// when it has the tree (the ones still there), else what the tree holds now, which
+    /// becomes its baseline. Returns how many were protected.
+    fn editable_entries(&mut self, tree: &Path, rule: &policy::Rule) -> usize {
+        let paths = match self.baseline.get(tree) {
+            Some(known) => known.clone(),
+            None => self.list_tree(tree, rule.location),
+        };
+        let origin = Origin::TreeEntry {
+            tree: tree.to_owned(),
+        };
+        let mut kept = Vec::new();
+        let mut added = 0;
+        for path in paths {
+            let Some((_, meta)) = self.lstat(&path, rule.location) else {
+                continue;
+            };
+            added += usize::from(self.object(ResolvedObject {
+                path: path.clone(),
+                key: inode_key(&meta),
+                rule: rule.id,
+                origin: origin.clone(),
+            }));
+            kept.push(path);
+        }
+        // A baseline path that is gone stays in the baseline: if it comes back (an
+        // operator restores it), it is configuration again.
+        let baseline = match self.baseline.get(tree) {
+            Some(known) => known.clone(),
+            None => kept,
+        };
+        self.set.editable_baseline.insert(tree.to_owned(), baseline);
+        added
+    }
+
+    /// Every entry below `tree` (not the tree itself), without following links, in
+    /// sorted order, at most [`MAX_EDITABLE_ENTRIES`].
+    fn list_tree(&mut self, tree: &Path, at: Location) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![tree.to_owned()];
+        while let Some(dir) = pending.pop() {
+            let Some((host, _)) = self.lstat(&dir, at) else {
+                continue;
+            };
+            let entries = match std::fs::read_dir(&host) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.warn(at, format!("cannot list {}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            let mut names: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+            names.sort_by_key(|e| e.file_name());
+            for entry in names {
+                if found.len() == MAX_EDITABLE_ENTRIES {
+                    let message = format!(
+                        "{} has more than {MAX_EDITABLE_ENTRIES} entries; only the first are \
+                         protected from removal",
+                        tree.display()
+                    );
+                    self.warn(at, message);
+                    return found;
+                }
+                let path = dir.join(entry.file_name());
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(path.clone());
+                }
+                found.push(path);
+            }
+        }
+        found.sort();
+        found
     }
 
     /// Remembers which package ships a file and which unit a unit file is, whichever rule
@@ -613,6 +727,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
         .collect();
     let mut b = Builder {
         policy,
+        baseline: &options.editable_baseline,
         root,
         set: RuleSet {
             policy: PolicyInfo {
@@ -626,6 +741,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             objects: Vec::new(),
             trees: Vec::new(),
             tree_exclusions: Vec::new(),
+            editable_baseline: EditableBaseline::new(),
             trusted_writers: Vec::new(),
             processes: Vec::new(),
             supervisors: Vec::new(),
@@ -867,7 +983,12 @@ fn trees_rule(
                 report.detail = if is_exclusion {
                     "left to whoever writes it".to_owned()
                 } else if allow_writes {
-                    "subtree: removal and renames refused".to_owned()
+                    let entries = b.editable_entries(path, rule);
+                    total += entries;
+                    format!(
+                        "configuration: {entries} entries present, not removable or \
+                         renamed away; edits and new files pass"
+                    )
                 } else {
                     "subtree: removal, renames and writes refused".to_owned()
                 };

@@ -5,6 +5,7 @@
 mod common;
 
 mod basics;
+mod configuration;
 mod daemon;
 mod exec_layer;
 mod file_layer;
