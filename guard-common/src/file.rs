@@ -106,6 +106,38 @@ pub const FILE_EDITABLE: u32 = 1 << 2;
 /// /var/lib/docker): the parent walk stops there, so nothing below it is protected.
 pub const FILE_TREE_EXCLUDED: u32 = 1 << 1;
 
+/// Longest name (in bytes, without the NUL) of a child a tree excludes by name.
+pub const EXCLUDED_NAME_LEN: usize = 63;
+
+/// A subtree excluded by its name under a tree root (`/var/lib/docker` + `volumes`), so
+/// that the exclusion holds for a directory created after the policy was resolved. The
+/// kernel looks it up with the name of the walk's child just below the tree root.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExcludedChildKey {
+    pub tree: crate::InodeKey,
+    /// The child's name, NUL-padded: the hash map compares every byte.
+    pub name: [u8; EXCLUDED_NAME_LEN + 1],
+}
+
+impl ExcludedChildKey {
+    /// The key for `name` under `tree`; `None` when the name is too long (or empty).
+    pub fn new(tree: crate::InodeKey, name: &[u8]) -> Option<Self> {
+        if name.is_empty() || name.len() > EXCLUDED_NAME_LEN || name.contains(&0) {
+            return None;
+        }
+        let mut key = Self {
+            tree,
+            name: [0; EXCLUDED_NAME_LEN + 1],
+        };
+        key.name[..name.len()].copy_from_slice(name);
+        Some(key)
+    }
+}
+
+/// Capacity of the excluded-children map.
+pub const MAX_EXCLUDED_CHILDREN: u32 = 1_024;
+
 /// What a protected inode or tree root is guarded against, and by which rule.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,5 +245,17 @@ mod tests {
         assert_eq!(core::mem::size_of::<TrustKey>(), 16);
         assert_eq!(core::mem::size_of::<TreeCacheKey>(), 16);
         assert_eq!(core::mem::size_of::<TreeCacheEntry>(), 24);
+        assert_eq!(core::mem::size_of::<ExcludedChildKey>(), 80);
+    }
+
+    #[test]
+    fn excluded_child_names_are_nul_padded_and_bounded() {
+        let tree = crate::InodeKey::new(1, 2);
+        let key = ExcludedChildKey::new(tree, b"volumes").unwrap();
+        assert_eq!(&key.name[..8], b"volumes\0");
+        assert!(key.name[7..].iter().all(|&b| b == 0));
+        assert!(ExcludedChildKey::new(tree, &[b'x'; EXCLUDED_NAME_LEN]).is_some());
+        assert!(ExcludedChildKey::new(tree, &[b'x'; EXCLUDED_NAME_LEN + 1]).is_none());
+        assert!(ExcludedChildKey::new(tree, b"").is_none());
     }
 }

@@ -42,6 +42,7 @@ pub mod names {
     pub const TRUSTED_CALLERS: &str = "TRUSTED_CALLERS";
     pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
+    pub const EXCLUDED_CHILDREN: &str = "EXCLUDED_CHILDREN";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -76,6 +77,7 @@ mod user {
     unsafe impl aya::Pod for super::ProcessProtection {}
     unsafe impl aya::Pod for super::FileProtection {}
     unsafe impl aya::Pod for super::TrustKey {}
+    unsafe impl aya::Pod for super::file::ExcludedChildKey {}
     unsafe impl aya::Pod for super::syscall::SyscallEvent {}
     unsafe impl aya::Pod for super::syscall::TracepointLayout {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}

@@ -19,8 +19,8 @@ use aya_ebpf::{
 use guard_common::{
     event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
-        FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
-        OPS_EDIT, TRUST_PACKAGE_MANAGER,
+        ExcludedChildKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE,
+        MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY, OPS_EDIT, TRUST_PACKAGE_MANAGER,
     },
     Decision, FileEvent, FileOp, FileProtection, InodeKey, KernelOffsets, TrustKey,
 };
@@ -32,8 +32,8 @@ use crate::{
         resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
     },
     maps::{
-        count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, PROTECTED_INODES,
-        PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+        count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, EXCLUDED_CHILDREN,
+        PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -418,6 +418,8 @@ fn find_protection(
         Probe::Uncached => None,
     };
     let mut d = parent as u64;
+    // The walk's dentry just below `d`: at a tree root, its name may exclude the subtree.
+    let mut child = dentry as u64;
     for _ in 1..MAX_TREE_DEPTH {
         match rtguard_tree_level(d, op.bit()) {
             WALK_CLEAR => {
@@ -429,6 +431,14 @@ fn find_protection(
             WALK_FAILED => return None,
             WALK_FOUND => {
                 let anchor = dentry_key(off, d as KernelPtr)?;
+                // Excluded by name is as stable as any other "no tree above": the same
+                // rename and policy epochs end it.
+                if rtguard_excluded_child(anchor.ino, anchor.dev, child) != 0 {
+                    if let Some(pending) = &pending {
+                        tree_cache::record(pending, op);
+                    }
+                    return None;
+                }
                 let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
                 return Some(Found::Denied(Match {
                     protection,
@@ -436,7 +446,10 @@ fn find_protection(
                     anchor_dentry: d,
                 }));
             }
-            parent => d = parent,
+            parent => {
+                child = d;
+                d = parent;
+            }
         }
     }
     // Deeper than the walk goes: nothing found, and nothing learnt.
@@ -506,6 +519,29 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
         Some(parent) => parent as u64,
         None => WALK_FAILED,
     }
+}
+
+/// Whether the tree rooted at (`tree_dev`, `tree_ino`) excludes its child `child` by name
+/// (1) or not (0). A global function: the name buffer lives on its own stack frame.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u64) -> u32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let Some(name) = dentry_name(&off, child as KernelPtr) else {
+        return 0;
+    };
+    let mut key = ExcludedChildKey {
+        tree: InodeKey::new(tree_dev, tree_ino),
+        name: [0; EXCLUDED_NAME_LEN + 1],
+    };
+    // A longer name fills the buffer without its end and matches no key, since keys are
+    // NUL-terminated within it.
+    if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }.is_err() {
+        return 0;
+    }
+    u32::from(unsafe { EXCLUDED_CHILDREN.get(key) }.is_some())
 }
 
 /// One level of the trust walk over the task and its ancestors: `WALK_PACKAGE_MANAGER`,

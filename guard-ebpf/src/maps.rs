@@ -6,6 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use guard_common::{
+    file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN},
     rule::{RuleEntry, MAX_RULES},
     FileEvent, FileProtection, GuardConfig, InodeKey, KernelOffsets, TrustKey, EVENT_RING_BYTES,
     MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
@@ -25,6 +26,13 @@ pub static PROTECTED_INODES: HashMap<InodeKey, FileProtection> =
 #[map]
 pub static PROTECTED_TREES: HashMap<InodeKey, FileProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
+
+/// Subtrees excluded by name under a tree root → the rule excluding them: the walk checks
+/// the child it came from when it finds a tree root, so a volume directory created after
+/// the policy was resolved is excluded as soon as it exists.
+#[map]
+pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
+    HashMap::with_max_entries(MAX_EXCLUDED_CHILDREN, BPF_F_NO_PREALLOC);
 
 /// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
 /// other filesystem, so unrelated writes pay one lookup.

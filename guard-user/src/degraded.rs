@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    os::unix::ffi::OsStrExt as _,
     path::{Component, Path, PathBuf},
 };
 
@@ -143,6 +144,24 @@ impl PathMatcher {
             if let Some(path) = tables.paths.get(key) {
                 m.trees.push((normalize(path), *protection));
             }
+        }
+        for (key, &rule_id) in &tables.excluded_children {
+            let Some(tree) = tables.paths.get(&key.tree) else {
+                continue;
+            };
+            let len = key
+                .name
+                .iter()
+                .position(|&b| b == 0)
+                .unwrap_or(key.name.len());
+            let name = std::ffi::OsStr::from_bytes(&key.name[..len]);
+            let excluded = FileProtection {
+                rule_id,
+                ops: 0,
+                flags: guard_common::file::FILE_TREE_EXCLUDED,
+                _pad: 0,
+            };
+            m.trees.push((normalize(&tree.join(name)), excluded));
         }
         // Innermost tree first, so an excluded subtree wins over the tree around it.
         m.trees

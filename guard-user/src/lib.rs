@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod config_history;
 pub mod degraded;
 pub mod events;
 pub mod loader;

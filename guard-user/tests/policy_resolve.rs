@@ -1237,3 +1237,39 @@ fn configuration_is_editable_and_only_what_was_there_at_first_is_kept() {
     let fresh = f.resolve(&production());
     assert!(object(&fresh, "/etc/containerd/.config.toml.swp").is_some());
 }
+
+#[test]
+fn exclusions_below_a_tree_hold_by_name_even_before_they_exist() {
+    let f = debian_host();
+    let set = f.resolve(&production());
+    let names: Vec<_> = set
+        .excluded_children
+        .iter()
+        .map(|c| c.path.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "/var/lib/docker/volumes",
+            "/var/lib/docker/overlay2",
+            "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"
+        ]
+    );
+    let docker = resolve::inode_key(&std::fs::metadata(f.path("/var/lib/docker")).unwrap());
+    assert!(set
+        .excluded_children
+        .iter()
+        .all(|c| c.path.parent().unwrap() != Path::new("/var/lib/docker") || c.tree == docker));
+    assert_eq!(
+        item(&set, "runtime-state", "/var/lib/docker/volumes (excluded)").detail,
+        "excluded by name: holds once it exists"
+    );
+    let tables = KernelTables::from_rule_set(
+        &set,
+        &MaintenanceState::default(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let key = guard_common::file::ExcludedChildKey::new(docker, b"volumes").unwrap();
+    assert!(tables.excluded_children.contains_key(&key));
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod check;
+mod config;
 mod explain;
 mod maintenance;
 mod probe;
@@ -55,6 +56,8 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Validate a policy and show what it protects on this host (see policy/README.md).
     Check(check::CheckArgs),
+    /// Show or restore the kept versions of protected configuration files.
+    Config(config::ConfigArgs),
     /// Show how a command line is classified: allowed, blocked, or allowed as an upgrade.
     Explain(explain::ExplainArgs),
     /// Detach the programs a daemon started with --pin left attached, and remove the pins.
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Maintenance(args) => maintenance::maintenance(args),
         Command::Audit(args) => audit::audit(args),
         Command::Check(args) => check::check(args),
+        Command::Config(args) => config::config(args),
         Command::Explain(args) => explain::explain(args),
         Command::Unload(args) => unload::unload(args),
     };

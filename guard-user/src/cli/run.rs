@@ -10,7 +10,12 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use clap::{Args, ValueEnum};
-use guard_common::{file::OPS_ALL, rule::RuleKind, syscall::EXEC_ARGS, Decision, FileOp};
+use guard_common::{
+    file::{FILE_EDITABLE, OPS_ALL},
+    rule::RuleKind,
+    syscall::EXEC_ARGS,
+    Decision, FileOp,
+};
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
@@ -23,6 +28,7 @@ use crate::{
     audit::{
         self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
     },
+    config_history::{History, Watcher},
     degraded::{self, ArgvCache, PathMatcher},
     events::{self, Event, ExecDecision, FileDecision, KernelActor, ProcessDecision},
     loader::{
@@ -497,6 +503,8 @@ pub fn run(args: RunArgs) -> u8 {
         pins: pins.map(|dir| (dir, generation)),
         package_operations: BTreeSet::new(),
         stopwatch,
+        history: History::new(&args.state_dir),
+        tables_generation: 0,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -559,6 +567,10 @@ struct Daemon {
     package_operations: BTreeSet<u32>,
     /// The start's steps, published once the daemon is ready.
     stopwatch: Stopwatch,
+    /// Kept versions of the configuration files (`rtguard config`).
+    history: History,
+    /// Counts table installs, so the configuration watch follows the tables.
+    tables_generation: u64,
 }
 
 impl Daemon {
@@ -640,7 +652,36 @@ impl Daemon {
         let mut resync_cause = "";
         let mut operations_at: Option<Instant> = None;
         let mut last_publish = Instant::now();
+        // Configuration files: a version is kept after every change. Without inotify
+        // the guard still protects them; only the history is missing.
+        // SAFETY: the watcher owns its inotify fd, which stays open and unchanged for as
+        // long as the watcher lives, and the AsyncFd owns the watcher.
+        let mut config_watch = match Watcher::new().map_err(std::io::Error::from).and_then(|w| {
+            unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+        }) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!("configuration edits are not kept (rtguard config): {e}");
+                None
+            }
+        };
+        let mut watched_generation = None;
         loop {
+            if watched_generation != Some(self.tables_generation) {
+                if let Some(watch) = &mut config_watch {
+                    watch
+                        .get_mut()
+                        .watch(editable_files(guard.installed()), &self.history);
+                }
+                watched_generation = Some(self.tables_generation);
+            }
+            let config_edit = async {
+                match &mut config_watch {
+                    Some(watch) => watch.readable_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             let resync = async {
                 match resync_at {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -671,6 +712,11 @@ impl Daemon {
                         self.publish();
                         last_publish = Instant::now();
                     }
+                }
+                ready = config_edit => {
+                    let mut ready = ready.context("waiting for configuration edits")?;
+                    ready.get_inner_mut().drain(&self.history);
+                    ready.clear_ready();
                 }
                 _ = expiry => self.expire_windows(&mut guard)?,
                 _ = resync => {
@@ -918,6 +964,7 @@ impl Daemon {
             trusted_executables: tables.trusted.len(),
             rules: tables.rules.len(),
         };
+        self.tables_generation += 1;
         guard.install(tables)
     }
 
@@ -1335,6 +1382,18 @@ fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
                 .collect();
             (layer.to_owned(), hooks)
         })
+        .collect()
+}
+
+/// The configuration files the tables protect: editable regular files, by path.
+fn editable_files(tables: &KernelTables) -> BTreeSet<PathBuf> {
+    tables
+        .inodes
+        .iter()
+        .filter(|(_, p)| p.flags & FILE_EDITABLE != 0)
+        .filter_map(|(key, _)| tables.paths.get(key))
+        .filter(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))
+        .cloned()
         .collect()
 }
 

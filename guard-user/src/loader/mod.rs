@@ -27,7 +27,7 @@ use aya::{
 };
 use guard_common::{
     command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
-    file::TREE_EPOCH_POLICY,
+    file::{ExcludedChildKey, TREE_EPOCH_POLICY},
     names,
     rule::RuleEntry,
     FileProtection, GuardConfig, InodeKey, ProcessProtection, TrustKey,
@@ -403,6 +403,12 @@ impl Guard {
             names::PROTECTED_TREES,
             &self.installed.trees,
             &tables.trees,
+        )?;
+        sync_hash(
+            hash_mut::<ExcludedChildKey, u32>(&mut self.ebpf, names::EXCLUDED_CHILDREN)?,
+            names::EXCLUDED_CHILDREN,
+            &self.installed.excluded_children,
+            &tables.excluded_children,
         )?;
         {
             let mut devices: HashMap<&mut MapData, u32, u32> =

@@ -9,8 +9,8 @@ use std::{
 use guard_common::{
     command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{
-        FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE,
-        TRUST_PACKAGE_MANAGER,
+        ExcludedChildKey, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL,
+        OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
     },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
     FileProtection, InodeKey, ProcessProtection, TrustKey,
@@ -33,6 +33,8 @@ pub struct KernelTables {
     pub inodes: BTreeMap<InodeKey, FileProtection>,
     /// Roots of protected trees.
     pub trees: BTreeMap<InodeKey, FileProtection>,
+    /// Subtrees excluded by name below a tree root → the rule excluding them.
+    pub excluded_children: BTreeMap<ExcludedChildKey, u32>,
     /// Trusted executables per rule, and package managers.
     pub trusted: BTreeSet<TrustKey>,
     /// Rule table slots by rule id.
@@ -142,6 +144,11 @@ impl KernelTables {
                 merge(&mut t.trees, tree.key, tree.rule, OPS_ALL, 0);
             }
             t.paths.insert(tree.key, tree.path.clone());
+        }
+        for child in &set.excluded_children {
+            if let Some(key) = ExcludedChildKey::new(child.tree, child.name.as_bytes()) {
+                t.excluded_children.insert(key, child.rule);
+            }
         }
         for excluded in &set.tree_exclusions {
             t.trees.insert(

@@ -20,9 +20,9 @@ use guard_common::InodeKey;
 pub use root::Root;
 pub use rpm::RpmTool;
 pub use ruleset::{
-    resolve, EditableBaseline, ExeClass, ItemReport, ItemState, Origin, PolicyInfo, ResolveOptions,
-    ResolvedExe, ResolvedObject, ResolvedTree, RuleInfo, RuleReport, RuleSet, TrustedCaller,
-    Warning,
+    resolve, EditableBaseline, ExcludedChild, ExeClass, ItemReport, ItemState, Origin, PolicyInfo,
+    ResolveOptions, ResolvedExe, ResolvedObject, ResolvedTree, RuleInfo, RuleReport, RuleSet,
+    TrustedCaller, Warning,
 };
 
 #[derive(Debug, thiserror::Error)]

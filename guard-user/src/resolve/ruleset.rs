@@ -9,6 +9,7 @@ use std::{
 
 use guard_common::{
     command::{CommandLine, MAX_CLASSES, NO_CLASS},
+    file::{ExcludedChildKey, EXCLUDED_NAME_LEN},
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
     InodeKey,
 };
@@ -164,6 +165,17 @@ pub struct ResolvedTree {
     pub allow_writes: bool,
 }
 
+/// A subtree excluded by its name below a tree root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExcludedChild {
+    /// The excluded path (it need not exist).
+    pub path: PathBuf,
+    #[serde(serialize_with = "serialize_key")]
+    pub tree: InodeKey,
+    pub name: String,
+    pub rule: u32,
+}
+
 /// An executable by identity, tied to the rule it matters for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResolvedExe {
@@ -267,6 +279,9 @@ pub struct RuleSet {
     /// trees are here too; the kernel tables protect their entries as objects.
     pub trees: Vec<ResolvedTree>,
     pub tree_exclusions: Vec<ResolvedTree>,
+    /// Subtrees excluded by name, directly below a tree root: they hold for a directory
+    /// of that name whenever it appears.
+    pub excluded_children: Vec<ExcludedChild>,
     /// The entries of each configuration tree this resolution protected.
     pub editable_baseline: EditableBaseline,
     pub trusted_writers: Vec<ResolvedExe>,
@@ -741,6 +756,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             objects: Vec::new(),
             trees: Vec::new(),
             tree_exclusions: Vec::new(),
+            excluded_children: Vec::new(),
             editable_baseline: EditableBaseline::new(),
             trusted_writers: Vec::new(),
             processes: Vec::new(),
@@ -1000,6 +1016,15 @@ fn trees_rule(
                     total += 1;
                 }
             }
+            if is_exclusion {
+                if let Some(by_name) = excluded_by_name(b, rule, path) {
+                    report.detail = match report.state {
+                        ItemState::Present => format!("{}; excluded by name", report.detail),
+                        _ => "excluded by name: holds once it exists".to_owned(),
+                    };
+                    b.set.excluded_children.push(by_name);
+                }
+            }
             items.push(report);
         }
     }
@@ -1010,6 +1035,46 @@ fn trees_rule(
     }
     b.set.trusted_writers.extend(writers);
     (items, total)
+}
+
+/// An exclusion directly below one of the rule's trees holds by name, for a directory
+/// created later too. One deeper down can only be held by identity, so it must exist
+/// when the policy is resolved; that is worth a warning.
+fn excluded_by_name(
+    b: &mut Builder<'_>,
+    rule: &policy::Rule,
+    path: &Path,
+) -> Option<ExcludedChild> {
+    let parent = path.parent()?;
+    let tree = b
+        .set
+        .trees
+        .iter()
+        .find(|t| t.rule == rule.id && t.path == parent)
+        .map(|t| t.key);
+    let name = path.file_name()?.to_str()?.to_owned();
+    match tree {
+        Some(tree) if ExcludedChildKey::new(tree, name.as_bytes()).is_some() => {
+            Some(ExcludedChild {
+                path: path.to_owned(),
+                tree,
+                name,
+                rule: rule.id,
+            })
+        }
+        // The tree itself is missing here: nothing to exclude from.
+        None if !b.set.trees.iter().any(|t| path.starts_with(&t.path)) => None,
+        _ => {
+            let message = format!(
+                "excluded `{}` is not directly below a tree (or its name is longer than \
+                 {EXCLUDED_NAME_LEN} bytes): it holds only for the directory there when the \
+                 policy is resolved",
+                path.display()
+            );
+            b.warn(rule.location, message);
+            None
+        }
+    }
 }
 
 fn services_rule(

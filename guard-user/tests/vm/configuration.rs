@@ -133,3 +133,122 @@ fn a_file_created_after_start_in_a_configuration_tree_is_not_adopted_by_a_reload
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn volumes_and_layers_created_after_start_are_left_to_whoever_writes_them() {
+    let docker = Path::new("/var/lib/docker");
+    let created = !docker.exists();
+    std::fs::create_dir_all(docker).unwrap();
+    for sub in ["volumes", "overlay2"] {
+        std::fs::remove_dir_all(docker.join(sub)).ok();
+    }
+    let kept = docker.join("engine-id");
+    std::fs::write(&kept, "id\n").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let data = dir.path().join("data.bin");
+    std::fs::write(&data, b"operator's data\n").unwrap();
+    let guard = start_production(&audit, &[]);
+
+    // Created after the policy was resolved, as dockerd does on its first volume.
+    expect_allowed("mkdir -p /var/lib/docker/volumes/v1/_data /var/lib/docker/overlay2/l1/diff");
+    expect_allowed(&format!(
+        "cp {} /var/lib/docker/volumes/v1/_data/ && echo more >> /var/lib/docker/volumes/v1/_data/data.bin",
+        data.display()
+    ));
+    assert_eq!(
+        std::fs::read("/var/lib/docker/volumes/v1/_data/data.bin").unwrap(),
+        b"operator's data\nmore\n"
+    );
+    expect_allowed("echo layer > /var/lib/docker/overlay2/l1/diff/file && mv /var/lib/docker/overlay2/l1/diff/file /var/lib/docker/overlay2/l1/diff/moved");
+    // Removing a volume or a layer is the runtime's or the operator's business.
+    expect_allowed("rm -rf /var/lib/docker/volumes/v1 /var/lib/docker/overlay2/l1");
+    // The rest of the tree is still the runtime's alone.
+    expect_denied(&format!("rm -f {}", kept.display()));
+    expect_denied(&format!(": > {}", kept.display()));
+    expect_denied("mkdir /var/lib/docker/other && echo x > /var/lib/docker/other/f");
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), "id\n");
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    std::fs::remove_file(&kept).ok();
+    for sub in ["volumes", "overlay2", "other"] {
+        std::fs::remove_dir_all(docker.join(sub)).ok();
+    }
+    if created {
+        std::fs::remove_dir_all(docker).ok();
+    }
+}
+
+fn rtguard_config(state_dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(rtguard_bin())
+        .arg("config")
+        .args(args)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn an_edit_that_empties_the_configuration_is_undone_by_one_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let state = dir.path().join("state");
+    let original = std::fs::read(CONFIG).unwrap();
+    let _restore = RestoreConfig(original.clone());
+    let guard = start_production(&audit, &["--state-dir", state.to_str().unwrap()]);
+    let versions = |state: &Path| {
+        let out = rtguard_config(state, &["history", CONFIG, "--json"]);
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    // The daemon keeps what the file held at start.
+    eventually("the first version is kept", || versions(&state) == 1);
+
+    expect_allowed(&format!(": > {CONFIG}"));
+    assert_eq!(std::fs::metadata(CONFIG).unwrap().len(), 0);
+    eventually("the emptied file is kept as a version", || {
+        versions(&state) == 2
+    });
+    let table = rtguard_config(&state, &["history", CONFIG]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("(current)"), "{table}");
+
+    let ino = std::fs::metadata(CONFIG).unwrap().ino();
+    let out = rtguard_config(&state, &["restore", CONFIG]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("to version 1"));
+    assert_eq!(std::fs::read(CONFIG).unwrap(), original, "byte for byte");
+    assert_eq!(
+        std::fs::metadata(CONFIG).unwrap().ino(),
+        ino,
+        "restored in place"
+    );
+    expect_denied(&format!("rm -f {CONFIG}"));
+    // Restoring what the file already holds is refused with a reason.
+    let again = rtguard_config(&state, &["restore", CONFIG, "--version", "1"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds version 1"));
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = std::fs::read_to_string(&audit).unwrap();
+    let edits: Vec<&str> = records
+        .lines()
+        .filter(|l| l.contains(r#""op":"edit""#) && l.contains(CONFIG))
+        .collect();
+    assert!(
+        edits.iter().any(|l| l.contains(r#""comm":"sh""#)),
+        "the truncation is recorded:\n{records}"
+    );
+    assert!(
+        edits
+            .iter()
+            .any(|l| l.contains(r#""comm":"rtguard""#) && l.contains(r#""restore""#)),
+        "the restore is recorded with its command line:\n{records}"
+    );
+}
