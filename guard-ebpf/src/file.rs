@@ -323,11 +323,13 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
     let m = match find_protection(off, op, dentry, target) {
         None => return 0,
         Some(Found::Edit(m)) => {
-            // The file replacing this one carries on its protection; the old inode's
-            // entry is dropped by userspace when it re-resolves after this event.
+            // The file replacing this one carries on its protection, and the one replaced
+            // (gone from this name, or kept by dpkg as `*.dpkg-old`) loses it; userspace
+            // resolves again after this event and comes to the same tables.
             if op == FileOp::Replace {
                 if let Some(key) = dentry_key(off, incoming as KernelPtr) {
                     let _ = PROTECTED_INODES.insert(key, m.protection, 0);
+                    let _ = PROTECTED_INODES.remove(target);
                 }
             }
             report(off, op, Decision::Edited, target, &m, dentry, task);

@@ -12,7 +12,10 @@ use crate::proc::{ProcError, Procfs};
 /// Version of the record layout, written as `"v"` in every record. Adding a field does not
 /// change it (readers ignore fields they don't know). Removing or renaming a field,
 /// changing a field's type or meaning, or adding a `layer` or `decision` value does.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version this rtguard still reads: version 2 only added values
+/// (decision `allowed-edit`, op `edit`), so version 1 records read unchanged.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// How many ancestors `actor.ancestry` holds at most.
 pub const ANCESTRY_MAX: usize = 8;
@@ -203,7 +206,10 @@ pub struct RecordContext {
 pub enum RecordError {
     #[error("{0}")]
     Json(#[from] serde_json::Error),
-    #[error("unsupported schema version {found} (this rtguard reads version {SCHEMA_VERSION})")]
+    #[error(
+        "unsupported schema version {found} (this rtguard reads versions \
+         {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})"
+    )]
     Version { found: u64 },
 }
 
@@ -232,13 +238,13 @@ impl AuditRecord {
             v: u64,
         }
         match serde_json::from_str::<AuditRecord>(line) {
-            Ok(rec) if rec.v == SCHEMA_VERSION => Ok(rec),
+            Ok(rec) if (OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&rec.v) => Ok(rec),
             Ok(rec) => Err(RecordError::Version {
                 found: rec.v.into(),
             }),
             Err(e) => match serde_json::from_str::<VersionOnly>(line) {
                 // A newer writer: say so rather than naming whichever field changed.
-                Ok(VersionOnly { v }) if v != u64::from(SCHEMA_VERSION) => {
+                Ok(VersionOnly { v }) if v > u64::from(SCHEMA_VERSION) => {
                     Err(RecordError::Version { found: v })
                 }
                 _ => Err(e.into()),
@@ -753,7 +759,7 @@ mod tests {
     fn golden_file_record() {
         let line = blocked_unlink().to_json_line();
         let golden = concat!(
-            r#"{"v":1,"ts":"2026-11-26T14:03:22.000012345Z","host":"prod-7","environment":"production","#,
+            r#"{"v":2,"ts":"2026-11-26T14:03:22.000012345Z","host":"prod-7","environment":"production","#,
             r#""policy":{"name":"production","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},"#,
             r#""rule":"containerd-binaries","layer":"file","op":"unlink","decision":"blocked","enforced":true,"#,
             r#""target":{"path":"/usr/bin/containerd","dev":"254:1","ino":1311,"package":"containerd.io"},"#,
@@ -768,6 +774,9 @@ mod tests {
             AuditRecord::from_json_line(&line).unwrap(),
             blocked_unlink()
         );
+        // A version 1 writer's record reads the same.
+        let v1 = golden.replacen(r#"{"v":2,"#, r#"{"v":1,"#, 1);
+        assert_eq!(AuditRecord::from_json_line(&v1).unwrap().v, 1);
     }
 
     #[test]
@@ -844,15 +853,15 @@ mod tests {
     fn rejects_other_versions_and_bad_values() {
         let mut value: serde_json::Value =
             serde_json::from_str(&blocked_unlink().to_json_line()).unwrap();
-        value["v"] = 2.into();
+        value["v"] = 3.into();
         value["layer"] = "network".into();
         let err = AuditRecord::from_json_line(&value.to_string()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unsupported schema version 2 (this rtguard reads version 1)"
+            "unsupported schema version 3 (this rtguard reads versions 1 to 2)"
         );
 
-        value["v"] = 1.into();
+        value["v"] = 2.into();
         let err = AuditRecord::from_json_line(&value.to_string()).unwrap_err();
         assert!(
             err.to_string().contains("unknown variant `network`"),

@@ -1032,7 +1032,7 @@ mod tests {
     fn malformed_lines_are_reported_with_file_and_line_and_skipped() {
         let good = record_at(ts(0), "good").to_json_line();
         let mut newer: serde_json::Value = serde_json::from_str(&good).unwrap();
-        newer["v"] = 2.into();
+        newer["v"] = 3.into();
         let mut bytes = Vec::new();
         bytes.extend_from_slice(good.as_bytes()); // 1
         bytes.extend_from_slice(b"not json\n\n   \n"); // 2, then two blank lines
@@ -1057,7 +1057,7 @@ mod tests {
             "{}",
             summary[1]
         );
-        assert_eq!(summary[2], "audit.jsonl:5: skipped malformed record: unsupported schema version 2 (this rtguard reads version 1)");
+        assert_eq!(summary[2], "audit.jsonl:5: skipped malformed record: unsupported schema version 3 (this rtguard reads versions 1 to 2)");
         assert!(
             summary[3].starts_with("audit.jsonl:6: skipped malformed record: missing field"),
             "{}",

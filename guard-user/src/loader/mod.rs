@@ -713,6 +713,13 @@ fn remove_present<K: aya::Pod, V: aya::Pod>(
     match map.remove(key) {
         Ok(()) => Ok(()),
         Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+        // The kernel removes entries too (a replaced configuration file's), and aya
+        // reports that delete as the syscall's ENOENT.
+        Err(aya::maps::MapError::SyscallError(e))
+            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(map_err(name)(e)),
     }
 }

@@ -198,9 +198,11 @@ impl RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        if let Some(child) = self.child.take() {
             terminate(&child);
-            child.wait().ok();
+            // Drain its stderr while waiting: a guard blocked writing to a full pipe
+            // would never see the SIGTERM, and a failing test would hang instead.
+            child.wait_with_output().ok();
         }
     }
 }

@@ -252,3 +252,90 @@ fn an_edit_that_empties_the_configuration_is_undone_by_one_command() {
         "the restore is recorded with its command line:\n{records}"
     );
 }
+
+#[test]
+fn dpkg_keeps_or_replaces_an_edited_conffile_as_asked_with_the_guard_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let original = std::fs::read(CONFIG).unwrap();
+    let _restore = RestoreConfig(original.clone());
+    let deb = containerd_deb();
+    let guard = start_production(&audit, &[]);
+    let edited = b"# edited by the operator\nversion = 2\n";
+    std::fs::write(CONFIG, edited).unwrap();
+
+    // Keep the operator's version: dpkg leaves the package's beside it as *.dpkg-dist.
+    package_changed_the_conffile();
+    let out = sh(&format!(
+        "timeout 120 dpkg -i --force-confold {} 2>&1",
+        deb.display()
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("Operation not permitted"), "{said}");
+    assert_eq!(std::fs::read(CONFIG).unwrap(), edited);
+    let dist = format!("{CONFIG}.dpkg-dist");
+    assert_eq!(std::fs::read(&dist).unwrap(), original);
+
+    // Take the package's: the operator's is kept as *.dpkg-old.
+    package_changed_the_conffile();
+    let out = sh(&format!(
+        "timeout 120 dpkg -i --force-confnew {} 2>&1",
+        deb.display()
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("Operation not permitted"), "{said}");
+    assert_eq!(std::fs::read(CONFIG).unwrap(), original);
+    let old = format!("{CONFIG}.dpkg-old");
+    assert_eq!(std::fs::read(&old).unwrap(), edited);
+    assert!(
+        !Path::new(&dist).exists(),
+        "dpkg drops the *.dpkg-dist it left"
+    );
+    expect_verified(&["containerd"]);
+
+    // Once dpkg is done the new conffile is protected, and the operator's old one, now
+    // dpkg's leftover, is not: it may be cleaned up.
+    let latency = wait_until_removal_refused(CONFIG);
+    println!("  conffile protected again {latency:?} after dpkg returned");
+    expect_allowed(&format!("rm {old}"));
+    expect_denied(&format!("rm {CONFIG}"));
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// Makes dpkg believe the installed version shipped another config.toml, so a reinstall
+/// finds the conffile changed both by the package and by the operator: the case where
+/// dpkg asks, and `--force-confold` / `--force-confnew` answer. (The same version again
+/// would otherwise leave an edited conffile alone.)
+fn package_changed_the_conffile() {
+    expect_allowed(&format!(
+        "sed -i -E 's#^ ({CONFIG}) [0-9a-f]{{32}}# \\1 00000000000000000000000000000000#' /var/lib/dpkg/status \
+         && grep -q '{CONFIG} 00000000000000000000000000000000' /var/lib/dpkg/status"
+    ));
+}
+
+/// Waits until moving `path` away is refused, which is how protection shows from
+/// outside. While it is not, the probe moves the file away and straight back.
+fn wait_until_removal_refused(path: &str) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let out = sh(&format!(
+            "mv {path} {path}.probe-away 2>&1 && mv {path}.probe-away {path}"
+        ));
+        if !out.status.success() {
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("Operation not permitted"),
+                "{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "{path} never protected again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
