@@ -47,9 +47,10 @@ const PROTECTED_DIR: &str = "/srv/rtguard-bench";
 /// 100 directories of 100 files: the 10,000 extra protected objects.
 const PROTECTED_DIRS: u32 = 100;
 const PROTECTED_FILES_PER_DIR: u32 = 100;
-/// On the root filesystem, like /etc/containerd (a protected tree root): every write
+/// On the root filesystem, which holds protected trees (/var/lib/containerd): every write
 /// there makes the file hooks walk the parent chain looking for a tree.
 const WORKDIR: &str = "/var/tmp/rtguard-bench";
+/// A directory on the filesystem of the protected trees (the guest's root filesystem).
 const TREE_ROOT: &str = "/etc/containerd";
 
 fn main() -> ExitCode {

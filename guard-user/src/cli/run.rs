@@ -32,6 +32,7 @@ use crate::{
     degraded::{self, ArgvCache, PathMatcher},
     events::{self, Event, ExecDecision, FileDecision, KernelActor, ProcessDecision},
     loader::{
+        active_lsms, bpf_lsm_inactive,
         observer::Observer,
         self_test::{self, SelfTestResult},
         tables::PACKAGE_MANAGERS,
@@ -455,6 +456,11 @@ pub fn run(args: RunArgs) -> u8 {
             .map(|r| r.layer.as_str())
             .collect();
         if !failed.is_empty() {
+            // The commonest cause on real hosts (Ubuntu's default): say it and the fix.
+            if let Some(why) = active_lsms().ok().and_then(|l| bpf_lsm_inactive(&l)) {
+                eprintln!("rtguard: {why}");
+                published.reason = why;
+            }
             if !args.allow_degraded {
                 eprintln!(
                     "rtguard: refusing to claim enforcement; pass --allow-degraded to run anyway"
@@ -465,7 +471,10 @@ pub fn run(args: RunArgs) -> u8 {
                 "rtguard: running degraded (--allow-degraded): enforcement is not proven for the {} layer(s)",
                 failed.join(", ")
             );
-            published.reason = format!("self-test failed for the {} layer(s)", failed.join(", "));
+            if published.reason.is_empty() {
+                published.reason =
+                    format!("self-test failed for the {} layer(s)", failed.join(", "));
+            }
         }
         ring = Some(events);
         stopwatch.lap("self-test");

@@ -739,11 +739,8 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
         _ => None,
     };
     match (errno, active_lsms()) {
-        (_, Ok(lsms)) if !lsms.iter().any(|l| l == "bpf") => LoadError::LsmUnavailable {
-            reason: format!(
-                "BPF LSM is not active (active LSMs: {}); boot with lsm=...,bpf",
-                lsms.join(",")
-            ),
+        (_, Ok(lsms)) if bpf_lsm_inactive(&lsms).is_some() => LoadError::LsmUnavailable {
+            reason: bpf_lsm_inactive(&lsms).unwrap_or_default(),
         },
         (Some(libc::EPERM), _) => LoadError::LsmUnavailable {
             reason: "the kernel refused BPF LSM programs (EPERM)".to_owned(),
@@ -758,6 +755,24 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
         }
         _ => LoadError::Program { hook, source },
     }
+}
+
+/// Why BPF LSM programs cannot enforce on a kernel whose active LSMs are `lsms`, and the
+/// boot parameter that would fix it; `None` when `bpf` is among them. The kernel still
+/// loads and attaches BPF LSM programs there, but never calls them.
+pub fn bpf_lsm_inactive(lsms: &[String]) -> Option<String> {
+    if lsms.iter().any(|l| l == "bpf") {
+        return None;
+    }
+    let mut with_bpf = lsms.to_vec();
+    with_bpf.push("bpf".to_owned());
+    Some(format!(
+        "BPF LSM is not active (active LSMs: {}): its programs attach but the kernel never \
+         runs them; add `lsm={}` to the kernel command line (GRUB_CMDLINE_LINUX in \
+         /etc/default/grub, then update-grub) and reboot",
+        lsms.join(","),
+        with_bpf.join(",")
+    ))
 }
 
 /// The kernel's active LSMs, in order (needs securityfs mounted).
@@ -786,6 +801,27 @@ pub fn kernel_has_path_hooks() -> Result<bool, OffsetError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_inactive_bpf_lsm_is_explained_with_the_boot_parameter_that_adds_it() {
+        let ubuntu: Vec<String> = "landlock,lockdown,yama,integrity,apparmor"
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let why = bpf_lsm_inactive(&ubuntu).unwrap();
+        assert!(
+            why.starts_with(
+                "BPF LSM is not active (active LSMs: landlock,lockdown,yama,integrity,apparmor)"
+            ),
+            "{why}"
+        );
+        assert!(
+            why.contains("`lsm=landlock,lockdown,yama,integrity,apparmor,bpf`"),
+            "{why}"
+        );
+        let debian = parse_lsm_list("lockdown,capability,landlock,yama,apparmor,tomoyo,bpf\n");
+        assert_eq!(bpf_lsm_inactive(&debian), None);
+    }
 
     #[test]
     fn lsm_list_is_split_into_whole_names() {

@@ -7,6 +7,7 @@ use std::{os::unix::fs::MetadataExt as _, path::Path};
 use crate::common::*;
 
 const CONFIG: &str = "/etc/containerd/config.toml";
+const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
 /// Puts config.toml's bytes back when a test ends, whatever happened (writes pass).
 struct RestoreConfig(Vec<u8>);
@@ -33,6 +34,11 @@ fn configuration_is_edited_the_ways_operators_and_tools_do_but_not_removed() {
     let _restore = RestoreConfig(original.clone());
     let saved = dir.path().join("saved.toml");
     std::fs::write(&saved, &original).unwrap();
+    // Docker's configuration, as a host with Docker has it.
+    let docker_etc = Path::new("/etc/docker");
+    let made_docker_etc = !docker_etc.exists();
+    std::fs::create_dir_all(docker_etc).unwrap();
+    std::fs::write(DAEMON_JSON, "{}\n").unwrap();
     let guard = start_production(&audit, &[]);
 
     // sed -i: a temp file in the same directory, renamed over the file.
@@ -50,6 +56,14 @@ fn configuration_is_edited_the_ways_operators_and_tools_do_but_not_removed() {
     ));
     assert_eq!(content(CONFIG), "version = 2\n# ansible\n");
     expect_denied(&format!("rm -f {CONFIG}"));
+    // The same for Docker's daemon.json.
+    expect_allowed(&format!(
+        "t=$(mktemp /etc/docker/.daemon.json.XXXXXX) && printf '{{\"iptables\": true}}\\n' > \"$t\" \
+         && mv -f \"$t\" {DAEMON_JSON}"
+    ));
+    assert_eq!(content(DAEMON_JSON), "{\"iptables\": true}\n");
+    expect_denied(&format!("rm -f {DAEMON_JSON}"));
+    expect_denied("rm -rf /etc/docker");
 
     // Writing over it in place: `cat saved > config`, `containerd config default > config`.
     expect_allowed(&format!("cat {} > {CONFIG}", saved.display()));
@@ -89,6 +103,10 @@ fn configuration_is_edited_the_ways_operators_and_tools_do_but_not_removed() {
 
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
+    std::fs::remove_file(DAEMON_JSON).ok();
+    if made_docker_etc {
+        std::fs::remove_dir(docker_etc).ok();
+    }
     let records = std::fs::read_to_string(&audit).unwrap();
     let edits: Vec<&str> = records
         .lines()
@@ -265,27 +283,13 @@ fn dpkg_keeps_or_replaces_an_edited_conffile_as_asked_with_the_guard_on() {
     std::fs::write(CONFIG, edited).unwrap();
 
     // Keep the operator's version: dpkg leaves the package's beside it as *.dpkg-dist.
-    package_changed_the_conffile();
-    let out = sh(&format!(
-        "timeout 120 dpkg -i --force-confold {} 2>&1",
-        deb.display()
-    ));
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
-    assert!(!said.contains("Operation not permitted"), "{said}");
+    reinstall_answering(&deb, "--force-confold");
     assert_eq!(std::fs::read(CONFIG).unwrap(), edited);
     let dist = format!("{CONFIG}.dpkg-dist");
     assert_eq!(std::fs::read(&dist).unwrap(), original);
 
     // Take the package's: the operator's is kept as *.dpkg-old.
-    package_changed_the_conffile();
-    let out = sh(&format!(
-        "timeout 120 dpkg -i --force-confnew {} 2>&1",
-        deb.display()
-    ));
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{said}");
-    assert!(!said.contains("Operation not permitted"), "{said}");
+    reinstall_answering(&deb, "--force-confnew");
     assert_eq!(std::fs::read(CONFIG).unwrap(), original);
     let old = format!("{CONFIG}.dpkg-old");
     assert_eq!(std::fs::read(&old).unwrap(), edited);
@@ -303,6 +307,19 @@ fn dpkg_keeps_or_replaces_an_edited_conffile_as_asked_with_the_guard_on() {
     expect_denied(&format!("rm {CONFIG}"));
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
+}
+
+/// Reinstalls `deb` with dpkg, answering its conffile question with `answer`; nothing
+/// in it may be refused.
+fn reinstall_answering(deb: &Path, answer: &str) {
+    package_changed_the_conffile();
+    let out = sh(&format!(
+        "timeout 120 dpkg -i {answer} {} 2>&1",
+        deb.display()
+    ));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("Operation not permitted"), "{said}");
 }
 
 /// Makes dpkg believe the installed version shipped another config.toml, so a reinstall
