@@ -33,7 +33,7 @@ use crate::{
     },
     maps::{
         count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, EXCLUDED_CHILDREN,
-        PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+        EXCLUDED_CHILD_KEY, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -534,15 +534,20 @@ pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u6
     let Some(name) = dentry_name(&off, child as KernelPtr) else {
         return 0;
     };
-    let mut key = ExcludedChildKey {
-        tree: InodeKey::new(tree_dev, tree_ino),
-        name: [0; EXCLUDED_NAME_LEN + 1],
+    let Some(key) = EXCLUDED_CHILD_KEY.get_ptr_mut(0) else {
+        return 0;
     };
+    // Per-CPU, and LSM programs don't nest on one CPU: nothing else writes it meanwhile.
+    let key = unsafe { &mut *key };
+    key.tree = InodeKey::new(tree_dev, tree_ino);
+    key.name = [0; EXCLUDED_NAME_LEN + 1];
     // A longer name fills the buffer without its end and matches no key, since keys are
     // NUL-terminated within it.
     if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }.is_err() {
         return 0;
     }
+    // Looked up by reference: a copy would put the 80 bytes back on the stack.
+    let key: &ExcludedChildKey = key;
     u32::from(unsafe { EXCLUDED_CHILDREN.get(key) }.is_some())
 }
 

@@ -34,6 +34,11 @@ pub static PROTECTED_TREES: HashMap<InodeKey, FileProtection> =
 pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
     HashMap::with_max_entries(MAX_EXCLUDED_CHILDREN, BPF_F_NO_PREALLOC);
 
+/// The key `rtguard_excluded_child` builds, one per CPU: on the stack its 80 bytes would
+/// take the deepest call chain (a rename's) past the verifier's 512-byte limit on 6.1.
+#[map]
+pub static EXCLUDED_CHILD_KEY: PerCpuArray<ExcludedChildKey> = PerCpuArray::with_max_entries(1, 0);
+
 /// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
 /// other filesystem, so unrelated writes pay one lookup.
 #[map]

@@ -1,6 +1,7 @@
 //! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and keeps
 //! the programs' maps in step with the kernel tables userspace resolved.
 
+pub mod mounts;
 pub mod observer;
 pub mod offsets;
 pub mod pins;
@@ -139,6 +140,8 @@ pub enum LoadError {
     /// The kernel will not run BPF LSM programs; nothing can be enforced on this host.
     #[error("enforcement unavailable: {reason}; rtguard cannot block anything on this host")]
     LsmUnavailable { reason: String },
+    #[error(transparent)]
+    Mount(#[from] mounts::MountError),
     #[error("the kernel has no security_path_* hooks (built without CONFIG_SECURITY_PATH); use --file-hooks inode or auto")]
     NoPathHooks,
     #[error(transparent)]
@@ -253,7 +256,8 @@ impl Guard {
             attached.push(hook);
         }
         // The capture runs on every exec on the host; attach it last, once the decision
-        // program it feeds is in place.
+        // program it feeds is in place. Tracepoints are attached through tracefs.
+        mounts::tracefs()?;
         for &(name, category, tracepoint) in EXEC_CAPTURE {
             let program: &mut TracePoint = program_mut(&mut ebpf, name)?;
             let link = program

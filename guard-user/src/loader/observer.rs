@@ -1,7 +1,7 @@
 //! Degraded mode: syscall tracepoints that observe destructive file syscalls where the
 //! kernel refuses BPF LSM programs. They block nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use aya::{
     maps::{MapData, RingBuf},
@@ -11,7 +11,7 @@ use aya::{
 use guard_common::{names, syscall::TracepointLayout};
 use tracing::{info, warn};
 
-use super::{map_err, LoadError};
+use super::{map_err, mounts, LoadError};
 
 /// The tracepoints, by program name (the `syscalls/` event of the same name).
 const TRACEPOINTS: &[&str] = &[
@@ -26,9 +26,6 @@ const TRACEPOINTS: &[&str] = &[
     "sys_enter_execve",
 ];
 
-/// Where tracefs is usually mounted.
-const TRACEFS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
-
 /// The loaded, attached tracepoints. Dropping it detaches them.
 pub struct Observer {
     ebpf: Ebpf,
@@ -37,7 +34,9 @@ pub struct Observer {
 
 impl Observer {
     pub fn load() -> Result<Self, LoadError> {
-        let tracefs = tracefs()?;
+        let tracefs = mounts::tracefs().map_err(|e| LoadError::LsmUnavailable {
+            reason: e.to_string(),
+        })?;
         let layout = TracepointLayout {
             args_offset: args_offset(&tracefs)?,
             _pad: 0,
@@ -87,27 +86,6 @@ impl Observer {
             .ok_or(LoadError::MissingMap(names::SYSCALL_EVENTS))?;
         RingBuf::try_from(map).map_err(map_err(names::SYSCALL_EVENTS))
     }
-}
-
-/// The tracefs mount, mounting it at /sys/kernel/tracing if nothing is mounted.
-fn tracefs() -> Result<PathBuf, LoadError> {
-    for dir in TRACEFS {
-        if Path::new(dir).join("events").is_dir() {
-            return Ok(PathBuf::from(dir));
-        }
-    }
-    let target = TRACEFS[0];
-    nix::mount::mount(
-        Some("tracefs"),
-        target,
-        Some("tracefs"),
-        nix::mount::MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|e| LoadError::LsmUnavailable {
-        reason: format!("tracefs is not mounted and mounting it at {target} failed ({e})"),
-    })?;
-    Ok(PathBuf::from(target))
 }
 
 /// Offset of the first argument in a sys_enter record, from the running kernel's format

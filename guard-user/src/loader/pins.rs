@@ -41,6 +41,8 @@ pub enum PinsError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    Mount(#[from] super::mounts::MountError),
     #[error("{path} is not on a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)")]
     NotBpffs { path: PathBuf },
     #[error("pinning {what} at {path}: {source}")]
@@ -78,8 +80,12 @@ impl PinDir {
         Self { root: root.into() }
     }
 
-    /// Creates the directory (and checks it is on bpffs, where pins can live).
+    /// Creates the directory (and checks it is on bpffs, where pins can live). Under
+    /// /sys/fs/bpf, a BPF filesystem is mounted there first if there is none.
     pub fn create(&self) -> Result<(), PinsError> {
+        if self.root.starts_with(super::mounts::BPFFS) {
+            super::mounts::bpffs()?;
+        }
         std::fs::create_dir_all(&self.root).map_err(io_at(&self.root))?;
         let fs = nix::sys::statfs::statfs(&self.root).map_err(|e| PinsError::Io {
             path: self.root.clone(),

@@ -178,6 +178,8 @@ fn the_production_policy_protects_rtguard_itself() {
         pin_dir: pin_dir.clone(),
         audit: audit.clone(),
     };
+    // A policy file the operator keeps beside the shipped ones, there before the start.
+    std::fs::write(MARKER, b"x").unwrap();
     let guard = start_production(&audit, &["--pin"]);
     let pid = guard.pid();
     let binary = snapshot(&[PathBuf::from("/usr/bin/rtguard")]);
@@ -223,8 +225,8 @@ fn the_production_policy_protects_rtguard_itself() {
     assert!(exit.success(), "{log}");
     expect_denied("rm -rf /sys/fs/bpf/rtguard");
     expect_denied("rm -f /usr/bin/rtguard");
-    // The policy directory takes new files (operators edit it) but keeps them.
-    std::fs::write(MARKER, b"x").unwrap();
+    // The policy directory is configuration: edits pass, removal does not.
+    expect_allowed(&format!("echo y > {MARKER}"));
     expect_denied(&format!("rm -f {MARKER}"));
     let (code, said) = unload(&pin_dir, &audit, &status_file);
     assert_eq!(code, 0, "{said}");
