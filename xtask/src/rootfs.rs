@@ -118,22 +118,21 @@ pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
     if staging.exists() {
         fs::remove_dir_all(&staging)?;
     }
-    let modules = kernel.dir.join("lib/modules");
-    let release = fs::read_dir(&modules)?
-        .next()
-        .context("kernel package has no lib/modules/<release>")??
-        .file_name();
-    let from = modules.join(&release);
+    let from = kernel.modules_dir()?;
+    let release = from.file_name().context("modules dir has a name")?;
     // usr/lib, not lib: in a merged-/usr rootfs /lib is a symlink, and an archive entry
     // for a real lib/ directory would replace it.
-    let to = staging.join("usr/lib/modules").join(&release);
+    let to = staging.join("usr/lib/modules").join(release);
     fs::create_dir_all(&to)?;
+    // The split packages of 7.x ship none of these; depmod in the guest does without.
     for file in [
         "modules.order",
         "modules.builtin",
         "modules.builtin.modinfo",
     ] {
-        fs::copy(from.join(file), to.join(file))?;
+        if from.join(file).exists() {
+            fs::copy(from.join(file), to.join(file))?;
+        }
     }
     for dir in MODULE_DIRS {
         fs::create_dir_all(to.join(dir).parent().expect("module dir has a parent"))?;

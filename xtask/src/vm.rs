@@ -36,6 +36,9 @@ pub enum KernelChoice {
     V6_1,
     #[value(name = "6.12")]
     V6_12,
+    /// Debian's newest (trixie-backports).
+    #[value(name = "7.3")]
+    V7_3,
     All,
 }
 
@@ -52,6 +55,7 @@ impl KernelChoice {
         match self {
             KernelChoice::V6_1 => name == "6.1",
             KernelChoice::V6_12 => name == "6.12",
+            KernelChoice::V7_3 => name == "7.3",
             KernelChoice::All => true,
         }
     }
