@@ -524,7 +524,7 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
 }
 
 /// Whether the tree rooted at (`tree_dev`, `tree_ino`) excludes its child `child` by name
-/// (1) or not (0). A global function: the name buffer lives on its own stack frame.
+/// (1) or not (0). A global function; the key it builds lives in a per-CPU slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u64) -> u32 {

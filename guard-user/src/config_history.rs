@@ -147,7 +147,7 @@ impl History {
             });
         }
         let bytes = std::fs::read(path).map_err(io_error(path))?;
-        let sha256 = format!("{:x}", Sha256::digest(&bytes));
+        let sha256 = sha256_hex(&bytes);
         let mut index = self.read_index(path)?;
         if index.versions.last().is_some_and(|v| v.sha256 == sha256) {
             return Ok(None);
@@ -178,9 +178,7 @@ impl History {
     /// mode stay. Returns the version restored.
     pub fn restore(&self, path: &Path, number: Option<u32>) -> Result<Version, HistoryError> {
         let versions = self.versions(path)?;
-        let current = std::fs::read(path)
-            .ok()
-            .map(|bytes| format!("{:x}", Sha256::digest(bytes)));
+        let current = current_sha256(path);
         let version = match number {
             Some(number) => versions
                 .iter()
@@ -314,6 +312,16 @@ fn keep(history: &History, file: &Path) -> bool {
             false
         }
     }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// The SHA-256 of what `path` holds now, as a [`Version`] records it; `None` if it can't
+/// be read.
+pub fn current_sha256(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| sha256_hex(&bytes))
 }
 
 /// Writes `bytes` to a temp file beside `path` and renames it into place, so a crash

@@ -7,7 +7,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::exit;
 use crate::{
-    config_history::{History, HistoryError, Version},
+    config_history::{current_sha256, History, HistoryError, Version},
     paths,
 };
 
@@ -100,9 +100,7 @@ fn show(history: &History, path: &std::path::Path, json: bool) -> Result<(), His
             path: path.to_owned(),
         });
     }
-    let current = std::fs::read(path)
-        .ok()
-        .map(|b| format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(b)));
+    let current = current_sha256(path);
     println!(
         "{:>7}  {:<30}  {:>9}  {:<12}",
         "VERSION", "TAKEN", "BYTES", "SHA256"
