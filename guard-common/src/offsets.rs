@@ -49,9 +49,16 @@ pub struct KernelOffsets {
     pub linux_binprm_file: u32,
     /// `struct linux_binprm` → `filename`: the path as execve was given it.
     pub linux_binprm_filename: u32,
-    /// Parameters of the `inode_setattr` hook: 2 before Linux 6.3, 3 after it gained
-    /// a `struct mnt_idmap *` first. The dentry is the one before the last.
+    /// Parameters of the function the `inode_setattr` program is attached to. The LSM
+    /// hook has 2 before Linux 6.3 and 3 after it gained a `struct mnt_idmap *` first;
+    /// `security_inode_setattr` (fmod_ret) has had the namespace first since 5.12. The
+    /// dentry is the one before the last.
     pub inode_setattr_args: u32,
+    /// Parameters of the function the `inode_rename` program is attached to: 4 for the
+    /// LSM hook, 5 for `security_inode_rename`, whose last is the rename flags (the
+    /// function calls the hook twice for `RENAME_EXCHANGE`; an fmod_ret program sees the
+    /// call once, with the flag).
+    pub inode_rename_args: u32,
     /// `struct renamedata` → `old_dentry` / `new_dentry`: the argument of `vfs_rename`
     /// (Linux 5.12 and later). Zero when the kernel has no such struct; the tree-walk
     /// cache then stays off.

@@ -139,20 +139,34 @@ pub fn inode_rmdir(ctx: LsmContext) -> i32 {
     })
 }
 
-/// `security_inode_rename(old_dir, old_dentry, new_dir, new_dentry)`. For
+/// `inode_rename(old_dir, old_dentry, new_dir, new_dentry)`, the LSM hook: for
 /// `RENAME_EXCHANGE` the kernel calls it twice, the second time with the sides swapped,
-/// so each object is also seen moving away.
+/// so each object is also seen moving away. Under fmod_ret the program runs once at
+/// `security_inode_rename(…, flags)` and passes the exchange flag on instead.
 #[lsm(hook = "inode_rename")]
 pub fn inode_rename(ctx: LsmContext) -> i32 {
-    chained(&ctx, 4, |_| {
-        rename_verdict(rtguard_rename_decide(
-            arg_scalar(&ctx, 0) as u64,
-            arg_scalar(&ctx, 1) as u64,
-            arg_scalar(&ctx, 2) as u64,
-            arg_scalar(&ctx, 3) as u64,
-            0,
-        ))
-    })
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    // Context slots must be read at constant indices, hence one branch per arity.
+    if off.inode_rename_args == 5 {
+        chained(&ctx, 5, |_| {
+            inode_rename_decide(&ctx, arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE)
+        })
+    } else {
+        chained(&ctx, 4, |_| inode_rename_decide(&ctx, 0))
+    }
+}
+
+#[inline(always)]
+fn inode_rename_decide(ctx: &LsmContext, flags: u64) -> i32 {
+    rename_verdict(rtguard_rename_decide(
+        arg_scalar(ctx, 0) as u64,
+        arg_scalar(ctx, 1) as u64,
+        arg_scalar(ctx, 2) as u64,
+        arg_scalar(ctx, 3) as u64,
+        flags,
+    ))
 }
 
 /// `security_inode_setattr([struct mnt_idmap *,] struct dentry *, struct iattr *)`: the

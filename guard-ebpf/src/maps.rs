@@ -98,6 +98,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     linux_binprm_file: 0,
     linux_binprm_filename: 0,
     inode_setattr_args: 0,
+    inode_rename_args: 0,
     renamedata_old_dentry: 0,
     renamedata_new_dentry: 0,
 };

@@ -82,6 +82,9 @@ pub struct DaemonStatus {
     pub policy_sha256: String,
     /// Attached programs by layer, e.g. ("file", ["path_unlink", …]).
     pub layers: Vec<(String, Vec<String>)>,
+    /// How the enforcing programs are attached: "bpf-lsm" or "fmod-ret".
+    #[serde(default)]
+    pub mechanism: Option<String>,
     pub file_hooks: Option<String>,
     /// Whether the tree-walk cache is on ("on", or "off (why)").
     #[serde(default)]
@@ -202,6 +205,7 @@ mod tests {
             policy: "/etc/rtguard/production.toml".into(),
             policy_sha256: "ab".into(),
             layers: vec![("file".into(), vec!["path_unlink".into()])],
+            mechanism: Some("bpf-lsm".into()),
             file_hooks: Some("path".into()),
             tree_cache: Some("on".into()),
             protected: ProtectedCounts {

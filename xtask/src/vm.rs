@@ -30,12 +30,25 @@ pub const GUEST_MEMORY_MIB: u32 = 3072;
 /// The guest prints this with the test binary's exit status as its last act.
 const EXIT_MARKER: &str = "RTGUARD-VM-EXIT=";
 
+/// One boot of the test matrix: a Debian kernel and what is added to its command line.
+#[derive(Clone, Copy, Debug)]
+pub struct VmBoot {
+    /// On the command line (`--kernel`), in the guest log's name and in the summary.
+    pub name: &'static str,
+    pub series: KernelSeries,
+    /// Appended to the kernel command line.
+    pub cmdline: &'static str,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KernelChoice {
     #[value(name = "6.1")]
     V6_1,
     #[value(name = "6.12")]
     V6_12,
+    /// 6.12 booted with Ubuntu's LSM list, without `bpf`: enforcement by fmod_ret.
+    #[value(name = "6.12-ubuntu-lsm")]
+    V6_12UbuntuLsm,
     /// Debian's newest (trixie-backports).
     #[value(name = "7.3")]
     V7_3,
@@ -43,18 +56,35 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
-    /// The kernel series chosen, in `KERNELS` order.
-    pub fn kernels(self) -> impl Iterator<Item = KernelSeries> {
-        KERNELS
-            .iter()
-            .copied()
-            .filter(move |k| self.includes(k.name))
+    /// The boots chosen: each kernel series as Debian boots it (`bpf` an active LSM), in
+    /// `KERNELS` order, and 6.12 as Ubuntu boots its kernels, after plain 6.12.
+    pub fn boots(self) -> Vec<VmBoot> {
+        let mut boots = Vec::new();
+        for &series in KERNELS {
+            boots.push(VmBoot {
+                name: series.name,
+                series,
+                cmdline: "",
+            });
+            // Ubuntu's `CONFIG_LSM`, without `bpf`: BPF LSM programs attach there but
+            // never run, and rtguard enforces with fmod_ret.
+            if series.name == "6.12" {
+                boots.push(VmBoot {
+                    name: "6.12-ubuntu-lsm",
+                    series,
+                    cmdline: " lsm=landlock,lockdown,yama,integrity,apparmor",
+                });
+            }
+        }
+        boots.retain(|b| self.includes(b.name));
+        boots
     }
 
     fn includes(self, name: &str) -> bool {
         match self {
             KernelChoice::V6_1 => name == "6.1",
             KernelChoice::V6_12 => name == "6.12",
+            KernelChoice::V6_12UbuntuLsm => name == "6.12-ubuntu-lsm",
             KernelChoice::V7_3 => name == "7.3",
             KernelChoice::All => true,
         }
@@ -82,8 +112,8 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
         &run_dir,
         &Payload::tests(&rtguard, &tests, &deb, None),
     )?;
-    let series = choice.kernels().next().expect("a kernel");
-    let (kernel, initramfs) = initramfs(root, &run_dir, series, &overlay, "demo")?;
+    let vm_boot = choice.boots()[0];
+    let (kernel, initramfs) = initramfs(root, &run_dir, &vm_boot, &overlay, "demo")?;
     step(&format!(
         "the seed incident on {}, with rtguard",
         kernel.package
@@ -94,7 +124,7 @@ pub fn demo(root: &Path, choice: KernelChoice) -> Result<()> {
         qemu_args: &[],
         cpus: GUEST_CPUS,
     };
-    let outcome = boot_with(&run_dir, &kernel, &initramfs, &how)?;
+    let outcome = boot_with(&run_dir, &vm_boot, &kernel, &initramfs, &how)?;
     fs::remove_file(&initramfs).ok();
     match outcome.exit {
         Some(0) => Ok(()),
@@ -115,10 +145,11 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
     )?;
 
     let mut results = Vec::new();
-    for series in choice.kernels() {
-        let (kernel, initramfs) = initramfs(root, &run_dir, series, &overlay, "tests")?;
-        step(&format!("VM tests on {}", kernel.package));
-        let mut outcome = boot(&run_dir, &kernel, &initramfs)?;
+    for vm_boot in choice.boots() {
+        let (kernel, initramfs) = initramfs(root, &run_dir, &vm_boot, &overlay, "tests")?;
+        let label = format!("{}{}", kernel.package, vm_boot.cmdline);
+        step(&format!("VM tests on {label}"));
+        let mut outcome = boot(&run_dir, &vm_boot, &kernel, &initramfs)?;
         // Under TCG a guest with two vCPUs now and then panics while the kernel patches
         // its own text at boot (an int3 hit on the other vCPU), before any test has run.
         // Boot that kernel once more; a guest that dies again is reported as it is.
@@ -130,11 +161,11 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
                 first.display(),
                 kernel.package
             );
-            outcome = boot(&run_dir, &kernel, &initramfs)?;
+            outcome = boot(&run_dir, &vm_boot, &kernel, &initramfs)?;
         }
         // The initramfs is a few hundred MiB; the log is what is worth keeping.
         fs::remove_file(&initramfs).ok();
-        results.push((kernel.package, outcome));
+        results.push((label, outcome));
     }
 
     // Keep the guest logs; the packed binaries are rebuilt next time.
@@ -152,7 +183,7 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
             }
         };
         println!(
-            "{package:<40} {verdict:<6} {} passed, {} failed, guest exit {}, {:.0?}",
+            "{package:<88} {verdict:<6} {} passed, {} failed, guest exit {}, {:.0?}",
             o.passed,
             o.failed,
             o.exit.map_or("none".to_owned(), |c| c.to_string()),
@@ -258,20 +289,20 @@ pub fn overlay_cpio(root: &Path, run_dir: &Path, payload: &Payload) -> Result<Pa
     Ok(cpio)
 }
 
-/// The initramfs for one kernel: the cached rootfs, the kernel's modules and `overlay`.
+/// The initramfs for one boot: the cached rootfs, the kernel's modules and `overlay`.
 /// It is a few hundred MiB; callers remove it after the boot.
 pub fn initramfs(
     root: &Path,
     run_dir: &Path,
-    series: KernelSeries,
+    vm_boot: &VmBoot,
     overlay: &Path,
     purpose: &str,
 ) -> Result<(VmKernel, PathBuf)> {
     let vm = setup::vm_dir(root);
     let base = rootfs::base_cpio(&vm)?;
-    let kernel = setup::kernel(root, series)?;
+    let kernel = setup::kernel(root, vm_boot.series)?;
     let modules = rootfs::modules_cpio(&vm, &kernel)?;
-    let initramfs = run_dir.join(format!("initramfs-{purpose}-{}.cpio", series.name));
+    let initramfs = run_dir.join(format!("initramfs-{purpose}-{}.cpio", vm_boot.name));
     rootfs::concat(&[&base, &modules, overlay], &initramfs)?;
     Ok((kernel, initramfs))
 }
@@ -311,14 +342,19 @@ poweroff -f -f
 echo o > /proc/sysrq-trigger
 "#;
 
-fn boot(run_dir: &Path, kernel: &VmKernel, initramfs: &Path) -> Result<GuestOutcome> {
+fn boot(
+    run_dir: &Path,
+    vm_boot: &VmBoot,
+    kernel: &VmKernel,
+    initramfs: &Path,
+) -> Result<GuestOutcome> {
     let how = Boot {
         cmdline: "",
         tag: true,
         qemu_args: &[],
         cpus: GUEST_CPUS,
     };
-    boot_with(run_dir, kernel, initramfs, &how)
+    boot_with(run_dir, vm_boot, kernel, initramfs, &how)
 }
 
 /// How to boot a guest.
@@ -335,11 +371,12 @@ pub struct Boot<'a> {
 /// Boots the guest and follows its console until it powers off.
 pub fn boot_with(
     run_dir: &Path,
+    vm_boot: &VmBoot,
     kernel: &VmKernel,
     initramfs: &Path,
     how: &Boot,
 ) -> Result<GuestOutcome> {
-    let log_path = run_dir.join(format!("guest-{}.log", kernel.series.name));
+    let log_path = run_dir.join(format!("guest-{}.log", vm_boot.name));
     let mut log = fs::File::create(&log_path)?;
     let started = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
@@ -361,8 +398,8 @@ pub fn boot_with(
         .arg(initramfs)
         .arg("-append")
         .arg(format!(
-            "console=ttyS0 panic=-1 rdinit=/init loglevel=4{}",
-            how.cmdline
+            "console=ttyS0 panic=-1 rdinit=/init loglevel=4{}{}",
+            vm_boot.cmdline, how.cmdline
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -380,7 +417,7 @@ pub fn boot_with(
         }
     });
 
-    let name = kernel.series.name;
+    let name = vm_boot.name;
     let mut outcome = GuestOutcome {
         exit: None,
         passed: 0,

@@ -5,7 +5,10 @@ use std::path::Path;
 use clap::Args;
 
 use super::exit;
-use crate::loader::{active_lsms, resolve_offsets, KERNEL_BTF};
+use crate::loader::{
+    active_lsms, has_hook, mechanism, mounts, resolve_offsets, Mechanism, MechanismChoice,
+    KERNEL_BTF,
+};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {}
@@ -15,11 +18,36 @@ pub fn probe(_args: ProbeArgs) -> u8 {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_else(|e| format!("unknown ({e})"));
     println!("kernel:        {release}");
-    match active_lsms() {
+    if let Err(e) = mounts::securityfs() {
+        println!("securityfs:    {e}");
+    }
+    let lsms = active_lsms();
+    match &lsms {
         Ok(lsms) => println!("active LSMs:   {}", lsms.join(",")),
         Err(e) => println!("active LSMs:   unreadable ({e})"),
     }
-    match resolve_offsets(Path::new(KERNEL_BTF)) {
+    let (mechanism, why) = mechanism::choose(MechanismChoice::Auto, &lsms);
+    println!("mechanism:     {} ({why})", mechanism.as_str());
+    let btf = match btf_rs::Btf::from_file(KERNEL_BTF) {
+        Ok(btf) => Some(btf),
+        Err(e) => {
+            println!("kernel BTF:    unreadable ({e})");
+            None
+        }
+    };
+    if let Some(btf) = &btf {
+        // Where each mechanism would attach the file layer's first program.
+        for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
+            let function = m.attach_function("path_unlink");
+            let found = if has_hook(btf, m, "path_unlink") {
+                "present"
+            } else {
+                "absent"
+            };
+            println!("{:<14} {function} {found}", format!("{}:", m.as_str()));
+        }
+    }
+    match resolve_offsets(Path::new(KERNEL_BTF), mechanism) {
         Ok(o) => {
             // Every offset the programs will read, as this kernel's BTF gives them.
             println!("BTF offsets:   {o:?}");

@@ -36,7 +36,8 @@ use crate::{
         observer::Observer,
         self_test::{self, SelfTestResult},
         tables::PACKAGE_MANAGERS,
-        FileHooks, Generation, Guard, HookChoice, KernelTables, LoadError, Mode, PinDir,
+        FileHooks, Generation, Guard, HookChoice, KernelTables, LoadError, Mechanism,
+        MechanismChoice, Mode, PinDir,
     },
     maintenance::{self, MaintenanceState, MaintenanceWindow},
     notify::notify,
@@ -99,6 +100,13 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = HooksArg::Auto)]
     pub file_hooks: HooksArg,
 
+    /// How the programs reach the kernel's security checks: bpf-lsm (LSM hooks; needs
+    /// `bpf` among the active LSMs), fmod-ret (the same programs on the security_*
+    /// functions; works whatever LSMs are active), or auto: bpf-lsm where bpf is an
+    /// active LSM, fmod-ret elsewhere.
+    #[arg(long, value_enum, default_value_t = MechanismArg::Auto)]
+    pub mechanism: MechanismArg,
+
     /// If the kernel cannot enforce, keep running without enforcement instead of exiting
     /// with status 3.
     #[arg(long)]
@@ -144,6 +152,23 @@ pub enum HooksArg {
     Auto,
     Path,
     Inode,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MechanismArg {
+    Auto,
+    BpfLsm,
+    FmodRet,
+}
+
+impl From<MechanismArg> for MechanismChoice {
+    fn from(m: MechanismArg) -> Self {
+        match m {
+            MechanismArg::Auto => MechanismChoice::Auto,
+            MechanismArg::BpfLsm => MechanismChoice::Only(Mechanism::BpfLsm),
+            MechanismArg::FmodRet => MechanismChoice::Only(Mechanism::ModifyReturn),
+        }
+    }
 }
 
 impl From<HooksArg> for HookChoice {
@@ -373,6 +398,7 @@ pub fn run(args: RunArgs) -> u8 {
         policy: trail.context.policy.name.clone(),
         policy_sha256: trail.context.policy.sha256.clone(),
         layers: Vec::new(),
+        mechanism: None,
         file_hooks: None,
         tree_cache: None,
         protected: ProtectedCounts::default(),
@@ -394,15 +420,20 @@ pub fn run(args: RunArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let mut guard = match Guard::load(mode, args.file_hooks.into(), generation.0.as_ref()) {
+    let mut guard = match Guard::load(
+        mode,
+        args.file_hooks.into(),
+        args.mechanism.into(),
+        generation.0.as_ref(),
+    ) {
         Ok(guard) => Some(guard),
-        Err(e @ LoadError::LsmUnavailable { .. }) if args.allow_degraded => {
+        Err(e @ LoadError::EnforcementUnavailable { .. }) if args.allow_degraded => {
             eprintln!("rtguard: {e}");
             eprintln!("rtguard: running degraded (--allow-degraded): nothing is blocked");
             published.reason = e.to_string();
             None
         }
-        Err(e @ LoadError::LsmUnavailable { .. }) => {
+        Err(e @ LoadError::EnforcementUnavailable { .. }) => {
             eprintln!("rtguard: {e}");
             eprintln!(
                 "rtguard: refusing to run without enforcement; pass --allow-degraded to run anyway"
@@ -456,8 +487,13 @@ pub fn run(args: RunArgs) -> u8 {
             .map(|r| r.layer.as_str())
             .collect();
         if !failed.is_empty() {
-            // The commonest cause on real hosts (Ubuntu's default): say it and the fix.
-            if let Some(why) = active_lsms().ok().and_then(|l| bpf_lsm_inactive(&l)) {
+            // BPF LSM programs attach where bpf is not an active LSM, and never run:
+            // say so, and the fix (--mechanism bpf-lsm on such a host gets here).
+            if let Some(why) = active_lsms()
+                .ok()
+                .and_then(|l| bpf_lsm_inactive(&l))
+                .filter(|_| g.mechanism() == Mechanism::BpfLsm)
+            {
                 eprintln!("rtguard: {why}");
                 published.reason = why;
             }
@@ -618,6 +654,7 @@ impl Daemon {
         }
         self.published.startup = self.stopwatch.steps.clone();
         self.published.layers = layers(guard.attached());
+        self.published.mechanism = Some(guard.mechanism().as_str().to_owned());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         self.published.tree_cache = Some(guard.tree_cache().to_string());
         let proven = self.published.self_test.iter().all(|t| t.passed);
@@ -627,9 +664,12 @@ impl Daemon {
             (Mode::Audit, true) => GuardState::Auditing,
         };
         if self.published.reason.is_empty() {
+            let mechanism = guard.mechanism().describe();
             self.published.reason = match self.published.state {
-                GuardState::Enforcing => "self-test passed".to_owned(),
-                GuardState::Auditing => "audit mode: matches are reported, not refused".to_owned(),
+                GuardState::Enforcing => format!("{mechanism}; self-test passed"),
+                GuardState::Auditing => {
+                    format!("{mechanism}; audit mode: matches are reported, not refused")
+                }
                 GuardState::Degraded => "enforcement not proven".to_owned(),
             };
         }
@@ -642,6 +682,7 @@ impl Daemon {
         info!(
             inodes = counts.inodes,
             trees = counts.trees,
+            mechanism = guard.mechanism().as_str(),
             file_hooks = guard.file_hooks().as_str(),
             startup_ms = self.stopwatch.total_ms(),
             "{verb}: {} protected inode(s) (objects and their ancestors), {} tree(s)",
@@ -649,7 +690,13 @@ impl Daemon {
             counts.trees
         );
         self.publish();
-        notify(&format!("READY=1\nSTATUS={verb}")).ok();
+        let started = format!("{verb} ({})", guard.mechanism().describe());
+        self.trail.started(
+            &started,
+            guard.mechanism_reason(),
+            self.published.state == GuardState::Enforcing,
+        );
+        notify(&format!("READY=1\nSTATUS={started}")).ok();
 
         // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
         // long as the RingBuf lives, and the AsyncFd owns the RingBuf.
@@ -1163,6 +1210,15 @@ impl AuditTrail {
             decision,
             Actor::this_process(&self.procfs),
         )
+    }
+
+    /// The daemon's start: what it enforces with, and why that mechanism.
+    fn started(&mut self, state: &str, mechanism_reason: &str, enforcing: bool) {
+        let record = self
+            .daemon_record("start", audit::Decision::Notice)
+            .enforced(enforcing)
+            .note(format!("{state}: {mechanism_reason}"));
+        self.write(&record);
     }
 
     fn self_test(&mut self, result: &SelfTestResult) {

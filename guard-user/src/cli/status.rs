@@ -105,6 +105,9 @@ fn render(s: &DaemonStatus) -> String {
     for (layer, programs) in &s.layers {
         line(&format!("{layer} layer:"), programs.join(", "));
     }
+    if let Some(mechanism) = &s.mechanism {
+        line("mechanism:", mechanism.clone());
+    }
     if let Some(hooks) = &s.file_hooks {
         line("file hooks:", hooks.clone());
     }

@@ -1,6 +1,8 @@
 //! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and keeps
 //! the programs' maps in step with the kernel tables userspace resolved.
 
+pub mod mechanism;
+pub mod modify_return;
 pub mod mounts;
 pub mod observer;
 pub mod offsets;
@@ -11,7 +13,7 @@ pub mod tables;
 use std::{
     collections::BTreeSet,
     io,
-    path::Path,
+    os::fd::{AsFd, OwnedFd},
     sync::{Mutex, PoisonError},
 };
 
@@ -35,6 +37,8 @@ use guard_common::{
 };
 use tracing::{debug, info, warn};
 
+pub use mechanism::{Mechanism, MechanismChoice};
+pub use modify_return::ModifyReturnError;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
 pub use tables::{ExecTables, KernelTables};
@@ -44,7 +48,7 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
     ("exec_capture_execve", "syscalls", "sys_enter_execve"),
     ("exec_capture_execveat", "syscalls", "sys_enter_execveat"),
 ];
-/// The exec layer's decision.
+/// The exec layer's decision (an LSM hook, like the file layer's and the process layer's).
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
@@ -137,13 +141,16 @@ pub enum Mode {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The kernel will not run BPF LSM programs; nothing can be enforced on this host.
+    /// The kernel runs neither BPF LSM nor fmod_ret programs; nothing can be enforced on
+    /// this host.
     #[error("enforcement unavailable: {reason}; rtguard cannot block anything on this host")]
-    LsmUnavailable { reason: String },
+    EnforcementUnavailable { reason: String },
     #[error(transparent)]
     Mount(#[from] mounts::MountError),
     #[error("the kernel has no security_path_* hooks (built without CONFIG_SECURITY_PATH); use --file-hooks inode or auto")]
     NoPathHooks,
+    #[error(transparent)]
+    ModifyReturn(#[from] ModifyReturnError),
     #[error(transparent)]
     Offsets(#[from] OffsetError),
     #[error("cannot parse kernel BTF for program load: {0}")]
@@ -177,9 +184,14 @@ pub enum LoadError {
 pub struct Guard {
     ebpf: Ebpf,
     mode: Mode,
+    mechanism: Mechanism,
+    /// Why this mechanism, in one line.
+    mechanism_reason: String,
     file_hooks: FileHooks,
     attached: Vec<&'static str>,
     lsm_links: Vec<(&'static str, LsmLinkId)>,
+    /// The enforcing programs' links under fmod_ret, by hook.
+    modify_return_links: Vec<(&'static str, OwnedFd)>,
     capture_links: Vec<(&'static str, TracePointLinkId)>,
     /// The tree-walk cache's rename watcher, when it attached.
     rename_watch: Option<FExitLinkId>,
@@ -190,22 +202,30 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// Loads and attaches the file, exec and process layers on the running kernel. With a
-    /// generation, the maps a successor reads ([`pins::PINNED_MAPS`]) are pinned in it
-    /// from the start.
+    /// Loads and attaches the file, exec and process layers on the running kernel, with
+    /// the mechanism `mechanism` picks ([`mechanism::choose`]). With a generation, the
+    /// maps a successor reads ([`pins::PINNED_MAPS`]) are pinned in it from the start.
     pub fn load(
         mode: Mode,
         choice: HookChoice,
+        mechanism: MechanismChoice,
         generation: Option<&Generation>,
     ) -> Result<Self, LoadError> {
+        // The active LSM list picks the mechanism; it lives in securityfs.
+        if let Err(e) = mounts::securityfs() {
+            warn!("{e}");
+        }
+        let lsms = active_lsms();
+        let (mechanism, mechanism_reason) = mechanism::choose(mechanism, &lsms);
+        info!(mechanism = mechanism.as_str(), "{mechanism_reason}");
         let kernel_btf =
             btf_rs::Btf::from_file(KERNEL_BTF).map_err(|source| OffsetError::Read {
                 path: KERNEL_BTF.into(),
                 source,
             })?;
-        let offsets = offsets_from(&kernel_btf)?;
+        let offsets = offsets_from(&kernel_btf, mechanism)?;
         debug!(?offsets, "resolved kernel struct offsets from BTF");
-        let path_hooks = has_hook(&kernel_btf, "path_unlink");
+        let path_hooks = has_hook(&kernel_btf, mechanism, "path_unlink");
         let file_hooks = match choice {
             HookChoice::Auto if path_hooks => FileHooks::Path,
             HookChoice::Auto => FileHooks::Inode,
@@ -235,25 +255,38 @@ impl Guard {
         }
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
         let btf = Btf::from_sys_fs()?;
-        let lsm_hooks: Vec<&'static str> = file_hooks
+        let enforcing: Vec<&'static str> = file_hooks
             .hooks()
             .iter()
             .chain([&EXEC_HOOK, &PROCESS_HOOK])
             .copied()
             .collect();
         let captures: Vec<&'static str> = EXEC_CAPTURE.iter().map(|&(name, ..)| name).collect();
-        load_programs(&mut ebpf, &btf, &[&lsm_hooks[..], &captures[..]].concat())?;
         let mut attached = Vec::new();
         let mut lsm_links = Vec::new();
+        let mut modify_return_links = Vec::new();
         let mut capture_links = Vec::new();
-        for &hook in &lsm_hooks {
-            let program: &mut Lsm = program_mut(&mut ebpf, hook)?;
-            let link = program
-                .attach()
-                .map_err(|source| LoadError::Program { hook, source })?;
-            lsm_links.push((hook, link));
-            debug!(hook, "attached LSM program");
-            attached.push(hook);
+        match mechanism {
+            Mechanism::BpfLsm => {
+                load_programs(&mut ebpf, &btf, &[&enforcing[..], &captures[..]].concat())?;
+                for &hook in &enforcing {
+                    let program: &mut Lsm = program_mut(&mut ebpf, hook)?;
+                    let link = program
+                        .attach()
+                        .map_err(|source| LoadError::Program { hook, source })?;
+                    lsm_links.push((hook, link));
+                    debug!(hook, "attached LSM program");
+                    attached.push(hook);
+                }
+            }
+            Mechanism::ModifyReturn => {
+                load_programs(&mut ebpf, &btf, &captures)?;
+                for (hook, link) in attach_modify_return(&ebpf, &btf, &enforcing, &lsms)? {
+                    debug!(hook, "attached fmod_ret program");
+                    modify_return_links.push((hook, link));
+                    attached.push(hook);
+                }
+            }
         }
         // The capture runs on every exec on the host; attach it last, once the decision
         // program it feeds is in place. Tracepoints are attached through tracefs.
@@ -287,6 +320,7 @@ impl Guard {
             }
         };
         info!(
+            mechanism = mechanism.as_str(),
             hooks = file_hooks.as_str(),
             programs = attached.len(),
             "file, exec and process layers attached"
@@ -294,9 +328,12 @@ impl Guard {
         Ok(Self {
             ebpf,
             mode,
+            mechanism,
+            mechanism_reason,
             file_hooks,
             attached,
             lsm_links,
+            modify_return_links,
             capture_links,
             rename_watch,
             tree_cache,
@@ -321,6 +358,17 @@ impl Guard {
                 .take_link(id)
                 .map_err(|source| LoadError::Program { hook, source })?;
             self.pinned.push(pin(hook, link.into())?);
+        }
+        for (hook, link) in std::mem::take(&mut self.modify_return_links) {
+            let path = generation.link_path(hook);
+            let pinned = modify_return::pin(link.as_fd(), &path)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                .and_then(|()| PinnedLink::from_pin(&path).map_err(|e| Box::new(e) as _))
+                .map_err(|source| LoadError::PinLink {
+                    program: hook,
+                    source,
+                })?;
+            self.pinned.push(pinned);
         }
         if let Some(id) = self.rename_watch.take() {
             let name = RENAME_WATCH.0;
@@ -350,11 +398,21 @@ impl Guard {
         self.mode
     }
 
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// Why [`Guard::mechanism`] was picked, in one line.
+    pub fn mechanism_reason(&self) -> &str {
+        &self.mechanism_reason
+    }
+
     pub fn file_hooks(&self) -> FileHooks {
         self.file_hooks
     }
 
-    /// Attached programs, by hook: the LSM hooks and the rename watcher.
+    /// Attached programs, by hook: the enforcing hooks (LSM or fmod_ret) and the rename
+    /// watcher.
     pub fn attached(&self) -> &[&'static str] {
         &self.attached
     }
@@ -595,10 +653,7 @@ fn attach_rename_watch(ebpf: &mut Ebpf, btf: &Btf) -> Result<FExitLinkId, LoadEr
         .map_err(|source| LoadError::Program { hook: name, source })
 }
 
-/// Loads the named programs into the kernel, several at a time. Loading is where the
-/// kernel verifies a program, which is most of rtguard's start-up; each load is one
-/// syscall working on one CPU, and the programs are independent, so they are verified in
-/// parallel, one thread per CPU. On the first failure the rest are not started.
+/// Loads the named programs into the kernel, several at a time ([`in_parallel`]).
 fn load_programs(ebpf: &mut Ebpf, btf: &Btf, names: &[&'static str]) -> Result<(), LoadError> {
     let mut queue = Vec::with_capacity(names.len());
     for (name, program) in ebpf.programs_mut() {
@@ -612,28 +667,91 @@ fn load_programs(ebpf: &mut Ebpf, btf: &Btf, names: &[&'static str]) -> Result<(
             source: ProgramError::NotLoaded,
         });
     }
+    in_parallel(queue, |(name, program)| load_program(name, program, btf)).map(drop)
+}
+
+/// Loads the enforcing programs as fmod_ret programs on the `security_*` functions and
+/// attaches them, sharing `ebpf`'s maps. A kernel that refuses them (no BPF trampolines,
+/// lockdown) can enforce with neither mechanism, and the error says what would fix it.
+fn attach_modify_return(
+    ebpf: &Ebpf,
+    btf: &Btf,
+    hooks: &[&'static str],
+    lsms: &io::Result<Vec<String>>,
+) -> Result<Vec<(&'static str, OwnedFd)>, LoadError> {
+    let unavailable = |e: ModifyReturnError| match e.errno() {
+        Some(errno @ (libc::EPERM | libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)) => {
+            let mut reason = format!(
+                "the kernel refused fmod_ret programs ({})",
+                io::Error::from_raw_os_error(errno)
+            );
+            if let Some(why) = lsms.as_ref().ok().and_then(|l| bpf_lsm_inactive(l)) {
+                reason.push_str("; ");
+                reason.push_str(&why);
+            }
+            LoadError::EnforcementUnavailable { reason }
+        }
+        _ => LoadError::ModifyReturn(e),
+    };
+    let object = modify_return::ModifyReturnObject::new(crate::EBPF_OBJECT, ebpf, btf)
+        .map_err(unavailable)?;
+    let loaded = in_parallel(hooks.to_vec(), |hook| {
+        let function = mechanism::security_function(hook);
+        object
+            .load(hook, &function, btf)
+            .and_then(|prog| {
+                modify_return::attach(prog.as_fd()).map_err(|source| ModifyReturnError::Attach {
+                    program: hook.to_owned(),
+                    function: function.clone(),
+                    source,
+                })
+            })
+            .map(|link| (hook, link))
+            .inspect(|_| debug!(program = hook, function, "loaded as fmod_ret"))
+            .map_err(unavailable)
+    })?;
+    // Attached in the order asked for, whatever order the threads finished in.
+    let mut ordered = loaded;
+    ordered.sort_by_key(|(hook, _)| hooks.iter().position(|h| h == hook));
+    Ok(ordered)
+}
+
+/// Runs `work` on every item, several at a time. Loading is where the kernel verifies a
+/// program, which is most of rtguard's start-up; each load is one syscall working on one
+/// CPU, and the programs are independent, so they are verified in parallel, one thread
+/// per CPU. On the first failure the items not started yet are dropped.
+fn in_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    work: impl Fn(T) -> Result<R, LoadError> + Sync,
+) -> Result<Vec<R>, LoadError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(queue.len());
-    let queue = Mutex::new(queue);
+        .min(items.len());
+    let queue = Mutex::new(items);
     let next = || queue.lock().unwrap_or_else(PoisonError::into_inner).pop();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 scope.spawn(|| {
-                    while let Some((name, program)) = next() {
-                        if let Err(e) = load_program(name, program, btf) {
-                            queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
-                            return Err(e);
+                    let mut done = Vec::new();
+                    while let Some(item) = next() {
+                        match work(item) {
+                            Ok(r) => done.push(r),
+                            Err(e) => {
+                                queue.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                                return Err(e);
+                            }
                         }
                     }
-                    Ok(())
+                    Ok(done)
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .try_for_each(|h| h.join().expect("a program-loading thread panicked"))
+        let mut all = Vec::new();
+        for handle in handles {
+            all.extend(handle.join().expect("a program-loading thread panicked")?);
+        }
+        Ok(all)
     })
 }
 
@@ -743,14 +861,14 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
         _ => None,
     };
     match (errno, active_lsms()) {
-        (_, Ok(lsms)) if bpf_lsm_inactive(&lsms).is_some() => LoadError::LsmUnavailable {
+        (_, Ok(lsms)) if bpf_lsm_inactive(&lsms).is_some() => LoadError::EnforcementUnavailable {
             reason: bpf_lsm_inactive(&lsms).unwrap_or_default(),
         },
-        (Some(libc::EPERM), _) => LoadError::LsmUnavailable {
+        (Some(libc::EPERM), _) => LoadError::EnforcementUnavailable {
             reason: "the kernel refused BPF LSM programs (EPERM)".to_owned(),
         },
         (Some(e @ (libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)), _) => {
-            LoadError::LsmUnavailable {
+            LoadError::EnforcementUnavailable {
                 reason: format!(
                     "the kernel does not support BPF LSM programs on {hook} ({})",
                     io::Error::from_raw_os_error(e)
@@ -790,16 +908,6 @@ fn parse_lsm_list(list: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Whether this kernel has the `path_*` hooks, read from its BTF.
-pub fn kernel_has_path_hooks() -> Result<bool, OffsetError> {
-    let btf =
-        btf_rs::Btf::from_file(Path::new(KERNEL_BTF)).map_err(|source| OffsetError::Read {
-            path: KERNEL_BTF.into(),
-            source,
-        })?;
-    Ok(has_hook(&btf, "path_unlink"))
 }
 
 #[cfg(test)]

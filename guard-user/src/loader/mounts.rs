@@ -1,5 +1,6 @@
-//! The kernel filesystems the programs need: tracefs (to attach tracepoints) and bpffs (to
-//! pin links). systemd mounts both at boot; minimal inits and some cloud images do not.
+//! The kernel filesystems the programs need: tracefs (to attach tracepoints), bpffs (to
+//! pin links) and securityfs (the active LSM list, which picks the enforcement
+//! mechanism). systemd mounts them at boot; minimal inits and some cloud images do not.
 //! Where one is missing, rtguard mounts it where systemd would, and says so.
 
 use std::{
@@ -17,6 +18,8 @@ use tracing::info;
 pub const TRACEFS: &[&str] = &["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 /// Where systemd mounts the BPF filesystem.
 pub const BPFFS: &str = "/sys/fs/bpf";
+/// Where systemd mounts securityfs.
+pub const SECURITYFS: &str = "/sys/kernel/security";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{what} is not mounted and mounting it at {target} failed: {source}")]
@@ -46,6 +49,17 @@ pub fn bpffs() -> Result<(), MountError> {
         return Ok(());
     }
     mount_fs("bpffs", "bpf", target)
+}
+
+/// Makes sure securityfs is mounted, mounting it if `lsm` (the active LSM list in it)
+/// is missing. A kernel without securityfs is not an error here: the list stays
+/// unreadable, and the caller decides without it.
+pub fn securityfs() -> Result<(), MountError> {
+    let target = Path::new(SECURITYFS);
+    if target.join("lsm").exists() {
+        return Ok(());
+    }
+    mount_fs("securityfs", "securityfs", target)
 }
 
 fn mount_fs(what: &'static str, fstype: &str, target: &Path) -> Result<(), MountError> {

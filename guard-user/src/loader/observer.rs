@@ -34,7 +34,7 @@ pub struct Observer {
 
 impl Observer {
     pub fn load() -> Result<Self, LoadError> {
-        let tracefs = mounts::tracefs().map_err(|e| LoadError::LsmUnavailable {
+        let tracefs = mounts::tracefs().map_err(|e| LoadError::EnforcementUnavailable {
             reason: e.to_string(),
         })?;
         let layout = TracepointLayout {
@@ -64,7 +64,7 @@ impl Observer {
             }
         }
         if attached.is_empty() {
-            return Err(LoadError::LsmUnavailable {
+            return Err(LoadError::EnforcementUnavailable {
                 reason: "no syscall tracepoint could be attached either".to_owned(),
             });
         }
@@ -92,10 +92,10 @@ impl Observer {
 /// description of `sys_enter_unlinkat` (its first argument is `dfd`).
 fn args_offset(tracefs: &Path) -> Result<u32, LoadError> {
     let format = tracefs.join("events/syscalls/sys_enter_unlinkat/format");
-    let text = std::fs::read_to_string(&format).map_err(|e| LoadError::LsmUnavailable {
+    let text = std::fs::read_to_string(&format).map_err(|e| LoadError::EnforcementUnavailable {
         reason: format!("cannot read {}: {e}", format.display()),
     })?;
-    parse_field_offset(&text, "dfd").ok_or_else(|| LoadError::LsmUnavailable {
+    parse_field_offset(&text, "dfd").ok_or_else(|| LoadError::EnforcementUnavailable {
         reason: format!("{} has no dfd field", format.display()),
     })
 }

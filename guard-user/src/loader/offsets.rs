@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use btf_rs::{Btf, Type};
 use guard_common::KernelOffsets;
 
+use super::Mechanism;
+
 /// Where the kernel exposes its own BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -31,23 +33,28 @@ pub enum OffsetError {
         strukt: &'static str,
         member: &'static str,
     },
-    #[error("kernel BTF has no BPF LSM attach point for {0} (bpf_lsm_{0})")]
-    NoHook(&'static str),
+    #[error("kernel BTF has no function {function} to attach the {hook} program to")]
+    NoHook {
+        hook: &'static str,
+        function: String,
+    },
     #[error("kernel BTF: {0}")]
     Btf(#[from] btf_rs::Error),
 }
 
-/// Reads the offsets the kernel programs need from a BTF file.
-pub fn resolve_offsets(path: &Path) -> Result<KernelOffsets, OffsetError> {
+/// Reads the offsets the kernel programs need, attached with `mechanism`, from a BTF
+/// file.
+pub fn resolve_offsets(path: &Path, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
     let btf = Btf::from_file(path).map_err(|source| OffsetError::Read {
         path: path.to_owned(),
         source,
     })?;
-    offsets_from(&btf)
+    offsets_from(&btf, mechanism)
 }
 
-/// The offsets, from an already parsed BTF.
-pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
+/// The offsets, from an already parsed BTF. The arities are those of the functions the
+/// programs attach to with `mechanism`.
+pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
     Ok(KernelOffsets {
         dentry_d_inode: member_offset(btf, "dentry", "d_inode")?,
         dentry_d_parent: member_offset(btf, "dentry", "d_parent")?,
@@ -75,7 +82,8 @@ pub fn offsets_from(btf: &Btf) -> Result<KernelOffsets, OffsetError> {
         mm_arg_end: member_offset(btf, "mm_struct", "arg_end")?,
         linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
-        inode_setattr_args: hook_arity(btf, "inode_setattr")?,
+        inode_setattr_args: hook_arity(btf, mechanism, "inode_setattr")?,
+        inode_rename_args: hook_arity(btf, mechanism, "inode_rename")?,
         renamedata_old_dentry: optional(member_offset(btf, "renamedata", "old_dentry"))?,
         renamedata_new_dentry: optional(member_offset(btf, "renamedata", "new_dentry"))?,
     })
@@ -90,28 +98,33 @@ fn optional(offset: Result<u32, OffsetError>) -> Result<u32, OffsetError> {
     }
 }
 
-/// Number of parameters of an LSM hook, from its BPF attach point `bpf_lsm_<hook>`.
-pub fn hook_arity(btf: &Btf, hook: &'static str) -> Result<u32, OffsetError> {
-    let func = format!("bpf_lsm_{hook}");
+/// Number of parameters of the function the program for `hook` attaches to with
+/// `mechanism` (`bpf_lsm_<hook>` or `security_*`).
+pub fn hook_arity(btf: &Btf, mechanism: Mechanism, hook: &'static str) -> Result<u32, OffsetError> {
+    let function = mechanism.attach_function(hook);
+    let no_hook = || OffsetError::NoHook {
+        hook,
+        function: function.clone(),
+    };
     let ty = btf
-        .resolve_types_by_name(&func)
-        .map_err(|_| OffsetError::NoHook(hook))?
+        .resolve_types_by_name(&function)
+        .map_err(|_| no_hook())?
         .into_iter()
         .find_map(|ty| match ty {
             Type::Func(f) => Some(f),
             _ => None,
         })
-        .ok_or(OffsetError::NoHook(hook))?;
+        .ok_or_else(no_hook)?;
     match btf.resolve_chained_type(&ty)? {
         Type::FuncProto(proto) => Ok(proto.parameters.len() as u32),
-        _ => Err(OffsetError::NoHook(hook)),
+        _ => Err(no_hook()),
     }
 }
 
-/// Whether the kernel has a BPF attach point for an LSM hook. The `path_*` hooks exist
-/// only with CONFIG_SECURITY_PATH.
-pub fn has_hook(btf: &Btf, hook: &str) -> bool {
-    btf.resolve_types_by_name(&format!("bpf_lsm_{hook}"))
+/// Whether the kernel has the function the program for `hook` attaches to with
+/// `mechanism`. The `path_*` hooks exist only with CONFIG_SECURITY_PATH.
+pub fn has_hook(btf: &Btf, mechanism: Mechanism, hook: &str) -> bool {
+    btf.resolve_types_by_name(&mechanism.attach_function(hook))
         .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
 }
 
@@ -182,7 +195,7 @@ mod tests {
     #[test]
     fn resolves_every_offset_on_the_host_kernel() {
         let Some(path) = host_btf() else { return };
-        let off = resolve_offsets(path).unwrap();
+        let off = resolve_offsets(path, Mechanism::BpfLsm).unwrap();
         assert!(off.is_resolved());
         // Invariants that hold on every kernel: i_mode leads struct inode, d_inode and
         // i_sb are pointers (8-byte aligned), s_dev is a 4-byte dev_t.
@@ -213,12 +226,26 @@ mod tests {
     fn hook_arity_tracks_the_running_kernel() {
         let Some(path) = host_btf() else { return };
         let btf = Btf::from_file(path).unwrap();
-        assert_eq!(hook_arity(&btf, "path_unlink").unwrap(), 2);
-        assert_eq!(hook_arity(&btf, "file_open").unwrap(), 1);
-        // (dentry, attr) before 6.3, (idmap, dentry, attr) since.
-        assert!(matches!(hook_arity(&btf, "inode_setattr").unwrap(), 2 | 3));
-        assert!(!has_hook(&btf, "no_such_hook"));
-        assert!(has_hook(&btf, "file_open"));
+        for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
+            assert_eq!(hook_arity(&btf, m, "path_unlink").unwrap(), 2);
+            assert_eq!(hook_arity(&btf, m, "file_open").unwrap(), 1);
+            assert_eq!(hook_arity(&btf, m, "bprm_check_security").unwrap(), 1);
+            assert_eq!(hook_arity(&btf, m, "task_kill").unwrap(), 4);
+            assert!(!has_hook(&btf, m, "no_such_hook"));
+            assert!(has_hook(&btf, m, "file_open"));
+        }
+        // (dentry, attr) before 6.3, (idmap, dentry, attr) since; the function has had
+        // the namespace first since 5.12.
+        let lsm = Mechanism::BpfLsm;
+        assert!(matches!(
+            hook_arity(&btf, lsm, "inode_setattr").unwrap(),
+            2 | 3
+        ));
+        let fmod_ret = Mechanism::ModifyReturn;
+        assert_eq!(hook_arity(&btf, fmod_ret, "inode_setattr").unwrap(), 3);
+        // The hook has no flags; the function takes them.
+        assert_eq!(hook_arity(&btf, lsm, "inode_rename").unwrap(), 4);
+        assert_eq!(hook_arity(&btf, fmod_ret, "inode_rename").unwrap(), 5);
     }
 
     #[test]
@@ -272,7 +299,8 @@ mod tests {
 
     #[test]
     fn unreadable_btf_is_reported_with_its_path() {
-        let err = resolve_offsets(Path::new("/nonexistent/vmlinux")).unwrap_err();
+        let err =
+            resolve_offsets(Path::new("/nonexistent/vmlinux"), Mechanism::BpfLsm).unwrap_err();
         assert!(err
             .to_string()
             .starts_with("cannot read kernel BTF from /nonexistent/vmlinux"));

@@ -219,6 +219,25 @@ pub fn sha256(path: &Path) -> String {
 }
 
 /// Runs a shell command line the way an operator would type it.
+/// How rtguard enforces on the running kernel, as `rtguard status` names it: BPF LSM
+/// where `bpf` is an active LSM (Debian), fmod_ret where it is not (Ubuntu's LSM list).
+pub fn booted_mechanism() -> (&'static str, &'static str) {
+    let lsms = std::fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    if lsms.trim().split(',').any(|l| l == "bpf") {
+        ("bpf-lsm", "BPF LSM")
+    } else {
+        (
+            "fmod-ret",
+            "fmod_ret on security_* functions; bpf is not an active LSM",
+        )
+    }
+}
+
+/// The READY status of an enforcing guard on the running kernel.
+pub fn enforcing_status() -> String {
+    format!("enforcing ({})", booted_mechanism().1)
+}
+
 pub fn sh(script: &str) -> std::process::Output {
     Command::new("sh")
         .args(["-c", script])
@@ -462,4 +481,39 @@ pub fn expect_verified(packages: &[&str]) {
         "dpkg -V {packages:?} reported:\n{report}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `rtguard unload` with these arguments; returns (exit code, stdout + stderr).
+pub fn unload(pin_dir: &Path, audit: &Path, status_file: &Path) -> (i32, String) {
+    let out = Command::new(rtguard_bin())
+        .arg("unload")
+        .arg("--pin-dir")
+        .arg(pin_dir)
+        .arg("--audit-log")
+        .arg(audit)
+        .arg("--status-file")
+        .arg(status_file)
+        .output()
+        .expect("run rtguard unload");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Unloads whatever a test left pinned, however the test ends: later tests share the VM.
+pub struct UnloadOnDrop {
+    pub pin_dir: PathBuf,
+    pub audit: PathBuf,
+}
+
+impl Drop for UnloadOnDrop {
+    fn drop(&mut self) {
+        let status = self.pin_dir.join("no-daemon.json");
+        unload(&self.pin_dir, &self.audit, &status);
+    }
 }

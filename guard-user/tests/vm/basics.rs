@@ -14,7 +14,7 @@ fn protect_args(s: &Scratch) -> Vec<&str> {
 fn guard_reports_enforcing_when_ready() {
     let s = scratch();
     let guard = start_ready_guard(&protect_args(&s));
-    assert_eq!(guard.status, "enforcing");
+    assert_eq!(guard.status, enforcing_status());
 }
 
 #[test]
@@ -109,7 +109,10 @@ fn audit_mode_allows_and_reports_would_block() {
     let mut args = protect_args(&s);
     args.extend(["--mode", "audit"]);
     let guard = start_ready_guard(&args);
-    assert_eq!(guard.status, "auditing (not blocking)");
+    assert_eq!(
+        guard.status,
+        format!("auditing (not blocking) ({})", booted_mechanism().1)
+    );
     std::fs::remove_file(&s.protected).expect("audit mode must not block");
     let (_, log) = guard.stop();
     assert!(

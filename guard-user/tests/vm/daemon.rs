@@ -45,6 +45,10 @@ fn self_test_and_status_report_enforcement() {
         "attached programs listed: {json}"
     );
     assert!(json.contains(r#""tree_cache": "on""#), "{json}");
+    assert!(
+        json.contains(&format!(r#""mechanism": "{}""#, booted_mechanism().0)),
+        "{json}"
+    );
     // What each program cost the verifier: start-up time, for the log.
     for p in status["usage"]["programs"].as_array().into_iter().flatten() {
         println!(

@@ -184,7 +184,7 @@ fn run_destructive_cases(hooks: &str) {
     over_tar(scratch.path());
     let before = snapshot(&install.protected());
     let guard = install.start(&["--file-hooks", hooks]);
-    assert_eq!(guard.status, "enforcing");
+    assert_eq!(guard.status, enforcing_status());
 
     let mut failures = Vec::new();
     for (name, script) in destructive_cases(&install, scratch.path()) {
@@ -420,7 +420,10 @@ fn a_trusted_writer_manages_its_tree_while_others_are_denied() {
 fn audit_mode_lets_operations_through_and_reports_would_block() {
     let install = Install::new();
     let guard = install.start(&["--mode", "audit"]);
-    assert_eq!(guard.status, "auditing (not blocking)");
+    assert_eq!(
+        guard.status,
+        format!("auditing (not blocking) ({})", booted_mechanism().1)
+    );
     expect_allowed(&format!("chmod 700 {}", install.p("bin/ctr")));
     expect_allowed(&format!(": > {}", install.p("etc/containerd/config.toml")));
     expect_allowed(&format!(

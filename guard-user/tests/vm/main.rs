@@ -1,5 +1,6 @@
-//! Enforcement tests. They run as root inside the Debian VMs (`cargo xtask vm-test`), where
-//! the kernel runs BPF LSM programs, and assert both the errno and what is left on disk.
+//! Enforcement tests. They run as root inside the Debian VMs (`cargo xtask vm-test`), and
+//! assert both the errno and what is left on disk. Each boot enforces with the mechanism
+//! its LSM list allows: BPF LSM on Debian's, fmod_ret on Ubuntu's; the suite is the same.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -9,6 +10,7 @@ mod configuration;
 mod daemon;
 mod exec_layer;
 mod file_layer;
+mod mechanism;
 mod mounts;
 mod packaging;
 mod persistence;

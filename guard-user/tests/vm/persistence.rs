@@ -27,41 +27,6 @@ fn pinned_links(dir: &Path) -> usize {
         .sum()
 }
 
-/// `rtguard unload` with these arguments; returns (exit code, stdout + stderr).
-fn unload(pin_dir: &Path, audit: &Path, status_file: &Path) -> (i32, String) {
-    let out = Command::new(rtguard_bin())
-        .arg("unload")
-        .arg("--pin-dir")
-        .arg(pin_dir)
-        .arg("--audit-log")
-        .arg(audit)
-        .arg("--status-file")
-        .arg(status_file)
-        .output()
-        .expect("run rtguard unload");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
-/// Unloads whatever a test left pinned, however the test ends: later tests share the VM.
-struct UnloadOnDrop {
-    pin_dir: PathBuf,
-    audit: PathBuf,
-}
-
-impl Drop for UnloadOnDrop {
-    fn drop(&mut self) {
-        let status = self.pin_dir.join("no-daemon.json");
-        unload(&self.pin_dir, &self.audit, &status);
-    }
-}
-
 #[test]
 fn pinned_programs_outlive_kill_9_and_a_restart_takes_them_over() {
     let s = scratch();

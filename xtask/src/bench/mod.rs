@@ -122,8 +122,8 @@ fn boot_kernels(
     choice: KernelChoice,
 ) -> Result<Vec<KernelResults>> {
     let mut kernels = Vec::new();
-    for series in choice.kernels() {
-        let (kernel, initramfs) = vm::initramfs(root, run_dir, series, overlay, "bench")?;
+    for vm_boot in choice.boots() {
+        let (kernel, initramfs) = vm::initramfs(root, run_dir, &vm_boot, overlay, "bench")?;
         step(&format!("benchmark on {}", kernel.package));
         let how = Boot {
             cmdline: " rtguard.bench",
@@ -131,7 +131,7 @@ fn boot_kernels(
             qemu_args: ICOUNT,
             cpus: CPUS,
         };
-        let outcome = vm::boot_with(run_dir, &kernel, &initramfs, &how)?;
+        let outcome = vm::boot_with(run_dir, &vm_boot, &kernel, &initramfs, &how)?;
         fs::remove_file(&initramfs).ok();
         if outcome.exit != Some(0) {
             bail!(

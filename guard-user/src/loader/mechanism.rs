@@ -1,0 +1,145 @@
+//! How the enforcing programs reach the kernel's security checks.
+//!
+//! Two ways in, one set of programs. A BPF LSM program runs from an LSM hook, which the
+//! kernel calls only when `bpf` is in its active LSM list (`lsm=` on the command line, or
+//! `CONFIG_LSM`). Ubuntu, WSL2 and Azure Linux boot without it. There the same programs
+//! are attached as `BPF_MODIFY_RETURN` (fmod_ret) tracing programs to the `security_*`
+//! functions that call the hooks: the verifier allows fmod_ret on any function whose
+//! name starts with `security_`, whatever LSMs are active. A `security_*` function takes
+//! the hook's arguments, and both program types see them followed by the previous
+//! program's return value, so the bytecode is the same; only the arities of two
+//! `inode_*` hooks differ, and those come from BTF ([`super::offsets`]).
+
+use std::{fmt, io};
+
+/// The mechanism the enforcing programs are attached with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// BPF LSM programs on the LSM hooks.
+    BpfLsm,
+    /// fmod_ret tracing programs on the `security_*` functions.
+    ModifyReturn,
+}
+
+impl Mechanism {
+    /// The name used on the command line and in `status --json`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mechanism::BpfLsm => "bpf-lsm",
+            Mechanism::ModifyReturn => "fmod-ret",
+        }
+    }
+
+    /// What `rtguard status` and the audit trail say after "enforcing".
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Mechanism::BpfLsm => "BPF LSM",
+            Mechanism::ModifyReturn => "fmod_ret on security_* functions; bpf is not an active LSM",
+        }
+    }
+
+    /// The kernel function, named as in BTF, whose prototype the program for `hook` is
+    /// verified against: `bpf_lsm_<hook>` (the LSM attach point) or `security_*`.
+    pub fn attach_function(self, hook: &str) -> String {
+        match self {
+            Mechanism::BpfLsm => format!("bpf_lsm_{hook}"),
+            Mechanism::ModifyReturn => security_function(hook),
+        }
+    }
+}
+
+impl fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// The `security_*` function that calls an LSM hook. One hook is named differently
+/// from its caller.
+pub fn security_function(hook: &str) -> String {
+    match hook {
+        "bprm_check_security" => "security_bprm_check".to_owned(),
+        hook => format!("security_{hook}"),
+    }
+}
+
+/// The operator's choice (`--mechanism`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MechanismChoice {
+    /// BPF LSM where `bpf` is an active LSM, fmod_ret elsewhere.
+    Auto,
+    Only(Mechanism),
+}
+
+/// The mechanism for `choice` on a kernel whose active LSM list is `lsms`, and why.
+///
+/// BPF LSM comes first where it is active: the hooks are the kernel's interface for
+/// exactly this, and they run in order with the other LSMs (AppArmor, SELinux).
+/// fmod_ret is the way in everywhere else; it needs only BPF trampolines, which the
+/// self-test then proves like any other attachment. An unreadable list says nothing
+/// about `bpf`, so fmod_ret, which does not depend on it, is taken.
+pub fn choose(choice: MechanismChoice, lsms: &io::Result<Vec<String>>) -> (Mechanism, String) {
+    match (choice, lsms) {
+        (MechanismChoice::Only(m), _) => (m, format!("{} as asked (--mechanism)", m.as_str())),
+        (MechanismChoice::Auto, Ok(lsms)) if lsms.iter().any(|l| l == "bpf") => {
+            (Mechanism::BpfLsm, "bpf is an active LSM".to_owned())
+        }
+        (MechanismChoice::Auto, Ok(lsms)) => (
+            Mechanism::ModifyReturn,
+            format!(
+                "bpf is not an active LSM (active: {}); the same programs run on the \
+                 security_* functions instead",
+                lsms.join(",")
+            ),
+        ),
+        (MechanismChoice::Auto, Err(e)) => (
+            Mechanism::ModifyReturn,
+            format!("the active LSM list is unreadable ({e}); fmod_ret needs none"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(s: &str) -> io::Result<Vec<String>> {
+        Ok(s.split(',').map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn bpf_lsm_where_active_fmod_ret_elsewhere() {
+        let debian = list("lockdown,capability,landlock,yama,apparmor,tomoyo,bpf");
+        let ubuntu = list("landlock,lockdown,yama,integrity,apparmor");
+        assert_eq!(choose(MechanismChoice::Auto, &debian).0, Mechanism::BpfLsm);
+        let (m, why) = choose(MechanismChoice::Auto, &ubuntu);
+        assert_eq!(m, Mechanism::ModifyReturn);
+        assert!(
+            why.contains("active: landlock,lockdown,yama,integrity,apparmor"),
+            "{why}"
+        );
+        let unreadable = Err(io::Error::from(io::ErrorKind::NotFound));
+        assert_eq!(
+            choose(MechanismChoice::Auto, &unreadable).0,
+            Mechanism::ModifyReturn
+        );
+        let forced = MechanismChoice::Only(Mechanism::ModifyReturn);
+        assert_eq!(choose(forced, &debian).0, Mechanism::ModifyReturn);
+    }
+
+    #[test]
+    fn hooks_map_to_the_functions_that_call_them() {
+        let m = Mechanism::ModifyReturn;
+        assert_eq!(m.attach_function("path_unlink"), "security_path_unlink");
+        assert_eq!(m.attach_function("file_open"), "security_file_open");
+        assert_eq!(m.attach_function("task_kill"), "security_task_kill");
+        assert_eq!(
+            m.attach_function("bprm_check_security"),
+            "security_bprm_check"
+        );
+        assert_eq!(
+            Mechanism::BpfLsm.attach_function("inode_rename"),
+            "bpf_lsm_inode_rename"
+        );
+    }
+}
