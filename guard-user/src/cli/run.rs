@@ -664,7 +664,7 @@ impl Daemon {
             (Mode::Audit, true) => GuardState::Auditing,
         };
         if self.published.reason.is_empty() {
-            let mechanism = guard.mechanism().describe();
+            let mechanism = guard.mechanism_summary();
             self.published.reason = match self.published.state {
                 GuardState::Enforcing => format!("{mechanism}; self-test passed"),
                 GuardState::Auditing => {
@@ -690,10 +690,10 @@ impl Daemon {
             counts.trees
         );
         self.publish();
-        let started = format!("{verb} ({})", guard.mechanism().describe());
+        let started = format!("{verb} ({})", guard.mechanism_summary());
         self.trail.started(
             &started,
-            guard.mechanism_reason(),
+            &guard.mechanism_why().to_string(),
             self.published.state == GuardState::Enforcing,
         );
         notify(&format!("READY=1\nSTATUS={started}")).ok();

@@ -30,11 +30,11 @@ impl Mechanism {
         }
     }
 
-    /// What `rtguard status` and the audit trail say after "enforcing".
+    /// How the programs are attached, in words.
     pub const fn describe(self) -> &'static str {
         match self {
             Mechanism::BpfLsm => "BPF LSM",
-            Mechanism::ModifyReturn => "fmod_ret on security_* functions; bpf is not an active LSM",
+            Mechanism::ModifyReturn => "fmod_ret on security_* functions",
         }
     }
 
@@ -71,6 +71,55 @@ pub enum MechanismChoice {
     Only(Mechanism),
 }
 
+/// Why a mechanism was picked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Why {
+    /// `--mechanism`.
+    Forced,
+    BpfActive,
+    /// The active LSMs, without `bpf`.
+    BpfInactive(Vec<String>),
+    /// Reading the list failed.
+    ListUnreadable(String),
+    /// `bpf` is listed, but the kernel refused the LSM programs (the reason).
+    LsmRefused(String),
+}
+
+impl Why {
+    /// The few words `rtguard status` puts after the mechanism ("fmod_ret on security_*
+    /// functions; bpf is not an active LSM").
+    pub fn short(&self) -> &'static str {
+        match self {
+            Why::Forced => "forced with --mechanism",
+            Why::BpfActive => "bpf is an active LSM",
+            Why::BpfInactive(_) => "bpf is not an active LSM",
+            Why::ListUnreadable(_) => "the active LSM list is unreadable",
+            Why::LsmRefused(_) => "the kernel refused BPF LSM programs",
+        }
+    }
+}
+
+impl fmt::Display for Why {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Why::BpfInactive(lsms) => write!(
+                f,
+                "bpf is not an active LSM (active: {}); the same programs run on the \
+                 security_* functions instead",
+                lsms.join(",")
+            ),
+            Why::ListUnreadable(e) => {
+                write!(
+                    f,
+                    "the active LSM list is unreadable ({e}); fmod_ret needs none"
+                )
+            }
+            Why::LsmRefused(reason) => write!(f, "{reason}; fmod_ret instead"),
+            other => f.write_str(other.short()),
+        }
+    }
+}
+
 /// The mechanism for `choice` on a kernel whose active LSM list is `lsms`, and why.
 ///
 /// BPF LSM comes first where it is active: the hooks are the kernel's interface for
@@ -78,24 +127,18 @@ pub enum MechanismChoice {
 /// fmod_ret is the way in everywhere else; it needs only BPF trampolines, which the
 /// self-test then proves like any other attachment. An unreadable list says nothing
 /// about `bpf`, so fmod_ret, which does not depend on it, is taken.
-pub fn choose(choice: MechanismChoice, lsms: &io::Result<Vec<String>>) -> (Mechanism, String) {
+pub fn choose(choice: MechanismChoice, lsms: &io::Result<Vec<String>>) -> (Mechanism, Why) {
     match (choice, lsms) {
-        (MechanismChoice::Only(m), _) => (m, format!("{} as asked (--mechanism)", m.as_str())),
+        (MechanismChoice::Only(m), _) => (m, Why::Forced),
         (MechanismChoice::Auto, Ok(lsms)) if lsms.iter().any(|l| l == "bpf") => {
-            (Mechanism::BpfLsm, "bpf is an active LSM".to_owned())
+            (Mechanism::BpfLsm, Why::BpfActive)
         }
-        (MechanismChoice::Auto, Ok(lsms)) => (
-            Mechanism::ModifyReturn,
-            format!(
-                "bpf is not an active LSM (active: {}); the same programs run on the \
-                 security_* functions instead",
-                lsms.join(",")
-            ),
-        ),
-        (MechanismChoice::Auto, Err(e)) => (
-            Mechanism::ModifyReturn,
-            format!("the active LSM list is unreadable ({e}); fmod_ret needs none"),
-        ),
+        (MechanismChoice::Auto, Ok(lsms)) => {
+            (Mechanism::ModifyReturn, Why::BpfInactive(lsms.clone()))
+        }
+        (MechanismChoice::Auto, Err(e)) => {
+            (Mechanism::ModifyReturn, Why::ListUnreadable(e.to_string()))
+        }
     }
 }
 
@@ -114,9 +157,11 @@ mod tests {
         assert_eq!(choose(MechanismChoice::Auto, &debian).0, Mechanism::BpfLsm);
         let (m, why) = choose(MechanismChoice::Auto, &ubuntu);
         assert_eq!(m, Mechanism::ModifyReturn);
+        assert_eq!(why.short(), "bpf is not an active LSM");
+        let long = why.to_string();
         assert!(
-            why.contains("active: landlock,lockdown,yama,integrity,apparmor"),
-            "{why}"
+            long.contains("active: landlock,lockdown,yama,integrity,apparmor"),
+            "{long}"
         );
         let unreadable = Err(io::Error::from(io::ErrorKind::NotFound));
         assert_eq!(

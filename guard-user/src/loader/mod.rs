@@ -185,8 +185,8 @@ pub struct Guard {
     ebpf: Ebpf,
     mode: Mode,
     mechanism: Mechanism,
-    /// Why this mechanism, in one line.
-    mechanism_reason: String,
+    /// Why this mechanism.
+    mechanism_why: mechanism::Why,
     file_hooks: FileHooks,
     attached: Vec<&'static str>,
     lsm_links: Vec<(&'static str, LsmLinkId)>,
@@ -216,8 +216,39 @@ impl Guard {
             warn!("{e}");
         }
         let lsms = active_lsms();
-        let (mechanism, mechanism_reason) = mechanism::choose(mechanism, &lsms);
-        info!(mechanism = mechanism.as_str(), "{mechanism_reason}");
+        let (chosen, why) = mechanism::choose(mechanism, &lsms);
+        info!(mechanism = chosen.as_str(), "{why}");
+        match Self::load_with(mode, choice, chosen, why, &lsms, generation) {
+            // `bpf` is listed, yet the kernel refused the LSM programs: fmod_ret may still
+            // be allowed, and if not, the error says both.
+            Err(LoadError::EnforcementUnavailable { reason: lsm })
+                if mechanism == MechanismChoice::Auto && chosen == Mechanism::BpfLsm =>
+            {
+                warn!("{lsm}; trying fmod_ret");
+                let why = mechanism::Why::LsmRefused(lsm.clone());
+                let fallback = Mechanism::ModifyReturn;
+                Self::load_with(mode, choice, fallback, why, &lsms, generation).map_err(|e| match e
+                {
+                    LoadError::EnforcementUnavailable { reason } => {
+                        LoadError::EnforcementUnavailable {
+                            reason: format!("{lsm}, and {reason}"),
+                        }
+                    }
+                    other => other,
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn load_with(
+        mode: Mode,
+        choice: HookChoice,
+        mechanism: Mechanism,
+        mechanism_why: mechanism::Why,
+        lsms: &io::Result<Vec<String>>,
+        generation: Option<&Generation>,
+    ) -> Result<Self, LoadError> {
         let kernel_btf =
             btf_rs::Btf::from_file(KERNEL_BTF).map_err(|source| OffsetError::Read {
                 path: KERNEL_BTF.into(),
@@ -281,7 +312,7 @@ impl Guard {
             }
             Mechanism::ModifyReturn => {
                 load_programs(&mut ebpf, &btf, &captures)?;
-                for (hook, link) in attach_modify_return(&ebpf, &btf, &enforcing, &lsms)? {
+                for (hook, link) in attach_modify_return(&ebpf, &btf, &enforcing, lsms)? {
                     debug!(hook, "attached fmod_ret program");
                     modify_return_links.push((hook, link));
                     attached.push(hook);
@@ -329,7 +360,7 @@ impl Guard {
             ebpf,
             mode,
             mechanism,
-            mechanism_reason,
+            mechanism_why,
             file_hooks,
             attached,
             lsm_links,
@@ -402,9 +433,22 @@ impl Guard {
         self.mechanism
     }
 
-    /// Why [`Guard::mechanism`] was picked, in one line.
-    pub fn mechanism_reason(&self) -> &str {
-        &self.mechanism_reason
+    /// Why [`Guard::mechanism`] was picked.
+    pub fn mechanism_why(&self) -> &mechanism::Why {
+        &self.mechanism_why
+    }
+
+    /// The mechanism as `rtguard status` states it: "BPF LSM", or "fmod_ret on
+    /// security_* functions; bpf is not an active LSM" (with the reason it was taken).
+    pub fn mechanism_summary(&self) -> String {
+        match self.mechanism {
+            Mechanism::BpfLsm => self.mechanism.describe().to_owned(),
+            Mechanism::ModifyReturn => format!(
+                "{}; {}",
+                self.mechanism.describe(),
+                self.mechanism_why.short()
+            ),
+        }
     }
 
     pub fn file_hooks(&self) -> FileHooks {
@@ -682,8 +726,8 @@ fn attach_modify_return(
     let unavailable = |e: ModifyReturnError| match e.errno() {
         Some(errno @ (libc::EPERM | libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)) => {
             let mut reason = format!(
-                "the kernel refused fmod_ret programs ({})",
-                io::Error::from_raw_os_error(errno)
+                "the kernel refused fmod_ret programs ({:?})",
+                nix::errno::Errno::from_raw(errno)
             );
             if let Some(why) = lsms.as_ref().ok().and_then(|l| bpf_lsm_inactive(l)) {
                 reason.push_str("; ");
