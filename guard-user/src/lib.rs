@@ -12,6 +12,7 @@ pub mod degraded;
 pub mod events;
 pub mod loader;
 pub mod maintenance;
+pub mod mount_table;
 pub mod notify;
 pub mod paths;
 pub mod policy;

@@ -40,6 +40,7 @@ use crate::{
         MechanismChoice, Mode, PinDir,
     },
     maintenance::{self, MaintenanceState, MaintenanceWindow},
+    mount_table::{self, Mount, MountTable},
     notify::notify,
     paths,
     policy::{self, Policy},
@@ -722,6 +723,23 @@ impl Daemon {
                 None
             }
         };
+        // Filesystems mounted on protected paths after the start (a data disk on
+        // /var/lib/docker) are resolved again within the moment.
+        // SAFETY: the table owns its file, which stays open and unchanged for as long as
+        // the table lives, and the AsyncFd owns the table.
+        let mut mount_watch = match MountTable::open().and_then(|table| {
+            unsafe { AsyncFd::register_with_interest(table, Interest::PRIORITY) }
+                .map_err(|e| e.into_parts().1)
+        }) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!("filesystems mounted on protected paths after start are not noticed: {e}");
+                None
+            }
+        };
+        let mut mounts_seen = mounts_on_protected(&mut mount_watch, guard.installed());
+        // Mount changes the next resolution follows, for its audit record.
+        let mut mounts_pending: Vec<String> = Vec::new();
         let mut watched_generation = None;
         loop {
             if watched_generation != Some(self.tables_generation) {
@@ -750,6 +768,15 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
+            let mount_change = async {
+                match &mount_watch {
+                    Some(watch) => watch
+                        .ready(Interest::PRIORITY)
+                        .await
+                        .map(|mut r| r.clear_ready()),
+                    None => std::future::pending().await,
+                }
+            };
             let expiry = until(self.windows.next_expiry());
             tokio::select! {
                 ready = ring.readable_mut() => {
@@ -774,13 +801,30 @@ impl Daemon {
                     ready.get_inner_mut().drain(&self.history);
                     ready.clear_ready();
                 }
+                changed = mount_change => {
+                    changed.context("watching the mount table")?;
+                    let now = mounts_on_protected(&mut mount_watch, guard.installed());
+                    if now != mounts_seen {
+                        let points = changed_mount_points(&mounts_seen, &now);
+                        info!("mount table changed on protected paths: {}", points.join(", "));
+                        mounts_pending.extend(points);
+                        mounts_seen = now;
+                        resync_at = Some(Instant::now());
+                        resync_cause = "a mount on a protected path";
+                    }
+                }
                 _ = expiry => self.expire_windows(&mut guard)?,
                 _ = resync => {
                     resync_at = None;
                     match self.source.resolve(&self.windows) {
                         Ok(tables) => {
                             self.install(&mut guard, tables)?;
+                            // The protected paths may be others now.
+                            mounts_seen = mounts_on_protected(&mut mount_watch, guard.installed());
                             info!("re-protected after {resync_cause}");
+                            if !mounts_pending.is_empty() {
+                                self.trail.mounts_changed(&std::mem::take(&mut mounts_pending));
+                            }
                         }
                         // Mid-upgrade a file can be briefly absent; try again shortly.
                         Err(e) => {
@@ -1187,6 +1231,38 @@ impl Daemon {
     }
 }
 
+/// The mounts on protected paths now; empty without a mount watch.
+fn mounts_on_protected(
+    watch: &mut Option<AsyncFd<MountTable>>,
+    installed: &KernelTables,
+) -> BTreeSet<Mount> {
+    let Some(watch) = watch else {
+        return BTreeSet::new();
+    };
+    match watch.get_mut().read() {
+        Ok(mounts) => {
+            let protected = installed.paths.values().map(PathBuf::as_path).collect();
+            mount_table::on_protected(&mounts, &protected)
+        }
+        Err(e) => {
+            warn!("reading {}: {e}", mount_table::MOUNTINFO);
+            BTreeSet::new()
+        }
+    }
+}
+
+/// The mount points mounted on or unmounted from between two sets, each once, as
+/// "/var/lib/docker (xfs mounted)".
+fn changed_mount_points(before: &BTreeSet<Mount>, after: &BTreeSet<Mount>) -> Vec<String> {
+    let mounted = after
+        .difference(before)
+        .map(|m| format!("{} ({} mounted)", m.point.display(), m.fstype));
+    let unmounted = before
+        .difference(after)
+        .map(|m| format!("{} ({} unmounted)", m.point.display(), m.fstype));
+    mounted.chain(unmounted).collect()
+}
+
 /// The audit log and what every record says about where it came from.
 struct AuditTrail {
     log: AuditLog,
@@ -1210,6 +1286,15 @@ impl AuditTrail {
             decision,
             Actor::this_process(&self.procfs),
         )
+    }
+
+    /// Filesystems were mounted on or unmounted from protected paths, and what those paths
+    /// hold now is protected (written once the maps are).
+    fn mounts_changed(&mut self, points: &[String]) {
+        let record = self
+            .daemon_record("mounts-changed", audit::Decision::Notice)
+            .note(format!("{}; protection resolved again", points.join(", ")));
+        self.write(&record);
     }
 
     /// The daemon's start: what it enforces with, and why that mechanism.
