@@ -21,10 +21,14 @@ pub enum FileOp {
     /// Something renamed over the object from the same directory: an atomic replacement,
     /// the way `sed -i`, editors and configuration management write a file.
     Replace = 1 << 8,
+    /// A filesystem mounted, bound or moved onto the object (`mount --bind /tmp/empty
+    /// /usr/bin/containerd`, `mount -t tmpfs none /etc/containerd`): what the runtime
+    /// sees there is replaced without a byte of it touched.
+    Mount = 1 << 9,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 9] = [
+    pub const ALL: [FileOp; 10] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -34,6 +38,7 @@ impl FileOp {
         FileOp::Chown,
         FileOp::Setattr,
         FileOp::Replace,
+        FileOp::Mount,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -51,6 +56,7 @@ impl FileOp {
             0x40 => Some(Self::Chown),
             0x80 => Some(Self::Setattr),
             0x100 => Some(Self::Replace),
+            0x200 => Some(Self::Mount),
             _ => None,
         }
     }
@@ -66,6 +72,7 @@ impl FileOp {
             Self::Chown => "chown",
             Self::Setattr => "setattr",
             Self::Replace => "replace",
+            Self::Mount => "mount",
         }
     }
 
@@ -75,13 +82,15 @@ impl FileOp {
 }
 
 /// Every operation: what a protected file or directory is guarded against.
-pub const OPS_ALL: u32 = 0x1ff;
+pub const OPS_ALL: u32 = 0x3ff;
 /// What an ancestor directory of a protected object is guarded against: moving or
-/// removing it would take the object with it. Creating and removing other entries in it
-/// stays allowed.
-pub const OPS_ANCESTOR: u32 = FileOp::Rename as u32 | FileOp::Rmdir as u32;
-/// What removes or replaces names: the `rm -rf` and `mv` of an uninstaller.
-pub const OPS_REMOVE: u32 = FileOp::Unlink as u32 | FileOp::Rmdir as u32 | FileOp::Rename as u32;
+/// removing it, or mounting over it, would take the object with it. Creating and
+/// removing other entries in it stays allowed.
+pub const OPS_ANCESTOR: u32 = FileOp::Rename as u32 | FileOp::Rmdir as u32 | FileOp::Mount as u32;
+/// What removes or replaces names: the `rm -rf` and `mv` of an uninstaller, and a mount
+/// over the name.
+pub const OPS_REMOVE: u32 =
+    FileOp::Unlink as u32 | FileOp::Rmdir as u32 | FileOp::Rename as u32 | FileOp::Mount as u32;
 
 /// Set in [`FileProtection::flags`] when the package manager may replace the object
 /// (a package group with `upgrade = "allow"`).

@@ -62,7 +62,11 @@ pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 pub struct GuardConfig {
     /// 1: deny matching operations (-EPERM). 0: let them through and report "would block".
     pub enforce: u32,
-    pub _pad: u32,
+    /// The mount namespace the runtime runs in (the inode number of `/proc/1/ns/mnt`):
+    /// mounts over protected objects are refused there only, since mounts in other
+    /// namespaces (containers, `unshare -m`, systemd's `ProtectSystem=`) change nothing
+    /// the runtime sees. 0: unknown, and no mount is refused.
+    pub runtime_mnt_ns: u32,
 }
 
 #[cfg(feature = "user")]

@@ -59,6 +59,12 @@ pub struct KernelOffsets {
     /// function calls the hook twice for `RENAME_EXCHANGE`; an fmod_ret program sees the
     /// call once, with the flag).
     pub inode_rename_args: u32,
+    /// `struct task_struct` → `nsproxy`, `struct nsproxy` → `mnt_ns`, and the mount
+    /// namespace's inode number (`struct mnt_namespace` → `ns.inum`): which namespace a
+    /// mount is made in.
+    pub task_nsproxy: u32,
+    pub nsproxy_mnt_ns: u32,
+    pub mnt_namespace_inum: u32,
     /// `struct renamedata` → `old_dentry` / `new_dentry`: the argument of `vfs_rename`
     /// (Linux 5.12 and later). Zero when the kernel has no such struct; the tree-walk
     /// cache then stays off.

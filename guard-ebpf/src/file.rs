@@ -6,7 +6,8 @@
 //! - `inode_*` hooks are the fallback for kernels built without CONFIG_SECURITY_PATH.
 //!   `inode_setattr` covers chmod, chown and truncate there.
 //!
-//! `file_open` catches opens for writing (and O_TRUNC) in both sets.
+//! `file_open` catches opens for writing (and O_TRUNC) in both sets, and `sb_mount` and
+//! `move_mount` mounts over protected objects in the runtime's mount namespace.
 
 use aya_ebpf::{
     helpers::{
@@ -29,11 +30,12 @@ use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
         dentry_parent, file_dentry, file_flags, file_mode, iattr_valid, path_dentry,
-        resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
+        resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid, KernelPtr,
     },
     maps::{
-        count_dropped_event, rule_enforces, EVENTS, EVENT_SCRATCH, EXCLUDED_CHILDREN,
-        EXCLUDED_CHILD_KEY, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+        count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
+        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES,
+        TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -205,6 +207,45 @@ pub fn file_open(ctx: LsmContext) -> i32 {
             None => 0,
         }
     })
+}
+
+// ---- mounts (both sets) ----------------------------------------------------------------------
+
+/// `MS_REMOUNT` in `sb_mount`'s flags: new options for a mount that is there already.
+const MS_REMOUNT: u64 = 32;
+/// `MS_UNBINDABLE | MS_PRIVATE | MS_SLAVE | MS_SHARED`: a propagation change only.
+const MS_PROPAGATION: u64 = (1 << 17) | (1 << 18) | (1 << 19) | (1 << 20);
+
+/// `security_sb_mount(dev_name, path, type, flags, data)`: mount(2) putting a new
+/// filesystem, a bind or a moved mount on `path`. Remounts and propagation changes put
+/// nothing new there.
+#[lsm(hook = "sb_mount")]
+pub fn sb_mount(ctx: LsmContext) -> i32 {
+    chained(&ctx, 5, |off| {
+        if arg_scalar(&ctx, 3) as u64 & (MS_REMOUNT | MS_PROPAGATION) != 0 {
+            return 0;
+        }
+        decide_mount(off, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `security_move_mount(from_path, to_path)`: the new mount API's attach (`fsmount` or
+/// `open_tree` then `move_mount`, as util-linux 2.39 and later mount).
+#[lsm(hook = "move_mount")]
+pub fn move_mount(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| decide_mount(off, arg_scalar(&ctx, 1)))
+}
+
+/// A mount onto `path`, refused where it would cover a protected object, tree root or
+/// one of their ancestors in the runtime's mount namespace. Mounts below a tree root
+/// (the runtime's snapshots and task rootfs) are not looked for: the file decision does
+/// not walk up for [`FileOp::Mount`].
+#[inline(always)]
+fn decide_mount(off: &KernelOffsets, path: KernelPtr) -> i32 {
+    match task_mnt_ns(off, current_task()) {
+        Some(ns) if is_runtime_mnt_ns(ns) => decide_path(off, FileOp::Mount, path),
+        _ => 0,
+    }
 }
 
 #[inline(always)]
@@ -426,6 +467,10 @@ fn find_protection(
             }))
         }
         TreeRoot::Not => {}
+    }
+    // What is mounted inside a tree does not hide the tree.
+    if op == FileOp::Mount {
+        return None;
     }
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
     let pending = match tree_cache::probe(off, parent, target.dev, op) {

@@ -142,6 +142,14 @@ pub fn task_exe(off: &KernelOffsets, task: KernelPtr) -> Option<InodeKey> {
     inode_key(off, read_ptr(exe_file, off.file_f_inode)?)
 }
 
+/// The inode number of the task's mount namespace.
+#[inline(always)]
+pub fn task_mnt_ns(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
+    let nsproxy = read_ptr(task, off.task_nsproxy)?;
+    let mnt_ns = read_ptr(nsproxy, off.nsproxy_mnt_ns)?;
+    read_at(mnt_ns, off.mnt_namespace_inum)
+}
+
 #[inline(always)]
 pub fn task_parent(off: &KernelOffsets, task: KernelPtr) -> Option<KernelPtr> {
     read_ptr(task, off.task_real_parent)

@@ -99,6 +99,9 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     linux_binprm_filename: 0,
     inode_setattr_args: 0,
     inode_rename_args: 0,
+    task_nsproxy: 0,
+    nsproxy_mnt_ns: 0,
+    mnt_namespace_inum: 0,
     renamedata_old_dentry: 0,
     renamedata_new_dentry: 0,
 };
@@ -107,7 +110,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
 #[unsafe(no_mangle)]
 pub static GUARD_CONFIG: GuardConfig = GuardConfig {
     enforce: 0,
-    _pad: 0,
+    runtime_mnt_ns: 0,
 };
 
 /// Reads a load-time global. The volatile read keeps the compiler from folding the
@@ -123,6 +126,13 @@ pub fn offsets() -> KernelOffsets {
 pub fn rule_enforces(rule_id: u32) -> bool {
     let global = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) } != 0;
     global && RULES.get(rule_id).is_some_and(|r| r.enforces())
+}
+
+/// Whether `ns` is the runtime's mount namespace; false when the loader did not know it.
+#[inline(always)]
+pub fn is_runtime_mnt_ns(ns: u32) -> bool {
+    let runtime = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.runtime_mnt_ns) };
+    runtime != 0 && ns == runtime
 }
 
 pub fn count_dropped_event() {

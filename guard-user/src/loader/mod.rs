@@ -86,6 +86,8 @@ impl FileHooks {
                 "path_chmod",
                 "path_chown",
                 "file_open",
+                "sb_mount",
+                "move_mount",
             ],
             FileHooks::Inode => &[
                 "inode_unlink",
@@ -93,6 +95,8 @@ impl FileHooks {
                 "inode_rename",
                 "inode_setattr",
                 "file_open",
+                "sb_mount",
+                "move_mount",
             ],
         }
     }
@@ -267,7 +271,7 @@ impl Guard {
 
         let config = GuardConfig {
             enforce: u32::from(mode == Mode::Enforce),
-            _pad: 0,
+            runtime_mnt_ns: runtime_mount_namespace(),
         };
         let mut loader = EbpfLoader::new();
         loader
@@ -920,6 +924,23 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
             }
         }
         _ => LoadError::Program { hook, source },
+    }
+}
+
+/// Where the runtime's mount namespace is read: init's, which containerd and dockerd,
+/// started by it, share.
+const RUNTIME_MNT_NS: &str = "/proc/1/ns/mnt";
+
+/// The inode number of the runtime's mount namespace, or 0 (no mount is refused) when it
+/// cannot be read.
+fn runtime_mount_namespace() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(RUNTIME_MNT_NS) {
+        Ok(meta) => meta.ino() as u32,
+        Err(e) => {
+            warn!("mounts over protected objects are not refused: {RUNTIME_MNT_NS}: {e}");
+            0
+        }
     }
 }
 

@@ -84,6 +84,10 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
         inode_setattr_args: hook_arity(btf, mechanism, "inode_setattr")?,
         inode_rename_args: hook_arity(btf, mechanism, "inode_rename")?,
+        task_nsproxy: member_offset(btf, "task_struct", "nsproxy")?,
+        nsproxy_mnt_ns: member_offset(btf, "nsproxy", "mnt_ns")?,
+        mnt_namespace_inum: member_offset(btf, "mnt_namespace", "ns")?
+            + member_offset(btf, "ns_common", "inum")?,
         renamedata_old_dentry: optional(member_offset(btf, "renamedata", "old_dentry"))?,
         renamedata_new_dentry: optional(member_offset(btf, "renamedata", "new_dentry"))?,
     })

@@ -13,7 +13,7 @@ use guard_common::{
         OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
     },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
-    FileProtection, InodeKey, ProcessProtection, TrustKey,
+    FileOp, FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
 use time::OffsetDateTime;
@@ -141,7 +141,13 @@ impl KernelTables {
                 merge(&mut t.inodes, tree.key, tree.rule, OPS_ANCESTOR, 0);
             } else {
                 // Data trees are the runtime's own, never the package manager's.
-                merge(&mut t.trees, tree.key, tree.rule, OPS_ALL, 0);
+                merge(
+                    &mut t.trees,
+                    tree.key,
+                    tree.rule,
+                    tree_ops(&tree.path, OPS_ALL),
+                    0,
+                );
             }
             t.paths.insert(tree.key, tree.path.clone());
         }
@@ -232,7 +238,7 @@ impl KernelTables {
         ops: u32,
     ) -> Result<InodeKey, ResolveError> {
         let key = stat_key(path)?;
-        merge(&mut self.trees, key, rule_id, ops, 0);
+        merge(&mut self.trees, key, rule_id, tree_ops(path, ops), 0);
         self.paths.insert(key, path.to_owned());
         self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
@@ -319,6 +325,19 @@ fn stat_key(path: &Path) -> Result<InodeKey, ResolveError> {
             path: path.to_owned(),
             source,
         })
+}
+
+/// What a tree root at `path` is guarded against. An empty root may be mounted on: it
+/// is where a data disk goes (`/var/lib/docker` before its disk is mounted), and the
+/// mount table watch protects what the disk holds once it is there. A root with anything
+/// in it may not: a mount would hide it.
+fn tree_ops(path: &Path, ops: u32) -> u32 {
+    let empty = std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none());
+    if empty {
+        ops & !FileOp::Mount.bit()
+    } else {
+        ops
+    }
 }
 
 #[cfg(test)]
