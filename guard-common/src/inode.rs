@@ -39,6 +39,18 @@ impl InodeKey {
     }
 }
 
+/// The identity probe's one slot: while `tid` is set, the file layer writes the key of
+/// each file that thread opens into `seen`. The daemon opens a protected object and
+/// compares: the kernel and userspace must agree on every filesystem that holds one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdentityProbe {
+    /// The probing thread's id (the kernel's pid), 0 when no probe runs.
+    pub tid: u32,
+    pub _pad: u32,
+    pub seen: InodeKey,
+}
+
 /// The kernel's internal `dev_t` encoding (`MKDEV` in include/linux/kdev_t.h).
 pub const fn kernel_dev(major: u32, minor: u32) -> u32 {
     (major << MINOR_BITS) | (minor & MINOR_MASK)

@@ -16,7 +16,7 @@ pub mod syscall;
 
 pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
-pub use inode::InodeKey;
+pub use inode::{IdentityProbe, InodeKey};
 pub use offsets::KernelOffsets;
 pub use process::{ProcessEvent, ProcessProtection};
 
@@ -43,6 +43,7 @@ pub mod names {
     pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
     pub const EXCLUDED_CHILDREN: &str = "EXCLUDED_CHILDREN";
+    pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -73,6 +74,7 @@ pub struct GuardConfig {
 mod user {
     // SAFETY: all of these are #[repr(C)], contain only integers and have no implicit padding.
     unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::IdentityProbe {}
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}

@@ -29,13 +29,13 @@ use guard_common::{
 use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, file_dentry, file_flags, file_mode, iattr_valid, path_dentry,
-        resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid, KernelPtr,
+        dentry_parent, file_dentry, file_flags, file_inode, file_mode, iattr_valid, inode_key,
+        path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
-        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES,
-        TRUSTED_EXES,
+        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, PROTECTED_INODES, PROTECTED_TREES,
+        TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -197,6 +197,7 @@ pub fn inode_setattr(ctx: LsmContext) -> i32 {
 pub fn file_open(ctx: LsmContext) -> i32 {
     chained(&ctx, 1, |off| {
         let file = arg_scalar(&ctx, 0);
+        report_identity(off, file);
         let writes = file_mode(off, file).is_some_and(|m| m & FMODE_WRITE != 0)
             || file_flags(off, file).is_some_and(|f| f & O_TRUNC != 0);
         if !writes {
@@ -245,6 +246,23 @@ fn decide_mount(off: &KernelOffsets, path: KernelPtr) -> i32 {
     match task_mnt_ns(off, current_task()) {
         Some(ns) if is_runtime_mnt_ns(ns) => decide_path(off, FileOp::Mount, path),
         _ => 0,
+    }
+}
+
+/// The identity probe: an open by the probing daemon thread reports the key this side
+/// computes for the file, so userspace can compare it with the one it resolved.
+#[inline(always)]
+fn report_identity(off: &KernelOffsets, file: KernelPtr) {
+    let Some(probe) = IDENTITY_PROBE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: an array map's value, valid for the program's run.
+    let probe = unsafe { &mut *probe };
+    if probe.tid == 0 || probe.tid != bpf_get_current_pid_tgid() as u32 {
+        return;
+    }
+    if let Some(key) = file_inode(off, file).and_then(|inode| inode_key(off, inode)) {
+        probe.seen = key;
     }
 }
 

@@ -114,6 +114,12 @@ pub fn file_dentry(off: &KernelOffsets, file: KernelPtr) -> Option<KernelPtr> {
     read_ptr(file, off.file_f_path + off.path_dentry)
 }
 
+/// `file->f_inode`.
+#[inline(always)]
+pub fn file_inode(off: &KernelOffsets, file: KernelPtr) -> Option<KernelPtr> {
+    read_ptr(file, off.file_f_inode)
+}
+
 #[inline(always)]
 pub fn file_mode(off: &KernelOffsets, file: KernelPtr) -> Option<u32> {
     read_at(file, off.file_f_mode)
@@ -139,7 +145,7 @@ pub fn current_task() -> KernelPtr {
 pub fn task_exe(off: &KernelOffsets, task: KernelPtr) -> Option<InodeKey> {
     let mm = read_ptr(task, off.task_mm)?;
     let exe_file = read_ptr(mm, off.mm_exe_file)?;
-    inode_key(off, read_ptr(exe_file, off.file_f_inode)?)
+    inode_key(off, file_inode(off, exe_file)?)
 }
 
 /// The inode number of the task's mount namespace.
@@ -174,7 +180,7 @@ pub fn arg_scalar(ctx: &impl EbpfContext, n: usize) -> KernelPtr {
 #[inline(always)]
 pub fn bprm_exe(off: &KernelOffsets, bprm: KernelPtr) -> Option<InodeKey> {
     let file = read_ptr(bprm, off.linux_binprm_file)?;
-    inode_key(off, read_ptr(file, off.file_f_inode)?)
+    inode_key(off, file_inode(off, file)?)
 }
 
 /// `bprm->filename`: the path as given to execve, a NUL-terminated kernel string.

@@ -8,13 +8,17 @@ use aya_ebpf::{
 use guard_common::{
     file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN},
     rule::{RuleEntry, MAX_RULES},
-    FileEvent, FileProtection, GuardConfig, InodeKey, KernelOffsets, TrustKey, EVENT_RING_BYTES,
-    MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
+    FileEvent, FileProtection, GuardConfig, IdentityProbe, InodeKey, KernelOffsets, TrustKey,
+    EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
 };
 
 // Hash maps that only userspace writes are not preallocated (`BPF_F_NO_PREALLOC`): they
 // hold what the policy put in them instead of every entry's worth from the start. (A map
 // the programs insert into under load would want preallocation; none of these is one.)
+
+/// The identity probe: the daemon's thread id, and the key of the file it opened last.
+#[map]
+pub static IDENTITY_PROBE: Array<IdentityProbe> = Array::with_max_entries(1, 0);
 
 /// Protected objects and the ancestor directories of each, by identity. A host protects a
 /// few thousand inodes; preallocated, the 65,536 entries would take 6 MiB from the start.

@@ -9,7 +9,11 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{loader::self_test::SelfTestResult, maintenance::MaintenanceWindow, paths};
+use crate::{
+    loader::self_test::{IdentityCheck, SelfTestResult},
+    maintenance::MaintenanceWindow,
+    paths,
+};
 
 /// The status file of the running daemon.
 pub fn default_path() -> PathBuf {
@@ -91,6 +95,10 @@ pub struct DaemonStatus {
     pub tree_cache: Option<String>,
     pub protected: ProtectedCounts,
     pub self_test: Vec<SelfTestResult>,
+    /// One identity check per filesystem holding protected objects, from the last time
+    /// the tables were installed.
+    #[serde(default)]
+    pub identities: Vec<IdentityCheck>,
     pub events: EventCounters,
     /// Open maintenance windows.
     #[serde(default)]
@@ -219,6 +227,7 @@ mod tests {
                 passed: true,
                 detail: "refused".into(),
             }],
+            identities: Vec::new(),
             events: EventCounters {
                 blocked: 1,
                 ..Default::default()

@@ -34,7 +34,7 @@ use crate::{
     loader::{
         active_lsms, bpf_lsm_inactive,
         observer::Observer,
-        self_test::{self, SelfTestResult},
+        self_test::{self, IdentityCheck, SelfTestResult},
         tables::PACKAGE_MANAGERS,
         FileHooks, Generation, Guard, HookChoice, KernelTables, LoadError, Mechanism,
         MechanismChoice, Mode, PinDir,
@@ -404,6 +404,7 @@ pub fn run(args: RunArgs) -> u8 {
         tree_cache: None,
         protected: ProtectedCounts::default(),
         self_test: Vec::new(),
+        identities: Vec::new(),
         events: EventCounters::default(),
         maintenance: Vec::new(),
         pinned: None,
@@ -539,6 +540,7 @@ pub fn run(args: RunArgs) -> u8 {
         info!(package = window.package, expires = %window.expires, "maintenance window open");
     }
     published.maintenance = windows.windows.clone();
+    let not_proven = published.reason.clone();
     let daemon = Daemon {
         source,
         trail,
@@ -551,6 +553,7 @@ pub fn run(args: RunArgs) -> u8 {
         stopwatch,
         history: History::new(&args.state_dir),
         tables_generation: 0,
+        not_proven,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
@@ -617,6 +620,8 @@ struct Daemon {
     history: History,
     /// Counts table installs, so the configuration watch follows the tables.
     tables_generation: u64,
+    /// Why the start's self-test did not prove enforcement (empty when it did).
+    not_proven: String,
 }
 
 impl Daemon {
@@ -658,22 +663,6 @@ impl Daemon {
         self.published.mechanism = Some(guard.mechanism().as_str().to_owned());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         self.published.tree_cache = Some(guard.tree_cache().to_string());
-        let proven = self.published.self_test.iter().all(|t| t.passed);
-        self.published.state = match (guard.mode(), proven) {
-            (_, false) => GuardState::Degraded,
-            (Mode::Enforce, true) => GuardState::Enforcing,
-            (Mode::Audit, true) => GuardState::Auditing,
-        };
-        if self.published.reason.is_empty() {
-            let mechanism = guard.mechanism_summary();
-            self.published.reason = match self.published.state {
-                GuardState::Enforcing => format!("{mechanism}; self-test passed"),
-                GuardState::Auditing => {
-                    format!("{mechanism}; audit mode: matches are reported, not refused")
-                }
-                GuardState::Degraded => "enforcement not proven".to_owned(),
-            };
-        }
         let verb = match self.published.state {
             GuardState::Enforcing => "enforcing",
             GuardState::Auditing => "auditing (not blocking)",
@@ -1057,6 +1046,8 @@ impl Daemon {
     }
 
     /// Writes the tables into the kernel maps and the counts into the status.
+    /// Puts `tables` in the maps, proves the identities on every filesystem they hold
+    /// objects on, and states what that comes to.
     fn install(&mut self, guard: &mut Guard, tables: KernelTables) -> Result<(), LoadError> {
         self.published.protected = ProtectedCounts {
             inodes: tables.inodes.len(),
@@ -1065,7 +1056,56 @@ impl Daemon {
             rules: tables.rules.len(),
         };
         self.tables_generation += 1;
-        guard.install(tables)
+        guard.install(tables)?;
+        let installed = guard.installed().clone();
+        let checks = self_test::identities(guard, &installed)?;
+        for check in checks.iter().filter(|c| !c.passed) {
+            error!("identity mismatch, objects on this filesystem are not protected: {check}");
+        }
+        self.published.identities = checks;
+        self.assess(guard);
+        // After the start, a change of state must show at once.
+        if self.tables_generation > 1 {
+            self.publish();
+        }
+        Ok(())
+    }
+
+    /// The state and its reason, from the self-test, the identity checks and the mode.
+    /// Never "enforcing" while the kernel cannot match objects the policy protects.
+    fn assess(&mut self, guard: &Guard) {
+        let self_tested = self.not_proven.is_empty();
+        let mismatched: Vec<String> = self
+            .published
+            .identities
+            .iter()
+            .filter(|c| !c.passed)
+            .map(IdentityCheck::to_string)
+            .collect();
+        self.published.state = match (guard.mode(), self_tested && mismatched.is_empty()) {
+            (_, false) => GuardState::Degraded,
+            (Mode::Enforce, true) => GuardState::Enforcing,
+            (Mode::Audit, true) => GuardState::Auditing,
+        };
+        let mechanism = guard.mechanism_summary();
+        self.published.reason = if !self_tested {
+            self.not_proven.clone()
+        } else if !mismatched.is_empty() {
+            format!(
+                "{mechanism}; the kernel does not match the objects rtguard resolved on {} \
+                 filesystem(s): {}",
+                mismatched.len(),
+                mismatched.join("; ")
+            )
+        } else {
+            match self.published.state {
+                GuardState::Enforcing => format!("{mechanism}; self-test passed"),
+                GuardState::Auditing => {
+                    format!("{mechanism}; audit mode: matches are reported, not refused")
+                }
+                GuardState::Degraded => "enforcement not proven".to_owned(),
+            }
+        };
     }
 
     /// SIGHUP: reads the policy and the maintenance windows again. A policy that does

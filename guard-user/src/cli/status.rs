@@ -121,6 +121,10 @@ fn render(s: &DaemonStatus) -> String {
             None => "not pinned: enforcement ends with the daemon".to_owned(),
         },
     );
+    for check in &s.identities {
+        let verdict = if check.passed { "ok" } else { "MISMATCH" };
+        line("identity:", format!("{verdict} {check}"));
+    }
     line(
         "protected:",
         format!(

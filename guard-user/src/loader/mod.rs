@@ -14,6 +14,7 @@ use std::{
     collections::BTreeSet,
     io,
     os::fd::{AsFd, OwnedFd},
+    path::Path,
     sync::{Mutex, PoisonError},
 };
 
@@ -33,7 +34,7 @@ use guard_common::{
     file::{ExcludedChildKey, TREE_EPOCH_POLICY},
     names,
     rule::RuleEntry,
-    FileProtection, GuardConfig, InodeKey, ProcessProtection, TrustKey,
+    FileProtection, GuardConfig, IdentityProbe, InodeKey, ProcessProtection, TrustKey,
 };
 use tracing::{debug, info, warn};
 
@@ -599,6 +600,33 @@ impl Guard {
             self.trees_changed()?;
         }
         Ok(())
+    }
+
+    /// The key the kernel computes for the file at `path`, which this thread opens
+    /// read-only while the identity probe is set to it. `None` when the open fails, or
+    /// when the kernel reported nothing (the file layer's `file_open` program did not
+    /// run).
+    pub fn kernel_identity(&mut self, path: &Path) -> Result<Option<InodeKey>, LoadError> {
+        let tid = nix::unistd::gettid().as_raw() as u32;
+        let mut probe: Array<&mut MapData, IdentityProbe> =
+            array_mut(&mut self.ebpf, names::IDENTITY_PROBE)?;
+        let set = |probe: &mut Array<&mut MapData, IdentityProbe>, tid| {
+            let value = IdentityProbe {
+                tid,
+                ..IdentityProbe::default()
+            };
+            probe
+                .set(0, value, 0)
+                .map_err(map_err(names::IDENTITY_PROBE))
+        };
+        set(&mut probe, tid)?;
+        let opened = std::fs::File::open(path);
+        let seen = probe.get(&0, 0).map_err(map_err(names::IDENTITY_PROBE));
+        set(&mut probe, 0)?;
+        Ok(match (opened, seen?) {
+            (Ok(_), p) if p.seen != InodeKey::default() => Some(p.seen),
+            _ => None,
+        })
     }
 
     /// Sets one slot of an array map directly (the self-test's rule, class and config).

@@ -11,8 +11,15 @@
 //! Each check needs the kernel's answer (EPERM in enforce mode, success in audit mode)
 //! and its event naming the synthetic rule. The canaries are removed from the maps
 //! before the policy's tables go in.
+//!
+//! The canaries live on the daemon's own filesystem, so they prove the mechanism, not
+//! the identities on the filesystems the policy's objects are on. [`identities`] proves
+//! those, each time the tables are installed: for one protected object per filesystem,
+//! the key the kernel computes when the daemon opens it must be the key userspace
+//! resolved.
 
 use std::{
+    collections::BTreeMap,
     ffi::CString,
     os::{fd::AsRawFd as _, unix::fs::PermissionsExt as _},
     path::{Path, PathBuf},
@@ -36,7 +43,7 @@ use nix::{
     unistd::{fork, ForkResult},
 };
 
-use super::{Guard, LoadError, Mode};
+use super::{Guard, KernelTables, LoadError, Mode};
 use crate::{
     events::{self, Event},
     resolve::inode_key,
@@ -54,6 +61,69 @@ pub struct SelfTestResult {
     pub layer: String,
     pub passed: bool,
     pub detail: String,
+}
+
+/// One filesystem's identity check.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IdentityCheck {
+    /// The protected object opened.
+    pub path: String,
+    /// Its key as userspace resolved it, `major:minor/ino`.
+    pub resolved: String,
+    /// The key the kernel computed for the open; `None` if it reported none.
+    pub kernel: Option<String>,
+    pub passed: bool,
+}
+
+impl std::fmt::Display for IdentityCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: resolved {}, kernel {}",
+            self.path,
+            self.resolved,
+            self.kernel.as_deref().unwrap_or("reported nothing")
+        )
+    }
+}
+
+fn key_text(key: &InodeKey) -> String {
+    format!("{}:{}/{}", key.major(), key.minor(), key.ino)
+}
+
+/// Compares the kernel's identity of one protected object per device in `tables` (a
+/// regular file or directory that still has the key it was resolved with) with the
+/// resolved one. btrfs subvolumes are devices of their own to `stat(2)`, so each is
+/// checked.
+pub fn identities(
+    guard: &mut Guard,
+    tables: &KernelTables,
+) -> Result<Vec<IdentityCheck>, LoadError> {
+    let mut samples: BTreeMap<u32, (&Path, InodeKey)> = BTreeMap::new();
+    let mut paths: Vec<(&InodeKey, &PathBuf)> = tables.paths.iter().collect();
+    paths.sort_by(|a, b| a.1.cmp(b.1));
+    for (key, path) in paths {
+        if samples.contains_key(&key.dev) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            continue;
+        };
+        if (meta.is_file() || meta.is_dir()) && inode_key(&meta) == *key {
+            samples.insert(key.dev, (path.as_path(), *key));
+        }
+    }
+    let mut checks = Vec::with_capacity(samples.len());
+    for (path, key) in samples.into_values() {
+        let kernel = guard.kernel_identity(path)?;
+        checks.push(IdentityCheck {
+            path: path.display().to_string(),
+            resolved: key_text(&key),
+            kernel: kernel.as_ref().map(key_text),
+            passed: kernel == Some(key),
+        });
+    }
+    Ok(checks)
 }
 
 #[derive(Debug, thiserror::Error)]

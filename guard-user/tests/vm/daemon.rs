@@ -45,6 +45,11 @@ fn self_test_and_status_report_enforcement() {
         "attached programs listed: {json}"
     );
     assert!(json.contains(r#""tree_cache": "on""#), "{json}");
+    // The protected file is on /tmp's tmpfs, its ancestors on the root filesystem: the
+    // kernel's identity of an object on each matches the resolved one.
+    let identities = status["identities"].as_array().expect("identity checks");
+    assert!(identities.len() >= 2, "{json}");
+    assert!(identities.iter().all(|c| c["passed"] == true), "{json}");
     assert!(
         json.contains(&format!(r#""mechanism": "{}""#, booted_mechanism().0)),
         "{json}"
