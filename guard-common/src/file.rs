@@ -245,7 +245,7 @@ mod tests {
             all |= op.bit();
         }
         assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x200), None);
+        assert_eq!(FileOp::from_u32(0x400), None);
     }
 
     #[test]

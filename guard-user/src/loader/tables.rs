@@ -387,9 +387,22 @@ mod tests {
     #[test]
     fn trees_mark_their_device() {
         let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("state"), b"x").unwrap();
         let mut t = KernelTables::default();
         let key = t.protect_tree(dir.path(), 3, OPS_REMOVE).unwrap();
         assert_eq!(t.trees[&key].ops, OPS_REMOVE);
         assert_eq!(t.tree_devices().into_iter().collect::<Vec<_>>(), [key.dev]);
+    }
+
+    #[test]
+    fn an_empty_tree_root_may_be_mounted_on_and_a_full_one_not() {
+        let empty = tempfile::tempdir().unwrap();
+        let full = tempfile::tempdir().unwrap();
+        std::fs::write(full.path().join("engine-id"), b"id\n").unwrap();
+        let mut t = KernelTables::default();
+        let empty_key = t.protect_tree(empty.path(), 3, OPS_ALL).unwrap();
+        let full_key = t.protect_tree(full.path(), 3, OPS_ALL).unwrap();
+        assert_eq!(t.trees[&empty_key].ops, OPS_ALL & !FileOp::Mount.bit());
+        assert_eq!(t.trees[&full_key].ops, OPS_ALL);
     }
 }
