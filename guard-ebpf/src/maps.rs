@@ -8,8 +8,8 @@ use aya_ebpf::{
 use guard_common::{
     file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN},
     rule::{RuleEntry, MAX_RULES},
-    FileEvent, FileProtection, GuardConfig, InodeKey, KernelOffsets, TrustKey, EVENT_RING_BYTES,
-    MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
+    FileEvent, FileProtection, FsLayout, GuardConfig, InodeKey, KernelOffsets, TrustKey,
+    EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
 };
 
 // Hash maps that only userspace writes are not preallocated (`BPF_F_NO_PREALLOC`): they
@@ -44,6 +44,11 @@ pub static EXCLUDED_CHILD_KEY: PerCpuArray<ExcludedChildKey> = PerCpuArray::with
 #[map]
 pub static TREE_DEVICES: HashMap<u32, u32> =
     HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
+
+/// Offsets into filesystem modules' structs, written by userspace once it can read them
+/// (see `guard_common::fs_layout`): slot 0 only.
+#[map]
+pub static FS_LAYOUT: Array<FsLayout> = Array::with_max_entries(1, 0);
 
 /// Executables trusted for a rule (trees' writers) or as the package manager.
 #[map]
@@ -80,6 +85,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_mode: 0,
     inode_i_generation: 0,
     super_block_s_dev: 0,
+    super_block_s_magic: 0,
     dentry_d_sb: 0,
     super_block_s_root: 0,
     path_dentry: 0,

@@ -5,7 +5,11 @@ use std::path::Path;
 use clap::Args;
 
 use super::exit;
-use crate::loader::{active_lsms, resolve_offsets, KERNEL_BTF};
+use crate::loader::{
+    active_lsms,
+    fs_layout::{btrfs_layout, BTRFS_BTF},
+    resolve_offsets, KERNEL_BTF,
+};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {}
@@ -19,7 +23,7 @@ pub fn probe(_args: ProbeArgs) -> u8 {
         Ok(lsms) => println!("active LSMs:   {}", lsms.join(",")),
         Err(e) => println!("active LSMs:   unreadable ({e})"),
     }
-    match resolve_offsets(Path::new(KERNEL_BTF)) {
+    let code = match resolve_offsets(Path::new(KERNEL_BTF)) {
         Ok(o) => {
             // Every offset the programs will read, as this kernel's BTF gives them.
             println!("BTF offsets:   {o:?}");
@@ -29,5 +33,15 @@ pub fn probe(_args: ProbeArgs) -> u8 {
             println!("BTF offsets:   {e}");
             exit::FAILURE
         }
+    };
+    // Split BTF, present only while the module is loaded.
+    let btrfs = btf_rs::Btf::from_file(KERNEL_BTF)
+        .map_err(|e| e.to_string())
+        .and_then(|base| btrfs_layout(&base, Path::new(BTRFS_BTF)).map_err(|e| e.to_string()));
+    match btrfs {
+        Ok(Some(layout)) => println!("btrfs layout:  {layout:?}"),
+        Ok(None) => println!("btrfs layout:  module not loaded ({BTRFS_BTF} absent)"),
+        Err(e) => println!("btrfs layout:  {e}"),
     }
+    code
 }

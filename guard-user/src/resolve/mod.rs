@@ -70,7 +70,8 @@ pub fn protected_object(path: &Path) -> Result<ProtectedObject, ResolveError> {
 }
 
 /// The kernel's view of a stat result. `st_dev` uses the userspace encoding; the kernel's
-/// `s_dev` does not, so split it into major and minor and re-encode.
+/// `s_dev` does not, so split it into major and minor and re-encode. The kernel programs
+/// compute the same device, including btrfs's per-subvolume one.
 pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
     let dev = meta.dev();
     InodeKey::from_stat(libc::major(dev), libc::minor(dev), meta.ino())
