@@ -28,7 +28,7 @@ use guard_common::{
 use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, file_dentry, file_flags, file_mode, iattr_valid, path_dentry,
+        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_mode, iattr_valid, path_dentry,
         resolved_offsets, task_exe, task_parent, task_tgid, KernelPtr,
     },
     maps::{
@@ -400,7 +400,9 @@ fn find_protection(
             }));
         }
     }
-    unsafe { TREE_DEVICES.get(target.dev) }?;
+    // By superblock: a tree on btrfs covers nested subvolumes, whose files have another
+    // device than the tree root's.
+    unsafe { TREE_DEVICES.get(dentry_sb_dev(off, dentry)?) }?;
     // The target itself may root a tree, or an excluded subtree.
     match tree_root(target, op.bit()) {
         TreeRoot::Excluded => return None,
@@ -414,7 +416,7 @@ fn find_protection(
         TreeRoot::Not => {}
     }
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
-    let pending = match tree_cache::probe(off, parent, target.dev, op) {
+    let pending = match tree_cache::probe(off, parent, op) {
         Probe::Clear => return None,
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,

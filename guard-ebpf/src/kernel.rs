@@ -95,6 +95,12 @@ fn btrfs_subvolume_dev(inode: KernelPtr) -> Option<u32> {
     (dev != 0).then_some(dev)
 }
 
+/// The `s_dev` of the superblock a dentry belongs to, whatever `stat(2)` reports for it.
+#[inline(always)]
+pub fn dentry_sb_dev(off: &KernelOffsets, dentry: KernelPtr) -> Option<u32> {
+    read_at(read_ptr(dentry, off.dentry_d_sb)?, off.super_block_s_dev)
+}
+
 /// The inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
 fn dentry_inode(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {
@@ -119,12 +125,12 @@ pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
         .is_some_and(|mode| mode & S_IFMT == S_IFDIR)
 }
 
-/// (ino, i_generation) of the inode behind a dentry; `None` for a negative dentry.
+/// Identity and `i_generation` of the inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
-pub fn dentry_ino_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(u64, u32)> {
+pub fn dentry_key_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(InodeKey, u32)> {
     let inode = dentry_inode(off, dentry)?;
     Some((
-        read_at(inode, off.inode_i_ino)?,
+        inode_key(off, inode)?,
         read_at(inode, off.inode_i_generation)?,
     ))
 }

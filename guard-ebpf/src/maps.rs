@@ -39,8 +39,10 @@ pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
 #[map]
 pub static EXCLUDED_CHILD_KEY: PerCpuArray<ExcludedChildKey> = PerCpuArray::with_max_entries(1, 0);
 
-/// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
-/// other filesystem, so unrelated writes pay one lookup.
+/// Superblocks (by `s_dev`) that hold a tree root: the parent walk is skipped for every
+/// other filesystem, so unrelated writes pay one lookup. By superblock, not by the
+/// identity's device: on btrfs a walk from a nested subvolume climbs through the
+/// directories of another subvolume (another device to stat(2)) of the same superblock.
 #[map]
 pub static TREE_DEVICES: HashMap<u32, u32> =
     HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
