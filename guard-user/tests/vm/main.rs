@@ -9,6 +9,7 @@ mod configuration;
 mod daemon;
 mod exec_layer;
 mod file_layer;
+mod filesystems;
 mod mounts;
 mod packaging;
 mod persistence;
