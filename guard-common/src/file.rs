@@ -197,9 +197,11 @@ pub const MAX_TREE_DEPTH: u32 = 32;
 /// processes and dpkg's maintainer scripts act on behalf of a trusted parent.
 pub const MAX_TRUST_ANCESTRY: u32 = 8;
 
-/// Key of the tree-walk cache: a directory by identity. The inode generation makes a
-/// reused inode number a different key, so a directory that is removed and replaced by
-/// another (elsewhere) never inherits the old one's entry.
+/// Key of the tree-walk cache: a directory by identity (its own, as `stat(2)` reports
+/// it: on btrfs, snapshots repeat inode numbers and generations, and only the subvolume's
+/// device tells them apart). The inode generation makes a reused inode number a
+/// different key, so a directory that is removed and replaced by another (elsewhere)
+/// never inherits the old one's entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TreeCacheKey {

@@ -3,11 +3,14 @@
 //! Identity by inode rather than by path is what makes the guard indifferent to symlinks,
 //! hard links, bind mounts, `..`, chroots and mount namespaces.
 
-/// Key of a protected object as the kernel sees it.
+/// Key of a protected object: the (`st_dev`, `st_ino`) `stat(2)` reports for it, which the
+/// kernel programs compute the same way.
 ///
-/// `dev` is the superblock's `s_dev` in the kernel's *internal* encoding
-/// (`major << 20 | minor`), which is not what `stat(2)` returns in `st_dev`; userspace
-/// converts with [`InodeKey::from_stat`].
+/// `dev` is in the kernel's *internal* encoding (`major << 20 | minor`), which is not
+/// what `stat(2)` returns in `st_dev`; userspace converts with [`InodeKey::from_stat`].
+/// It is the superblock's `s_dev`, except on btrfs, where `stat(2)` reports the
+/// subvolume's anonymous device and inode numbers repeat from one subvolume to the next
+/// (see [`crate::fs_layout`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InodeKey {

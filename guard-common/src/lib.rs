@@ -7,6 +7,7 @@
 pub mod command;
 pub mod event;
 pub mod file;
+pub mod fs_layout;
 pub mod hash;
 pub mod inode;
 pub mod offsets;
@@ -16,6 +17,7 @@ pub mod syscall;
 
 pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
+pub use fs_layout::FsLayout;
 pub use inode::{IdentityProbe, InodeKey};
 pub use offsets::KernelOffsets;
 pub use process::{ProcessEvent, ProcessProtection};
@@ -25,6 +27,7 @@ pub mod names {
     pub const PROTECTED_INODES: &str = "PROTECTED_INODES";
     pub const PROTECTED_TREES: &str = "PROTECTED_TREES";
     pub const TREE_DEVICES: &str = "TREE_DEVICES";
+    pub const FS_LAYOUT: &str = "FS_LAYOUT";
     pub const TRUSTED_EXES: &str = "TRUSTED_EXES";
     pub const RULES: &str = "RULES";
     pub const EVENTS: &str = "EVENTS";
@@ -76,6 +79,7 @@ mod user {
     unsafe impl aya::Pod for super::InodeKey {}
     unsafe impl aya::Pod for super::IdentityProbe {}
     unsafe impl aya::Pod for super::KernelOffsets {}
+    unsafe impl aya::Pod for super::FsLayout {}
     unsafe impl aya::Pod for super::GuardConfig {}
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}

@@ -18,10 +18,13 @@ pub struct KernelOffsets {
     pub inode_i_sb: u32,
     /// `struct inode` → `i_mode` (file type and permission bits).
     pub inode_i_mode: u32,
-    /// `struct inode` → `i_generation`: set afresh (randomly, on ext4, xfs, btrfs and
-    /// tmpfs) each time an inode number is reused.
+    /// `struct inode` → `i_generation`: set afresh each time an inode number is reused
+    /// (randomly on ext4, xfs and tmpfs; btrfs uses the creating transaction's id).
     pub inode_i_generation: u32,
     pub super_block_s_dev: u32,
+    /// `struct super_block` → `s_magic`: which filesystem it is. On btrfs the identity
+    /// `stat(2)` reports is the subvolume's, not the superblock's (see `FsLayout`).
+    pub super_block_s_magic: u32,
     /// `struct dentry` → `d_sb`, and `struct super_block` → `s_root`: a dentry that is
     /// its own parent is the filesystem's root only if it is `d_sb->s_root`; otherwise it
     /// is disconnected (found by file handle, not yet linked to its parent).

@@ -29,8 +29,9 @@ use guard_common::{
 use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, file_dentry, file_flags, file_inode, file_mode, iattr_valid, inode_key,
-        path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid, KernelPtr,
+        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, iattr_valid,
+        inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid,
+        KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -473,7 +474,9 @@ fn find_protection(
             }));
         }
     }
-    unsafe { TREE_DEVICES.get(target.dev) }?;
+    // By superblock: a tree on btrfs covers nested subvolumes, whose files have another
+    // device than the tree root's.
+    unsafe { TREE_DEVICES.get(dentry_sb_dev(off, dentry)?) }?;
     // The target itself may root a tree, or an excluded subtree.
     match tree_root(target, op.bit()) {
         TreeRoot::Excluded => return None,
@@ -491,7 +494,7 @@ fn find_protection(
         return None;
     }
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
-    let pending = match tree_cache::probe(off, parent, target.dev, op) {
+    let pending = match tree_cache::probe(off, parent, op) {
         Probe::Clear => return None,
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,

@@ -11,10 +11,11 @@ use aya_ebpf::{
 use core::ffi::c_void;
 use guard_common::{
     event::{ActorCmdline, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
+    fs_layout::BTRFS_SUPER_MAGIC,
     InodeKey, KernelOffsets,
 };
 
-use crate::maps::offsets;
+use crate::maps::{offsets, FS_LAYOUT};
 
 pub type KernelPtr = *const c_void;
 
@@ -38,13 +39,66 @@ pub fn resolved_offsets() -> Option<KernelOffsets> {
     off.is_resolved().then_some(off)
 }
 
+/// An inode's identity as `stat(2)` reports it, which is what userspace resolved the
+/// policy into: (`st_dev`, `st_ino`).
 #[inline(always)]
 pub fn inode_key(off: &KernelOffsets, inode: KernelPtr) -> Option<InodeKey> {
     // i_ino is `unsigned long`: 64 bits on every 64-bit architecture we load on.
     let ino: u64 = read_at(inode, off.inode_i_ino)?;
-    let sb = read_ptr(inode, off.inode_i_sb)?;
-    let dev: u32 = read_at(sb, off.super_block_s_dev)?;
-    Some(InodeKey::new(dev, ino))
+    match rtguard_inode_dev(inode as u64) {
+        DEV_UNKNOWN => None,
+        dev => Some(InodeKey::new(dev as u32, ino)),
+    }
+}
+
+/// Returned by `rtguard_inode_dev` when a read failed.
+const DEV_UNKNOWN: u64 = u64::MAX;
+
+/// The device `stat(2)` reports for an inode: its superblock's `s_dev`, except on btrfs,
+/// where it is the subvolume's anonymous device (`btrfs_getattr`), or `DEV_UNKNOWN`.
+///
+/// A global function: every identity goes through it, inside the tree and trust walks
+/// too, and the verifier checks its body once instead of at each of those places.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_inode_dev(inode: u64) -> u64 {
+    let Some(off) = resolved_offsets() else {
+        return DEV_UNKNOWN;
+    };
+    let inode = inode as KernelPtr;
+    let Some(sb) = read_ptr(inode, off.inode_i_sb) else {
+        return DEV_UNKNOWN;
+    };
+    if read_at::<u64>(sb, off.super_block_s_magic) == Some(BTRFS_SUPER_MAGIC) {
+        if let Some(dev) = btrfs_subvolume_dev(inode) {
+            return u64::from(dev);
+        }
+    }
+    // Until userspace has read the btrfs module's BTF, btrfs inodes fall back to s_dev.
+    // That is only a window: without the module loaded there is no btrfs inode.
+    read_at::<u32>(sb, off.super_block_s_dev).map_or(DEV_UNKNOWN, u64::from)
+}
+
+/// `BTRFS_I(inode)->root->anon_dev`, if the layout is known and the inode belongs to a
+/// subvolume (every user-visible btrfs inode does; the filesystem's internal ones have
+/// no anonymous device).
+#[inline(always)]
+fn btrfs_subvolume_dev(inode: KernelPtr) -> Option<u32> {
+    let layout = FS_LAYOUT.get(0)?;
+    if !layout.btrfs_is_resolved() {
+        return None;
+    }
+    // BTRFS_I() is a container_of: the VFS inode is a member of struct btrfs_inode.
+    let btrfs_inode = (inode as usize).wrapping_sub(layout.btrfs_inode_vfs_inode as usize);
+    let root = read_ptr(btrfs_inode as KernelPtr, layout.btrfs_inode_root)?;
+    let dev: u32 = read_at(root, layout.btrfs_root_anon_dev)?;
+    (dev != 0).then_some(dev)
+}
+
+/// The `s_dev` of the superblock a dentry belongs to, whatever `stat(2)` reports for it.
+#[inline(always)]
+pub fn dentry_sb_dev(off: &KernelOffsets, dentry: KernelPtr) -> Option<u32> {
+    read_at(read_ptr(dentry, off.dentry_d_sb)?, off.super_block_s_dev)
 }
 
 /// The inode behind a dentry; `None` for a negative dentry.
@@ -71,12 +125,12 @@ pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
         .is_some_and(|mode| mode & S_IFMT == S_IFDIR)
 }
 
-/// (ino, i_generation) of the inode behind a dentry; `None` for a negative dentry.
+/// Identity and `i_generation` of the inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
-pub fn dentry_ino_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(u64, u32)> {
+pub fn dentry_key_generation(off: &KernelOffsets, dentry: KernelPtr) -> Option<(InodeKey, u32)> {
     let inode = dentry_inode(off, dentry)?;
     Some((
-        read_at(inode, off.inode_i_ino)?,
+        inode_key(off, inode)?,
         read_at(inode, off.inode_i_generation)?,
     ))
 }

@@ -8,8 +8,8 @@ use aya_ebpf::{
 use guard_common::{
     file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN},
     rule::{RuleEntry, MAX_RULES},
-    FileEvent, FileProtection, GuardConfig, IdentityProbe, InodeKey, KernelOffsets, TrustKey,
-    EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
+    FileEvent, FileProtection, FsLayout, GuardConfig, IdentityProbe, InodeKey, KernelOffsets,
+    TrustKey, EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
 };
 
 // Hash maps that only userspace writes are not preallocated (`BPF_F_NO_PREALLOC`): they
@@ -43,11 +43,18 @@ pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
 #[map]
 pub static EXCLUDED_CHILD_KEY: PerCpuArray<ExcludedChildKey> = PerCpuArray::with_max_entries(1, 0);
 
-/// Devices (kernel `s_dev`) that hold a tree root: the parent walk is skipped for every
-/// other filesystem, so unrelated writes pay one lookup.
+/// Superblocks (by `s_dev`) that hold a tree root: the parent walk is skipped for every
+/// other filesystem, so unrelated writes pay one lookup. By superblock, not by the
+/// identity's device: on btrfs a walk from a nested subvolume climbs through the
+/// directories of another subvolume (another device to stat(2)) of the same superblock.
 #[map]
 pub static TREE_DEVICES: HashMap<u32, u32> =
     HashMap::with_max_entries(MAX_PROTECTED_TREES, BPF_F_NO_PREALLOC);
+
+/// Offsets into filesystem modules' structs, written by userspace once it can read them
+/// (see `guard_common::fs_layout`): slot 0 only.
+#[map]
+pub static FS_LAYOUT: Array<FsLayout> = Array::with_max_entries(1, 0);
 
 /// Executables trusted for a rule (trees' writers) or as the package manager.
 #[map]
@@ -84,6 +91,7 @@ pub static OFFSETS: KernelOffsets = KernelOffsets {
     inode_i_mode: 0,
     inode_i_generation: 0,
     super_block_s_dev: 0,
+    super_block_s_magic: 0,
     dentry_d_sb: 0,
     super_block_s_root: 0,
     path_dentry: 0,

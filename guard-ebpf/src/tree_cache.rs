@@ -28,7 +28,7 @@ use guard_common::{
 };
 
 use crate::kernel::{
-    arg_scalar, atomic_add, dentry_ino_generation, dentry_is_dir, read_ptr, resolved_offsets,
+    arg_scalar, atomic_add, dentry_is_dir, dentry_key_generation, read_ptr, resolved_offsets,
     KernelPtr,
 };
 
@@ -92,11 +92,14 @@ pub enum Probe {
 /// after this point also changes an epoch, so a walk that follows can only be recorded
 /// as stale.
 #[inline(always)]
-pub fn probe(off: &KernelOffsets, dir: KernelPtr, dev: u32, op: FileOp) -> Probe {
+pub fn probe(off: &KernelOffsets, dir: KernelPtr, op: FileOp) -> Probe {
     let Some(epochs) = Epochs::now() else {
         return Probe::Uncached;
     };
-    let Some((ino, generation)) = dentry_ino_generation(off, dir) else {
+    // The directory's own identity: on btrfs a subvolume's root sits in a directory of
+    // another subvolume, and snapshots repeat (ino, generation) pairs, so only the
+    // subvolume's device tells their directories apart.
+    let Some((dir_key, generation)) = dentry_key_generation(off, dir) else {
         return Probe::Uncached;
     };
     // A filesystem that leaves i_generation at 0 could give a removed directory's number
@@ -105,8 +108,8 @@ pub fn probe(off: &KernelOffsets, dir: KernelPtr, dev: u32, op: FileOp) -> Probe
         return Probe::Uncached;
     }
     let key = TreeCacheKey {
-        ino,
-        dev,
+        ino: dir_key.ino,
+        dev: dir_key.dev,
         generation,
     };
     let mut clear_ops = 0;

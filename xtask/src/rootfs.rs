@@ -19,7 +19,8 @@ pub const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Installed on top of the minbase variant. The first five are what the guard protects
-/// in the tests; the rest are the tools the tests drive (pkill, killall, modprobe).
+/// in the tests; the rest are the tools the tests drive (pkill, killall, modprobe, and
+/// mkfs for the ext4, XFS and btrfs filesystems the file identity tests make).
 const PACKAGES: &[&str] = &[
     "containerd",
     "runc",
@@ -30,13 +31,23 @@ const PACKAGES: &[&str] = &[
     "kmod",
     "procps",
     "psmisc",
+    "e2fsprogs",
+    "xfsprogs",
+    "btrfs-progs",
 ];
 
 /// Packages whose .deb files stay in the image, for upgrade and reinstall tests.
 const KEPT_DEBS: &[&str] = &["containerd", "runc"];
 
-/// Module directories shipped into the guest: netfilter and what it depends on.
-const MODULE_DIRS: &[&str] = &["kernel/net", "kernel/lib", "kernel/crypto", "kernel/fs"];
+/// Module directories shipped into the guest: netfilter, the filesystems (XFS and btrfs
+/// are modules in Debian's cloud kernels), loop devices, and what they depend on.
+const MODULE_DIRS: &[&str] = &[
+    "kernel/net",
+    "kernel/lib",
+    "kernel/crypto",
+    "kernel/fs",
+    "kernel/drivers/block",
+];
 
 fn rootfs_dir(vm: &Path) -> PathBuf {
     vm.join(format!("rootfs-{SUITE}"))
@@ -106,7 +117,8 @@ fn trim(tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The kernel's modules that the tests load (netfilter), as an archive of its own.
+/// The kernel's modules that the tests load (netfilter, filesystems, loop), as an archive
+/// of its own.
 pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
     let cpio = vm.join(format!("modules-{}.cpio", kernel.series.name));
     let stamp = vm.join(format!("modules-{}.stamp", kernel.series.name));

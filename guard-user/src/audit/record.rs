@@ -115,8 +115,9 @@ pub struct Target {
     /// policy resolved for that identity, or the one the operation used; with hard links
     /// and bind mounts there can be several.
     pub path: Option<String>,
-    /// The device of the filesystem holding the object, `"major:minor"` as `stat(1)` and
-    /// `/proc/self/mountinfo` write it.
+    /// The device of the filesystem holding the object, `"major:minor"` as `stat(1)`
+    /// writes it (on btrfs, the subvolume's; elsewhere also what `/proc/self/mountinfo`
+    /// shows).
     pub dev: Option<DevId>,
     pub ino: Option<u64>,
     /// The package owning the object, where the resolver knows it.

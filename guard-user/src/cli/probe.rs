@@ -6,8 +6,9 @@ use clap::Args;
 
 use super::exit;
 use crate::loader::{
-    active_lsms, has_hook, mechanism, mounts, resolve_offsets, Mechanism, MechanismChoice,
-    KERNEL_BTF,
+    active_lsms,
+    fs_layout::{btrfs_layout, BTRFS_BTF},
+    has_hook, mechanism, mounts, resolve_offsets, Mechanism, MechanismChoice, KERNEL_BTF,
 };
 
 #[derive(Debug, Args)]
@@ -47,7 +48,7 @@ pub fn probe(_args: ProbeArgs) -> u8 {
             println!("{:<14} {function} {found}", format!("{}:", m.as_str()));
         }
     }
-    match resolve_offsets(Path::new(KERNEL_BTF), mechanism) {
+    let code = match resolve_offsets(Path::new(KERNEL_BTF), mechanism) {
         Ok(o) => {
             // Every offset the programs will read, as this kernel's BTF gives them.
             println!("BTF offsets:   {o:?}");
@@ -57,5 +58,14 @@ pub fn probe(_args: ProbeArgs) -> u8 {
             println!("BTF offsets:   {e}");
             exit::FAILURE
         }
+    };
+    // Split BTF on top of vmlinux's, present only while the module is loaded.
+    if let Some(btf) = &btf {
+        match btrfs_layout(btf, Path::new(BTRFS_BTF)) {
+            Ok(Some(layout)) => println!("btrfs layout:  {layout:?}"),
+            Ok(None) => println!("btrfs layout:  module not loaded ({BTRFS_BTF} absent)"),
+            Err(e) => println!("btrfs layout:  {e}"),
+        }
     }
+    code
 }

@@ -792,6 +792,11 @@ impl Daemon {
                 }
                 changed = mount_change => {
                     changed.context("watching the mount table")?;
+                    // A first btrfs mount loads the module, and with it the layout that
+                    // gives files on subvolumes the identity stat(2) reports.
+                    if let Err(e) = guard.refresh_fs_layout() {
+                        warn!("btrfs layout: {e}");
+                    }
                     let now = mounts_on_protected(&mut mount_watch, guard.installed());
                     if now != mounts_seen {
                         let points = changed_mount_points(&mounts_seen, &now);

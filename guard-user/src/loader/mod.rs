@@ -1,6 +1,7 @@
 //! Loader: resolves kernel offsets, loads the embedded programs, attaches them, and keeps
 //! the programs' maps in step with the kernel tables userspace resolved.
 
+pub mod fs_layout;
 pub mod mechanism;
 pub mod modify_return;
 pub mod mounts;
@@ -261,6 +262,8 @@ impl Guard {
             })?;
         let offsets = offsets_from(&kernel_btf, mechanism)?;
         debug!(?offsets, "resolved kernel struct offsets from BTF");
+        // Read while vmlinux's BTF is at hand; the module's BTF is split BTF on top of it.
+        let btrfs = fs_layout::btrfs_layout(&kernel_btf, Path::new(fs_layout::BTRFS_BTF))?;
         let path_hooks = has_hook(&kernel_btf, mechanism, "path_unlink");
         let file_hooks = match choice {
             HookChoice::Auto if path_hooks => FileHooks::Path,
@@ -290,6 +293,9 @@ impl Guard {
             }
         }
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
+        if let Some(layout) = btrfs {
+            fs_layout::write(&mut ebpf, layout)?;
+        }
         let btf = Btf::from_sys_fs()?;
         let enforcing: Vec<&'static str> = file_hooks
             .hooks()
@@ -478,6 +484,11 @@ impl Guard {
     /// Brings the maps to `tables`: adds and updates what is new, then removes what is
     /// gone, so a protected object is never unprotected in between.
     pub fn install(&mut self, tables: KernelTables) -> Result<(), LoadError> {
+        // The tables' keys came from stat(2): if btrfs appeared since the last look,
+        // the programs must compute its identities the same way before they match them.
+        if let Err(e) = self.refresh_fs_layout() {
+            warn!(error = %e, "btrfs layout unknown: files on btrfs keep their superblock's device and match no protection");
+        }
         {
             let mut rules: Array<&mut MapData, RuleEntry> =
                 array_mut(&mut self.ebpf, names::RULES)?;

@@ -65,6 +65,7 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         inode_i_mode: member_offset(btf, "inode", "i_mode")?,
         inode_i_generation: member_offset(btf, "inode", "i_generation")?,
         super_block_s_dev: member_offset(btf, "super_block", "s_dev")?,
+        super_block_s_magic: member_offset(btf, "super_block", "s_magic")?,
         dentry_d_sb: member_offset(btf, "dentry", "d_sb")?,
         super_block_s_root: member_offset(btf, "super_block", "s_root")?,
         path_dentry: member_offset(btf, "path", "dentry")?,
@@ -207,6 +208,9 @@ mod tests {
         assert_eq!(off.dentry_d_inode % 8, 0);
         assert_eq!(off.inode_i_sb % 8, 0);
         assert_eq!(off.super_block_s_dev % 4, 0);
+        // s_magic is an unsigned long, read as 64 bits.
+        assert_eq!(off.super_block_s_magic % 8, 0);
+        assert!(off.super_block_s_magic > off.super_block_s_dev);
         assert_eq!(off.dentry_d_sb % 8, 0);
         assert_eq!(off.super_block_s_root % 8, 0);
         assert!(off.dentry_d_sb > 0 && off.super_block_s_root > 0);

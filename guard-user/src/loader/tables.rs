@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::{
     maintenance::{self, MaintenanceState},
-    resolve::{inode_key, ResolveError, RuleSet},
+    resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
 };
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
@@ -33,6 +33,9 @@ pub struct KernelTables {
     pub inodes: BTreeMap<InodeKey, FileProtection>,
     /// Roots of protected trees.
     pub trees: BTreeMap<InodeKey, FileProtection>,
+    /// The superblocks (`s_dev`) holding the roots in `trees`: the kernel walks parents
+    /// only on these. Not the roots' keys' devices: on btrfs those are the subvolumes'.
+    pub tree_superblocks: BTreeSet<u32>,
     /// Subtrees excluded by name below a tree root → the rule excluding them.
     pub excluded_children: BTreeMap<ExcludedChildKey, u32>,
     /// Trusted executables per rule, and package managers.
@@ -141,13 +144,15 @@ impl KernelTables {
                 merge(&mut t.inodes, tree.key, tree.rule, OPS_ANCESTOR, 0);
             } else {
                 // Data trees are the runtime's own, never the package manager's.
+                let root = under_root(&set.root, &tree.path);
                 merge(
                     &mut t.trees,
                     tree.key,
                     tree.rule,
-                    tree_ops(&tree.path, OPS_ALL),
+                    tree_ops(&root, OPS_ALL),
                     0,
                 );
+                t.tree_superblocks.insert(superblock_dev(&root)?);
             }
             t.paths.insert(tree.key, tree.path.clone());
         }
@@ -167,6 +172,8 @@ impl KernelTables {
                 },
             );
             t.paths.insert(excluded.key, excluded.path.clone());
+            t.tree_superblocks
+                .insert(superblock_dev(&under_root(&set.root, &excluded.path))?);
         }
         // Objects are identities taken without following a final symlink (an enablement
         // link is protected as the link): their ancestors are the directories holding
@@ -182,11 +189,7 @@ impl KernelTables {
             )
             .collect();
         for (path, rule, follow) in protected {
-            t.protect_ancestors(
-                &set.root.join(path.strip_prefix("/").unwrap_or(&path)),
-                rule,
-                follow,
-            )?;
+            t.protect_ancestors(&under_root(&set.root, &path), rule, follow)?;
         }
         for writer in &set.trusted_writers {
             t.trusted.insert(TrustKey::new(writer.key, writer.rule));
@@ -239,6 +242,7 @@ impl KernelTables {
     ) -> Result<InodeKey, ResolveError> {
         let key = stat_key(path)?;
         merge(&mut self.trees, key, rule_id, tree_ops(path, ops), 0);
+        self.tree_superblocks.insert(superblock_dev(path)?);
         self.paths.insert(key, path.to_owned());
         self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
@@ -257,9 +261,9 @@ impl KernelTables {
         Ok(())
     }
 
-    /// The devices that hold tree roots; the kernel walks parents only on these.
+    /// The superblocks that hold tree roots; the kernel walks parents only on these.
     pub fn tree_devices(&self) -> BTreeSet<u32> {
-        self.trees.keys().map(|k| k.dev).collect()
+        self.tree_superblocks.clone()
     }
 
     fn protect_ancestors(
@@ -288,6 +292,11 @@ impl KernelTables {
         }
         Ok(())
     }
+}
+
+/// Where a policy's absolute `path` is under the resolution's root.
+fn under_root(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 /// Whose ancestors [`KernelTables::protect_ancestors`] protects.

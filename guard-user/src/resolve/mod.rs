@@ -70,10 +70,66 @@ pub fn protected_object(path: &Path) -> Result<ProtectedObject, ResolveError> {
 }
 
 /// The kernel's view of a stat result. `st_dev` uses the userspace encoding; the kernel's
-/// `s_dev` does not, so split it into major and minor and re-encode.
+/// `s_dev` does not, so split it into major and minor and re-encode. The kernel programs
+/// compute the same device, including btrfs's per-subvolume one.
 pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
     let dev = meta.dev();
     InodeKey::from_stat(libc::major(dev), libc::minor(dev), meta.ino())
+}
+
+/// Where the mount table of this process's mount namespace is.
+const MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// The `s_dev` of the superblock holding `path` (symlinks followed), in the kernel's
+/// encoding. That is the device `stat(2)` reports on most filesystems, but not on btrfs,
+/// where stat gives the subvolume's own device. The mount table's `major:minor` is the
+/// superblock's (`show_mountinfo`), so the mount is found by the id statx(2) reports.
+pub fn superblock_dev(path: &Path) -> Result<u32, ResolveError> {
+    let stat_err = |source| ResolveError::Stat {
+        path: path.to_owned(),
+        source,
+    };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| stat_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    // SAFETY: statx only writes the struct it is given; all-zero is a valid statx.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            0,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(stat_err(io::Error::last_os_error()));
+    }
+    let stat_dev = guard_common::inode::kernel_dev(stx.stx_dev_major, stx.stx_dev_minor);
+    // Kernels before 5.8 report no mount id; their btrfs trees go by stat's device.
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Ok(stat_dev);
+    }
+    let table = std::fs::read_to_string(MOUNTINFO).map_err(|source| ResolveError::Stat {
+        path: PathBuf::from(MOUNTINFO),
+        source,
+    })?;
+    Ok(mount_dev(&table, stx.stx_mnt_id).unwrap_or(stat_dev))
+}
+
+/// The `major:minor` of mount `id` in a mountinfo table, in the kernel's encoding.
+fn mount_dev(table: &str, id: u64) -> Option<u32> {
+    table.lines().find_map(|line| {
+        let mut fields = line.split_ascii_whitespace();
+        if fields.next()?.parse::<u64>().ok()? != id {
+            return None;
+        }
+        let (major, minor) = fields.nth(1)?.split_once(':')?;
+        Some(guard_common::inode::kernel_dev(
+            major.parse().ok()?,
+            minor.parse().ok()?,
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -94,6 +150,34 @@ mod tests {
         assert_eq!(protected_object(&link).unwrap().key, direct);
         assert_eq!(protected_object(&hard).unwrap().key, direct);
         assert_ne!(direct.ino, 0);
+    }
+
+    #[test]
+    fn the_superblock_device_comes_from_the_mount_table() {
+        let table = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
+                     29 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n\
+                     41 29 0:38 /@data /srv rw,relatime - btrfs /dev/loop0 rw,subvol=/@data\n";
+        assert_eq!(
+            mount_dev(table, 29),
+            Some(guard_common::inode::kernel_dev(254, 1))
+        );
+        assert_eq!(mount_dev(table, 41), Some(38));
+        assert_eq!(mount_dev(table, 7), None);
+    }
+
+    #[test]
+    fn outside_btrfs_the_superblock_device_is_the_stat_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let on_btrfs = nix::sys::statfs::statfs(dir.path())
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC);
+        let key = protected_object(dir.path()).unwrap().key;
+        if !on_btrfs {
+            assert_eq!(superblock_dev(dir.path()).unwrap(), key.dev);
+        }
+        let err = superblock_dev(Path::new("/nonexistent/rtguard-test")).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("cannot protect /nonexistent/rtguard-test: "));
     }
 
     #[test]

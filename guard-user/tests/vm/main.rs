@@ -10,6 +10,7 @@ mod configuration;
 mod daemon;
 mod exec_layer;
 mod file_layer;
+mod filesystems;
 mod mechanism;
 mod mounts;
 mod packaging;
