@@ -149,6 +149,20 @@ fn start_guard_for(root: &Path, scratch: &Path, extra: &[&str]) -> RunningGuard 
     let guard = start_ready_guard(&args);
     // Whatever the mechanism the kernel allows, it enforces.
     assert!(guard.status.starts_with("enforcing"), "{}", guard.status);
+    // The daemon proved that the kernel knows the objects on this filesystem (this
+    // subvolume) by the identity it resolved.
+    let (_, json) = guard.status_cmd();
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let checks = status["identities"].as_array().expect("identity checks");
+    let device = format!("{}/", stat_dev(root));
+    assert!(
+        checks.iter().any(|c| c["passed"] == true
+            && c["resolved"]
+                .as_str()
+                .is_some_and(|r| r.starts_with(&device))),
+        "no passed identity check on {device}: {json}"
+    );
+    assert!(checks.iter().all(|c| c["passed"] == true), "{json}");
     guard
 }
 
