@@ -484,3 +484,91 @@ fn btrfs_loaded_after_the_guard_started() {
         read.unwrap_or_else(|| panic!("no layout read in:\n{log}"))
     );
 }
+
+/// A data disk mounted on `/var/lib/docker` after the guard started, as hosts that keep
+/// the runtime's data on a disk of its own do, on ext4, XFS and a btrfs subvolume: what the
+/// disk holds is protected once the mount table says so, by the identity the kernel
+/// computes for it (the daemon proves it), and its unmount is noticed too.
+#[test]
+fn data_disks_mounted_late_on_a_protected_tree_are_protected() {
+    let docker = Path::new("/var/lib/docker");
+    let created = !docker.exists();
+    std::fs::create_dir_all(docker).unwrap();
+    // Each disk with Docker's data on it, made before the start and unmounted again.
+    let mut disks = Vec::new();
+    for (fs, size, args, options) in [
+        ("ext4", "64M", "-q -F", ""),
+        ("xfs", "320M", "-q -f", ""),
+        ("btrfs", "256M", "-q -f", "subvol=@docker"),
+    ] {
+        let mut disk = Disk::new(fs, size, args);
+        let prep = disk.mount("prep", "");
+        let data = if fs == "btrfs" {
+            expect_allowed(&format!(
+                "btrfs subvolume create {}/@docker",
+                prep.display()
+            ));
+            prep.join("@docker")
+        } else {
+            prep.clone()
+        };
+        std::fs::write(data.join("engine-id"), format!("{fs} id\n")).unwrap();
+        std::fs::create_dir(data.join("volumes")).unwrap();
+        expect_allowed(&format!("umount {}", prep.display()));
+        disks.push((fs, disk, options));
+    }
+    let scratch = tempfile::tempdir_in("/tmp").unwrap();
+    let audit = scratch.path().join("audit.jsonl");
+    let guard = start_production(&audit, &[]);
+    let recorded = |what: &str| {
+        std::fs::read_to_string(&audit).is_ok_and(|records| {
+            records
+                .lines()
+                .any(|r| r.contains(r#""op":"mounts-changed""#) && r.contains(what))
+        })
+    };
+    for (fs, disk, options) in &disks {
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!("-o {options}")
+        };
+        let mounted_at = std::time::Instant::now();
+        expect_allowed(&format!("mount {options} {} /var/lib/docker", disk.device));
+        eventually(
+            &format!("the {fs} disk on /var/lib/docker is resolved"),
+            || recorded(&format!("/var/lib/docker ({fs} mounted)")),
+        );
+        // How long the disk went unprotected, for the log (timing is not asserted).
+        println!(
+            "  {fs}: protected {:?} after mount(8) started",
+            mounted_at.elapsed()
+        );
+        expect_denied("rm -f /var/lib/docker/engine-id");
+        expect_denied(": > /var/lib/docker/engine-id");
+        expect_denied("mv /var/lib/docker/engine-id /var/lib/docker/volumes/");
+        assert_eq!(
+            std::fs::read_to_string("/var/lib/docker/engine-id").unwrap(),
+            format!("{fs} id\n")
+        );
+        let (_, json) = guard.status_cmd();
+        let device = format!("{}/", stat_dev(docker));
+        assert!(
+            json.contains(&format!(r#""resolved": "{device}"#)) && !json.contains("MISMATCH"),
+            "the {fs} disk's identity is proven: {json}"
+        );
+        assert!(
+            !json.contains(r#""passed": false"#),
+            "an identity check failed: {json}"
+        );
+        expect_allowed("umount /var/lib/docker");
+        eventually(&format!("the {fs} disk's unmount is resolved"), || {
+            recorded(&format!("/var/lib/docker ({fs} unmounted)"))
+        });
+    }
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    if created {
+        std::fs::remove_dir_all(docker).ok();
+    }
+}
