@@ -25,7 +25,11 @@ pub const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// One line of `/proc/<pid>/mountinfo`, the fields the watcher needs.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mount {
-    pub id: u32,
+    /// The mount id (what statx(2) reports as `stx_mnt_id`).
+    pub id: u64,
+    /// The superblock's device (`s_dev`), in the kernel's encoding. On btrfs that is not
+    /// what `stat(2)` reports for the files, which is a subvolume's own device.
+    pub dev: u32,
     /// The mount point, unescaped.
     pub point: PathBuf,
     /// The filesystem type (`ext4`, `btrfs`, `tmpfs`, …).
@@ -44,9 +48,16 @@ pub fn parse(text: &str) -> Vec<Mount> {
 fn parse_line(line: &str) -> Option<Mount> {
     let mut fields = line.split(' ');
     let id = fields.next()?.parse().ok()?;
-    let point = unescape(fields.nth(3)?);
+    let (major, minor) = fields.nth(1)?.split_once(':')?;
+    let dev = guard_common::inode::kernel_dev(major.parse().ok()?, minor.parse().ok()?);
+    let point = unescape(fields.nth(1)?);
     let fstype = fields.skip_while(|f| *f != "-").nth(1)?.to_owned();
-    Some(Mount { id, point, fstype })
+    Some(Mount {
+        id,
+        dev,
+        point,
+        fstype,
+    })
 }
 
 /// Undoes the kernel's octal escapes in mountinfo paths (`\040` for a space, `\011`,
@@ -135,11 +146,13 @@ mod tests {
             mounts[2],
             Mount {
                 id: 36,
+                dev: 32,
                 point: PathBuf::from("/etc/containerd"),
                 fstype: "btrfs".into()
             }
         );
         assert_eq!(mounts[4].point, PathBuf::from("/srv/with space"));
+        assert_eq!(mounts[0].dev, guard_common::inode::kernel_dev(254, 1));
         assert!(parse("garbage\n\n").is_empty());
     }
 
@@ -155,7 +168,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let ids: Vec<u32> = on_protected(&mounts, &protected)
+        let ids: Vec<u64> = on_protected(&mounts, &protected)
             .iter()
             .map(|m| m.id)
             .collect();

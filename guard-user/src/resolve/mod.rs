@@ -17,6 +17,8 @@ use std::{
 
 use guard_common::InodeKey;
 
+use crate::mount_table;
+
 pub use root::Root;
 pub use rpm::RpmTool;
 pub use ruleset::{
@@ -77,9 +79,6 @@ pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
     InodeKey::from_stat(libc::major(dev), libc::minor(dev), meta.ino())
 }
 
-/// Where the mount table of this process's mount namespace is.
-const MOUNTINFO: &str = "/proc/self/mountinfo";
-
 /// The `s_dev` of the superblock holding `path` (symlinks followed), in the kernel's
 /// encoding. That is the device `stat(2)` reports on most filesystems, but not on btrfs,
 /// where stat gives the subvolume's own device. The mount table's `major:minor` is the
@@ -110,26 +109,15 @@ pub fn superblock_dev(path: &Path) -> Result<u32, ResolveError> {
     if stx.stx_mask & libc::STATX_MNT_ID == 0 {
         return Ok(stat_dev);
     }
-    let table = std::fs::read_to_string(MOUNTINFO).map_err(|source| ResolveError::Stat {
-        path: PathBuf::from(MOUNTINFO),
-        source,
-    })?;
-    Ok(mount_dev(&table, stx.stx_mnt_id).unwrap_or(stat_dev))
-}
-
-/// The `major:minor` of mount `id` in a mountinfo table, in the kernel's encoding.
-fn mount_dev(table: &str, id: u64) -> Option<u32> {
-    table.lines().find_map(|line| {
-        let mut fields = line.split_ascii_whitespace();
-        if fields.next()?.parse::<u64>().ok()? != id {
-            return None;
-        }
-        let (major, minor) = fields.nth(1)?.split_once(':')?;
-        Some(guard_common::inode::kernel_dev(
-            major.parse().ok()?,
-            minor.parse().ok()?,
-        ))
-    })
+    let table =
+        std::fs::read_to_string(mount_table::MOUNTINFO).map_err(|source| ResolveError::Stat {
+            path: PathBuf::from(mount_table::MOUNTINFO),
+            source,
+        })?;
+    Ok(mount_table::parse(&table)
+        .into_iter()
+        .find(|m| m.id == stx.stx_mnt_id)
+        .map_or(stat_dev, |m| m.dev))
 }
 
 #[cfg(test)]
@@ -150,19 +138,6 @@ mod tests {
         assert_eq!(protected_object(&link).unwrap().key, direct);
         assert_eq!(protected_object(&hard).unwrap().key, direct);
         assert_ne!(direct.ino, 0);
-    }
-
-    #[test]
-    fn the_superblock_device_comes_from_the_mount_table() {
-        let table = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
-                     29 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n\
-                     41 29 0:38 /@data /srv rw,relatime - btrfs /dev/loop0 rw,subvol=/@data\n";
-        assert_eq!(
-            mount_dev(table, 29),
-            Some(guard_common::inode::kernel_dev(254, 1))
-        );
-        assert_eq!(mount_dev(table, 41), Some(38));
-        assert_eq!(mount_dev(table, 7), None);
     }
 
     #[test]
