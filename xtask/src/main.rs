@@ -5,6 +5,7 @@
 
 mod bench;
 mod build;
+mod kernels;
 mod rootfs;
 mod setup;
 mod toolchain;

@@ -13,7 +13,7 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{run, setup::VmKernel};
+use crate::{kernels::VmKernel, run};
 
 pub const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";

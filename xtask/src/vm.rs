@@ -17,9 +17,9 @@ use anyhow::{bail, Context as _, Result};
 use clap::ValueEnum;
 
 use crate::{
-    build, rootfs,
-    setup::{self, KernelSeries, VmKernel, KERNELS},
-    step,
+    build,
+    kernels::{self, KernelSeries, VmKernel, KERNELS},
+    rootfs, step,
 };
 
 /// A whole guest run (boot, every test, poweroff) must end within this.
@@ -203,7 +203,7 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
 /// This run's own directory (overlay, initramfs, guest logs), apart from the shared
 /// caches, so two runs on one machine can't swap each other's binaries.
 pub fn run_dir(root: &Path) -> Result<PathBuf> {
-    let dir = setup::vm_dir(root)
+    let dir = kernels::vm_dir(root)
         .join("runs")
         .join(std::process::id().to_string());
     if dir.exists() {
@@ -298,9 +298,9 @@ pub fn initramfs(
     overlay: &Path,
     purpose: &str,
 ) -> Result<(VmKernel, PathBuf)> {
-    let vm = setup::vm_dir(root);
+    let vm = kernels::vm_dir(root);
     let base = rootfs::base_cpio(&vm)?;
-    let kernel = setup::kernel(root, vm_boot.series)?;
+    let kernel = kernels::kernel(root, vm_boot.series)?;
     let modules = rootfs::modules_cpio(&vm, &kernel)?;
     let initramfs = run_dir.join(format!("initramfs-{purpose}-{}.cpio", vm_boot.name));
     rootfs::concat(&[&base, &modules, overlay], &initramfs)?;
