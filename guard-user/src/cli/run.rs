@@ -792,11 +792,6 @@ impl Daemon {
                 }
                 changed = mount_change => {
                     changed.context("watching the mount table")?;
-                    // A first btrfs mount loads the module, and with it the layout that
-                    // gives files on subvolumes the identity stat(2) reports.
-                    if let Err(e) = guard.refresh_fs_layout() {
-                        warn!("btrfs layout: {e}");
-                    }
                     let now = mounts_on_protected(&mut mount_watch, guard.installed());
                     if now != mounts_seen {
                         let points = changed_mount_points(&mounts_seen, &now);
@@ -1062,8 +1057,7 @@ impl Daemon {
         };
         self.tables_generation += 1;
         guard.install(tables)?;
-        let installed = guard.installed().clone();
-        let checks = self_test::identities(guard, &installed)?;
+        let checks = self_test::identities(guard)?;
         for check in checks.iter().filter(|c| !c.passed) {
             error!("identity mismatch, objects on this filesystem are not protected: {check}");
         }

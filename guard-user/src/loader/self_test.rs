@@ -91,14 +91,27 @@ fn key_text(key: &InodeKey) -> String {
     format!("{}:{}/{}", key.major(), key.minor(), key.ino)
 }
 
-/// Compares the kernel's identity of one protected object per device in `tables` (a
-/// regular file or directory that still has the key it was resolved with) with the
-/// resolved one. btrfs subvolumes are devices of their own to `stat(2)`, so each is
+/// Compares the kernel's identity of one protected object per device in the installed
+/// tables (a regular file or directory that still has the key it was resolved with) with
+/// the resolved one. btrfs subvolumes are devices of their own to `stat(2)`, so each is
 /// checked.
-pub fn identities(
-    guard: &mut Guard,
-    tables: &KernelTables,
-) -> Result<Vec<IdentityCheck>, LoadError> {
+pub fn identities(guard: &mut Guard) -> Result<Vec<IdentityCheck>, LoadError> {
+    let samples = identity_samples(guard.installed());
+    let mut checks = Vec::with_capacity(samples.len());
+    for (path, key) in samples {
+        let kernel = guard.kernel_identity(&path)?;
+        checks.push(IdentityCheck {
+            path: path.display().to_string(),
+            resolved: key_text(&key),
+            kernel: kernel.as_ref().map(key_text),
+            passed: kernel == Some(key),
+        });
+    }
+    Ok(checks)
+}
+
+/// One protected object per device, by path order, for [`identities`].
+fn identity_samples(tables: &KernelTables) -> Vec<(PathBuf, InodeKey)> {
     let mut samples: BTreeMap<u32, (&Path, InodeKey)> = BTreeMap::new();
     let mut paths: Vec<(&InodeKey, &PathBuf)> = tables.paths.iter().collect();
     paths.sort_by(|a, b| a.1.cmp(b.1));
@@ -113,17 +126,10 @@ pub fn identities(
             samples.insert(key.dev, (path.as_path(), *key));
         }
     }
-    let mut checks = Vec::with_capacity(samples.len());
-    for (path, key) in samples.into_values() {
-        let kernel = guard.kernel_identity(path)?;
-        checks.push(IdentityCheck {
-            path: path.display().to_string(),
-            resolved: key_text(&key),
-            kernel: kernel.as_ref().map(key_text),
-            passed: kernel == Some(key),
-        });
-    }
-    Ok(checks)
+    samples
+        .into_values()
+        .map(|(path, key)| (path.to_owned(), key))
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
