@@ -517,3 +517,35 @@ impl Drop for UnloadOnDrop {
         unload(&self.pin_dir, &self.audit, &status);
     }
 }
+
+/// Writes `bytes` to `path` with permission bits `mode`.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, bytes).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The miniature runtime installation the file-layer tests protect, under `root`, always
+/// written in this order (a copy on a fresh btrfs subvolume gets the same inode numbers):
+///
+/// ```text
+/// bin/containerd, bin/ctr               binaries
+/// lib/containerd/{meta.db,io/state}     the runtime's data
+/// unprotected                           an ordinary file
+/// tools/writer                          a copy of /bin/sh, to trust for the data
+/// ```
+pub fn write_runtime_installation(root: &Path) {
+    for d in ["bin", "lib/containerd/io", "tools"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    write_file(
+        &root.join("bin/containerd"),
+        b"\x7fELF pretend containerd\n",
+        0o755,
+    );
+    write_file(&root.join("bin/ctr"), b"\x7fELF pretend ctr\n", 0o755);
+    write_file(&root.join("lib/containerd/meta.db"), b"bolt\n", 0o600);
+    write_file(&root.join("lib/containerd/io/state"), b"running\n", 0o600);
+    write_file(&root.join("unprotected"), b"anything\n", 0o644);
+    std::fs::copy("/bin/sh", root.join("tools/writer")).unwrap();
+}

@@ -4,7 +4,7 @@
 
 use std::{
     collections::BTreeMap,
-    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
 };
 
@@ -31,21 +31,13 @@ impl Install {
             .tempdir_in("/tmp")
             .unwrap();
         let root = dir.path().to_owned();
-        for d in ["bin", "etc/containerd/empty", "lib/containerd/io", "tools"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        let write = |rel: &str, bytes: &[u8], mode: u32| {
-            let p = root.join(rel);
-            std::fs::write(&p, bytes).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
-        write("bin/containerd", b"\x7fELF pretend containerd\n", 0o755);
-        write("bin/ctr", b"\x7fELF pretend ctr\n", 0o755);
-        write("etc/containerd/config.toml", b"version = 2\n", 0o644);
-        write("lib/containerd/meta.db", b"bolt\n", 0o600);
-        write("lib/containerd/io/state", b"running\n", 0o600);
-        write("unprotected", b"anything\n", 0o644);
-        std::fs::copy("/bin/sh", root.join("tools/writer")).unwrap();
+        write_runtime_installation(&root);
+        std::fs::create_dir_all(root.join("etc/containerd/empty")).unwrap();
+        write_file(
+            &root.join("etc/containerd/config.toml"),
+            b"version = 2\n",
+            0o644,
+        );
         std::fs::hard_link(root.join("bin/containerd"), root.join("hardlink")).unwrap();
         std::os::unix::fs::symlink(root.join("bin/containerd"), root.join("symlink")).unwrap();
         Self { _dir: dir, root }

@@ -7,7 +7,7 @@
 //! stay free.
 
 use std::{
-    os::unix::fs::{MetadataExt as _, PermissionsExt as _},
+    os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -83,31 +83,10 @@ impl Drop for Daemon {
     }
 }
 
-/// A miniature runtime installation under `root`, written in a fixed order so that
-/// another copy on a fresh btrfs subvolume gets the same inode numbers:
-///
-/// ```text
-/// bin/containerd, bin/ctr          protected objects
-/// lib/containerd/{meta.db,io/state}     protected tree, trusted writer: tools/writer
-/// tools/writer                     a copy of /bin/sh
-/// tools/daemon                     a copy of /bin/sleep, a protected process's executable
-/// unprotected                      an ordinary file
-/// ```
+/// The common installation ([`write_runtime_installation`]) under `root`, with
+/// `tools/daemon`, a copy of /bin/sleep, to run as a protected process.
 fn install_runtime(root: &Path) {
-    for d in ["bin", "lib/containerd/io", "tools"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let write = |rel: &str, bytes: &[u8], mode: u32| {
-        let p = root.join(rel);
-        std::fs::write(&p, bytes).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-    };
-    write("bin/containerd", b"\x7fELF pretend containerd\n", 0o755);
-    write("bin/ctr", b"\x7fELF pretend ctr\n", 0o755);
-    write("lib/containerd/meta.db", b"bolt\n", 0o600);
-    write("lib/containerd/io/state", b"running\n", 0o600);
-    write("unprotected", b"anything\n", 0o644);
-    std::fs::copy("/bin/sh", root.join("tools/writer")).unwrap();
+    write_runtime_installation(root);
     std::fs::copy("/bin/sleep", root.join("tools/daemon")).unwrap();
 }
 
