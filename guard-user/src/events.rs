@@ -11,7 +11,7 @@ use guard_common::{
     Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 
-use crate::loader::KernelTables;
+use crate::tables::KernelTables;
 
 /// A decoded file-layer decision.
 #[derive(Clone, Debug, PartialEq, Eq)]

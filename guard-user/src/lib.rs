@@ -2,24 +2,21 @@
 //! attaches the kernel programs, fills their maps, and turns their events into records.
 //!
 //! Data flows through the modules in this order:
-//! `resolve` (paths → (dev, ino)) → `loader` (BTF offsets, programs, maps) → `events`
-//! (ring buffer → decisions) → `cli` (what the operator sees).
+//! `policy` (TOML → checked rules) → `resolve` (names → (dev, ino)) → `tables` (rules and
+//! maintenance windows → the kernel maps' contents) → `loader` (BTF offsets, programs, maps)
+//! → kernel → `events` (ring buffer → decisions) → `audit` (decisions → records). `daemon`
+//! runs that flow and `cli` is what the operator types; `host` is what both read from the
+//! machine. docs/architecture.md maps each layer to its files.
 
 pub mod audit;
 pub mod cli;
-pub mod config_history;
-pub mod degraded;
+pub mod daemon;
 pub mod events;
+pub mod host;
 pub mod loader;
-pub mod maintenance;
-pub mod mount_table;
-pub mod notify;
-pub mod paths;
 pub mod policy;
-pub mod proc;
 pub mod resolve;
-pub mod status;
-pub mod usage;
+pub mod tables;
 
 /// The kernel programs, built from guard-ebpf by build.rs.
 pub static EBPF_OBJECT: &[u8] =

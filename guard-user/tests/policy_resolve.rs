@@ -13,11 +13,13 @@ use guard_common::{
     file::{FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR},
 };
 use guard_user::{
-    loader::KernelTables,
-    maintenance::{self, MaintenanceState},
     policy::{self, Policy},
     resolve::{
         self, ruleset::ResolveOptions, units::UnitRole, ItemState, Origin, RpmTool, RuleSet,
+    },
+    tables::{
+        maintenance::{self, MaintenanceState},
+        KernelTables,
     },
 };
 

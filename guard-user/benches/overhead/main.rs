@@ -26,10 +26,10 @@ use std::{
 
 use anyhow::{bail, Context as _, Result};
 use guard_user::{
+    daemon::status::DaemonStatus,
+    host::usage::{self, Usage},
     policy,
     resolve::{self, ResolveOptions},
-    status::DaemonStatus,
-    usage::{self, Usage},
 };
 
 use common::RunningGuard;

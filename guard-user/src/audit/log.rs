@@ -23,7 +23,7 @@ use std::{
 use tracing::{info, warn};
 
 use super::record::{AuditRecord, Decision};
-use crate::paths::{DEFAULT_AUDIT_LOG, SYSLOG_SOCKET};
+use crate::host::paths::{DEFAULT_AUDIT_LOG, SYSLOG_SOCKET};
 
 /// Rotate when the live file would grow past this.
 pub const DEFAULT_MAX_BYTES: u64 = 64 * 1024 * 1024;

@@ -1,7 +1,9 @@
 //! The audit trail: every decision the guard makes ends up here as one JSON line
 //! (`record`), written and rotated by the daemon (`log`), and read back by
-//! `rtguard audit` (`review`). docs/audit-schema.md documents the record.
+//! `rtguard audit` (`review`). docs/audit-schema.md documents the record. Edits of protected
+//! configuration files are kept as versions beside it (`config_history`, `rtguard config`).
 
+pub mod config_history;
 pub mod log;
 pub mod record;
 pub mod review;

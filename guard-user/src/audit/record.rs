@@ -7,7 +7,7 @@ use std::{fmt, str::FromStr};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::proc::{ProcError, Procfs};
+use crate::host::proc::{ProcError, Procfs};
 
 /// Version of the record layout, written as `"v"` in every record. Adding a field does not
 /// change it (readers ignore fields they don't know). Removing or renaming a field,

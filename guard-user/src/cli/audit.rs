@@ -17,7 +17,7 @@ use crate::{
         review::{log_files, parse_when, Filter, LogReader, ReadError, Summary, TableWriter},
         Decision, Layer,
     },
-    paths::DEFAULT_AUDIT_LOG,
+    host::paths::DEFAULT_AUDIT_LOG,
 };
 
 /// At most this many malformed lines are described on stderr; the rest are counted.

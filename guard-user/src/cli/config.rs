@@ -7,8 +7,8 @@ use time::format_description::well_known::Rfc3339;
 
 use super::exit;
 use crate::{
-    config_history::{current_sha256, History, HistoryError, Version},
-    paths,
+    audit::config_history::{current_sha256, History, HistoryError, Version},
+    host::paths,
 };
 
 #[derive(Debug, Args)]

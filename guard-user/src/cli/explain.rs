@@ -18,10 +18,10 @@ use guard_common::{
 
 use super::exit;
 use crate::{
-    maintenance::{self, state_file, MaintenanceState},
-    paths,
+    host::paths,
     policy::{self, Policy, PolicyError},
     resolve::{self, ruleset::EXEC_PATH, ResolveError, ResolveOptions, Root, RuleSet},
+    tables::maintenance::{self, state_file, MaintenanceState},
 };
 
 /// Where an installed policy lives; `explain` uses it when no `--policy` is given.

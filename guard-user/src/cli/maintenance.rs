@@ -7,9 +7,9 @@ use nix::sys::signal::{kill, Signal};
 
 use super::exit;
 use crate::{
-    maintenance::{state_file, MaintenanceState},
-    paths,
-    status::{self, running_daemon},
+    daemon::status::{self, running_daemon},
+    host::paths,
+    tables::maintenance::{state_file, MaintenanceState},
 };
 
 #[derive(Debug, Args)]

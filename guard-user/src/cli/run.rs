@@ -25,28 +25,26 @@ use tracing::{error, info, warn};
 
 use super::exit;
 use crate::{
+    audit::config_history::{History, Watcher},
     audit::{
         self, Actor, AuditLog, AuditLogConfig, AuditRecord, Layer, PolicyRef, RecordContext, Target,
     },
-    config_history::{History, Watcher},
-    degraded::{self, ArgvCache, PathMatcher},
+    daemon::degraded::{self, ArgvCache, PathMatcher},
+    daemon::self_test::{self, IdentityCheck, SelfTestResult},
+    daemon::status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
     events::{self, Event, ExecDecision, FileDecision, KernelActor, ProcessDecision},
+    host::mount_table::{self, Mount, MountTable},
+    host::notify::notify,
+    host::paths,
+    host::proc::Procfs,
     loader::{
-        active_lsms, bpf_lsm_inactive,
-        observer::Observer,
-        self_test::{self, IdentityCheck, SelfTestResult},
-        tables::PACKAGE_MANAGERS,
-        FileHooks, Generation, Guard, HookChoice, KernelTables, LoadError, Mechanism,
-        MechanismChoice, Mode, PinDir,
+        active_lsms, bpf_lsm_inactive, observer::Observer, FileHooks, Generation, Guard,
+        HookChoice, LoadError, Mechanism, MechanismChoice, Mode, PinDir,
     },
-    maintenance::{self, MaintenanceState, MaintenanceWindow},
-    mount_table::{self, Mount, MountTable},
-    notify::notify,
-    paths,
     policy::{self, Policy},
-    proc::Procfs,
     resolve::{self, EditableBaseline, ResolveError, ResolveOptions},
-    status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
+    tables::maintenance::{self, MaintenanceState, MaintenanceWindow},
+    tables::{KernelTables, PACKAGE_MANAGERS},
 };
 
 /// After the package manager replaced a protected file, wait this long for it to finish

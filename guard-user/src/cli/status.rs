@@ -6,10 +6,10 @@ use clap::Args;
 
 use super::exit;
 use crate::{
+    daemon::status::{default_path, is_rtguard, DaemonStatus, GuardState},
+    host::paths,
+    host::usage::{self, Usage},
     loader::PinDir,
-    paths,
-    status::{default_path, is_rtguard, DaemonStatus, GuardState},
-    usage::{self, Usage},
 };
 
 #[derive(Debug, Args)]

@@ -7,10 +7,10 @@ use clap::Args;
 use super::exit;
 use crate::{
     audit::{Actor, AuditLog, AuditLogConfig, Decision, Layer, PolicyRef, RecordContext},
+    daemon::status::{default_path, running_daemon},
+    host::paths,
+    host::proc::Procfs,
     loader::PinDir,
-    paths,
-    proc::Procfs,
-    status::{default_path, running_daemon},
 };
 
 #[derive(Debug, Args)]

@@ -8,8 +8,6 @@ pub mod mounts;
 pub mod observer;
 pub mod offsets;
 pub mod pins;
-pub mod self_test;
-pub mod tables;
 
 use std::{
     collections::BTreeSet,
@@ -39,11 +37,12 @@ use guard_common::{
 };
 use tracing::{debug, info, warn};
 
+use crate::tables::{ExecTables, KernelTables};
+
 pub use mechanism::{Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
-pub use tables::{ExecTables, KernelTables};
 
 /// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
 const EXEC_CAPTURE: &[(&str, &str, &str)] = &[

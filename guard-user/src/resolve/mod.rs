@@ -17,7 +17,7 @@ use std::{
 
 use guard_common::InodeKey;
 
-use crate::mount_table;
+use crate::host::mount_table;
 
 pub use root::Root;
 pub use rpm::RpmTool;

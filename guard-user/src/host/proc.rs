@@ -13,7 +13,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::paths::PROC_ROOT;
+use crate::host::paths::PROC_ROOT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {

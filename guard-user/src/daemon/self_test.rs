@@ -43,10 +43,11 @@ use nix::{
     unistd::{fork, ForkResult},
 };
 
-use super::{Guard, KernelTables, LoadError, Mode};
 use crate::{
     events::{self, Event},
+    loader::{Guard, LoadError, Mode},
     resolve::inode_key,
+    tables::KernelTables,
 };
 
 /// How long the self-test waits for the kernel's event about a canary.

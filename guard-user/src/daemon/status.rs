@@ -10,9 +10,9 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    loader::self_test::{IdentityCheck, SelfTestResult},
-    maintenance::MaintenanceWindow,
-    paths,
+    daemon::self_test::{IdentityCheck, SelfTestResult},
+    host::paths,
+    tables::maintenance::MaintenanceWindow,
 };
 
 /// The status file of the running daemon.

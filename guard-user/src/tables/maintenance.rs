@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{
-    paths,
+    host::paths,
     policy::{commands::ObjectName, CompiledCommands, ObjectKind, Upgrade},
     resolve::{Origin, ResolvedObject, RuleSet},
 };

@@ -16,7 +16,7 @@ use guard_common::{
     FileOp, FileProtection,
 };
 
-use crate::loader::KernelTables;
+use crate::tables::KernelTables;
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;

@@ -1,6 +1,8 @@
 //! The kernel tables: exactly what the loader writes into the programs' maps, built from
 //! resolved objects. Both `rtguard run --protect …` and compiled policies produce one.
 
+pub mod maintenance;
+
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     path::{Path, PathBuf},
@@ -18,10 +20,8 @@ use guard_common::{
 
 use time::OffsetDateTime;
 
-use crate::{
-    maintenance::{self, MaintenanceState},
-    resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
-};
+use self::maintenance::MaintenanceState;
+use crate::resolve::{inode_key, superblock_dev, ResolveError, RuleSet};
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
 pub const PACKAGE_MANAGERS: &[&str] = &["/usr/bin/dpkg", "/usr/bin/rpm"];
