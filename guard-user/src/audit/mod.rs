@@ -7,12 +7,14 @@ pub mod config_history;
 pub mod log;
 pub mod record;
 pub mod review;
+pub mod trail;
 
 pub use log::{AuditLog, AuditLogConfig, AuditLogError, FsyncPolicy};
 pub use record::{
     Actor, Ancestor, AuditRecord, Cgroup, Decision, DevId, ExecDetail, Layer, PolicyRef,
     RecordContext, RecordError, SignalDetail, Target, SCHEMA_VERSION,
 };
+pub use trail::AuditTrail;
 
 /// Records to test with, shared by the modules' unit tests.
 #[cfg(test)]

@@ -11,12 +11,20 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
 use guard_common::{
     syscall::{Syscall, SyscallEvent, EXEC_ARGS, EXEC_ARG_LEN},
     FileOp, FileProtection,
 };
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, SignalKind},
+};
+use tracing::{error, info, warn};
 
-use crate::tables::KernelTables;
+use super::status::ProtectedCounts;
+use crate::{host::notify::notify, loader::observer::Observer, tables::KernelTables};
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;
@@ -250,6 +258,114 @@ impl ArgvCache {
 
     pub fn get(&self, tgid: u32) -> Option<&Vec<String>> {
         self.by_tgid.get(&tgid)
+    }
+}
+
+/// Degraded mode in the daemon.
+impl super::Daemon {
+    /// Degraded mode: no enforcement; syscall tracepoints report destructive file
+    /// syscalls, matched against the policy by path and recorded as would-block with
+    /// `enforced: false`.
+    pub(super) async fn observe(
+        mut self,
+        mut observer: Observer,
+        tables: KernelTables,
+    ) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let matcher = PathMatcher::from_tables(&tables);
+        self.published.layers = vec![(
+            "observed (not enforced)".to_owned(),
+            observer.attached().iter().map(|t| t.to_string()).collect(),
+        )];
+        self.published.protected = ProtectedCounts {
+            inodes: tables.inodes.len(),
+            trees: tables.trees.len(),
+            trusted_executables: tables.trusted.len(),
+            rules: tables.rules.len(),
+        };
+        self.published.startup = self.stopwatch.steps.clone();
+        self.publish();
+        notify(&format!(
+            "READY=1\nSTATUS=degraded: {}; observing syscalls, nothing is blocked",
+            self.published.reason
+        ))
+        .ok();
+        // SAFETY: as in serve(): the AsyncFd owns the RingBuf, which owns its map fd.
+        let mut ring =
+            unsafe { AsyncFd::register_with_interest(observer.take_events()?, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+                .context("polling the syscall ring buffer")?;
+        let mut argv = ArgvCache::default();
+        loop {
+            tokio::select! {
+                ready = ring.readable_mut() => {
+                    let mut ready = ready.context("waiting for syscall events")?;
+                    let before = self.published.events.would_block;
+                    self.drain_observed(ready.get_inner_mut(), &matcher, &tables, &mut argv);
+                    ready.clear_ready();
+                    if self.published.events.would_block != before {
+                        self.publish();
+                    }
+                }
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+        }
+        self.drain_observed(ring.get_mut(), &matcher, &tables, &mut argv);
+        info!("stopping: detaching tracepoints");
+        drop(observer);
+        std::fs::remove_file(&self.status_file).ok();
+        Ok(())
+    }
+
+    pub(super) fn drain_observed(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        matcher: &PathMatcher,
+        tables: &KernelTables,
+        argv: &mut ArgvCache,
+    ) {
+        while let Some(item) = ring.next() {
+            let obs = match decode(&item) {
+                Ok(obs) => obs,
+                Err(e) => {
+                    error!("undecodable syscall event: {e}");
+                    continue;
+                }
+            };
+            if !obs.argv.is_empty() {
+                argv.remember(obs.tgid, obs.argv.clone());
+                continue;
+            }
+            for (op, raw, dfd) in obs.operations() {
+                let Some(path) = absolute(obs.tgid, dfd, raw) else {
+                    continue;
+                };
+                let Some(rule_id) = matcher.check(op, &path) else {
+                    continue;
+                };
+                let rule = tables
+                    .rule_names
+                    .get(&rule_id)
+                    .map(String::as_str)
+                    .unwrap_or("?");
+                warn!(
+                    decision = "would-block",
+                    enforced = false,
+                    op = op.as_str(),
+                    rule,
+                    path = %path.display(),
+                    pid = obs.tgid,
+                    comm = obs.comm,
+                    "would-block {} of a protected object (not enforced: degraded mode)",
+                    op.as_str()
+                );
+                self.published.events.would_block += 1;
+                self.trail
+                    .observed(op, rule, &path, &obs, argv.get(obs.tgid));
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The kernel tables: exactly what the loader writes into the programs' maps, built from
 //! resolved objects. Both `rtguard run --protect …` and compiled policies produce one.
 
+mod command_line;
 pub mod maintenance;
 
 use std::{
@@ -20,6 +21,7 @@ use guard_common::{
 
 use time::OffsetDateTime;
 
+pub use self::command_line::CommandLine;
 use self::maintenance::MaintenanceState;
 use crate::resolve::{inode_key, superblock_dev, ResolveError, RuleSet};
 
@@ -109,6 +111,9 @@ impl KernelTables {
         let mut t = KernelTables::default();
         for (id, entry) in set.rule_entries() {
             t.rules.insert(id, entry);
+        }
+        for rule in &set.rules {
+            t.rule_names.insert(rule.id, rule.name.clone());
         }
         t.exec = ExecTables::from_rule_set(set, windows, now);
         for exe in &set.processes {

@@ -1,0 +1,157 @@
+//! The kernel's decisions, read from the ring buffer: each one is logged, recorded in the
+//! audit trail and counted, and some make the daemon resolve again (a package manager
+//! replaced protected files, a package command the exec layer let through).
+
+use std::path::Path;
+
+use aya::maps::{MapData, RingBuf};
+use guard_common::{Decision, FileOp};
+use tracing::{error, info, warn};
+
+use super::Daemon;
+use crate::{
+    audit,
+    events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
+    tables::KernelTables,
+};
+
+impl Daemon {
+    /// Logs and records every queued decision. Returns whether the package manager
+    /// replaced protected files, so that the new inodes must be protected. Package
+    /// commands the exec layer let through are added to `package_operations`.
+    pub(super) fn drain_events(
+        &mut self,
+        ring: &mut RingBuf<MapData>,
+        tables: &KernelTables,
+    ) -> bool {
+        let mut upgraded = false;
+        while let Some(item) = ring.next() {
+            let decision = match events::decode_record(&item) {
+                Ok(Event::File(ev)) => {
+                    log_decision(&ev, tables);
+                    self.trail.file_decision(&ev, tables);
+                    // A replaced configuration file is a new inode too: the kernel gave
+                    // it the old one's protection, and the tables must learn it.
+                    upgraded |= ev.decision == Decision::AllowedUpgrade
+                        || (ev.decision == Decision::Edited && ev.op == FileOp::Replace);
+                    ev.decision
+                }
+                Ok(Event::Exec(ev)) => {
+                    log_exec_decision(&ev, tables);
+                    self.trail.exec_decision(&ev, tables);
+                    if ev.decision == Decision::AllowedUpgrade {
+                        self.package_operations.insert(ev.tgid);
+                    }
+                    ev.decision
+                }
+                Ok(Event::Process(ev)) => {
+                    log_process_decision(&ev, tables);
+                    self.trail.process_decision(&ev, tables);
+                    ev.decision
+                }
+                Err(e) => {
+                    error!("undecodable event: {e}");
+                    continue;
+                }
+            };
+            let counters = &mut self.published.events;
+            match decision {
+                Decision::Blocked => counters.blocked += 1,
+                Decision::WouldBlock => counters.would_block += 1,
+                Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
+                Decision::Edited => counters.allowed_edit += 1,
+            }
+        }
+        upgraded
+    }
+}
+
+fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
+    let rule = tables
+        .rule_names
+        .get(&ev.rule_id())
+        .map(String::as_str)
+        .unwrap_or("?");
+    let mut command = audit::record::shell_join(&ev.argv);
+    if ev.argv_truncated {
+        command.push_str(" …");
+    }
+    warn!(
+        decision = ev.decision.as_str(),
+        rule,
+        reason = ev.reason().map_or("?", |r| r.as_str()),
+        verb = ev.verb().unwrap_or(""),
+        object = ev.object(&tables.exec.object_names).unwrap_or_default(),
+        file = ev.filename,
+        pid = ev.tgid,
+        ppid = ev.ppid,
+        uid = ev.uid,
+        comm = ev.comm,
+        "{} exec: {command}",
+        ev.decision.as_str()
+    );
+}
+
+fn log_process_decision(ev: &ProcessDecision, tables: &KernelTables) {
+    let rule = tables.rule_names.get(&ev.rule_id);
+    warn!(
+        decision = ev.decision.as_str(),
+        rule = rule.map_or("?", String::as_str),
+        signal = ev.signal,
+        target_pid = ev.target_pid,
+        target_comm = ev.target_comm,
+        pid = ev.actor.tgid,
+        comm = ev.actor.comm,
+        "{} signal {} to {} [{}]",
+        ev.decision.as_str(),
+        ev.signal,
+        ev.target_comm,
+        ev.target_pid
+    );
+}
+
+fn log_decision(ev: &FileDecision, tables: &KernelTables) {
+    let path = ev
+        .path(tables)
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "?".to_owned());
+    let exe = Path::new("/proc")
+        .join(ev.actor.tgid.to_string())
+        .join("exe")
+        .read_link()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let rule = tables
+        .rule_names
+        .get(&ev.rule_id)
+        .map(String::as_str)
+        .unwrap_or("?");
+    if ev.decision == Decision::Edited {
+        info!(
+            op = ev.op.as_str(),
+            rule,
+            pid = ev.actor.tgid,
+            comm = ev.actor.comm,
+            exe,
+            "configuration edited: {path}"
+        );
+        return;
+    }
+    warn!(
+        decision = ev.decision.as_str(),
+        op = ev.op.as_str(),
+        rule,
+        path,
+        dev = format_args!("{}:{}", ev.target.major(), ev.target.minor()),
+        ino = ev.target.ino,
+        pid = ev.actor.tgid,
+        ppid = ev.actor.ppid,
+        uid = ev.actor.uid,
+        comm = ev.actor.comm,
+        exe,
+        cgroup = ev.actor.cgroup_id,
+        "{} {} of a protected object",
+        ev.decision.as_str(),
+        ev.op.as_str()
+    );
+}

@@ -1,0 +1,272 @@
+//! The serve loop: fill the maps, announce readiness, then record the kernel's decisions
+//! and follow the host (upgrades, mounts, configuration edits, windows, SIGHUP) until
+//! SIGTERM or SIGINT.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, SignalKind},
+    time::Instant,
+};
+use tracing::{info, warn};
+
+use super::{
+    layers,
+    reload::until,
+    status::GuardState,
+    watch::{changed_mount_points, editable_files, mounts_on_protected},
+    Daemon,
+};
+use crate::{
+    audit::config_history::Watcher,
+    host::{mount_table::MountTable, notify::notify},
+    loader::Guard,
+    tables::KernelTables,
+};
+
+/// After the package manager replaced a protected file, wait this long for it to finish
+/// the batch, then protect the new inodes. dpkg renames files one by one; waiting a
+/// little lets one re-resolution cover many.
+const RESYNC_DELAY: Duration = Duration::from_millis(200);
+/// How often to look whether a package command the exec layer let through has ended. The
+/// files it installs are new inodes that no event announces, so the policy is resolved
+/// again once it has; not before, when half-unpacked `*.dpkg-new` files would match
+/// the policy's globs and be protected in dpkg's way.
+const OPERATION_POLL: Duration = Duration::from_millis(500);
+
+impl Daemon {
+    /// Fills the maps, announces readiness and streams decisions until told to stop.
+    pub(super) async fn serve(
+        mut self,
+        loaded: Option<(Guard, RingBuf<MapData>)>,
+        tables: KernelTables,
+    ) -> anyhow::Result<()> {
+        let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut sighup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+
+        let Some((mut guard, ring)) = loaded else {
+            self.published.startup = self.stopwatch.steps.clone();
+            self.publish();
+            notify(&format!(
+                "READY=1\nSTATUS=degraded: {}",
+                self.published.reason
+            ))
+            .ok();
+            tokio::select! {
+                _ = sigterm.recv() => {}
+                _ = sigint.recv() => {}
+            }
+            info!("stopping");
+            std::fs::remove_file(&self.status_file).ok();
+            return Ok(());
+        };
+
+        self.install(&mut guard, tables)?;
+        self.stopwatch.lap("maps");
+        self.persist(&mut guard)?;
+        if self.published.pinned.is_some() {
+            self.stopwatch.lap("pins");
+        }
+        self.published.startup = self.stopwatch.steps.clone();
+        self.published.layers = layers(guard.attached());
+        self.published.mechanism = Some(guard.mechanism().as_str().to_owned());
+        self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
+        self.published.tree_cache = Some(guard.tree_cache().to_string());
+        let verb = match self.published.state {
+            GuardState::Enforcing => "enforcing",
+            GuardState::Auditing => "auditing (not blocking)",
+            GuardState::Degraded => "degraded",
+        };
+        let counts = &self.published.protected;
+        info!(
+            inodes = counts.inodes,
+            trees = counts.trees,
+            mechanism = guard.mechanism().as_str(),
+            file_hooks = guard.file_hooks().as_str(),
+            startup_ms = self.stopwatch.total_ms(),
+            "{verb}: {} protected inode(s) (objects and their ancestors), {} tree(s)",
+            counts.inodes,
+            counts.trees
+        );
+        self.publish();
+        let started = format!("{verb} ({})", guard.mechanism_summary());
+        self.trail.started(
+            &started,
+            &guard.mechanism_why().to_string(),
+            self.published.state == GuardState::Enforcing,
+        );
+        notify(&format!("READY=1\nSTATUS={started}")).ok();
+
+        // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
+        // long as the RingBuf lives, and the AsyncFd owns the RingBuf.
+        let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+            .context("polling the event ring buffer")?;
+        let mut resync_at: Option<Instant> = None;
+        // What the next resync follows, for the log.
+        let mut resync_cause = "";
+        let mut operations_at: Option<Instant> = None;
+        let mut last_publish = Instant::now();
+        // Configuration files: a version is kept after every change. Without inotify
+        // the guard still protects them; only the history is missing.
+        // SAFETY: the watcher owns its inotify fd, which stays open and unchanged for as
+        // long as the watcher lives, and the AsyncFd owns the watcher.
+        let mut config_watch = match Watcher::new().map_err(std::io::Error::from).and_then(|w| {
+            unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+        }) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!("configuration edits are not kept (rtguard config): {e}");
+                None
+            }
+        };
+        // Filesystems mounted on protected paths after the start (a data disk on
+        // /var/lib/docker) are resolved again within the moment.
+        // SAFETY: the table owns its file, which stays open and unchanged for as long as
+        // the table lives, and the AsyncFd owns the table.
+        let mut mount_watch = match MountTable::open().and_then(|table| {
+            unsafe { AsyncFd::register_with_interest(table, Interest::PRIORITY) }
+                .map_err(|e| e.into_parts().1)
+        }) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!("filesystems mounted on protected paths after start are not noticed: {e}");
+                None
+            }
+        };
+        let mut mounts_seen = mounts_on_protected(&mut mount_watch, guard.installed());
+        // Mount changes the next resolution follows, for its audit record.
+        let mut mounts_pending: Vec<String> = Vec::new();
+        let mut watched_generation = None;
+        loop {
+            if watched_generation != Some(self.tables_generation) {
+                if let Some(watch) = &mut config_watch {
+                    watch
+                        .get_mut()
+                        .watch(editable_files(guard.installed()), &self.history);
+                }
+                watched_generation = Some(self.tables_generation);
+            }
+            let config_edit = async {
+                match &mut config_watch {
+                    Some(watch) => watch.readable_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let resync = async {
+                match resync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let operations = async {
+                match operations_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let mount_change = async {
+                match &mount_watch {
+                    Some(watch) => watch
+                        .ready(Interest::PRIORITY)
+                        .await
+                        .map(|mut r| r.clear_ready()),
+                    None => std::future::pending().await,
+                }
+            };
+            let expiry = until(self.windows.next_expiry());
+            tokio::select! {
+                ready = ring.readable_mut() => {
+                    let mut ready = ready.context("waiting for events")?;
+                    if self.drain_events(ready.get_inner_mut(), guard.installed()) && resync_at.is_none() {
+                        resync_at = Some(Instant::now() + RESYNC_DELAY);
+                        resync_cause = "the package manager replaced protected files";
+                    }
+                    if !self.package_operations.is_empty() {
+                        operations_at.get_or_insert_with(|| Instant::now() + OPERATION_POLL);
+                    }
+                    ready.clear_ready();
+                    self.account_drops(&guard)?;
+                    // Counters change with every event; publish them at most once a second.
+                    if last_publish.elapsed() >= Duration::from_secs(1) {
+                        self.publish();
+                        last_publish = Instant::now();
+                    }
+                }
+                ready = config_edit => {
+                    let mut ready = ready.context("waiting for configuration edits")?;
+                    ready.get_inner_mut().drain(&self.history);
+                    ready.clear_ready();
+                }
+                changed = mount_change => {
+                    changed.context("watching the mount table")?;
+                    let now = mounts_on_protected(&mut mount_watch, guard.installed());
+                    if now != mounts_seen {
+                        let points = changed_mount_points(&mounts_seen, &now);
+                        info!("mount table changed on protected paths: {}", points.join(", "));
+                        mounts_pending.extend(points);
+                        mounts_seen = now;
+                        resync_at = Some(Instant::now());
+                        resync_cause = "a mount on a protected path";
+                    }
+                }
+                _ = expiry => self.expire_windows(&mut guard)?,
+                _ = resync => {
+                    resync_at = None;
+                    match self.source.resolve(&self.windows) {
+                        Ok(tables) => {
+                            self.install(&mut guard, tables)?;
+                            // The protected paths may be others now.
+                            mounts_seen = mounts_on_protected(&mut mount_watch, guard.installed());
+                            info!("re-protected after {resync_cause}");
+                            if !mounts_pending.is_empty() {
+                                self.trail.mounts_changed(&std::mem::take(&mut mounts_pending));
+                            }
+                        }
+                        // Mid-upgrade a file can be briefly absent; try again shortly.
+                        Err(e) => {
+                            warn!("re-resolving after an upgrade: {e}; retrying");
+                            resync_at = Some(Instant::now() + RESYNC_DELAY);
+                        }
+                    }
+                }
+                _ = operations => {
+                    // A package installed from scratch (after a removal, or for the first
+                    // time) brings inodes no event points at: resolve again once the
+                    // command that installs it has ended.
+                    self.package_operations
+                        .retain(|tgid| Path::new("/proc").join(tgid.to_string()).exists());
+                    operations_at = if self.package_operations.is_empty() {
+                        resync_at = Some(Instant::now());
+                        resync_cause = "a package command the exec layer let through ended";
+                        None
+                    } else {
+                        Some(Instant::now() + OPERATION_POLL)
+                    };
+                }
+                _ = sighup.recv() => self.reload(&mut guard)?,
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+        }
+        // Decisions made before the signal are still in the ring buffer: record them, and
+        // account for any the kernel could not queue, so the log adds up.
+        self.drain_events(ring.get_mut(), guard.installed());
+        self.account_drops(&guard)?;
+        self.trail.flush_drops();
+        match &self.published.pinned {
+            Some(dir) => info!(
+                "stopping: the programs stay attached, pinned under {dir}; `rtguard unload` removes them"
+            ),
+            None => info!("stopping: detaching programs"),
+        }
+        drop(guard);
+        std::fs::remove_file(&self.status_file).ok();
+        Ok(())
+    }
+}
