@@ -11,7 +11,7 @@ use guard_common::{
     Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 
-use crate::tables::KernelTables;
+use crate::tables::Legend;
 
 /// A decoded file-layer decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,8 +84,8 @@ impl KernelCmdline {
 impl FileDecision {
     /// The target's path: the anchor's known path plus the components the kernel
     /// reported. `None` if the anchor is not in the tables (e.g. replaced since).
-    pub fn path(&self, tables: &KernelTables) -> Option<PathBuf> {
-        let mut path = tables.paths.get(&self.anchor)?.clone();
+    pub fn path(&self, legend: &Legend) -> Option<PathBuf> {
+        let mut path = legend.paths.get(&self.anchor)?.clone();
         if self.path_truncated {
             path.push("…");
         }
@@ -393,12 +393,12 @@ mod tests {
         assert_eq!(got.actor.cmdline.args, ["rm", "-f", "meta.db"]);
         assert!(!got.actor.cmdline.truncated);
 
-        let mut tables = KernelTables::default();
-        tables
+        let mut legend = Legend::default();
+        legend
             .paths
             .insert(got.anchor, PathBuf::from("/var/lib/containerd"));
         assert_eq!(
-            got.path(&tables).unwrap(),
+            got.path(&legend).unwrap(),
             PathBuf::from("/var/lib/containerd/io.containerd/meta.db")
         );
     }
@@ -412,9 +412,9 @@ mod tests {
             EVENT_PATH_TRUNCATED,
         ))
         .unwrap();
-        let mut tables = KernelTables::default();
-        tables.paths.insert(got.anchor, PathBuf::from("/srv"));
-        assert_eq!(got.path(&tables).unwrap(), PathBuf::from("/srv/…/x"));
+        let mut legend = Legend::default();
+        legend.paths.insert(got.anchor, PathBuf::from("/srv"));
+        assert_eq!(got.path(&legend).unwrap(), PathBuf::from("/srv/…/x"));
         assert_eq!(got.decision, Decision::WouldBlock);
     }
 

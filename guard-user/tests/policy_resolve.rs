@@ -827,9 +827,10 @@ fn classify_in(
 fn exec_flags(tables: &KernelTables, object: &str) -> Vec<u32> {
     let flags: Vec<u32> = tables
         .exec
+        .commands
         .objects
         .values()
-        .filter(|e| tables.exec.object_names[e.object as usize] == object)
+        .filter(|e| tables.legend.objects[e.object as usize] == object)
         .map(|e| e.flags)
         .collect();
     assert!(!flags.is_empty(), "{object} is in the exec tables");

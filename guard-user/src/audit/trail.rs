@@ -13,7 +13,7 @@ use crate::{
     daemon::{degraded, self_test::SelfTestResult},
     events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
     host::proc::Procfs,
-    tables::{maintenance::MaintenanceWindow, KernelTables},
+    tables::{maintenance::MaintenanceWindow, Legend},
 };
 
 /// The audit trail's word for a kernel decision.
@@ -171,11 +171,11 @@ impl AuditTrail {
         actor
     }
 
-    pub fn process_decision(&mut self, ev: &ProcessDecision, tables: &KernelTables) {
+    pub fn process_decision(&mut self, ev: &ProcessDecision, legend: &Legend) {
         let actor = self.kernel_actor(&ev.actor);
         let mut target =
             Target::inode(ev.target_exe).with_process(ev.target_pid, ev.target_comm.clone());
-        if let Some(path) = tables.paths.get(&ev.target_exe) {
+        if let Some(path) = legend.path(&ev.target_exe) {
             target = target.with_path(path.display().to_string());
         }
         let mut record = self
@@ -183,13 +183,13 @@ impl AuditTrail {
             .record(Layer::Process, "kill", ev.decision.into(), actor)
             .target(target)
             .signal(ev.signal);
-        if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
-            record = record.rule(rule.clone());
+        if let Some(rule) = legend.rule(ev.rule_id) {
+            record = record.rule(rule);
         }
         self.write(&record);
     }
 
-    pub fn exec_decision(&mut self, ev: &ExecDecision, tables: &KernelTables) {
+    pub fn exec_decision(&mut self, ev: &ExecDecision, legend: &Legend) {
         // The kernel's argv is the command being executed; procfs would show the caller's.
         let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
             .with_ppid(ev.ppid)
@@ -210,21 +210,21 @@ impl AuditTrail {
             .context
             .record(Layer::Exec, "exec", decision, actor)
             .target(target)
-            .exec(verb, ev.object(&tables.exec.object_names));
+            .exec(verb, ev.object(&legend.objects));
         if let Some(reason) = ev.reason() {
             record = record.note(reason.as_str());
         }
-        if let Some(rule) = tables.rule_names.get(&ev.rule_id()) {
-            record = record.rule(rule.clone());
+        if let Some(rule) = legend.rule(ev.rule_id()) {
+            record = record.rule(rule);
         }
         self.write(&record);
     }
 
-    pub fn file_decision(&mut self, ev: &FileDecision, tables: &KernelTables) {
+    pub fn file_decision(&mut self, ev: &FileDecision, legend: &Legend) {
         // The process may be gone already; the kernel's fields stay.
         let actor = self.kernel_actor(&ev.actor);
         let mut target = Target::inode(ev.target);
-        if let Some(path) = ev.path(tables) {
+        if let Some(path) = ev.path(legend) {
             target = target.with_path(path.display().to_string());
         }
         // An edit is recorded as one: the kernel's operation (a write-open, truncation or
@@ -240,8 +240,8 @@ impl AuditTrail {
         if let Some(note) = note {
             record = record.note(note);
         }
-        if let Some(rule) = tables.rule_names.get(&ev.rule_id) {
-            record = record.rule(rule.clone());
+        if let Some(rule) = legend.rule(ev.rule_id) {
+            record = record.rule(rule);
         }
         self.write(&record);
     }

@@ -12,24 +12,20 @@ use super::Daemon;
 use crate::{
     audit,
     events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
-    tables::KernelTables,
+    tables::Legend,
 };
 
 impl Daemon {
     /// Logs and records every queued decision. Returns whether the package manager
     /// replaced protected files, so that the new inodes must be protected. Package
     /// commands the exec layer let through are added to `package_operations`.
-    pub(super) fn drain_events(
-        &mut self,
-        ring: &mut RingBuf<MapData>,
-        tables: &KernelTables,
-    ) -> bool {
+    pub(super) fn drain_events(&mut self, ring: &mut RingBuf<MapData>, legend: &Legend) -> bool {
         let mut upgraded = false;
         while let Some(item) = ring.next() {
             let decision = match events::decode_record(&item) {
                 Ok(Event::File(ev)) => {
-                    log_decision(&ev, tables);
-                    self.trail.file_decision(&ev, tables);
+                    log_decision(&ev, legend);
+                    self.trail.file_decision(&ev, legend);
                     // A replaced configuration file is a new inode too: the kernel gave
                     // it the old one's protection, and the tables must learn it.
                     upgraded |= ev.decision == Decision::AllowedUpgrade
@@ -37,16 +33,16 @@ impl Daemon {
                     ev.decision
                 }
                 Ok(Event::Exec(ev)) => {
-                    log_exec_decision(&ev, tables);
-                    self.trail.exec_decision(&ev, tables);
+                    log_exec_decision(&ev, legend);
+                    self.trail.exec_decision(&ev, legend);
                     if ev.decision == Decision::AllowedUpgrade {
                         self.package_operations.insert(ev.tgid);
                     }
                     ev.decision
                 }
                 Ok(Event::Process(ev)) => {
-                    log_process_decision(&ev, tables);
-                    self.trail.process_decision(&ev, tables);
+                    log_process_decision(&ev, legend);
+                    self.trail.process_decision(&ev, legend);
                     ev.decision
                 }
                 Err(e) => {
@@ -66,12 +62,8 @@ impl Daemon {
     }
 }
 
-fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
-    let rule = tables
-        .rule_names
-        .get(&ev.rule_id())
-        .map(String::as_str)
-        .unwrap_or("?");
+fn log_exec_decision(ev: &ExecDecision, legend: &Legend) {
+    let rule = legend.rule(ev.rule_id()).unwrap_or("?");
     let mut command = audit::record::shell_join(&ev.argv);
     if ev.argv_truncated {
         command.push_str(" …");
@@ -81,7 +73,7 @@ fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
         rule,
         reason = ev.reason().map_or("?", |r| r.as_str()),
         verb = ev.verb().unwrap_or(""),
-        object = ev.object(&tables.exec.object_names).unwrap_or_default(),
+        object = ev.object(&legend.objects).unwrap_or_default(),
         file = ev.filename,
         pid = ev.tgid,
         ppid = ev.ppid,
@@ -92,11 +84,11 @@ fn log_exec_decision(ev: &ExecDecision, tables: &KernelTables) {
     );
 }
 
-fn log_process_decision(ev: &ProcessDecision, tables: &KernelTables) {
-    let rule = tables.rule_names.get(&ev.rule_id);
+fn log_process_decision(ev: &ProcessDecision, legend: &Legend) {
+    let rule = legend.rule(ev.rule_id);
     warn!(
         decision = ev.decision.as_str(),
-        rule = rule.map_or("?", String::as_str),
+        rule = rule.unwrap_or("?"),
         signal = ev.signal,
         target_pid = ev.target_pid,
         target_comm = ev.target_comm,
@@ -110,9 +102,9 @@ fn log_process_decision(ev: &ProcessDecision, tables: &KernelTables) {
     );
 }
 
-fn log_decision(ev: &FileDecision, tables: &KernelTables) {
+fn log_decision(ev: &FileDecision, legend: &Legend) {
     let path = ev
-        .path(tables)
+        .path(legend)
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "?".to_owned());
     let exe = Path::new("/proc")
@@ -121,11 +113,7 @@ fn log_decision(ev: &FileDecision, tables: &KernelTables) {
         .read_link()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let rule = tables
-        .rule_names
-        .get(&ev.rule_id)
-        .map(String::as_str)
-        .unwrap_or("?");
+    let rule = legend.rule(ev.rule_id).unwrap_or("?");
     if ev.decision == Decision::Edited {
         info!(
             op = ev.op.as_str(),

@@ -144,17 +144,17 @@ impl PathMatcher {
     pub fn from_tables(tables: &KernelTables) -> Self {
         let mut m = PathMatcher::default();
         for (key, protection) in &tables.inodes {
-            if let Some(path) = tables.paths.get(key) {
+            if let Some(path) = tables.legend.paths.get(key) {
                 m.inodes.insert(normalize(path), *protection);
             }
         }
         for (key, protection) in &tables.trees {
-            if let Some(path) = tables.paths.get(key) {
+            if let Some(path) = tables.legend.paths.get(key) {
                 m.trees.push((normalize(path), *protection));
             }
         }
         for (key, &rule_id) in &tables.excluded_children {
-            let Some(tree) = tables.paths.get(&key.tree) else {
+            let Some(tree) = tables.legend.paths.get(&key.tree) else {
                 continue;
             };
             let len = key
@@ -345,11 +345,7 @@ impl super::Daemon {
                 let Some(rule_id) = matcher.check(op, &path) else {
                     continue;
                 };
-                let rule = tables
-                    .rule_names
-                    .get(&rule_id)
-                    .map(String::as_str)
-                    .unwrap_or("?");
+                let rule = tables.legend.rule(rule_id).unwrap_or("?");
                 warn!(
                     decision = "would-block",
                     enforced = false,
@@ -391,7 +387,7 @@ mod tests {
         let mut t = KernelTables::default();
         let mut add = |ino, path: &str, p, tree: bool| {
             let key = InodeKey::new(1, ino);
-            t.paths.insert(key, PathBuf::from(path));
+            t.legend.paths.insert(key, PathBuf::from(path));
             if tree {
                 t.trees.insert(key, p);
             } else {

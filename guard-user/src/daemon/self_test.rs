@@ -114,7 +114,7 @@ pub fn identities(guard: &mut Guard) -> Result<Vec<IdentityCheck>, LoadError> {
 /// One protected object per device, by path order, for [`identities`].
 fn identity_samples(tables: &KernelTables) -> Vec<(PathBuf, InodeKey)> {
     let mut samples: BTreeMap<u32, (&Path, InodeKey)> = BTreeMap::new();
-    let mut paths: Vec<(&InodeKey, &PathBuf)> = tables.paths.iter().collect();
+    let mut paths: Vec<(&InodeKey, &PathBuf)> = tables.legend.paths.iter().collect();
     paths.sort_by(|a, b| a.1.cmp(b.1));
     for (key, path) in paths {
         if samples.contains_key(&key.dev) {

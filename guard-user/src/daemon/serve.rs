@@ -183,7 +183,7 @@ impl Daemon {
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
-                    if self.drain_events(ready.get_inner_mut(), guard.installed()) && resync_at.is_none() {
+                    if self.drain_events(ready.get_inner_mut(), &guard.installed().legend) && resync_at.is_none() {
                         resync_at = Some(Instant::now() + RESYNC_DELAY);
                         resync_cause = "the package manager replaced protected files";
                     }
@@ -256,7 +256,7 @@ impl Daemon {
         }
         // Decisions made before the signal are still in the ring buffer: record them, and
         // account for any the kernel could not queue, so the log adds up.
-        self.drain_events(ring.get_mut(), guard.installed());
+        self.drain_events(ring.get_mut(), &guard.installed().legend);
         self.account_drops(&guard)?;
         self.trail.flush_drops();
         match &self.published.pinned {

@@ -7,7 +7,7 @@ use tracing::{error, info, warn};
 use super::Daemon;
 use crate::{
     loader::{Generation, Guard},
-    tables::KernelTables,
+    tables::Legend,
 };
 
 /// This start's pin generation. It is removed again unless the daemon gets as far as
@@ -79,13 +79,13 @@ impl Daemon {
         let before = self.published.events.total();
         let lost = match events {
             Ok(mut events) => {
-                let empty = KernelTables::default();
-                let tables = if same_policy {
-                    guard.installed()
+                let unknown = Legend::default();
+                let legend = if same_policy {
+                    &guard.installed().legend
                 } else {
-                    &empty
+                    &unknown
                 };
-                self.drain_events(&mut events.ring, tables);
+                self.drain_events(&mut events.ring, legend);
                 let lost = events.dropped();
                 if lost > 0 {
                     self.trail.log.add_dropped(lost);

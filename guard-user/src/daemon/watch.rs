@@ -23,7 +23,12 @@ pub(super) fn mounts_on_protected(
     };
     match watch.get_mut().read() {
         Ok(mounts) => {
-            let protected = installed.paths.values().map(PathBuf::as_path).collect();
+            let protected = installed
+                .legend
+                .paths
+                .values()
+                .map(PathBuf::as_path)
+                .collect();
             mount_table::on_protected(&mounts, &protected)
         }
         Err(e) => {
@@ -54,7 +59,7 @@ pub(super) fn editable_files(tables: &KernelTables) -> BTreeSet<PathBuf> {
         .inodes
         .iter()
         .filter(|(_, p)| p.flags & FILE_EDITABLE != 0)
-        .filter_map(|(key, _)| tables.paths.get(key))
+        .filter_map(|(key, _)| tables.legend.paths.get(key))
         .filter(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()))
         .cloned()
         .collect()

@@ -658,20 +658,20 @@ impl Guard {
         sync_hash(
             hash_mut::<WordKey, WordEntry>(&mut self.ebpf, names::COMMAND_WORDS)?,
             names::COMMAND_WORDS,
-            &old.words,
-            &new.words,
+            &old.commands.words,
+            &new.commands.words,
         )?;
         sync_hash(
             hash_mut::<ObjectKey, ObjectEntry>(&mut self.ebpf, names::COMMAND_OBJECTS)?,
             names::COMMAND_OBJECTS,
-            &old.objects,
-            &new.objects,
+            &old.commands.objects,
+            &new.commands.objects,
         )?;
         sync_hash(
             hash_mut::<u64, BinaryEntry>(&mut self.ebpf, names::COMMAND_BINARIES)?,
             names::COMMAND_BINARIES,
-            &old.binaries,
-            &new.binaries,
+            &old.commands.binaries,
+            &new.commands.binaries,
         )?;
         sync_hash(
             hash_mut::<InodeKey, u32>(&mut self.ebpf, names::EXE_CLASSES)?,
@@ -688,17 +688,17 @@ impl Guard {
         {
             let mut classes: Array<&mut MapData, ClassEntry> =
                 array_mut(&mut self.ebpf, names::COMMAND_CLASSES)?;
-            for (id, entry) in new.classes.iter().enumerate() {
+            for (id, entry) in new.commands.classes.iter().enumerate() {
                 classes
                     .set(id as u32, entry, 0)
                     .map_err(map_err(names::COMMAND_CLASSES))?;
             }
         }
-        if new.config != old.config {
+        if new.commands.config != old.commands.config {
             let mut config: Array<&mut MapData, CommandConfig> =
                 array_mut(&mut self.ebpf, names::COMMAND_CONFIG)?;
             config
-                .set(0, new.config, 0)
+                .set(0, new.commands.config, 0)
                 .map_err(map_err(names::COMMAND_CONFIG))?;
         }
         Ok(())
@@ -893,23 +893,59 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
 }
 
 /// Inserts new and changed entries, then removes stale ones.
-fn sync_hash<K: aya::Pod + Ord, V: aya::Pod + PartialEq>(
+fn sync_hash<K: aya::Pod, V: aya::Pod + PartialEq, T: Entries<K, V>>(
     mut map: HashMap<&mut MapData, K, V>,
     name: &'static str,
-    old: &std::collections::BTreeMap<K, V>,
-    new: &std::collections::BTreeMap<K, V>,
+    old: &T,
+    new: &T,
 ) -> Result<(), LoadError> {
-    for (key, value) in new {
-        if old.get(key) != Some(value) {
+    for (key, value) in new.entries() {
+        if old.lookup(key) != Some(value) {
             map.insert(key, value, 0).map_err(map_err(name))?;
         }
     }
-    for key in old.keys() {
-        if !new.contains_key(key) {
+    for (key, _) in old.entries() {
+        if new.lookup(key).is_none() {
             remove_present(&mut map, key, name)?;
         }
     }
     Ok(())
+}
+
+/// A table in memory, as [`sync_hash`] compares it with the one installed: the ordered
+/// maps of [`KernelTables`] and the hash maps of the compiled commands.
+trait Entries<K, V> {
+    fn lookup(&self, key: &K) -> Option<&V>;
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a;
+}
+
+impl<K: Ord, V> Entries<K, V> for std::collections::BTreeMap<K, V> {
+    fn lookup(&self, key: &K) -> Option<&V> {
+        self.get(key)
+    }
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Entries<K, V> for std::collections::HashMap<K, V> {
+    fn lookup(&self, key: &K) -> Option<&V> {
+        self.get(key)
+    }
+    fn entries<'a>(&'a self) -> impl Iterator<Item = (&'a K, &'a V)>
+    where
+        K: 'a,
+        V: 'a,
+    {
+        self.iter()
+    }
 }
 
 /// Removes a key; one that is already gone is not an error.

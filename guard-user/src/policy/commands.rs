@@ -32,7 +32,7 @@ pub struct ObjectName {
 }
 
 /// The compiled tables, in memory. The fields are what the loader copies into the maps.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompiledCommands {
     pub config: CommandConfig,
     /// Indexed by class id.

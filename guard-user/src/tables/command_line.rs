@@ -44,9 +44,11 @@ impl KernelTables {
         let mut t = KernelTables::default();
         t.rule(RULE_PATHS, RuleKind::Paths, true);
         t.rule(RULE_TREES, RuleKind::Trees, true);
-        t.rule_names
+        t.legend
+            .rules
             .insert(RULE_PATHS, "command-line-paths".to_owned());
-        t.rule_names
+        t.legend
+            .rules
             .insert(RULE_TREES, "command-line-trees".to_owned());
         for path in &spec.objects {
             t.protect_object(path, RULE_PATHS, OPS_ALL, false)?;

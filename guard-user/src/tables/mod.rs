@@ -2,15 +2,15 @@
 //! resolved objects. Both `rtguard run --protect …` and compiled policies produce one.
 
 mod command_line;
+mod legend;
 pub mod maintenance;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
 };
 
 use guard_common::{
-    command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{
         ExcludedChildKey, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL,
         OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
@@ -21,9 +21,12 @@ use guard_common::{
 
 use time::OffsetDateTime;
 
-pub use self::command_line::CommandLine;
 use self::maintenance::MaintenanceState;
-use crate::resolve::{inode_key, superblock_dev, ResolveError, RuleSet};
+pub use self::{command_line::CommandLine, legend::Legend};
+use crate::{
+    policy::CompiledCommands,
+    resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
+};
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
 pub const PACKAGE_MANAGERS: &[&str] = &["/usr/bin/dpkg", "/usr/bin/rpm"];
@@ -44,56 +47,39 @@ pub struct KernelTables {
     pub trusted: BTreeSet<TrustKey>,
     /// Rule table slots by rule id.
     pub rules: BTreeMap<u32, RuleEntry>,
-    /// Where each object, ancestor and tree root was found, to name them in events.
-    pub paths: HashMap<InodeKey, PathBuf>,
-    /// Rule names by id, to name them in events.
-    pub rule_names: BTreeMap<u32, String>,
     /// The exec layer's command tables.
     pub exec: ExecTables,
     /// Process layer: protected executables → rule and refused signals. Their
     /// supervisors are in `trusted`, keyed by the process rule.
     pub processes: BTreeMap<InodeKey, ProcessProtection>,
+    /// What the keys, rule ids and object indexes stand for, to name them in events.
+    pub legend: Legend,
 }
 
-/// Everything the exec layer's maps hold: the compiled command tables (the same key/value
-/// pairs `rtguard explain` classifies with) and the host-dependent executable identities.
+/// Everything the exec layer's maps hold: the compiled command tables (the same tables
+/// `rtguard explain` classifies with), with the maintenance windows marked on them, and
+/// the host-dependent executable identities.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ExecTables {
-    pub config: CommandConfig,
-    pub binaries: BTreeMap<u64, BinaryEntry>,
-    /// Indexed by class id.
-    pub classes: Vec<ClassEntry>,
-    pub words: BTreeMap<WordKey, WordEntry>,
-    pub objects: BTreeMap<ObjectKey, ObjectEntry>,
+    pub commands: CompiledCommands,
     /// Command binaries by identity → class.
     pub exe_classes: BTreeMap<InodeKey, u32>,
     /// Executables → bit mask of the classes they may run destructive commands of.
     pub trusted_callers: BTreeMap<InodeKey, u32>,
-    /// Protected names by `ObjectEntry::object`, to name them in events.
-    pub object_names: Vec<String>,
-    /// Class names by id.
-    pub class_names: Vec<String>,
 }
 
 impl ExecTables {
     /// The exec layer's share of a resolved policy, with the maintenance windows open at
     /// `now` marked on the objects they open (see [`maintenance::commands_at`]).
     pub fn from_rule_set(set: &RuleSet, windows: &MaintenanceState, now: OffsetDateTime) -> Self {
-        let c = &maintenance::commands_at(set, windows, now);
         let mut trusted_callers = BTreeMap::new();
         for t in &set.trusted_callers {
             *trusted_callers.entry(t.key).or_insert(0) |= t.classes;
         }
         Self {
-            config: c.config,
-            binaries: c.binaries.clone(),
-            classes: c.classes.clone(),
-            words: c.words.iter().map(|(k, v)| (*k, *v)).collect(),
-            objects: c.objects.iter().map(|(k, v)| (*k, *v)).collect(),
+            commands: maintenance::commands_at(set, windows, now),
             exe_classes: set.exe_classes.iter().map(|e| (e.key, e.class)).collect(),
             trusted_callers,
-            object_names: c.object_names.iter().map(|o| o.name.clone()).collect(),
-            class_names: c.class_names.clone(),
         }
     }
 }
@@ -113,9 +99,12 @@ impl KernelTables {
             t.rules.insert(id, entry);
         }
         for rule in &set.rules {
-            t.rule_names.insert(rule.id, rule.name.clone());
+            t.legend.rules.insert(rule.id, rule.name.clone());
         }
         t.exec = ExecTables::from_rule_set(set, windows, now);
+        t.legend.objects = (t.exec.commands.object_names.iter())
+            .map(|o| o.name.clone())
+            .collect();
         for exe in &set.processes {
             let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
             t.processes.entry(exe.key).or_insert(ProcessProtection {
@@ -123,7 +112,7 @@ impl KernelTables {
                 rule_id: exe.rule,
                 _pad: 0,
             });
-            t.paths.insert(exe.key, exe.path.clone());
+            t.legend.paths.insert(exe.key, exe.path.clone());
         }
         for exe in &set.supervisors {
             t.trusted.insert(TrustKey::new(exe.key, exe.rule));
@@ -139,7 +128,7 @@ impl KernelTables {
                 OPS_ALL
             };
             merge(&mut t.inodes, object.key, object.rule, ops, flags);
-            t.paths.insert(object.key, object.path.clone());
+            t.legend.paths.insert(object.key, object.path.clone());
         }
         for tree in &set.trees {
             if tree.allow_writes {
@@ -159,7 +148,7 @@ impl KernelTables {
                 );
                 t.tree_superblocks.insert(superblock_dev(&root)?);
             }
-            t.paths.insert(tree.key, tree.path.clone());
+            t.legend.paths.insert(tree.key, tree.path.clone());
         }
         for child in &set.excluded_children {
             if let Some(key) = ExcludedChildKey::new(child.tree, child.name.as_bytes()) {
@@ -176,7 +165,7 @@ impl KernelTables {
                     _pad: 0,
                 },
             );
-            t.paths.insert(excluded.key, excluded.path.clone());
+            t.legend.paths.insert(excluded.key, excluded.path.clone());
             t.tree_superblocks
                 .insert(superblock_dev(&under_root(&set.root, &excluded.path))?);
         }
@@ -232,7 +221,7 @@ impl KernelTables {
         let key = stat_key(path)?;
         let flags = if upgradable { FILE_UPGRADABLE } else { 0 };
         merge(&mut self.inodes, key, rule_id, ops, flags);
-        self.paths.insert(key, path.to_owned());
+        self.legend.paths.insert(key, path.to_owned());
         self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
@@ -248,7 +237,7 @@ impl KernelTables {
         let key = stat_key(path)?;
         merge(&mut self.trees, key, rule_id, tree_ops(path, ops), 0);
         self.tree_superblocks.insert(superblock_dev(path)?);
-        self.paths.insert(key, path.to_owned());
+        self.legend.paths.insert(key, path.to_owned());
         self.protect_ancestors(path, rule_id, Follow::Final)?;
         Ok(key)
     }
@@ -293,7 +282,10 @@ impl KernelTables {
         for dir in real.ancestors().skip(skip) {
             let key = stat_key(dir)?;
             merge(&mut self.inodes, key, rule_id, OPS_ANCESTOR, 0);
-            self.paths.entry(key).or_insert_with(|| dir.to_owned());
+            self.legend
+                .paths
+                .entry(key)
+                .or_insert_with(|| dir.to_owned());
         }
         Ok(())
     }
@@ -375,7 +367,10 @@ mod tests {
         assert_eq!(t.inodes[&key].ops, OPS_ALL);
         let parent = stat_key(&bin).unwrap();
         assert_eq!(t.inodes[&parent].ops, OPS_ANCESTOR);
-        assert_eq!(t.paths[&parent], std::fs::canonicalize(&bin).unwrap());
+        assert_eq!(
+            t.legend.paths[&parent],
+            std::fs::canonicalize(&bin).unwrap()
+        );
         let root = stat_key(Path::new("/")).unwrap();
         assert!(t.inodes.contains_key(&root), "the walk reaches /");
         assert!(t.rules[&1].enforces());
