@@ -10,7 +10,6 @@ use tracing::error;
 
 use super::{Actor, AuditLog, AuditRecord, Decision, Layer, RecordContext, Target};
 use crate::{
-    daemon::{degraded, self_test::SelfTestResult},
     events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
     host::proc::Procfs,
     tables::{maintenance::MaintenanceWindow, Legend},
@@ -80,11 +79,12 @@ impl AuditTrail {
         self.write(&record);
     }
 
-    pub fn self_test(&mut self, result: &SelfTestResult) {
+    /// The start's proof of one layer on a canary.
+    pub fn self_test(&mut self, layer: &str, passed: bool, detail: &str) {
         let record = self
-            .daemon_record(&format!("self-test-{}", result.layer), Decision::SelfTest)
-            .enforced(result.passed)
-            .note(result.detail.clone());
+            .daemon_record(&format!("self-test-{layer}"), Decision::SelfTest)
+            .enforced(passed)
+            .note(detail.to_owned());
         self.write(&record);
     }
 
@@ -101,15 +101,17 @@ impl AuditTrail {
     }
 
     /// A degraded-mode observation: would-block, not enforced.
+    /// `tgid`, `uid` and `comm` as a syscall tracepoint saw them, the rest from /proc,
+    /// else the arguments its execve had.
     pub fn observed(
         &mut self,
         op: FileOp,
         rule: &str,
         path: &Path,
-        obs: &degraded::Observed,
+        (tgid, uid, comm): (u32, u32, &str),
         argv: Option<&Vec<String>>,
     ) {
-        let mut actor = Actor::new(obs.tgid, obs.uid, obs.comm.clone());
+        let mut actor = Actor::new(tgid, uid, comm.to_owned());
         actor.fill_from_proc(&self.procfs).ok();
         if actor.argv.is_empty() {
             if let Some(argv) = argv {

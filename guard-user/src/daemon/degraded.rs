@@ -358,8 +358,13 @@ impl super::Daemon {
                     op.as_str()
                 );
                 self.published.events.would_block += 1;
-                self.trail
-                    .observed(op, rule, &path, &obs, argv.get(obs.tgid));
+                self.trail.observed(
+                    op,
+                    rule,
+                    &path,
+                    (obs.tgid, obs.uid, &obs.comm),
+                    argv.get(obs.tgid),
+                );
             }
         }
     }

@@ -214,7 +214,7 @@ pub fn run(options: Options) -> Outcome {
             }
         };
         for result in &results {
-            trail.self_test(result);
+            trail.self_test(&result.layer, result.passed, &result.detail);
             published.self_test.push(result.clone());
             if result.passed {
                 info!(layer = result.layer, "self-test passed: {}", result.detail);
