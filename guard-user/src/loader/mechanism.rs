@@ -142,6 +142,40 @@ pub fn choose(choice: MechanismChoice, lsms: &io::Result<Vec<String>>) -> (Mecha
     }
 }
 
+/// Where the kernel lists its active LSMs.
+const ACTIVE_LSMS: &str = "/sys/kernel/security/lsm";
+
+/// Why BPF LSM programs cannot enforce on a kernel whose active LSMs are `lsms`, and the
+/// boot parameter that would fix it; `None` when `bpf` is among them. The kernel still
+/// loads and attaches BPF LSM programs there, but never calls them.
+pub fn bpf_lsm_inactive(lsms: &[String]) -> Option<String> {
+    if lsms.iter().any(|l| l == "bpf") {
+        return None;
+    }
+    let mut with_bpf = lsms.to_vec();
+    with_bpf.push("bpf".to_owned());
+    Some(format!(
+        "BPF LSM is not active (active LSMs: {}): its programs attach but the kernel never \
+         runs them; add `lsm={}` to the kernel command line (GRUB_CMDLINE_LINUX in \
+         /etc/default/grub, then update-grub) and reboot",
+        lsms.join(","),
+        with_bpf.join(",")
+    ))
+}
+
+/// The kernel's active LSMs, in order (needs securityfs mounted).
+pub fn active_lsms() -> io::Result<Vec<String>> {
+    Ok(parse_lsm_list(&std::fs::read_to_string(ACTIVE_LSMS)?))
+}
+
+fn parse_lsm_list(list: &str) -> Vec<String> {
+    list.trim()
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +220,36 @@ mod tests {
             Mechanism::BpfLsm.attach_function("inode_rename"),
             "bpf_lsm_inode_rename"
         );
+    }
+
+    #[test]
+    fn an_inactive_bpf_lsm_is_explained_with_the_boot_parameter_that_adds_it() {
+        let ubuntu: Vec<String> = "landlock,lockdown,yama,integrity,apparmor"
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        let why = bpf_lsm_inactive(&ubuntu).unwrap();
+        assert!(
+            why.starts_with(
+                "BPF LSM is not active (active LSMs: landlock,lockdown,yama,integrity,apparmor)"
+            ),
+            "{why}"
+        );
+        assert!(
+            why.contains("`lsm=landlock,lockdown,yama,integrity,apparmor,bpf`"),
+            "{why}"
+        );
+        let debian = parse_lsm_list("lockdown,capability,landlock,yama,apparmor,tomoyo,bpf\n");
+        assert_eq!(bpf_lsm_inactive(&debian), None);
+    }
+
+    #[test]
+    fn lsm_list_is_split_into_whole_names() {
+        assert_eq!(
+            parse_lsm_list("lockdown,capability,bpf\n"),
+            ["lockdown", "capability", "bpf"]
+        );
+        assert!(!parse_lsm_list("capability,bpffs").contains(&"bpf".to_owned()));
+        assert!(parse_lsm_list("").is_empty());
     }
 }
