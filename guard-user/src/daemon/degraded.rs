@@ -278,12 +278,7 @@ impl super::Daemon {
             "observed (not enforced)".to_owned(),
             observer.attached().iter().map(|t| t.to_string()).collect(),
         )];
-        self.published.protected = ProtectedCounts {
-            inodes: tables.inodes.len(),
-            trees: tables.trees.len(),
-            trusted_executables: tables.trusted.len(),
-            rules: tables.rules.len(),
-        };
+        self.published.protected = ProtectedCounts::of(&tables);
         self.published.startup = self.stopwatch.steps.clone();
         self.publish();
         notify(&format!(

@@ -68,12 +68,7 @@ impl Daemon {
         guard: &mut Guard,
         tables: KernelTables,
     ) -> Result<(), LoadError> {
-        self.published.protected = ProtectedCounts {
-            inodes: tables.inodes.len(),
-            trees: tables.trees.len(),
-            trusted_executables: tables.trusted.len(),
-            rules: tables.rules.len(),
-        };
+        self.published.protected = ProtectedCounts::of(&tables);
         self.tables_generation += 1;
         guard.install(tables)?;
         let checks = self_test::identities(guard)?;
@@ -90,40 +85,15 @@ impl Daemon {
     }
 
     /// The state and its reason, from the self-test, the identity checks and the mode.
-    /// Never "enforcing" while the kernel cannot match objects the policy protects.
     pub(super) fn assess(&mut self, guard: &Guard) {
-        let self_tested = self.not_proven.is_empty();
-        let mismatched: Vec<String> = self
-            .published
-            .identities
-            .iter()
-            .filter(|c| !c.passed)
-            .map(IdentityCheck::to_string)
-            .collect();
-        self.published.state = match (guard.mode(), self_tested && mismatched.is_empty()) {
-            (_, false) => GuardState::Degraded,
-            (Mode::Enforce, true) => GuardState::Enforcing,
-            (Mode::Audit, true) => GuardState::Auditing,
-        };
-        let mechanism = guard.mechanism_summary();
-        self.published.reason = if !self_tested {
-            self.not_proven.clone()
-        } else if !mismatched.is_empty() {
-            format!(
-                "{mechanism}; the kernel does not match the objects rtguard resolved on {} \
-                 filesystem(s): {}",
-                mismatched.len(),
-                mismatched.join("; ")
-            )
-        } else {
-            match self.published.state {
-                GuardState::Enforcing => format!("{mechanism}; self-test passed"),
-                GuardState::Auditing => {
-                    format!("{mechanism}; audit mode: matches are reported, not refused")
-                }
-                GuardState::Degraded => "enforcement not proven".to_owned(),
-            }
-        };
+        let (state, reason) = assess(
+            guard.mode(),
+            &guard.mechanism_summary(),
+            &self.not_proven,
+            &self.published.identities,
+        );
+        self.published.state = state;
+        self.published.reason = reason;
     }
 
     /// Moves the kernel's count of events it could not queue into the audit log (carried
@@ -150,6 +120,47 @@ impl Daemon {
     }
 }
 
+/// The guard's state and its reason. Never "enforcing" while the start's self-test did
+/// not prove enforcement (`not_proven` says why), or while the kernel cannot match objects
+/// the policy protects (a failed identity check).
+fn assess(
+    mode: Mode,
+    mechanism: &str,
+    not_proven: &str,
+    identities: &[IdentityCheck],
+) -> (GuardState, String) {
+    let self_tested = not_proven.is_empty();
+    let mismatched: Vec<String> = identities
+        .iter()
+        .filter(|c| !c.passed)
+        .map(IdentityCheck::to_string)
+        .collect();
+    let state = match (mode, self_tested && mismatched.is_empty()) {
+        (_, false) => GuardState::Degraded,
+        (Mode::Enforce, true) => GuardState::Enforcing,
+        (Mode::Audit, true) => GuardState::Auditing,
+    };
+    let reason = if !self_tested {
+        not_proven.to_owned()
+    } else if !mismatched.is_empty() {
+        format!(
+            "{mechanism}; the kernel does not match the objects rtguard resolved on {} \
+             filesystem(s): {}",
+            mismatched.len(),
+            mismatched.join("; ")
+        )
+    } else {
+        match state {
+            GuardState::Enforcing => format!("{mechanism}; self-test passed"),
+            GuardState::Auditing => {
+                format!("{mechanism}; audit mode: matches are reported, not refused")
+            }
+            GuardState::Degraded => "enforcement not proven".to_owned(),
+        }
+    };
+    (state, reason)
+}
+
 /// Attached LSM programs grouped by layer, as `rtguard status` lists them.
 pub(super) fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
     let layer_of = |hook: &str| match hook {
@@ -168,4 +179,93 @@ pub(super) fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
             (layer.to_owned(), hooks)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MECHANISM: &str = "BPF LSM";
+
+    fn check(path: &str, kernel: Option<&str>) -> IdentityCheck {
+        IdentityCheck {
+            path: path.to_owned(),
+            resolved: "254:1/1311".to_owned(),
+            kernel: kernel.map(str::to_owned),
+            passed: kernel == Some("254:1/1311"),
+        }
+    }
+
+    #[test]
+    fn proven_enforcement_is_enforcing_and_audit_mode_says_so() {
+        let proven = [check("/usr/bin/containerd", Some("254:1/1311"))];
+        assert_eq!(
+            assess(Mode::Enforce, MECHANISM, "", &proven),
+            (
+                GuardState::Enforcing,
+                "BPF LSM; self-test passed".to_owned()
+            )
+        );
+        assert_eq!(
+            assess(Mode::Audit, MECHANISM, "", &proven),
+            (
+                GuardState::Auditing,
+                "BPF LSM; audit mode: matches are reported, not refused".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_self_test_is_degraded_with_its_reason_whatever_the_identities() {
+        let (state, reason) = assess(
+            Mode::Enforce,
+            MECHANISM,
+            "self-test failed for the file layer(s)",
+            &[check("/usr/bin/containerd", Some("254:1/1311"))],
+        );
+        assert_eq!(state, GuardState::Degraded);
+        assert_eq!(reason, "self-test failed for the file layer(s)");
+    }
+
+    #[test]
+    fn an_identity_mismatch_is_degraded_and_names_the_object() {
+        let (state, reason) = assess(
+            Mode::Enforce,
+            MECHANISM,
+            "",
+            &[
+                check("/usr/bin/containerd", Some("254:1/1311")),
+                check("/var/lib/docker", Some("0:52/256")),
+            ],
+        );
+        assert_eq!(state, GuardState::Degraded);
+        assert_eq!(
+            reason,
+            "BPF LSM; the kernel does not match the objects rtguard resolved on 1 \
+             filesystem(s): /var/lib/docker: resolved 254:1/1311, kernel 0:52/256"
+        );
+        let (state, _) = assess(Mode::Audit, MECHANISM, "", &[check("/x", None)]);
+        assert_eq!(state, GuardState::Degraded, "audit mode is no excuse");
+    }
+
+    #[test]
+    fn attached_hooks_are_grouped_by_layer() {
+        let got = layers(&[
+            "path_unlink",
+            "bprm_check_security",
+            "task_kill",
+            "file_open",
+        ]);
+        assert_eq!(
+            got,
+            [
+                (
+                    "file".to_owned(),
+                    vec!["path_unlink".to_owned(), "file_open".to_owned()]
+                ),
+                ("exec".to_owned(), vec!["bprm_check_security".to_owned()]),
+                ("process".to_owned(), vec!["task_kill".to_owned()]),
+            ]
+        );
+    }
 }

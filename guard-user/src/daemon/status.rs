@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     daemon::self_test::{IdentityCheck, SelfTestResult},
     host::paths,
-    tables::maintenance::MaintenanceWindow,
+    tables::{maintenance::MaintenanceWindow, KernelTables},
 };
 
 /// The status file of the running daemon.
@@ -70,6 +70,18 @@ pub struct ProtectedCounts {
     pub trees: usize,
     pub trusted_executables: usize,
     pub rules: usize,
+}
+
+impl ProtectedCounts {
+    /// What `tables` put in the maps.
+    pub fn of(tables: &KernelTables) -> Self {
+        Self {
+            inodes: tables.inodes.len(),
+            trees: tables.trees.len(),
+            trusted_executables: tables.trusted.len(),
+            rules: tables.rules.len(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -64,3 +64,35 @@ pub(super) fn editable_files(tables: &KernelTables) -> BTreeSet<PathBuf> {
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(id: u64, point: &str, fstype: &str) -> Mount {
+        Mount {
+            id,
+            dev: 0,
+            point: PathBuf::from(point),
+            fstype: fstype.to_owned(),
+        }
+    }
+
+    #[test]
+    fn mount_changes_are_named_once_each_with_what_happened() {
+        let before = BTreeSet::from([mount(30, "/etc/containerd", "ext4")]);
+        let after = BTreeSet::from([
+            mount(41, "/var/lib/docker", "xfs"),
+            mount(42, "/etc/containerd", "tmpfs"),
+        ]);
+        assert_eq!(
+            changed_mount_points(&before, &after),
+            [
+                "/var/lib/docker (xfs mounted)",
+                "/etc/containerd (tmpfs mounted)",
+                "/etc/containerd (ext4 unmounted)"
+            ]
+        );
+        assert!(changed_mount_points(&after, &after).is_empty());
+    }
+}
