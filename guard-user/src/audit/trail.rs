@@ -44,6 +44,12 @@ impl AuditTrail {
         }
     }
 
+    /// Reads actors' details from `procfs` instead of the host's /proc.
+    pub fn with_procfs(mut self, procfs: Procfs) -> Self {
+        self.procfs = procfs;
+        self
+    }
+
     /// Appends a record; a failing log is reported and the daemon keeps guarding.
     pub fn write(&mut self, record: &AuditRecord) {
         if let Err(e) = self.log.append(record) {
@@ -246,5 +252,255 @@ impl AuditTrail {
             record = record.rule(rule);
         }
         self.write(&record);
+    }
+}
+
+/// Every kind of record the daemon writes, byte for byte against `testdata/trail.jsonl`.
+/// The audit log is an interface (docs/audit-schema.md): a change here must be on purpose.
+/// `RTGUARD_BLESS=1 cargo test -p guard-user --lib audit::trail` rewrites the file.
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use guard_common::{
+        command::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+        Decision as KernelDecision, FileOp, InodeKey,
+    };
+
+    use super::*;
+    use crate::{
+        audit::{testing::context, AuditLogConfig},
+        events::KernelCmdline,
+    };
+
+    const GOLDEN: &str = "src/audit/testdata/trail.jsonl";
+
+    fn actor(tgid: u32, comm: &str, args: &[&str]) -> KernelActor {
+        KernelActor {
+            exe: InodeKey::from_stat(254, 1, 4711),
+            cgroup_id: 8123,
+            pid: tgid,
+            tgid,
+            ppid: 1001,
+            uid: 0,
+            comm: comm.to_owned(),
+            cmdline: KernelCmdline {
+                args: args.iter().map(|a| a.to_string()).collect(),
+                truncated: false,
+            },
+        }
+    }
+
+    fn legend() -> Legend {
+        let mut legend = Legend::default();
+        legend.rules.insert(3, "runtime-binaries".to_owned());
+        legend.rules.insert(5, "runtime-data".to_owned());
+        legend.rules.insert(7, "runtime-packages".to_owned());
+        legend.rules.insert(9, "runtime-processes".to_owned());
+        legend.objects = vec!["containerd".to_owned(), "runc".to_owned()];
+        legend.paths.insert(
+            InodeKey::from_stat(254, 1, 1311),
+            PathBuf::from("/usr/bin/containerd"),
+        );
+        legend.paths.insert(
+            InodeKey::from_stat(254, 1, 2001),
+            PathBuf::from("/var/lib/containerd"),
+        );
+        legend.paths.insert(
+            InodeKey::from_stat(254, 1, 3001),
+            PathBuf::from("/etc/containerd/config.toml"),
+        );
+        legend
+    }
+
+    fn exec(decision: KernelDecision, reason: Reason, argv: &[&str]) -> ExecDecision {
+        ExecDecision {
+            decision,
+            classification: Classification {
+                verdict: match decision {
+                    KernelDecision::AllowedUpgrade => Verdict::AllowedAsUpgrade,
+                    _ => Verdict::Destructive,
+                } as u32,
+                reason: reason as u32,
+                rule: 7,
+                class: 1,
+                verb_token: 1,
+                object_token: 2,
+                object: 0,
+                _pad: 0,
+            },
+            exe: InodeKey::from_stat(254, 1, 5001),
+            filename: format!("/usr/bin/{}", argv[0]),
+            argv: argv.iter().map(|a| a.to_string()).collect(),
+            argv_truncated: false,
+            actor_exe: InodeKey::from_stat(254, 1, 5002),
+            cgroup_id: 8123,
+            pid: 4_000_001,
+            tgid: 4_000_001,
+            ppid: 4_000_000,
+            uid: 0,
+            comm: "bash".to_owned(),
+        }
+    }
+
+    /// The records, with what depends on the moment and on the test process (the time,
+    /// and the daemon's own pid, uid and details from /proc) set to fixed values.
+    fn written() -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(AuditLogConfig::new(&path)).unwrap();
+        // An empty procfs: the actors are what the kernel reported, nothing more.
+        let mut trail = AuditTrail::new(log, context()).with_procfs(Procfs::new(dir.path()));
+        let legend = legend();
+
+        trail.started("enforcing (BPF LSM)", "bpf is among the active LSMs", true);
+        trail.self_test("file", true, "unlink of the canary refused with EPERM");
+        trail.self_test("exec", false, "the canary command ran");
+        trail.file_decision(
+            &FileDecision {
+                op: FileOp::Unlink,
+                decision: KernelDecision::Blocked,
+                rule_id: 3,
+                target: InodeKey::from_stat(254, 1, 1311),
+                anchor: InodeKey::from_stat(254, 1, 1311),
+                components: Vec::new(),
+                path_truncated: false,
+                actor: actor(4_000_002, "rm", &["rm", "-rf", "/usr/bin/containerd"]),
+            },
+            &legend,
+        );
+        trail.file_decision(
+            &FileDecision {
+                op: FileOp::Rename,
+                decision: KernelDecision::WouldBlock,
+                rule_id: 5,
+                target: InodeKey::from_stat(254, 1, 2002),
+                anchor: InodeKey::from_stat(254, 1, 2001),
+                components: vec!["io.containerd.metadata.v1.bolt".into(), "meta.db".into()],
+                path_truncated: true,
+                actor: actor(4_000_003, "mv", &["mv", "meta.db", "/tmp"]),
+            },
+            &legend,
+        );
+        trail.file_decision(
+            &FileDecision {
+                op: FileOp::Replace,
+                decision: KernelDecision::Edited,
+                rule_id: 3,
+                target: InodeKey::from_stat(254, 1, 3001),
+                anchor: InodeKey::from_stat(254, 1, 3001),
+                components: Vec::new(),
+                path_truncated: false,
+                actor: actor(4_000_004, "vim", &["vim", "/etc/containerd/config.toml"]),
+            },
+            &legend,
+        );
+        trail.file_decision(
+            &FileDecision {
+                op: FileOp::Unlink,
+                decision: KernelDecision::AllowedUpgrade,
+                rule_id: 3,
+                target: InodeKey::from_stat(254, 1, 1311),
+                anchor: InodeKey::from_stat(254, 1, 1311),
+                components: Vec::new(),
+                path_truncated: false,
+                actor: actor(4_000_005, "dpkg", &["/usr/bin/dpkg", "--unpack"]),
+            },
+            &legend,
+        );
+        trail.exec_decision(
+            &exec(
+                KernelDecision::Blocked,
+                Reason::ProtectedObject,
+                &["apt-get", "remove", "containerd"],
+            ),
+            &legend,
+        );
+        trail.exec_decision(
+            &exec(
+                KernelDecision::AllowedUpgrade,
+                Reason::UpgradeInWindow,
+                &["apt-get", "install", "runc"],
+            ),
+            &legend,
+        );
+        let mut flush = exec(
+            KernelDecision::WouldBlock,
+            Reason::BareVerb,
+            &["iptables", "-F"],
+        );
+        flush.classification.object = NO_OBJECT;
+        flush.classification.object_token = NO_TOKEN;
+        trail.exec_decision(&flush, &legend);
+        trail.process_decision(
+            &ProcessDecision {
+                decision: KernelDecision::Blocked,
+                rule_id: 9,
+                signal: 9,
+                target_pid: 4_000_010,
+                target_comm: "containerd".to_owned(),
+                target_exe: InodeKey::from_stat(254, 1, 1311),
+                actor: actor(4_000_006, "pkill", &["pkill", "-9", "containerd"]),
+            },
+            &legend,
+        );
+        trail.observed(
+            FileOp::Unlink,
+            "runtime-binaries",
+            Path::new("/usr/bin/runc"),
+            (4_000_007, 0, "rm"),
+            Some(&vec!["rm".to_owned(), "/usr/bin/runc".to_owned()]),
+        );
+        let window = MaintenanceWindow {
+            package: "containerd".to_owned(),
+            opened: time::macros::datetime!(2026-11-26 14:00:00 UTC),
+            expires: time::macros::datetime!(2026-11-26 15:00:00 UTC),
+            reason: "upgrade to 1.7.24".to_owned(),
+            allow_removal: false,
+            opened_by: "alice".to_owned(),
+        };
+        trail.window_notice("maintenance-open", &window);
+        trail.window_notice("maintenance-expired", &window);
+        trail.mounts_changed(&["/var/lib/docker (xfs mounted)".to_owned()]);
+        trail.notice("reload", "policy /etc/rtguard/production.toml reloaded");
+        trail.notice(
+            "reload-refused",
+            "production.toml:3:9: unknown field `mdoe`",
+        );
+        trail.log.add_dropped(17);
+        trail.flush_drops();
+        drop(trail);
+
+        // The lines as written, not re-serialized: the key order is part of the bytes.
+        let this_pid = format!("\"pid\":{}", std::process::id());
+        let this_uid = format!("\"uid\":{}", nix::unistd::getuid().as_raw());
+        let mut out = String::new();
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let ts = line.find("\"ts\":\"").expect("a timestamp") + "\"ts\":\"".len();
+            let end = ts + line[ts..].find('"').unwrap();
+            let mut line = format!("{}2026-11-26T14:00:00Z{}", &line[..ts], &line[end..]);
+            if line.contains("\"layer\":\"daemon\"") {
+                line = line
+                    .replace(&this_pid, "\"pid\":1")
+                    .replace(&this_uid, "\"uid\":0");
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn every_record_kind_is_written_as_the_schema_says() {
+        let got = written();
+        let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(GOLDEN);
+        if std::env::var_os("RTGUARD_BLESS").is_some() {
+            std::fs::write(&golden, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&golden).unwrap();
+        for (n, (got, want)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(got, want, "record {} differs from {GOLDEN}", n + 1);
+        }
+        assert_eq!(got.lines().count(), want.lines().count(), "{GOLDEN}");
     }
 }
