@@ -143,11 +143,7 @@ impl AuditTrail {
                 "{}; until {}; removal {}; opened by {}",
                 w.reason,
                 w.expires,
-                if w.allow_removal {
-                    "allowed"
-                } else {
-                    "refused"
-                },
+                w.removal(),
                 w.opened_by
             ));
         self.write(&record);

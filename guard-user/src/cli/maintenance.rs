@@ -89,11 +89,7 @@ pub fn maintenance(args: MaintenanceArgs) -> u8 {
                         w.package,
                         w.expires,
                         humantime::format_duration(Duration::from_secs(left)),
-                        if w.allow_removal {
-                            "allowed"
-                        } else {
-                            "refused"
-                        },
+                        w.removal(),
                         w.reason,
                         w.opened_by
                     );

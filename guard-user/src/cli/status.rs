@@ -168,11 +168,7 @@ fn render(s: &DaemonStatus) -> String {
                 w.package,
                 w.expires,
                 w.reason,
-                if w.allow_removal {
-                    "allowed"
-                } else {
-                    "refused"
-                }
+                w.removal()
             ),
         );
     }

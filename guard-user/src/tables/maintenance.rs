@@ -59,6 +59,16 @@ pub struct MaintenanceWindow {
 }
 
 impl MaintenanceWindow {
+    /// Whether the window lets the package be removed, as the status, the window list and
+    /// the audit trail say it: `allowed` or `refused`.
+    pub fn removal(&self) -> &'static str {
+        if self.allow_removal {
+            "allowed"
+        } else {
+            "refused"
+        }
+    }
+
     pub fn is_open_at(&self, now: OffsetDateTime) -> bool {
         self.opened <= now && now < self.expires
     }
