@@ -287,7 +287,9 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Joins arguments for display, quoting the ones a shell would split or mangle.
+/// Joins arguments for display, quoting the ones a shell would split or mangle. The one
+/// way command lines are shown: in records ([`AuditRecord::command_line`]), the daemon's
+/// log and `rtguard explain`.
 pub fn shell_join(args: &[String]) -> String {
     let mut out = String::new();
     for (i, arg) in args.iter().enumerate() {
@@ -491,6 +493,21 @@ mod tests {
             })
         );
         assert!("254".parse::<DevId>().is_err());
+    }
+
+    #[test]
+    fn shell_join_keeps_plain_words_and_quotes_the_rest() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            shell_join(&args(&["apt-get", "remove", "a=b,c+d@e%f^g:h/i_j"])),
+            "apt-get remove a=b,c+d@e%f^g:h/i_j"
+        );
+        // Letters and digits of any script are plain too.
+        assert_eq!(shell_join(&args(&["touch", "café", "x²"])), "touch café x²");
+        assert_eq!(
+            shell_join(&args(&["", "a b", "$HOME", "it's", "*"])),
+            r#"'' 'a b' '$HOME' 'it'\''s' '*'"#
+        );
     }
 
     #[test]
