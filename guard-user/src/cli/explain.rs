@@ -18,6 +18,7 @@ use guard_common::{
 
 use super::exit;
 use crate::{
+    audit::record::shell_join,
     host::paths,
     policy::{self, Policy, PolicyError},
     resolve::{self, ruleset::EXEC_PATH, ResolveError, ResolveOptions, Root, RuleSet},
@@ -454,8 +455,7 @@ fn lexical(path: &Path) -> PathBuf {
 pub fn render(e: &Explanation, policy_origin: &str) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
-    let shell_words: Vec<String> = e.argv.iter().map(|a| shell_quote(a)).collect();
-    let _ = writeln!(out, "command:  {}", shell_words.join(" "));
+    let _ = writeln!(out, "command:  {}", shell_join(&e.argv));
     let _ = writeln!(out, "policy:   {policy_origin}");
     let _ = writeln!(out, "class:    {}", e.class.as_deref().unwrap_or("(none)"));
     let decision = match (e.action, e.classification.verdict()) {
@@ -479,15 +479,4 @@ pub fn render(e: &Explanation, policy_origin: &str) -> String {
         let _ = writeln!(out, "note:     {note}");
     }
     out
-}
-
-fn shell_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c))
-    {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
 }

@@ -1,0 +1,489 @@
+//! Building a [`RuleSet`] from a checked policy: the package databases opened, every rule
+//! resolved in order against the root (see `rules`), then the command binaries bound.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    io,
+    path::{Path, PathBuf},
+};
+
+use guard_common::InodeKey;
+
+use super::{
+    report::item,
+    rules::{
+        command_exes, netfilter_rule, packages_rule, paths_rule, processes_rule, services_rule,
+        trees_rule,
+    },
+    EditableBaseline, ItemReport, Origin, PolicyInfo, ResolvedExe, ResolvedObject, RuleInfo,
+    RuleReport, RuleSet, Warning, MAX_EDITABLE_ENTRIES,
+};
+use crate::{
+    policy::{self, Location, Mode, PathPattern, Policy, RuleBody},
+    resolve::{
+        dpkg::DpkgDb,
+        inode_key,
+        rpm::{RpmDb, RpmTool},
+        units::UnitRole,
+        ResolveError, Root,
+    },
+};
+
+/// How resolution runs.
+#[derive(Clone, Debug)]
+pub struct ResolveOptions {
+    /// The root the policy's paths are read under; `/` on a live host.
+    pub root: PathBuf,
+    pub rpm: RpmTool,
+    /// Configuration trees resolved before ([`RuleSet::editable_baseline`]); trees not in
+    /// it are listed now.
+    pub editable_baseline: EditableBaseline,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from("/"),
+            rpm: RpmTool::Auto,
+            editable_baseline: EditableBaseline::new(),
+        }
+    }
+}
+
+/// The state of one resolution: the rule set so far and what ties its parts together.
+pub(super) struct Builder<'a> {
+    pub(super) policy: &'a Policy,
+    baseline: &'a EditableBaseline,
+    pub(super) root: Root,
+    pub(super) set: RuleSet,
+    by_key: HashMap<InodeKey, usize>,
+    /// Files of protected packages by identity → the packages listing them.
+    package_files: HashMap<InodeKey, BTreeSet<String>>,
+    /// Unit files by identity, with the unit they belong to.
+    unit_files: Vec<(String, InodeKey)>,
+}
+
+impl Builder<'_> {
+    pub(super) fn warn(&mut self, location: Location, message: String) {
+        self.set.warnings.push(Warning {
+            file: self.policy.source.name.clone(),
+            location,
+            message,
+        });
+    }
+
+    fn mode_of(&self, rule: u32) -> Mode {
+        self.policy.rule(rule).map_or(Mode::Audit, |r| r.mode)
+    }
+
+    /// Adds a file-layer object; false when this rule already had that inode.
+    fn object(&mut self, object: ResolvedObject) -> bool {
+        match self.by_key.get(&object.key) {
+            Some(&i) => {
+                let owner = self.set.objects[i].rule;
+                if owner == object.rule {
+                    return false;
+                }
+                if self.mode_of(object.rule) > self.mode_of(owner) {
+                    self.set.objects[i] = object;
+                }
+                true
+            }
+            None => {
+                self.by_key.insert(object.key, self.set.objects.len());
+                self.set.objects.push(object);
+                true
+            }
+        }
+    }
+
+    /// lstat a path inside the root; NotFound is `None`, other errors are warnings.
+    fn lstat(&mut self, path: &Path, at: Location) -> Option<(PathBuf, std::fs::Metadata)> {
+        match self.root.lstat(path) {
+            Ok(found) => Some(found),
+            Err(e) if not_found(&e) => None,
+            Err(e) => {
+                self.warn(at, format!("cannot inspect {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    pub(super) fn stat(&mut self, path: &Path, at: Location) -> Option<(PathBuf, InodeKey)> {
+        match self.root.stat(path) {
+            Ok(found) => Some(found),
+            Err(e) if not_found(&e) => None,
+            Err(e) => {
+                self.warn(at, format!("cannot inspect {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// A file named by the policy or a package: the entry itself (a link stays a link),
+    /// and for a link also what it points to inside the root. Directories are skipped
+    /// when `files_only` (package lists name shared directories such as /usr/bin).
+    pub(super) fn file(
+        &mut self,
+        path: &Path,
+        rule: u32,
+        origin: &Origin,
+        files_only: bool,
+        at: Location,
+    ) -> Option<usize> {
+        let (_, meta) = self.lstat(path, at)?;
+        if files_only && meta.is_dir() {
+            return Some(0);
+        }
+        let key = inode_key(&meta);
+        self.owned(key, origin);
+        let mut added = usize::from(self.object(ResolvedObject {
+            path: path.to_owned(),
+            key,
+            rule,
+            origin: origin.clone(),
+        }));
+        if meta.file_type().is_symlink() {
+            if let Some((host, key)) = self.stat(path, at) {
+                if !(files_only && host.is_dir()) {
+                    self.owned(key, origin);
+                    added += usize::from(self.object(ResolvedObject {
+                        path: self.root.inside(&host),
+                        key,
+                        rule,
+                        origin: origin.clone(),
+                    }));
+                }
+            }
+        }
+        Some(added)
+    }
+
+    /// Protects the entries of the configuration tree at `tree`: those of the baseline
+    /// when it has the tree (the ones still there), else what the tree holds now, which
+    /// becomes its baseline. Returns how many were protected.
+    pub(super) fn editable_entries(&mut self, tree: &Path, rule: &policy::Rule) -> usize {
+        let paths = match self.baseline.get(tree) {
+            Some(known) => known.clone(),
+            None => self.list_tree(tree, rule.location),
+        };
+        let origin = Origin::TreeEntry {
+            tree: tree.to_owned(),
+        };
+        let mut kept = Vec::new();
+        let mut added = 0;
+        for path in paths {
+            let Some((_, meta)) = self.lstat(&path, rule.location) else {
+                continue;
+            };
+            added += usize::from(self.object(ResolvedObject {
+                path: path.clone(),
+                key: inode_key(&meta),
+                rule: rule.id,
+                origin: origin.clone(),
+            }));
+            kept.push(path);
+        }
+        // A baseline path that is gone stays in the baseline: if it comes back (an
+        // operator restores it), it is configuration again.
+        let baseline = match self.baseline.get(tree) {
+            Some(known) => known.clone(),
+            None => kept,
+        };
+        self.set.editable_baseline.insert(tree.to_owned(), baseline);
+        added
+    }
+
+    /// Every entry below `tree` (not the tree itself), without following links, in
+    /// sorted order, at most [`MAX_EDITABLE_ENTRIES`].
+    fn list_tree(&mut self, tree: &Path, at: Location) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut pending = vec![tree.to_owned()];
+        while let Some(dir) = pending.pop() {
+            let Some((host, _)) = self.lstat(&dir, at) else {
+                continue;
+            };
+            let entries = match std::fs::read_dir(&host) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.warn(at, format!("cannot list {}: {e}", dir.display()));
+                    continue;
+                }
+            };
+            let mut names: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+            names.sort_by_key(|e| e.file_name());
+            for entry in names {
+                if found.len() == MAX_EDITABLE_ENTRIES {
+                    let message = format!(
+                        "{} has more than {MAX_EDITABLE_ENTRIES} entries; only the first are \
+                         protected from removal",
+                        tree.display()
+                    );
+                    self.warn(at, message);
+                    return found;
+                }
+                let path = dir.join(entry.file_name());
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    pending.push(path.clone());
+                }
+                found.push(path);
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// Remembers which package ships a file and which unit a unit file is, whichever rule
+    /// ends up owning the inode, to tie units to their packages.
+    fn owned(&mut self, key: InodeKey, origin: &Origin) {
+        match origin {
+            Origin::Package { package, .. } => {
+                self.package_files
+                    .entry(key)
+                    .or_default()
+                    .insert(package.clone());
+            }
+            Origin::Unit {
+                unit,
+                role: UnitRole::UnitFile,
+            } => self.unit_files.push((unit.clone(), key)),
+            _ => {}
+        }
+    }
+
+    /// In-root paths a pattern names that exist.
+    pub(super) fn expand(&mut self, pattern: &PathPattern) -> Vec<PathBuf> {
+        let Some(glob) = &pattern.glob else {
+            let path = PathBuf::from(&pattern.text);
+            return match self.lstat(&path, pattern.location) {
+                Some(_) => vec![path],
+                None => Vec::new(),
+            };
+        };
+        // Walk from the longest literal directory, as deep as the pattern reaches.
+        let mut base = PathBuf::from("/");
+        let mut depth = 0usize;
+        let mut literal = true;
+        for part in Path::new(&pattern.text).components().skip(1) {
+            let text = part.as_os_str().to_string_lossy();
+            if literal && !text.contains(['*', '?', '[', '{']) {
+                base.push(part);
+            } else {
+                literal = false;
+                depth = if text.contains("**") {
+                    32
+                } else {
+                    depth.saturating_add(1)
+                };
+            }
+        }
+        if literal {
+            depth = 0;
+        }
+        let mut found = Vec::new();
+        let Ok(host) = self.root.resolve(&base, true) else {
+            return found;
+        };
+        walk(&host, &base, depth, &mut |inside| {
+            if glob.is_match(inside) {
+                found.push(inside.to_owned());
+            }
+        });
+        found.sort();
+        found
+    }
+
+    /// Executables a list of patterns names, by the identity of what they run.
+    pub(super) fn exes(
+        &mut self,
+        patterns: &[PathPattern],
+        rule: u32,
+    ) -> (Vec<ResolvedExe>, Vec<ItemReport>) {
+        let mut exes = Vec::new();
+        let mut items = Vec::new();
+        for pattern in patterns {
+            let mut count = 0;
+            for path in self.expand(pattern) {
+                if let Some((host, key)) = self.stat(&path, pattern.location) {
+                    if host.is_file() && !exes.iter().any(|e: &ResolvedExe| e.key == key) {
+                        exes.push(ResolvedExe { path, key, rule });
+                        count += 1;
+                    }
+                }
+            }
+            items.push(item(&pattern.text, count, "executable"));
+        }
+        (exes, items)
+    }
+}
+
+fn not_found(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Depth-first walk without following symlinked directories (no loops, no escapes).
+fn walk(host: &Path, inside: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) {
+    visit(inside);
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(host) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let child_host = host.join(&name);
+        let child_inside = inside.join(&name);
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => walk(&child_host, &child_inside, depth - 1, visit),
+            Ok(_) => visit(&child_inside),
+            Err(_) => {}
+        }
+    }
+}
+
+/// Resolves a checked policy against a root: the command tables, then every rule in order.
+pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, ResolveError> {
+    let commands = policy::compile(policy)?;
+    let meta = std::fs::metadata(&options.root).map_err(|source| ResolveError::Root {
+        path: options.root.clone(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(ResolveError::Root {
+            path: options.root.clone(),
+            source: io::Error::from(io::ErrorKind::NotADirectory),
+        });
+    }
+    let root = Root::new(&options.root);
+    let dpkg = DpkgDb::open(&root).map_err(|source| ResolveError::PackageDb {
+        what: "dpkg",
+        source,
+    })?;
+    let rpm = RpmDb::open(&root, &options.rpm);
+    let mut package_databases = Vec::new();
+    match &dpkg {
+        Some(db) if db.has_status => package_databases.push("dpkg".to_owned()),
+        Some(_) => {
+            package_databases.push("dpkg (no status file: installed state unknown)".to_owned())
+        }
+        None => {}
+    }
+    match &rpm {
+        RpmDb::Absent => {}
+        RpmDb::Available { bin, .. } => {
+            package_databases.push(format!("rpm (via {})", bin.display()))
+        }
+        RpmDb::Unavailable(why) => package_databases.push(format!("rpm: unavailable, {why}")),
+    }
+
+    let rules = policy
+        .rules
+        .iter()
+        .map(|r| RuleInfo {
+            id: r.id,
+            name: r.name.clone(),
+            kind: r.kind(),
+            mode: r.mode,
+            location: r.location,
+            description: r.description.clone(),
+            upgrade: match &r.body {
+                RuleBody::Packages { upgrade, .. } => Some(*upgrade),
+                _ => None,
+            },
+            allow_writes: matches!(
+                r.body,
+                RuleBody::Trees {
+                    allow_writes: true,
+                    ..
+                }
+            ),
+            signal_mask: match &r.body {
+                RuleBody::Processes { signals, .. } => {
+                    signals.iter().fold(0u64, |m, &s| m | 1u64 << s)
+                }
+                _ => 0,
+            },
+        })
+        .collect();
+    let mut b = Builder {
+        policy,
+        baseline: &options.editable_baseline,
+        root,
+        set: RuleSet {
+            policy: PolicyInfo {
+                file: policy.source.name.clone(),
+                environment: policy.environment.clone(),
+                sha256: policy.sha256.clone(),
+                mode: policy.mode,
+            },
+            root: options.root.clone(),
+            rules,
+            objects: Vec::new(),
+            trees: Vec::new(),
+            tree_exclusions: Vec::new(),
+            excluded_children: Vec::new(),
+            editable_baseline: EditableBaseline::new(),
+            trusted_writers: Vec::new(),
+            processes: Vec::new(),
+            supervisors: Vec::new(),
+            exe_classes: Vec::new(),
+            trusted_callers: Vec::new(),
+            package_databases,
+            unit_packages: BTreeMap::new(),
+            reports: Vec::new(),
+            warnings: Vec::new(),
+            commands,
+        },
+        by_key: HashMap::new(),
+        package_files: HashMap::new(),
+        unit_files: Vec::new(),
+    };
+
+    for rule in &policy.rules {
+        let (items, objects) = match &rule.body {
+            RuleBody::Packages { packages, .. } => {
+                packages_rule(&mut b, rule.id, packages, dpkg.as_ref(), &rpm)
+            }
+            RuleBody::Paths { paths } => paths_rule(&mut b, rule.id, paths),
+            RuleBody::Trees {
+                paths,
+                trusted_writers,
+                exclude,
+                allow_writes,
+            } => trees_rule(&mut b, rule, paths, trusted_writers, exclude, *allow_writes),
+            RuleBody::Services { units } => services_rule(&mut b, rule.id, rule.location, units),
+            RuleBody::Netfilter { .. } => netfilter_rule(&mut b, rule),
+            RuleBody::Processes {
+                exe,
+                supervisors,
+                signals,
+            } => processes_rule(&mut b, rule.id, exe, supervisors, signals),
+        };
+        if objects == 0 && !matches!(rule.body, RuleBody::Netfilter { .. }) {
+            let message = format!("rule `{}` resolves to nothing on this host", rule.name);
+            b.warn(rule.location, message);
+        }
+        b.set.reports.push(RuleReport {
+            rule: rule.id,
+            items,
+            objects,
+        });
+    }
+    command_exes(&mut b);
+    for (unit, key) in &b.unit_files {
+        if let Some(packages) = b.package_files.get(key) {
+            b.set
+                .unit_packages
+                .entry(unit.clone())
+                .or_default()
+                .extend(packages.iter().cloned());
+        }
+    }
+    Ok(b.set)
+}
