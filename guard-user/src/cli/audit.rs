@@ -124,13 +124,13 @@ pub fn audit(args: AuditArgs) -> u8 {
             return exit::FAILURE;
         }
     };
-    let mode = match (args.summary, args.json) {
-        (true, json) => Mode::Summary { json },
-        (false, true) => Mode::Json,
-        (false, false) => Mode::Table,
+    let output = match (args.summary, args.json) {
+        (true, json) => Output::Summary { json },
+        (false, true) => Output::Json,
+        (false, false) => Output::Table,
     };
     let mut out = BufWriter::new(io::stdout().lock());
-    let result = review(reader, &filter, mode, &mut out).and_then(|status| {
+    let result = review(reader, &filter, output, &mut out).and_then(|status| {
         out.flush()?;
         Ok(status)
     });
@@ -146,7 +146,7 @@ pub fn audit(args: AuditArgs) -> u8 {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Mode {
+enum Output {
     Table,
     Json,
     Summary { json: bool },
@@ -154,7 +154,12 @@ enum Mode {
 
 /// Reads every record, writes what matches to `out` and problems to stderr, and returns
 /// the exit status.
-fn review(reader: LogReader, filter: &Filter, mode: Mode, out: &mut impl Write) -> io::Result<u8> {
+fn review(
+    reader: LogReader,
+    filter: &Filter,
+    output: Output,
+    out: &mut impl Write,
+) -> io::Result<u8> {
     let mut status = exit::OK;
     let mut malformed = 0u64;
     let mut matched = 0u64;
@@ -185,10 +190,10 @@ fn review(reader: LogReader, filter: &Filter, mode: Mode, out: &mut impl Write) 
             continue;
         }
         matched += 1;
-        match mode {
-            Mode::Table => table.push(record)?,
-            Mode::Json => writeln!(table.get_mut(), "{}", entry.raw)?,
-            Mode::Summary { .. } => summary.add(record),
+        match output {
+            Output::Table => table.push(record)?,
+            Output::Json => writeln!(table.get_mut(), "{}", entry.raw)?,
+            Output::Summary { .. } => summary.add(record),
         }
     }
     if malformed > MALFORMED_SHOWN {
@@ -197,18 +202,18 @@ fn review(reader: LogReader, filter: &Filter, mode: Mode, out: &mut impl Write) 
             malformed - MALFORMED_SHOWN
         );
     }
-    match mode {
-        Mode::Table => {
+    match output {
+        Output::Table => {
             table.finish(dropped)?;
         }
-        Mode::Json => {
+        Output::Json => {
             if dropped > 0 {
                 eprintln!(
                     "rtguard: {dropped} kernel event(s) were dropped in this period and are not in the log"
                 );
             }
         }
-        Mode::Summary { json } => {
+        Output::Summary { json } => {
             summary.add_dropped(dropped);
             let out = table.get_mut();
             if json {

@@ -42,6 +42,8 @@ use self::{
 };
 use crate::tables::KernelTables;
 
+/// Whether matching operations are denied or only reported: the policy's word for it.
+pub use crate::policy::Mode;
 pub use mechanism::{active_lsms, bpf_lsm_inactive, Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
@@ -135,13 +137,6 @@ pub enum HookChoice {
     /// `path` where the kernel has it, else `inode`.
     Auto,
     Only(FileHooks),
-}
-
-/// Whether matching operations are denied or only reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Enforce,
-    Audit,
 }
 
 #[derive(Debug, thiserror::Error)]
