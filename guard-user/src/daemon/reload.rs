@@ -7,7 +7,11 @@ use std::time::Duration;
 use tracing::{error, info};
 
 use super::{Daemon, Source};
-use crate::{loader::Guard, policy, tables::maintenance::MaintenanceState};
+use crate::{
+    loader::Guard,
+    policy,
+    tables::maintenance::{MaintenanceState, MaintenanceWindow},
+};
 
 impl Daemon {
     /// SIGHUP: reads the policy and the maintenance windows again. A policy that does
@@ -66,20 +70,17 @@ impl Daemon {
                 return;
             }
         };
-        for expired in fresh.expire(time::OffsetDateTime::now_utc()) {
-            self.trail.window_notice("maintenance-expired", &expired);
-        }
-        for w in &fresh.windows {
-            if !self.windows.windows.contains(w) {
-                info!(package = w.package, expires = %w.expires, reason = w.reason, "maintenance window opened");
-                self.trail.window_notice("maintenance-open", w);
+        for (change, w) in
+            window_changes(&self.windows, &mut fresh, time::OffsetDateTime::now_utc())
+        {
+            match change {
+                WindowChange::Opened => {
+                    info!(package = w.package, expires = %w.expires, reason = w.reason, "maintenance window opened")
+                }
+                WindowChange::Closed => info!(package = w.package, "maintenance window closed"),
+                WindowChange::Expired => {}
             }
-        }
-        for w in &self.windows.windows {
-            if !fresh.windows.iter().any(|f| f.package == w.package) {
-                info!(package = w.package, "maintenance window closed");
-                self.trail.window_notice("maintenance-close", w);
-            }
+            self.trail.window_notice(change.op(), &w);
         }
         self.windows = fresh;
         self.published.maintenance = self.windows.windows.clone();
@@ -105,6 +106,51 @@ impl Daemon {
     }
 }
 
+/// A maintenance window's change, as the audit trail names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WindowChange {
+    Expired,
+    Opened,
+    Closed,
+}
+
+impl WindowChange {
+    fn op(self) -> &'static str {
+        match self {
+            WindowChange::Expired => "maintenance-expired",
+            WindowChange::Opened => "maintenance-open",
+            WindowChange::Closed => "maintenance-close",
+        }
+    }
+}
+
+/// What happened to the windows between the `running` state and a `fresh` read of the
+/// state file, in order: windows in `fresh` already expired at
+/// `now` (and taken out of it), windows opened (or reopened with other terms), windows
+/// closed.
+fn window_changes(
+    running: &MaintenanceState,
+    fresh: &mut MaintenanceState,
+    now: time::OffsetDateTime,
+) -> Vec<(WindowChange, MaintenanceWindow)> {
+    let mut changes: Vec<(WindowChange, MaintenanceWindow)> = fresh
+        .expire(now)
+        .into_iter()
+        .map(|w| (WindowChange::Expired, w))
+        .collect();
+    for w in &fresh.windows {
+        if !running.windows.contains(w) {
+            changes.push((WindowChange::Opened, w.clone()));
+        }
+    }
+    for w in &running.windows {
+        if !fresh.windows.iter().any(|f| f.package == w.package) {
+            changes.push((WindowChange::Closed, w.clone()));
+        }
+    }
+    changes
+}
+
 /// Sleeps until `at` (a window's expiry), or forever.
 pub(super) async fn until(at: Option<time::OffsetDateTime>) {
     match at {
@@ -113,5 +159,73 @@ pub(super) async fn until(at: Option<time::OffsetDateTime>) {
             tokio::time::sleep(left.try_into().unwrap_or(Duration::ZERO)).await
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    const NOW: time::OffsetDateTime = datetime!(2026-11-26 14:00:00 UTC);
+
+    fn window(
+        package: &str,
+        expires: time::OffsetDateTime,
+        allow_removal: bool,
+    ) -> MaintenanceWindow {
+        MaintenanceWindow {
+            package: package.to_owned(),
+            allow_removal,
+            opened: NOW - time::Duration::hours(1),
+            expires,
+            reason: "upgrade".to_owned(),
+            opened_by: "alice".to_owned(),
+        }
+    }
+
+    fn state(windows: &[MaintenanceWindow]) -> MaintenanceState {
+        MaintenanceState {
+            windows: windows.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_reload_reports_expired_opened_and_closed_windows_in_that_order() {
+        let later = NOW + time::Duration::hours(1);
+        let running = state(&[
+            window("containerd", later, false),
+            window("runc", later, false),
+        ]);
+        let mut fresh = state(&[
+            // Still open, same terms: nothing to say.
+            window("containerd", later, false),
+            // Reopened with removal allowed: a new window.
+            window("runc", later, true),
+            window("docker.io", later, false),
+            // Written by `maintenance open` before the daemon read it, and over by now.
+            window("iptables", NOW - time::Duration::minutes(1), false),
+        ]);
+        let ops: Vec<(&str, String)> = window_changes(&running, &mut fresh, NOW)
+            .into_iter()
+            .map(|(change, w)| (change.op(), w.package))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                ("maintenance-expired", "iptables".to_owned()),
+                ("maintenance-open", "runc".to_owned()),
+                ("maintenance-open", "docker.io".to_owned()),
+            ]
+        );
+        assert_eq!(fresh.windows.len(), 3, "the expired window is taken out");
+
+        let mut none = state(&[]);
+        let ops: Vec<&str> = window_changes(&running, &mut none, NOW)
+            .into_iter()
+            .map(|(change, _)| change.op())
+            .collect();
+        assert_eq!(ops, ["maintenance-close", "maintenance-close"]);
     }
 }
