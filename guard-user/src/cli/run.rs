@@ -135,15 +135,6 @@ impl From<HooksArg> for HookChoice {
     }
 }
 
-impl From<ModeArg> for Mode {
-    fn from(m: ModeArg) -> Self {
-        match m {
-            ModeArg::Enforce => Mode::Enforce,
-            ModeArg::Audit => Mode::Audit,
-        }
-    }
-}
-
 impl From<RunArgs> for Options {
     fn from(args: RunArgs) -> Self {
         let package_managers = if args.package_manager.is_empty() {
@@ -160,7 +151,10 @@ impl From<RunArgs> for Options {
                 trusted: args.trust,
                 package_managers,
             },
-            mode: args.mode.into(),
+            mode: match args.mode {
+                ModeArg::Enforce => Mode::Enforce,
+                ModeArg::Audit => Mode::Audit,
+            },
             file_hooks: args.file_hooks.into(),
             mechanism: args.mechanism.into(),
             allow_degraded: args.allow_degraded,
