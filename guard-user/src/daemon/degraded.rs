@@ -24,7 +24,7 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use super::status::ProtectedCounts;
-use crate::{host::notify::notify, loader::observer::Observer, tables::KernelTables};
+use crate::{host::notify::notify, loader::degraded::Observer, tables::KernelTables};
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;

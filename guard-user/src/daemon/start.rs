@@ -20,7 +20,7 @@ use crate::{
     audit::config_history::History,
     audit::{AuditLog, AuditLogConfig, AuditTrail},
     loader::{
-        active_lsms, bpf_lsm_inactive, observer::Observer, Guard, HookChoice, LoadError, Mechanism,
+        active_lsms, bpf_lsm_inactive, degraded::Observer, Guard, HookChoice, LoadError, Mechanism,
         MechanismChoice, Mode, PinDir,
     },
     policy,

@@ -7,15 +7,15 @@
 //! - [`mechanism`]: BPF LSM or fmod_ret, and the active LSM list;
 //! - [`offsets`]: kernel struct offsets from BTF; [`fs_layout`]: btrfs's identities;
 //! - `sync`: map contents brought to the tables without a gap;
-//! - [`pins`]: enforcement that outlives the process; [`observer`]: degraded mode's
+//! - [`pins`]: enforcement that outlives the process; [`degraded`]: degraded mode's
 //!   syscall tracepoints; [`mounts`]: the filesystems the programs need.
 
 mod attach;
+pub mod degraded;
 pub mod fs_layout;
 pub mod mechanism;
 pub mod modify_return;
 pub mod mounts;
-pub mod observer;
 pub mod offsets;
 pub mod pins;
 mod sync;
