@@ -110,7 +110,7 @@ pub struct FileEvent {
 }
 
 /// Arguments an exec event carries verbatim (the classifier saw up to
-/// `command::MAX_ARGV_TOKENS`).
+/// `exec::MAX_ARGV_TOKENS`).
 pub const EXEC_EVENT_ARGS: usize = 16;
 /// Bytes kept of each of them, NUL included.
 pub const EXEC_EVENT_ARG_LEN: usize = 64;
@@ -129,7 +129,7 @@ pub struct ExecEvent {
     pub actor_exe: InodeKey,
     pub cgroup_id: u64,
     /// What the classifier said.
-    pub classification: crate::command::Classification,
+    pub classification: crate::exec::Classification,
     /// [`Decision`] as u32.
     pub decision: u32,
     pub pid: u32,
@@ -138,11 +138,11 @@ pub struct ExecEvent {
     pub uid: u32,
     /// Arguments the kernel counted (at most `MAX_ARGV_TOKENS`).
     pub argc: u32,
-    /// `command::LINE_*` bits: `LINE_TRUNCATED` when argv had more arguments than that.
+    /// `exec::LINE_*` bits: `LINE_TRUNCATED` when argv had more arguments than that.
     pub line_flags: u32,
     pub _pad: u32,
     /// Length of each reported argument as the classifier hashed it, with
-    /// `command::TOKEN_TRUNCATED` in bit 31 when it was longer still. A length of
+    /// `exec::TOKEN_TRUNCATED` in bit 31 when it was longer still. A length of
     /// [`EXEC_EVENT_ARG_LEN`] or more means `args[i]` holds only its start.
     pub arg_lens: [u32; EXEC_EVENT_ARGS],
     pub comm: [u8; COMM_LEN],
@@ -162,7 +162,7 @@ mod tests {
     fn exec_event_has_no_implicit_padding_and_differs_from_file_events() {
         let fields = 2 * 16
             + 8
-            + core::mem::size_of::<crate::command::Classification>()
+            + core::mem::size_of::<crate::exec::Classification>()
             + 8 * 4
             + 4 * EXEC_EVENT_ARGS
             + COMM_LEN

@@ -4,8 +4,8 @@
 //! writes mean the same thing to the other. Flags are `u32`, never `bool`.
 #![no_std]
 
-pub mod command;
 pub mod event;
+pub mod exec;
 pub mod file;
 pub mod fs_layout;
 pub mod hash;
@@ -91,14 +91,14 @@ mod user {
     unsafe impl aya::Pod for super::syscall::SyscallEvent {}
     unsafe impl aya::Pod for super::syscall::TracepointLayout {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}
-    unsafe impl aya::Pod for super::command::ArgToken {}
-    unsafe impl aya::Pod for super::command::CommandLine {}
-    unsafe impl aya::Pod for super::command::CommandConfig {}
-    unsafe impl aya::Pod for super::command::BinaryEntry {}
-    unsafe impl aya::Pod for super::command::ClassEntry {}
-    unsafe impl aya::Pod for super::command::WordKey {}
-    unsafe impl aya::Pod for super::command::WordEntry {}
-    unsafe impl aya::Pod for super::command::ObjectKey {}
-    unsafe impl aya::Pod for super::command::ObjectEntry {}
-    unsafe impl aya::Pod for super::command::Classification {}
+    unsafe impl aya::Pod for super::exec::ArgToken {}
+    unsafe impl aya::Pod for super::exec::CommandLine {}
+    unsafe impl aya::Pod for super::exec::CommandConfig {}
+    unsafe impl aya::Pod for super::exec::BinaryEntry {}
+    unsafe impl aya::Pod for super::exec::ClassEntry {}
+    unsafe impl aya::Pod for super::exec::WordKey {}
+    unsafe impl aya::Pod for super::exec::WordEntry {}
+    unsafe impl aya::Pod for super::exec::ObjectKey {}
+    unsafe impl aya::Pod for super::exec::ObjectEntry {}
+    unsafe impl aya::Pod for super::exec::Classification {}
 }

@@ -5,7 +5,7 @@
 //! syscall entry (`sys_enter_execve` / `sys_enter_execveat`) into a per-task map, reduced
 //! to `ArgToken`s with the same function userspace uses. `bprm_check_security` then adds
 //! what only the kernel knows at that point (the executed file's basename and inode class,
-//! the caller's trusted classes), classifies with `guard_common::command::classify`'s parts
+//! the caller's trusted classes), classifies with `guard_common::exec::classify`'s parts
 //! over the command maps, and answers -EPERM or 0.
 //!
 //! The classifier runs as `Classifier::start`, one `Classifier::step` per argument and
@@ -24,14 +24,14 @@ use aya_ebpf::{
     programs::{LsmContext, TracePointContext},
 };
 use guard_common::{
-    command::{
+    event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
+    exec::{
         action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
         CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
         LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
         MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES,
         TOKEN_TRUNCATED,
     },
-    event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     hash::{basename_step, FNV_OFFSET},
     rule::Action,
     Decision, ExecEvent, InodeKey, MAX_EXE_CLASSES,

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use guard_common::{
-    command::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
     event::{
         ActorCmdline, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER,
         EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
+    exec::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
     Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 

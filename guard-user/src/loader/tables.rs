@@ -7,7 +7,7 @@ use std::{
 };
 
 use guard_common::{
-    command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
+    exec::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{
         ExcludedChildKey, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL,
         OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,

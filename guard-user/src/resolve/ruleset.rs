@@ -8,7 +8,7 @@ use std::{
 };
 
 use guard_common::{
-    command::{CommandLine, MAX_CLASSES, NO_CLASS},
+    exec::{CommandLine, MAX_CLASSES, NO_CLASS},
     file::{ExcludedChildKey, EXCLUDED_NAME_LEN},
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
     InodeKey,
