@@ -44,10 +44,8 @@ use crate::{
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
     task_storage::TaskStorage,
+    verdict::{after_previous, restated, EPERM},
 };
-
-/// -EPERM: the shell reports "Operation not permitted" and exits 126.
-const EPERM: i32 = -1;
 
 /// Table-wide parameters (`CommandConfig`), one slot.
 #[map]
@@ -296,16 +294,9 @@ pub extern "C" fn rtguard_exec_arg(argv: u64, i: u32) -> i32 {
 /// interpreter; the capture is consumed by the first call, so a command is judged once.
 #[lsm(hook = "bprm_check_security")]
 pub fn bprm_check_security(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
-    if previous != 0 {
-        return previous;
-    }
-    // A global function's result is an unknown scalar; restate it as 0 or -EPERM.
-    if rtguard_exec_decide(arg_scalar(&ctx, 0) as u64) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    after_previous(&ctx, 1, || {
+        restated(rtguard_exec_decide(arg_scalar(&ctx, 0) as u64))
+    })
 }
 
 /// Completes the capture with what the kernel knows now, classifies it, reports and

@@ -39,10 +39,8 @@ use crate::{
         TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
+    verdict::{chained, restated, EPERM},
 };
-
-/// -EPERM: what a shell shows as "Operation not permitted".
-const EPERM: i32 = -1;
 
 /// `FMODE_WRITE` in `file->f_mode` (include/linux/fs.h; stable since 2.6).
 const FMODE_WRITE: u32 = 0x2;
@@ -51,20 +49,6 @@ const O_TRUNC: u32 = 0o1000;
 /// `ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_SIZE` in `iattr->ia_valid`: the changes that
 /// break a binary. Timestamps (`touch`) stay allowed.
 const ATTR_BREAKING: u32 = 0x1 | 0x2 | 0x4 | 0x8;
-
-/// BPF LSM programs get the previous program's verdict as an extra last argument
-/// (`ret_arg`); an earlier denial is passed on, never turned into an allow.
-#[inline(always)]
-fn chained(ctx: &LsmContext, ret_arg: usize, check: impl FnOnce(&KernelOffsets) -> i32) -> i32 {
-    let previous: i32 = ctx.arg(ret_arg);
-    if previous != 0 {
-        return previous;
-    }
-    match resolved_offsets() {
-        Some(off) => check(&off),
-        None => 0,
-    }
-}
 
 // ---- path hooks -------------------------------------------------------------------------
 
@@ -90,7 +74,7 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
 pub fn path_rename(ctx: LsmContext) -> i32 {
     chained(&ctx, 5, |_| {
         let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
-        rename_verdict(rtguard_rename_decide(
+        restated(rtguard_rename_decide(
             arg_scalar(&ctx, 0) as u64,
             arg_scalar(&ctx, 1) as u64,
             arg_scalar(&ctx, 2) as u64,
@@ -163,7 +147,7 @@ pub fn inode_rename(ctx: LsmContext) -> i32 {
 
 #[inline(always)]
 fn inode_rename_decide(ctx: &LsmContext, flags: u64) -> i32 {
-    rename_verdict(rtguard_rename_decide(
+    restated(rtguard_rename_decide(
         arg_scalar(ctx, 0) as u64,
         arg_scalar(ctx, 1) as u64,
         arg_scalar(ctx, 2) as u64,
@@ -281,16 +265,6 @@ const RENAME_EXCHANGE: u64 = 1 << 1;
 /// (`path_rename`) rather than inodes (`inode_rename`).
 const RENAME_DIRS_ARE_PATHS: u64 = 1 << 32;
 
-/// A global function's result restated as 0 or -EPERM, which the verifier can see.
-#[inline(always)]
-fn rename_verdict(verdict: i32) -> i32 {
-    if verdict == EPERM {
-        EPERM
-    } else {
-        0
-    }
-}
-
 /// A rename is checked on both sides: the object moved away, and the one it lands on.
 /// Landing on an object from the same directory is a replacement ([`FileOp::Replace`]),
 /// which configuration files allow, and the incoming file inherits the protection. An
@@ -364,13 +338,11 @@ fn decide_replacing(
     dentry: KernelPtr,
     incoming: KernelPtr,
 ) -> i32 {
-    // A global function's result is an unknown scalar to the verifier, and an LSM
-    // program must provably return 0 or an errno; restate it as one of the two.
-    if rtguard_file_decide(op.bit(), dentry as u64, incoming as u64) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    restated(rtguard_file_decide(
+        op.bit(),
+        dentry as u64,
+        incoming as u64,
+    ))
 }
 
 /// The one decision every file hook makes.

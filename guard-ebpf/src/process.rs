@@ -22,10 +22,8 @@ use crate::{
         task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
+    verdict::{after_previous, restated, EPERM},
 };
-
-/// -EPERM: `kill` reports "Operation not permitted".
-const EPERM: i32 = -1;
 
 /// Protected executables by identity → rule and refused signals.
 #[map]
@@ -41,16 +39,13 @@ pub static PROCESS_EVENT_SCRATCH: PerCpuArray<ProcessEvent> = PerCpuArray::with_
 /// Signals the kernel raises itself (the OOM killer, SIGPIPE) don't come through here.
 #[lsm(hook = "task_kill")]
 pub fn task_kill(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(4);
-    if previous != 0 {
-        return previous;
-    }
-    let sig: i32 = ctx.arg(2);
-    if rtguard_process_decide(arg_scalar(&ctx, 0) as u64, sig as u32) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    after_previous(&ctx, 4, || {
+        let sig: i32 = ctx.arg(2);
+        restated(rtguard_process_decide(
+            arg_scalar(&ctx, 0) as u64,
+            sig as u32,
+        ))
+    })
 }
 
 #[unsafe(no_mangle)]
