@@ -1,5 +1,8 @@
 //! Records the programs send to userspace over the event ring buffer.
 
+use num_enum::TryFromPrimitive;
+use strum::IntoStaticStr;
+
 use crate::InodeKey;
 
 pub const COMM_LEN: usize = 16;
@@ -8,9 +11,11 @@ pub const EVENT_PATH_COMPONENTS: usize = 8;
 /// Bytes kept of each component (NUL-terminated; longer names are cut).
 pub const EVENT_NAME_LEN: usize = 48;
 
-/// What the kernel did about a matching operation.
+/// What the kernel did about a matching operation. The strings are the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive, IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+#[strum(serialize_all = "kebab-case")]
 pub enum Decision {
     /// Denied with -EPERM.
     Blocked = 1,
@@ -19,27 +24,17 @@ pub enum Decision {
     /// Allowed because the package manager replaced a file it may upgrade.
     AllowedUpgrade = 3,
     /// Allowed: a configuration file was opened for writing, truncated or replaced.
+    #[strum(serialize = "allowed-edit")]
     Edited = 4,
 }
 
 impl Decision {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            1 => Some(Self::Blocked),
-            2 => Some(Self::WouldBlock),
-            3 => Some(Self::AllowedUpgrade),
-            4 => Some(Self::Edited),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Blocked => "blocked",
-            Self::WouldBlock => "would-block",
-            Self::AllowedUpgrade => "allowed-upgrade",
-            Self::Edited => "allowed-edit",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -221,5 +216,19 @@ mod tests {
             assert_eq!(Decision::from_u32(d as u32), Some(d));
         }
         assert_eq!(Decision::from_u32(0), None);
+    }
+
+    #[test]
+    fn decisions_keep_their_audit_log_words() {
+        let words = [
+            (Decision::Blocked, "blocked"),
+            (Decision::WouldBlock, "would-block"),
+            (Decision::AllowedUpgrade, "allowed-upgrade"),
+            (Decision::Edited, "allowed-edit"),
+        ];
+        assert_eq!(words.len(), <Decision as strum::EnumCount>::COUNT);
+        for (d, word) in words {
+            assert_eq!(d.as_str(), word);
+        }
     }
 }

@@ -1,14 +1,19 @@
 //! What the classifier answers: a [`Verdict`], the [`Reason`] for it, and the
 //! [`Classification`] that carries both to an event record.
 
+use num_enum::TryFromPrimitive;
+use strum::IntoStaticStr;
+
 use crate::rule::{Action, RuleEntry, NO_RULE};
 
 pub const NO_TOKEN: u32 = u32::MAX;
 pub const NO_OBJECT: u32 = u32::MAX;
 
-/// What the classifier concluded.
+/// What the classifier concluded. The strings are the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive, IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+#[strum(serialize_all = "kebab-case")]
 pub enum Verdict {
     Allowed = 0,
     /// Refused in enforce mode, reported in audit mode.
@@ -20,29 +25,20 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            0 => Some(Self::Allowed),
-            1 => Some(Self::Destructive),
-            2 => Some(Self::AllowedAsUpgrade),
-            3 => Some(Self::ReportOnly),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Allowed => "allowed",
-            Self::Destructive => "destructive",
-            Self::AllowedAsUpgrade => "allowed-as-upgrade",
-            Self::ReportOnly => "report-only",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
-/// Why the classifier concluded what it did.
+/// Why the classifier concluded what it did. The strings are the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive, IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+#[strum(serialize_all = "kebab-case")]
 pub enum Reason {
     /// The binary belongs to no command class.
     NotGuarded = 1,
@@ -85,51 +81,12 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            1 => Some(Self::NotGuarded),
-            2 => Some(Self::NoDestructiveVerb),
-            3 => Some(Self::DryRun),
-            4 => Some(Self::ProtectedObject),
-            5 => Some(Self::BareVerb),
-            6 => Some(Self::AllObjects),
-            7 => Some(Self::HitsAll),
-            8 => Some(Self::Pattern),
-            9 => Some(Self::ArgvOverflow),
-            10 => Some(Self::RemoveSuffix),
-            11 => Some(Self::Upgrade),
-            12 => Some(Self::UpgradeInWindow),
-            13 => Some(Self::UpgradeOutsideWindow),
-            14 => Some(Self::UpgradeDenied),
-            15 => Some(Self::ContentNotVisible),
-            16 => Some(Self::TrustedCaller),
-            17 => Some(Self::Install),
-            18 => Some(Self::RemovalInWindow),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NotGuarded => "not-guarded",
-            Self::NoDestructiveVerb => "no-destructive-verb",
-            Self::DryRun => "dry-run",
-            Self::ProtectedObject => "protected-object",
-            Self::BareVerb => "bare-verb",
-            Self::AllObjects => "all-objects",
-            Self::HitsAll => "hits-all",
-            Self::Pattern => "pattern",
-            Self::ArgvOverflow => "argv-overflow",
-            Self::RemoveSuffix => "remove-suffix",
-            Self::Upgrade => "upgrade",
-            Self::UpgradeInWindow => "upgrade-in-window",
-            Self::UpgradeOutsideWindow => "upgrade-outside-window",
-            Self::UpgradeDenied => "upgrade-denied",
-            Self::ContentNotVisible => "content-not-visible",
-            Self::TrustedCaller => "trusted-caller",
-            Self::Install => "install",
-            Self::RemovalInWindow => "removal-in-window",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -168,11 +125,11 @@ impl Classification {
         }
     }
 
-    pub const fn verdict(&self) -> Option<Verdict> {
+    pub fn verdict(&self) -> Option<Verdict> {
         Verdict::from_u32(self.verdict)
     }
 
-    pub const fn reason(&self) -> Option<Reason> {
+    pub fn reason(&self) -> Option<Reason> {
         Reason::from_u32(self.reason)
     }
 }
@@ -189,5 +146,59 @@ pub fn action(classification: &Classification, rule: Option<RuleEntry>) -> Actio
         Some(Verdict::ReportOnly) => Action::Report,
         Some(Verdict::AllowedAsUpgrade) => Action::AllowLogged,
         Some(Verdict::Allowed) | None => Action::Allow,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::EnumCount;
+
+    use super::*;
+
+    #[test]
+    fn verdicts_round_trip_and_keep_their_audit_log_words() {
+        let words = [
+            (Verdict::Allowed, "allowed"),
+            (Verdict::Destructive, "destructive"),
+            (Verdict::AllowedAsUpgrade, "allowed-as-upgrade"),
+            (Verdict::ReportOnly, "report-only"),
+        ];
+        assert_eq!(words.len(), Verdict::COUNT);
+        for (verdict, word) in words {
+            assert_eq!(verdict.as_str(), word);
+            assert_eq!(Verdict::from_u32(verdict as u32), Some(verdict));
+        }
+        assert_eq!(Verdict::from_u32(4), None);
+    }
+
+    #[test]
+    fn reasons_round_trip_and_keep_their_audit_log_words() {
+        let words = [
+            (Reason::NotGuarded, "not-guarded"),
+            (Reason::NoDestructiveVerb, "no-destructive-verb"),
+            (Reason::DryRun, "dry-run"),
+            (Reason::ProtectedObject, "protected-object"),
+            (Reason::BareVerb, "bare-verb"),
+            (Reason::AllObjects, "all-objects"),
+            (Reason::HitsAll, "hits-all"),
+            (Reason::Pattern, "pattern"),
+            (Reason::ArgvOverflow, "argv-overflow"),
+            (Reason::RemoveSuffix, "remove-suffix"),
+            (Reason::Upgrade, "upgrade"),
+            (Reason::UpgradeInWindow, "upgrade-in-window"),
+            (Reason::UpgradeOutsideWindow, "upgrade-outside-window"),
+            (Reason::UpgradeDenied, "upgrade-denied"),
+            (Reason::ContentNotVisible, "content-not-visible"),
+            (Reason::TrustedCaller, "trusted-caller"),
+            (Reason::Install, "install"),
+            (Reason::RemovalInWindow, "removal-in-window"),
+        ];
+        assert_eq!(words.len(), Reason::COUNT);
+        for (reason, word) in words {
+            assert_eq!(reason.as_str(), word);
+            assert_eq!(Reason::from_u32(reason as u32), Some(reason));
+        }
+        assert_eq!(Reason::from_u32(0), None);
+        assert_eq!(Reason::from_u32(19), None);
     }
 }
