@@ -15,7 +15,7 @@ pub mod process;
 pub mod rule;
 pub mod syscall;
 
-pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
+pub use event::{Decision, EventActor, EventHeader, EventKind, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
 pub use fs_layout::FsLayout;
 pub use inode::{IdentityProbe, InodeKey};
@@ -81,6 +81,7 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FsLayout {}
     unsafe impl aya::Pod for super::GuardConfig {}
+    unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}
     unsafe impl aya::Pod for super::ProcessEvent {}

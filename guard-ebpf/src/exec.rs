@@ -15,16 +15,14 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     },
     macros::{btf_map, lsm, map, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
     programs::{LsmContext, TracePointContext},
 };
 use guard_common::{
-    event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
+    event::{EventKind, EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     exec::{
         action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
         CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
@@ -39,8 +37,8 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        arg_scalar, bprm_exe, bprm_filename, current_task, resolved_offsets, task_exe, task_parent,
-        task_tgid, verifier_bound, KernelPtr,
+        arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, resolved_offsets, task_exe,
+        verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
     task_storage::TaskStorage,
@@ -460,24 +458,21 @@ fn report(
         count_dropped_event();
         return;
     };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let count = cap.line.count;
     unsafe {
         (*ev).exe = exe;
-        (*ev).actor_exe = task_exe(&off, task).unwrap_or_default();
-        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).classification = *c;
-        (*ev).decision = decision as u32;
-        (*ev).pid = pid_tgid as u32;
-        (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = task_parent(&off, task)
-            .and_then(|p| task_tgid(&off, p))
-            .unwrap_or(0);
-        (*ev).uid = bpf_get_current_uid_gid() as u32;
         (*ev).argc = count;
         (*ev).line_flags = cap.line.flags;
-        (*ev)._pad = 0;
-        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+        let actor_exe = task_exe(&off, task).unwrap_or_default();
+        fill_header(
+            &mut (*ev).header,
+            EventKind::Exec,
+            decision,
+            &off,
+            task,
+            actor_exe,
+        );
         (*ev).filename[0] = 0;
         if filename != 0
             && bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut (*ev).filename).is_err()

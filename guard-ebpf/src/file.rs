@@ -10,15 +10,12 @@
 //! `move_mount` mounts over protected objects in the runtime's mount namespace.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::lsm,
     programs::LsmContext,
 };
 use guard_common::{
-    event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
+    event::{EventKind, EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
         ExcludedChildKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE,
         MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY, OPS_EDIT, TRUST_PACKAGE_MANAGER,
@@ -29,8 +26,8 @@ use guard_common::{
 use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, iattr_valid,
-        inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid,
+        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, fill_header,
+        iattr_valid, inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent,
         KernelPtr,
     },
     maps::{
@@ -697,23 +694,13 @@ fn report(
     // Every field is written, so nothing from the previous event on this CPU leaks into
     // this one. The record is written through the raw pointer because
     // `rtguard_name_level` fills the names in the same per-CPU slot.
-    let pid_tgid = bpf_get_current_pid_tgid();
     unsafe {
+        let exe = task_exe(off, task).unwrap_or_default();
+        fill_header(&mut (*ev).header, EventKind::File, decision, off, task, exe);
         (*ev).target = target;
         (*ev).anchor = m.anchor;
-        (*ev).actor_exe = task_exe(off, task).unwrap_or_default();
-        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).op = op.bit();
-        (*ev).decision = decision as u32;
         (*ev).rule_id = m.protection.rule_id;
-        (*ev).pid = pid_tgid as u32;
-        (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = task_parent(off, task)
-            .and_then(|p| task_tgid(off, p))
-            .unwrap_or(0);
-        (*ev).uid = bpf_get_current_uid_gid() as u32;
-        (*ev)._pad = 0;
-        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
         current_cmdline(off, task, &mut (*ev).cmdline);
         for slot in 0..EVENT_PATH_COMPONENTS {
             (*ev).names[slot][0] = 0;
