@@ -16,7 +16,7 @@ use guard_common::{
     FileOp, FileProtection,
 };
 
-use crate::loader::KernelTables;
+use crate::{events::c_string, loader::KernelTables};
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;
@@ -85,11 +85,6 @@ pub fn decode(bytes: &[u8]) -> Result<Observed, ObservationError> {
         },
         argv,
     })
-}
-
-fn c_string(bytes: &[u8]) -> String {
-    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
 
 impl Observed {

@@ -324,7 +324,9 @@ fn decision(raw: u32) -> Result<Decision, DecodeError> {
     })
 }
 
-fn c_string(bytes: &[u8]) -> String {
+/// A NUL-terminated (or NUL-padded) string from a kernel record, lossily decoded; all of
+/// `bytes` if there is no NUL.
+pub(crate) fn c_string(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
