@@ -1,4 +1,11 @@
 //! Records the programs send to userspace over the event ring buffer.
+//!
+//! Every record starts with an [`EventHeader`]: its [`EventKind`], which says what follows,
+//! the [`Decision`], and the acting task ([`EventActor`]). Userspace reads the header first
+//! and decodes the rest by its kind.
+
+use num_enum::TryFromPrimitive;
+use strum::IntoStaticStr;
 
 use crate::InodeKey;
 
@@ -8,9 +15,11 @@ pub const EVENT_PATH_COMPONENTS: usize = 8;
 /// Bytes kept of each component (NUL-terminated; longer names are cut).
 pub const EVENT_NAME_LEN: usize = 48;
 
-/// What the kernel did about a matching operation.
+/// What the kernel did about a matching operation. The strings are the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive, IntoStaticStr)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+#[strum(serialize_all = "kebab-case")]
 pub enum Decision {
     /// Denied with -EPERM.
     Blocked = 1,
@@ -19,27 +28,60 @@ pub enum Decision {
     /// Allowed because the package manager replaced a file it may upgrade.
     AllowedUpgrade = 3,
     /// Allowed: a configuration file was opened for writing, truncated or replaced.
+    #[strum(serialize = "allowed-edit")]
     Edited = 4,
 }
 
 impl Decision {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            1 => Some(Self::Blocked),
-            2 => Some(Self::WouldBlock),
-            3 => Some(Self::AllowedUpgrade),
-            4 => Some(Self::Edited),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Blocked => "blocked",
-            Self::WouldBlock => "would-block",
-            Self::AllowedUpgrade => "allowed-upgrade",
-            Self::Edited => "allowed-edit",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What a ring-buffer record is: the first field of its [`EventHeader`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, TryFromPrimitive)]
+pub enum EventKind {
+    /// A [`FileEvent`].
+    File = 1,
+    /// An [`ExecEvent`].
+    Exec = 2,
+    /// A [`ProcessEvent`](crate::ProcessEvent).
+    Process = 3,
+}
+
+/// The task that acted, as the kernel read it in that task's own context.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventActor {
+    /// The task's executable; for an exec, the caller's (before the exec replaces it).
+    pub exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// The first field of every record on the event ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// [`EventKind`] as u32: which record follows.
+    pub kind: u32,
+    /// [`Decision`] as u32.
+    pub decision: u32,
+    pub actor: EventActor,
+}
+
+impl EventHeader {
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::try_from(self.kind).ok()
     }
 }
 
@@ -81,28 +123,19 @@ pub const EVENT_PATH_TRUNCATED: u32 = 1 << 0;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FileEvent {
+    /// Kind [`EventKind::File`].
+    pub header: EventHeader,
     /// The object acted on.
     pub target: InodeKey,
     /// The protected object or tree root that matched; equals `target` for objects.
     pub anchor: InodeKey,
-    /// The acting task's executable.
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
     /// `FileOp` bit.
     pub op: u32,
-    /// [`Decision`] as u32.
-    pub decision: u32,
     pub rule_id: u32,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
     /// `EVENT_*` bits.
     pub flags: u32,
     /// Number of valid entries in `names`.
     pub name_count: u32,
-    pub _pad: u32,
-    pub comm: [u8; COMM_LEN],
     /// Path components from the target (index 0) up towards the anchor, each
     /// NUL-terminated. Empty for objects matched directly.
     pub names: [[u8; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
@@ -110,7 +143,7 @@ pub struct FileEvent {
 }
 
 /// Arguments an exec event carries verbatim (the classifier saw up to
-/// `command::MAX_ARGV_TOKENS`).
+/// `exec::MAX_ARGV_TOKENS`).
 pub const EXEC_EVENT_ARGS: usize = 16;
 /// Bytes kept of each of them, NUL included.
 pub const EXEC_EVENT_ARG_LEN: usize = 64;
@@ -118,34 +151,23 @@ pub const EXEC_EVENT_ARG_LEN: usize = 64;
 pub const EXEC_EVENT_FILENAME_LEN: usize = 128;
 
 /// An exec-layer decision, as written to the ring buffer.
-///
-/// Records are told apart by size: this one and [`FileEvent`] differ (checked below).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ExecEvent {
+    /// Kind [`EventKind::Exec`]; the actor is the task calling execve.
+    pub header: EventHeader,
     /// The executed file.
     pub exe: InodeKey,
-    /// The calling task's executable (before the exec replaces it).
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
     /// What the classifier said.
-    pub classification: crate::command::Classification,
-    /// [`Decision`] as u32.
-    pub decision: u32,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
+    pub classification: crate::exec::Classification,
     /// Arguments the kernel counted (at most `MAX_ARGV_TOKENS`).
     pub argc: u32,
-    /// `command::LINE_*` bits: `LINE_TRUNCATED` when argv had more arguments than that.
+    /// `exec::LINE_*` bits: `LINE_TRUNCATED` when argv had more arguments than that.
     pub line_flags: u32,
-    pub _pad: u32,
     /// Length of each reported argument as the classifier hashed it, with
-    /// `command::TOKEN_TRUNCATED` in bit 31 when it was longer still. A length of
+    /// `exec::TOKEN_TRUNCATED` in bit 31 when it was longer still. A length of
     /// [`EXEC_EVENT_ARG_LEN`] or more means `args[i]` holds only its start.
     pub arg_lens: [u32; EXEC_EVENT_ARGS],
-    pub comm: [u8; COMM_LEN],
     pub filename: [u8; EXEC_EVENT_FILENAME_LEN],
     /// argv[0..EXEC_EVENT_ARGS], each NUL-terminated and cut to fit.
     pub args: [[u8; EXEC_EVENT_ARG_LEN]; EXEC_EVENT_ARGS],
@@ -159,17 +181,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn header_has_no_implicit_padding() {
+        assert_eq!(
+            core::mem::size_of::<EventActor>(),
+            16 + 8 + 4 * 4 + COMM_LEN
+        );
+        assert_eq!(
+            core::mem::size_of::<EventHeader>(),
+            2 * 4 + core::mem::size_of::<EventActor>()
+        );
+        assert_eq!(core::mem::size_of::<EventHeader>() % 8, 0);
+    }
+
+    #[test]
     fn exec_event_has_no_implicit_padding_and_differs_from_file_events() {
-        let fields = 2 * 16
-            + 8
-            + core::mem::size_of::<crate::command::Classification>()
-            + 8 * 4
+        let fields = core::mem::size_of::<EventHeader>()
+            + 16
+            + core::mem::size_of::<crate::exec::Classification>()
+            + 2 * 4
             + 4 * EXEC_EVENT_ARGS
-            + COMM_LEN
             + EXEC_EVENT_FILENAME_LEN
             + EXEC_EVENT_ARG_LEN * EXEC_EVENT_ARGS;
         assert_eq!(core::mem::size_of::<ExecEvent>(), fields);
         assert_eq!(core::mem::size_of::<ExecEvent>() % 8, 0);
+        // Records are told apart by their header's kind; the sizes differ all the same.
         assert_ne!(
             core::mem::size_of::<ExecEvent>(),
             core::mem::size_of::<FileEvent>()
@@ -178,10 +213,9 @@ mod tests {
 
     #[test]
     fn event_has_no_implicit_padding() {
-        let fields = 3 * 16
-            + 8
-            + 10 * 4
-            + COMM_LEN
+        let fields = core::mem::size_of::<EventHeader>()
+            + 2 * 16
+            + 4 * 4
             + EVENT_NAME_LEN * EVENT_PATH_COMPONENTS
             + 8
             + ACTOR_CMDLINE_LEN;
@@ -221,5 +255,19 @@ mod tests {
             assert_eq!(Decision::from_u32(d as u32), Some(d));
         }
         assert_eq!(Decision::from_u32(0), None);
+    }
+
+    #[test]
+    fn decisions_keep_their_audit_log_words() {
+        let words = [
+            (Decision::Blocked, "blocked"),
+            (Decision::WouldBlock, "would-block"),
+            (Decision::AllowedUpgrade, "allowed-upgrade"),
+            (Decision::Edited, "allowed-edit"),
+        ];
+        assert_eq!(words.len(), <Decision as strum::EnumCount>::COUNT);
+        for (d, word) in words {
+            assert_eq!(d.as_str(), word);
+        }
     }
 }

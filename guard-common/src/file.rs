@@ -1,10 +1,14 @@
 //! The file layer's vocabulary: operations, what a map entry protects against, and who is
 //! trusted to act anyway.
 
+use num_enum::TryFromPrimitive;
+use strum::IntoStaticStr;
+
 /// A destructive file operation. Each is one bit, so a protection lists the operations it
-/// denies as a mask.
+/// denies as a mask. The strings are the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, TryFromPrimitive, IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum FileOp {
     Unlink = 1 << 0,
     Rmdir = 1 << 1,
@@ -45,35 +49,12 @@ impl FileOp {
         self as u32
     }
 
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            0x01 => Some(Self::Unlink),
-            0x02 => Some(Self::Rmdir),
-            0x04 => Some(Self::Rename),
-            0x08 => Some(Self::Truncate),
-            0x10 => Some(Self::OpenWrite),
-            0x20 => Some(Self::Chmod),
-            0x40 => Some(Self::Chown),
-            0x80 => Some(Self::Setattr),
-            0x100 => Some(Self::Replace),
-            0x200 => Some(Self::Mount),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Unlink => "unlink",
-            Self::Rmdir => "rmdir",
-            Self::Rename => "rename",
-            Self::Truncate => "truncate",
-            Self::OpenWrite => "open-write",
-            Self::Chmod => "chmod",
-            Self::Chown => "chown",
-            Self::Setattr => "setattr",
-            Self::Replace => "replace",
-            Self::Mount => "mount",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -248,6 +229,23 @@ mod tests {
         }
         assert_eq!(all, OPS_ALL);
         assert_eq!(FileOp::from_u32(0x400), None);
+    }
+
+    #[test]
+    fn ops_keep_their_audit_log_words() {
+        let words = [
+            "unlink",
+            "rmdir",
+            "rename",
+            "truncate",
+            "open-write",
+            "chmod",
+            "chown",
+            "setattr",
+            "replace",
+            "mount",
+        ];
+        assert_eq!(FileOp::ALL.map(FileOp::as_str), words);
     }
 
     #[test]

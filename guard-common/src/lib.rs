@@ -4,8 +4,8 @@
 //! writes mean the same thing to the other. Flags are `u32`, never `bool`.
 #![no_std]
 
-pub mod command;
 pub mod event;
+pub mod exec;
 pub mod file;
 pub mod fs_layout;
 pub mod hash;
@@ -15,7 +15,7 @@ pub mod process;
 pub mod rule;
 pub mod syscall;
 
-pub use event::{Decision, ExecEvent, FileEvent, COMM_LEN};
+pub use event::{Decision, EventActor, EventHeader, EventKind, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
 pub use fs_layout::FsLayout;
 pub use inode::{IdentityProbe, InodeKey};
@@ -81,6 +81,7 @@ mod user {
     unsafe impl aya::Pod for super::KernelOffsets {}
     unsafe impl aya::Pod for super::FsLayout {}
     unsafe impl aya::Pod for super::GuardConfig {}
+    unsafe impl aya::Pod for super::EventHeader {}
     unsafe impl aya::Pod for super::FileEvent {}
     unsafe impl aya::Pod for super::ExecEvent {}
     unsafe impl aya::Pod for super::ProcessEvent {}
@@ -91,14 +92,14 @@ mod user {
     unsafe impl aya::Pod for super::syscall::SyscallEvent {}
     unsafe impl aya::Pod for super::syscall::TracepointLayout {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}
-    unsafe impl aya::Pod for super::command::ArgToken {}
-    unsafe impl aya::Pod for super::command::CommandLine {}
-    unsafe impl aya::Pod for super::command::CommandConfig {}
-    unsafe impl aya::Pod for super::command::BinaryEntry {}
-    unsafe impl aya::Pod for super::command::ClassEntry {}
-    unsafe impl aya::Pod for super::command::WordKey {}
-    unsafe impl aya::Pod for super::command::WordEntry {}
-    unsafe impl aya::Pod for super::command::ObjectKey {}
-    unsafe impl aya::Pod for super::command::ObjectEntry {}
-    unsafe impl aya::Pod for super::command::Classification {}
+    unsafe impl aya::Pod for super::exec::ArgToken {}
+    unsafe impl aya::Pod for super::exec::CommandLine {}
+    unsafe impl aya::Pod for super::exec::CommandConfig {}
+    unsafe impl aya::Pod for super::exec::BinaryEntry {}
+    unsafe impl aya::Pod for super::exec::ClassEntry {}
+    unsafe impl aya::Pod for super::exec::WordKey {}
+    unsafe impl aya::Pod for super::exec::WordEntry {}
+    unsafe impl aya::Pod for super::exec::ObjectKey {}
+    unsafe impl aya::Pod for super::exec::ObjectEntry {}
+    unsafe impl aya::Pod for super::exec::Classification {}
 }

@@ -20,21 +20,15 @@ pub struct ProcessProtection {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ProcessEvent {
+    /// Kind [`EventKind::Process`](crate::event::EventKind::Process); the actor is the
+    /// sender.
+    pub header: crate::event::EventHeader,
     /// The signalled process's executable.
     pub target_exe: InodeKey,
-    /// The sender's executable.
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
-    /// `Decision` as u32.
-    pub decision: u32,
     pub rule_id: u32,
     pub signal: u32,
     pub target_pid: u32,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: [u8; crate::COMM_LEN],
+    pub _pad: u32,
     pub target_comm: [u8; crate::COMM_LEN],
     /// The sender's command line.
     pub cmdline: crate::event::ActorCmdline,
@@ -46,9 +40,15 @@ mod tests {
 
     #[test]
     fn process_event_has_no_implicit_padding_and_a_size_of_its_own() {
-        let fields = 2 * 16 + 8 + 8 * 4 + 2 * crate::COMM_LEN + 8 + crate::event::ACTOR_CMDLINE_LEN;
+        let fields = core::mem::size_of::<crate::event::EventHeader>()
+            + 16
+            + 4 * 4
+            + crate::COMM_LEN
+            + 8
+            + crate::event::ACTOR_CMDLINE_LEN;
         assert_eq!(core::mem::size_of::<ProcessEvent>(), fields);
         assert_eq!(core::mem::size_of::<ProcessEvent>() % 8, 0);
+        // Records are told apart by their header's kind; the sizes differ all the same.
         for other in [
             core::mem::size_of::<crate::FileEvent>(),
             core::mem::size_of::<crate::ExecEvent>(),

@@ -2,6 +2,9 @@
 //! rule protects. Names, descriptions and sources stay in userspace, which maps the id
 //! carried in every event back to them.
 
+use num_enum::TryFromPrimitive;
+use strum::IntoStaticStr;
+
 /// Rule ids run from 1; 0 means "no rule".
 pub const NO_RULE: u32 = 0;
 /// Capacity of the rule table (ids 1..=MAX_RULES). A policy with more rules is refused.
@@ -14,9 +17,14 @@ pub const SELF_TEST_RULE: u32 = MAX_RULES + 1;
 /// Set in [`RuleEntry::flags`] when matches are denied rather than only reported.
 pub const RULE_ENFORCE: u32 = 1 << 0;
 
-/// What a rule protects, which decides the layers that act on it.
+/// What a rule protects, which decides the layers that act on it. The strings are the
+/// policy's and the audit log's.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, TryFromPrimitive, IntoStaticStr,
+)]
+#[cfg_attr(test, derive(strum::EnumCount))]
+#[strum(serialize_all = "kebab-case")]
 pub enum RuleKind {
     /// Files of installed packages (file layer) and the package names (exec layer).
     Packages = 1,
@@ -33,27 +41,12 @@ pub enum RuleKind {
 }
 
 impl RuleKind {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        match raw {
-            1 => Some(Self::Packages),
-            2 => Some(Self::Paths),
-            3 => Some(Self::Trees),
-            4 => Some(Self::Services),
-            5 => Some(Self::Netfilter),
-            6 => Some(Self::Processes),
-            _ => None,
-        }
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Packages => "packages",
-            Self::Paths => "paths",
-            Self::Trees => "trees",
-            Self::Services => "services",
-            Self::Netfilter => "netfilter",
-            Self::Processes => "processes",
-        }
+    pub fn as_str(self) -> &'static str {
+        self.into()
     }
 }
 
@@ -87,6 +80,7 @@ pub enum Action {
     AllowLogged = 3,
 }
 
+// Written out: the audit log's words for actions are not the variants' names.
 impl Action {
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -95,5 +89,29 @@ impl Action {
             Self::Report => "would-block",
             Self::AllowLogged => "allowed-by-maintenance",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_kinds_round_trip_and_keep_their_words() {
+        let words = [
+            (RuleKind::Packages, "packages"),
+            (RuleKind::Paths, "paths"),
+            (RuleKind::Trees, "trees"),
+            (RuleKind::Services, "services"),
+            (RuleKind::Netfilter, "netfilter"),
+            (RuleKind::Processes, "processes"),
+        ];
+        assert_eq!(words.len(), <RuleKind as strum::EnumCount>::COUNT);
+        for (kind, word) in words {
+            assert_eq!(kind.as_str(), word);
+            assert_eq!(RuleKind::from_u32(kind as u32), Some(kind));
+        }
+        assert_eq!(RuleKind::from_u32(0), None);
+        assert_eq!(RuleKind::from_u32(7), None);
     }
 }

@@ -10,7 +10,7 @@ pub const EXEC_ARG_LEN: usize = 64;
 
 /// The syscall a [`SyscallEvent`] reports.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, num_enum::TryFromPrimitive)]
 pub enum Syscall {
     Unlinkat = 1,
     Unlink = 2,
@@ -25,19 +25,8 @@ pub enum Syscall {
 }
 
 impl Syscall {
-    pub const fn from_u32(raw: u32) -> Option<Self> {
-        Some(match raw {
-            1 => Self::Unlinkat,
-            2 => Self::Unlink,
-            3 => Self::Rmdir,
-            4 => Self::Renameat2,
-            5 => Self::Renameat,
-            6 => Self::Rename,
-            7 => Self::OpenatWrite,
-            8 => Self::Truncate,
-            9 => Self::Execve,
-            _ => return None,
-        })
+    pub fn from_u32(raw: u32) -> Option<Self> {
+        Self::try_from(raw).ok()
     }
 }
 

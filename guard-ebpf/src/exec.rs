@@ -5,7 +5,7 @@
 //! syscall entry (`sys_enter_execve` / `sys_enter_execveat`) into a per-task map, reduced
 //! to `ArgToken`s with the same function userspace uses. `bprm_check_security` then adds
 //! what only the kernel knows at that point (the executed file's basename and inode class,
-//! the caller's trusted classes), classifies with `guard_common::command::classify`'s parts
+//! the caller's trusted classes), classifies with `guard_common::exec::classify`'s parts
 //! over the command maps, and answers -EPERM or 0.
 //!
 //! The classifier runs as `Classifier::start`, one `Classifier::step` per argument and
@@ -15,23 +15,21 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes,
+        bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     },
     macros::{btf_map, lsm, map, tracepoint},
     maps::{Array, HashMap, PerCpuArray},
     programs::{LsmContext, TracePointContext},
 };
 use guard_common::{
-    command::{
+    event::{EventKind, EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
+    exec::{
         action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
         CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
         LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
         MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES,
         TOKEN_TRUNCATED,
     },
-    event::{EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     hash::{basename_step, FNV_OFFSET},
     rule::Action,
     Decision, ExecEvent, InodeKey, MAX_EXE_CLASSES,
@@ -39,15 +37,13 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        arg_scalar, bprm_exe, bprm_filename, current_task, resolved_offsets, task_exe, task_parent,
-        task_tgid, verifier_bound, KernelPtr,
+        arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, resolved_offsets, task_exe,
+        verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
     task_storage::TaskStorage,
+    verdict::{after_previous, restated, EPERM},
 };
-
-/// -EPERM: the shell reports "Operation not permitted" and exits 126.
-const EPERM: i32 = -1;
 
 /// Table-wide parameters (`CommandConfig`), one slot.
 #[map]
@@ -296,16 +292,9 @@ pub extern "C" fn rtguard_exec_arg(argv: u64, i: u32) -> i32 {
 /// interpreter; the capture is consumed by the first call, so a command is judged once.
 #[lsm(hook = "bprm_check_security")]
 pub fn bprm_check_security(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(1);
-    if previous != 0 {
-        return previous;
-    }
-    // A global function's result is an unknown scalar; restate it as 0 or -EPERM.
-    if rtguard_exec_decide(arg_scalar(&ctx, 0) as u64) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    after_previous(&ctx, 1, || {
+        restated(rtguard_exec_decide(arg_scalar(&ctx, 0) as u64))
+    })
 }
 
 /// Completes the capture with what the kernel knows now, classifies it, reports and
@@ -469,24 +458,21 @@ fn report(
         count_dropped_event();
         return;
     };
-    let pid_tgid = bpf_get_current_pid_tgid();
     let count = cap.line.count;
     unsafe {
         (*ev).exe = exe;
-        (*ev).actor_exe = task_exe(&off, task).unwrap_or_default();
-        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).classification = *c;
-        (*ev).decision = decision as u32;
-        (*ev).pid = pid_tgid as u32;
-        (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = task_parent(&off, task)
-            .and_then(|p| task_tgid(&off, p))
-            .unwrap_or(0);
-        (*ev).uid = bpf_get_current_uid_gid() as u32;
         (*ev).argc = count;
         (*ev).line_flags = cap.line.flags;
-        (*ev)._pad = 0;
-        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+        let actor_exe = task_exe(&off, task).unwrap_or_default();
+        fill_header(
+            &mut (*ev).header,
+            EventKind::Exec,
+            decision,
+            &off,
+            task,
+            actor_exe,
+        );
         (*ev).filename[0] = 0;
         if filename != 0
             && bpf_probe_read_kernel_str_bytes(filename as *const u8, &mut (*ev).filename).is_err()

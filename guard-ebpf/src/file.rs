@@ -10,15 +10,12 @@
 //! `move_mount` mounts over protected objects in the runtime's mount namespace.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::lsm,
     programs::LsmContext,
 };
 use guard_common::{
-    event::{EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
+    event::{EventKind, EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
         ExcludedChildKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE,
         MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY, OPS_EDIT, TRUST_PACKAGE_MANAGER,
@@ -29,8 +26,8 @@ use guard_common::{
 use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, iattr_valid,
-        inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent, task_tgid,
+        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, fill_header,
+        iattr_valid, inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent,
         KernelPtr,
     },
     maps::{
@@ -39,10 +36,8 @@ use crate::{
         TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
+    verdict::{chained, restated, EPERM},
 };
-
-/// -EPERM: what a shell shows as "Operation not permitted".
-const EPERM: i32 = -1;
 
 /// `FMODE_WRITE` in `file->f_mode` (include/linux/fs.h; stable since 2.6).
 const FMODE_WRITE: u32 = 0x2;
@@ -51,20 +46,6 @@ const O_TRUNC: u32 = 0o1000;
 /// `ATTR_MODE | ATTR_UID | ATTR_GID | ATTR_SIZE` in `iattr->ia_valid`: the changes that
 /// break a binary. Timestamps (`touch`) stay allowed.
 const ATTR_BREAKING: u32 = 0x1 | 0x2 | 0x4 | 0x8;
-
-/// BPF LSM programs get the previous program's verdict as an extra last argument
-/// (`ret_arg`); an earlier denial is passed on, never turned into an allow.
-#[inline(always)]
-fn chained(ctx: &LsmContext, ret_arg: usize, check: impl FnOnce(&KernelOffsets) -> i32) -> i32 {
-    let previous: i32 = ctx.arg(ret_arg);
-    if previous != 0 {
-        return previous;
-    }
-    match resolved_offsets() {
-        Some(off) => check(&off),
-        None => 0,
-    }
-}
 
 // ---- path hooks -------------------------------------------------------------------------
 
@@ -90,7 +71,7 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
 pub fn path_rename(ctx: LsmContext) -> i32 {
     chained(&ctx, 5, |_| {
         let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
-        rename_verdict(rtguard_rename_decide(
+        restated(rtguard_rename_decide(
             arg_scalar(&ctx, 0) as u64,
             arg_scalar(&ctx, 1) as u64,
             arg_scalar(&ctx, 2) as u64,
@@ -163,7 +144,7 @@ pub fn inode_rename(ctx: LsmContext) -> i32 {
 
 #[inline(always)]
 fn inode_rename_decide(ctx: &LsmContext, flags: u64) -> i32 {
-    rename_verdict(rtguard_rename_decide(
+    restated(rtguard_rename_decide(
         arg_scalar(ctx, 0) as u64,
         arg_scalar(ctx, 1) as u64,
         arg_scalar(ctx, 2) as u64,
@@ -281,16 +262,6 @@ const RENAME_EXCHANGE: u64 = 1 << 1;
 /// (`path_rename`) rather than inodes (`inode_rename`).
 const RENAME_DIRS_ARE_PATHS: u64 = 1 << 32;
 
-/// A global function's result restated as 0 or -EPERM, which the verifier can see.
-#[inline(always)]
-fn rename_verdict(verdict: i32) -> i32 {
-    if verdict == EPERM {
-        EPERM
-    } else {
-        0
-    }
-}
-
 /// A rename is checked on both sides: the object moved away, and the one it lands on.
 /// Landing on an object from the same directory is a replacement ([`FileOp::Replace`]),
 /// which configuration files allow, and the incoming file inherits the protection. An
@@ -364,13 +335,11 @@ fn decide_replacing(
     dentry: KernelPtr,
     incoming: KernelPtr,
 ) -> i32 {
-    // A global function's result is an unknown scalar to the verifier, and an LSM
-    // program must provably return 0 or an errno; restate it as one of the two.
-    if rtguard_file_decide(op.bit(), dentry as u64, incoming as u64) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    restated(rtguard_file_decide(
+        op.bit(),
+        dentry as u64,
+        incoming as u64,
+    ))
 }
 
 /// The one decision every file hook makes.
@@ -725,23 +694,13 @@ fn report(
     // Every field is written, so nothing from the previous event on this CPU leaks into
     // this one. The record is written through the raw pointer because
     // `rtguard_name_level` fills the names in the same per-CPU slot.
-    let pid_tgid = bpf_get_current_pid_tgid();
     unsafe {
+        let exe = task_exe(off, task).unwrap_or_default();
+        fill_header(&mut (*ev).header, EventKind::File, decision, off, task, exe);
         (*ev).target = target;
         (*ev).anchor = m.anchor;
-        (*ev).actor_exe = task_exe(off, task).unwrap_or_default();
-        (*ev).cgroup_id = bpf_get_current_cgroup_id();
         (*ev).op = op.bit();
-        (*ev).decision = decision as u32;
         (*ev).rule_id = m.protection.rule_id;
-        (*ev).pid = pid_tgid as u32;
-        (*ev).tgid = (pid_tgid >> 32) as u32;
-        (*ev).ppid = task_parent(off, task)
-            .and_then(|p| task_tgid(off, p))
-            .unwrap_or(0);
-        (*ev).uid = bpf_get_current_uid_gid() as u32;
-        (*ev)._pad = 0;
-        (*ev).comm = bpf_get_current_comm().unwrap_or_default();
         current_cmdline(off, task, &mut (*ev).cmdline);
         for slot in 0..EVENT_PATH_COMPONENTS {
             (*ev).names[slot][0] = 0;

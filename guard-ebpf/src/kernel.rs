@@ -5,14 +5,17 @@
 //! when a read fails or a pointer is NULL, and the callers treat that as "not protected".
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_task, bpf_probe_read_kernel, generated},
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_get_current_uid_gid, bpf_probe_read_kernel, generated,
+    },
     EbpfContext,
 };
 use core::ffi::c_void;
 use guard_common::{
-    event::{ActorCmdline, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
+    event::{ActorCmdline, EventHeader, EventKind, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
     fs_layout::BTRFS_SUPER_MAGIC,
-    InodeKey, KernelOffsets,
+    Decision, InodeKey, KernelOffsets,
 };
 
 use crate::maps::{offsets, FS_LAYOUT};
@@ -275,6 +278,33 @@ pub fn current_cmdline(off: &KernelOffsets, task: KernelPtr, out: &mut ActorCmdl
     if read == 0 {
         out.len = len as u32;
     }
+}
+
+/// Fills the header every decision record starts with: what the record is, the decision,
+/// and the current task as the actor. `exe` is that task's executable (`task_exe`), which
+/// the callers have at hand.
+#[inline(always)]
+pub fn fill_header(
+    header: &mut EventHeader,
+    kind: EventKind,
+    decision: Decision,
+    off: &KernelOffsets,
+    task: KernelPtr,
+    exe: InodeKey,
+) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    header.kind = kind as u32;
+    header.decision = decision as u32;
+    let actor = &mut header.actor;
+    actor.exe = exe;
+    actor.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    actor.pid = pid_tgid as u32;
+    actor.tgid = (pid_tgid >> 32) as u32;
+    actor.ppid = task_parent(off, task)
+        .and_then(|p| task_tgid(off, p))
+        .unwrap_or(0);
+    actor.uid = bpf_get_current_uid_gid() as u32;
+    actor.comm = bpf_get_current_comm().unwrap_or_default();
 }
 
 /// Adds `n` to a counter other CPUs add to as well, as one atomic instruction

@@ -20,6 +20,7 @@ mod maps;
 mod process;
 mod task_storage;
 mod tree_cache;
+mod verdict;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

@@ -4,28 +4,24 @@
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_uid_gid, bpf_probe_read_kernel,
-    },
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::{lsm, map},
     maps::{HashMap, PerCpuArray},
     programs::LsmContext,
 };
 use guard_common::{
-    process::MAX_PROTECTED_PROCESSES, Decision, ProcessEvent, ProcessProtection, TrustKey,
+    event::EventKind, process::MAX_PROTECTED_PROCESSES, Decision, ProcessEvent, ProcessProtection,
+    TrustKey,
 };
 
 use crate::{
     kernel::{
-        arg_scalar, current_cmdline, current_task, resolved_offsets, task_exe, task_parent,
+        arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_exe,
         task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
+    verdict::{after_previous, restated, EPERM},
 };
-
-/// -EPERM: `kill` reports "Operation not permitted".
-const EPERM: i32 = -1;
 
 /// Protected executables by identity → rule and refused signals.
 #[map]
@@ -41,16 +37,13 @@ pub static PROCESS_EVENT_SCRATCH: PerCpuArray<ProcessEvent> = PerCpuArray::with_
 /// Signals the kernel raises itself (the OOM killer, SIGPIPE) don't come through here.
 #[lsm(hook = "task_kill")]
 pub fn task_kill(ctx: LsmContext) -> i32 {
-    let previous: i32 = ctx.arg(4);
-    if previous != 0 {
-        return previous;
-    }
-    let sig: i32 = ctx.arg(2);
-    if rtguard_process_decide(arg_scalar(&ctx, 0) as u64, sig as u32) == EPERM {
-        EPERM
-    } else {
-        0
-    }
+    after_previous(&ctx, 4, || {
+        let sig: i32 = ctx.arg(2);
+        restated(rtguard_process_decide(
+            arg_scalar(&ctx, 0) as u64,
+            sig as u32,
+        ))
+    })
 }
 
 #[unsafe(no_mangle)]
@@ -74,8 +67,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
         return 0;
     }
     let task = current_task();
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // pid 1 supervises everything; a process may signal itself (its own shutdown path).
     if tgid == 1 || task_tgid(&off, target) == Some(tgid) {
         return 0;
@@ -93,19 +85,18 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
     if let Some(ev) = PROCESS_EVENT_SCRATCH.get_ptr_mut(0) {
         unsafe {
             (*ev).target_exe = target_exe;
-            (*ev).actor_exe = actor_exe;
-            (*ev).cgroup_id = bpf_get_current_cgroup_id();
-            (*ev).decision = decision as u32;
             (*ev).rule_id = p.rule_id;
             (*ev).signal = sig;
             (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
-            (*ev).pid = pid_tgid as u32;
-            (*ev).tgid = tgid;
-            (*ev).ppid = task_parent(&off, task)
-                .and_then(|t| task_tgid(&off, t))
-                .unwrap_or(0);
-            (*ev).uid = bpf_get_current_uid_gid() as u32;
-            (*ev).comm = bpf_get_current_comm().unwrap_or_default();
+            (*ev)._pad = 0;
+            fill_header(
+                &mut (*ev).header,
+                EventKind::Process,
+                decision,
+                &off,
+                task,
+                actor_exe,
+            );
             (*ev).target_comm = bpf_probe_read_kernel(
                 target
                     .cast::<u8>()

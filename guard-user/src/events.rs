@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use guard_common::{
-    command::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
     event::{
-        ActorCmdline, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER,
-        EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
+        ActorCmdline, EventActor, EventHeader, EventKind, EVENT_PATH_COMPONENTS,
+        EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
+    exec::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
     Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
 };
 
@@ -52,21 +52,20 @@ pub struct KernelCmdline {
     pub truncated: bool,
 }
 
-/// The actor of a file or process record: both carry the same fields under the same
-/// names (`actor_exe`, `cgroup_id`, `pid`, …, `cmdline`).
-macro_rules! kernel_actor {
-    ($raw:expr) => {
-        KernelActor {
-            exe: $raw.actor_exe,
-            cgroup_id: $raw.cgroup_id,
-            pid: $raw.pid,
-            tgid: $raw.tgid,
-            ppid: $raw.ppid,
-            uid: $raw.uid,
-            comm: c_string(&$raw.comm),
-            cmdline: KernelCmdline::from_raw(&$raw.cmdline),
+impl KernelActor {
+    /// The actor of a file or process record: its header's actor and its command line.
+    fn from_raw(actor: &EventActor, cmdline: &ActorCmdline) -> Self {
+        Self {
+            exe: actor.exe,
+            cgroup_id: actor.cgroup_id,
+            pid: actor.pid,
+            tgid: actor.tgid,
+            ppid: actor.ppid,
+            uid: actor.uid,
+            comm: c_string(&actor.comm),
+            cmdline: KernelCmdline::from_raw(cmdline),
         }
-    };
+    }
 }
 
 impl KernelCmdline {
@@ -177,8 +176,8 @@ pub struct ProcessDecision {
 
 /// Decodes a process-layer record.
 pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
-    let raw: ProcessEvent = read_record(bytes)?;
-    let decision = decision(raw.decision)?;
+    let raw: ProcessEvent = read_record(bytes, EventKind::Process)?;
+    let decision = decision(raw.header.decision)?;
     Ok(ProcessDecision {
         decision,
         rule_id: raw.rule_id,
@@ -186,7 +185,7 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
         target_pid: raw.target_pid,
         target_comm: c_string(&raw.target_comm),
         target_exe: raw.target_exe,
-        actor: kernel_actor!(raw),
+        actor: KernelActor::from_raw(&raw.header.actor, &raw.cmdline),
     })
 }
 
@@ -198,22 +197,24 @@ pub enum Event {
     Process(ProcessDecision),
 }
 
-/// Decodes one ring buffer record of either layer. Records are told apart by their size,
-/// which differs between the layers' event types.
+/// Decodes one ring buffer record of any layer, by the kind its header names.
 pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
-    if bytes.len() == std::mem::size_of::<ExecEvent>() {
-        decode_exec(bytes).map(Event::Exec)
-    } else if bytes.len() == std::mem::size_of::<ProcessEvent>() {
-        decode_process(bytes).map(Event::Process)
-    } else {
-        decode(bytes).map(Event::File)
+    let header: EventHeader = read_prefix(bytes)?;
+    match header.kind() {
+        Some(EventKind::File) => decode(bytes).map(Event::File),
+        Some(EventKind::Exec) => decode_exec(bytes).map(Event::Exec),
+        Some(EventKind::Process) => decode_process(bytes).map(Event::Process),
+        None => Err(DecodeError::Unknown {
+            field: "kind",
+            value: header.kind,
+        }),
     }
 }
 
 /// Decodes an exec-layer record.
 pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
-    let raw: ExecEvent = read_record(bytes)?;
-    let decision = decision(raw.decision)?;
+    let raw: ExecEvent = read_record(bytes, EventKind::Exec)?;
+    let decision = decision(raw.header.decision)?;
     let c = raw.classification;
     if c.verdict().is_none() {
         return Err(DecodeError::Unknown {
@@ -233,6 +234,7 @@ pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
         }
         argv.push(arg);
     }
+    let actor = &raw.header.actor;
     Ok(ExecDecision {
         decision,
         classification: c,
@@ -240,13 +242,13 @@ pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
         filename: c_string(&raw.filename),
         argv,
         argv_truncated: truncated,
-        actor_exe: raw.actor_exe,
-        cgroup_id: raw.cgroup_id,
-        pid: raw.pid,
-        tgid: raw.tgid,
-        ppid: raw.ppid,
-        uid: raw.uid,
-        comm: c_string(&raw.comm),
+        actor_exe: actor.exe,
+        cgroup_id: actor.cgroup_id,
+        pid: actor.pid,
+        tgid: actor.tgid,
+        ppid: actor.ppid,
+        uid: actor.uid,
+        comm: c_string(&actor.comm),
     })
 }
 
@@ -256,16 +258,18 @@ pub enum DecodeError {
     Size(usize, usize),
     #[error("unknown {field} {value} in event record")]
     Unknown { field: &'static str, value: u32 },
+    #[error("event record of kind {found}, expected {expected:?}")]
+    Kind { found: u32, expected: EventKind },
 }
 
 /// Decodes one ring buffer record.
 pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
-    let raw: FileEvent = read_record(bytes)?;
+    let raw: FileEvent = read_record(bytes, EventKind::File)?;
     let op = FileOp::from_u32(raw.op).ok_or(DecodeError::Unknown {
         field: "op",
         value: raw.op,
     })?;
-    let decision = decision(raw.decision)?;
+    let decision = decision(raw.header.decision)?;
     let count = (raw.name_count as usize).min(EVENT_PATH_COMPONENTS);
     // The kernel lists names from the target upwards; paths read downwards.
     let components = raw.names[..count]
@@ -281,18 +285,35 @@ pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
         anchor: raw.anchor,
         components,
         path_truncated: raw.flags & EVENT_PATH_TRUNCATED != 0,
-        actor: kernel_actor!(raw),
+        actor: KernelActor::from_raw(&raw.header.actor, &raw.cmdline),
     })
 }
 
-/// Copies a record of exactly `T`'s size out of the ring buffer.
-fn read_record<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
+/// Copies a record of exactly `T`'s size out of the ring buffer, one whose header says it
+/// is of `kind`.
+fn read_record<T: aya::Pod>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
     if bytes.len() != expected {
         return Err(DecodeError::Size(bytes.len(), expected));
     }
-    // SAFETY: T is plain old data (aya::Pod) of exactly this size; read_unaligned copes
-    // with whatever alignment the ring buffer gives.
+    let header: EventHeader = read_prefix(bytes)?;
+    if header.kind != kind as u32 {
+        return Err(DecodeError::Kind {
+            found: header.kind,
+            expected: kind,
+        });
+    }
+    read_prefix(bytes)
+}
+
+/// Copies a `T` out of the start of a ring buffer record.
+fn read_prefix<T: aya::Pod>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>();
+    if bytes.len() < expected {
+        return Err(DecodeError::Size(bytes.len(), expected));
+    }
+    // SAFETY: T is plain old data (aya::Pod), and the record holds at least its size;
+    // read_unaligned copes with whatever alignment the ring buffer gives.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) })
 }
 
@@ -303,7 +324,9 @@ fn decision(raw: u32) -> Result<Decision, DecodeError> {
     })
 }
 
-fn c_string(bytes: &[u8]) -> String {
+/// A NUL-terminated (or NUL-padded) string from a kernel record, lossily decoded; all of
+/// `bytes` if there is no NUL.
+pub(crate) fn c_string(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
@@ -329,38 +352,54 @@ mod tests {
         out
     }
 
-    fn record(op: u32, decision: u32, names: &[&str], flags: u32) -> Vec<u8> {
-        let mut comm = [0u8; guard_common::COMM_LEN];
-        comm[..2].copy_from_slice(b"rm");
-        let mut ev = FileEvent {
-            target: InodeKey::new(0x0fe0_0001, 77),
-            anchor: InodeKey::new(0x0fe0_0001, 5),
-            actor_exe: InodeKey::new(0x0fe0_0001, 900),
-            cgroup_id: 4242,
-            op,
+    fn comm(s: &str) -> [u8; guard_common::COMM_LEN] {
+        let mut out = [0u8; guard_common::COMM_LEN];
+        out[..s.len()].copy_from_slice(s.as_bytes());
+        out
+    }
+
+    fn header(kind: EventKind, decision: u32, actor: EventActor) -> EventHeader {
+        EventHeader {
+            kind: kind as u32,
             decision,
-            rule_id: 3,
+            actor,
+        }
+    }
+
+    fn cmdline(argv: &[u8]) -> ActorCmdline {
+        let mut cmdline = ActorCmdline {
+            len: argv.len() as u32,
+            flags: 0,
+            bytes: [0; guard_common::event::ACTOR_CMDLINE_LEN],
+        };
+        cmdline.bytes[..argv.len()].copy_from_slice(argv);
+        cmdline
+    }
+
+    fn record(op: u32, decision: u32, names: &[&str], flags: u32) -> Vec<u8> {
+        let actor = EventActor {
+            exe: InodeKey::new(0x0fe0_0001, 900),
+            cgroup_id: 4242,
             pid: 10,
             tgid: 11,
             ppid: 1,
             uid: 0,
+            comm: comm("rm"),
+        };
+        let mut ev = FileEvent {
+            header: header(EventKind::File, decision, actor),
+            target: InodeKey::new(0x0fe0_0001, 77),
+            anchor: InodeKey::new(0x0fe0_0001, 5),
+            op,
+            rule_id: 3,
             flags,
             name_count: names.len() as u32,
-            _pad: 0,
-            comm,
             names: [[0; EVENT_NAME_LEN]; EVENT_PATH_COMPONENTS],
-            cmdline: ActorCmdline {
-                len: 0,
-                flags: 0,
-                bytes: [0; guard_common::event::ACTOR_CMDLINE_LEN],
-            },
+            cmdline: cmdline(b"rm\0-f\0meta.db\0"),
         };
         for (slot, n) in ev.names.iter_mut().zip(names) {
             *slot = name(n);
         }
-        let argv = b"rm\0-f\0meta.db\0";
-        ev.cmdline.bytes[..argv.len()].copy_from_slice(argv);
-        ev.cmdline.len = argv.len() as u32;
         record_bytes(&ev)
     }
 
@@ -419,10 +458,18 @@ mod tests {
     }
 
     fn exec_record(args: &[&str], argc: u32) -> Vec<u8> {
-        let mut ev = ExecEvent {
-            exe: InodeKey::new(0x0fe0_0001, 12),
-            actor_exe: InodeKey::new(0x0fe0_0001, 13),
+        let actor = EventActor {
+            exe: InodeKey::new(0x0fe0_0001, 13),
             cgroup_id: 1,
+            pid: 50,
+            tgid: 50,
+            ppid: 49,
+            uid: 0,
+            comm: [0; guard_common::COMM_LEN],
+        };
+        let mut ev = ExecEvent {
+            header: header(EventKind::Exec, Decision::Blocked as u32, actor),
+            exe: InodeKey::new(0x0fe0_0001, 12),
             classification: Classification {
                 verdict: Verdict::Destructive as u32,
                 reason: Reason::ProtectedObject as u32,
@@ -433,16 +480,9 @@ mod tests {
                 object: 0,
                 _pad: 0,
             },
-            decision: Decision::Blocked as u32,
-            pid: 50,
-            tgid: 50,
-            ppid: 49,
-            uid: 0,
             argc,
             line_flags: 0,
-            _pad: 0,
             arg_lens: [0; EXEC_EVENT_ARGS],
-            comm: [0; guard_common::COMM_LEN],
             filename: [0; guard_common::event::EXEC_EVENT_FILENAME_LEN],
             args: [[0; EXEC_EVENT_ARG_LEN]; EXEC_EVENT_ARGS],
         };
@@ -494,6 +534,79 @@ mod tests {
     fn file_records_still_decode_through_the_dispatch() {
         let got = decode_record(&record(FileOp::Unlink.bit(), 1, &[], 0)).unwrap();
         assert!(matches!(got, Event::File(_)));
+    }
+
+    fn process_record() -> Vec<u8> {
+        let actor = EventActor {
+            exe: InodeKey::new(0x0fe0_0001, 14),
+            cgroup_id: 7,
+            pid: 60,
+            tgid: 60,
+            ppid: 59,
+            uid: 0,
+            comm: comm("pkill"),
+        };
+        let ev = ProcessEvent {
+            header: header(EventKind::Process, Decision::WouldBlock as u32, actor),
+            target_exe: InodeKey::new(0x0fe0_0001, 15),
+            rule_id: 4,
+            signal: 9,
+            target_pid: 70,
+            _pad: 0,
+            target_comm: comm("containerd"),
+            cmdline: cmdline(b"pkill\0-9\0containerd\0"),
+        };
+        record_bytes(&ev)
+    }
+
+    #[test]
+    fn decodes_a_signal_through_the_dispatch() {
+        let Event::Process(got) = decode_record(&process_record()).unwrap() else {
+            panic!("not a process event")
+        };
+        assert_eq!(got.decision, Decision::WouldBlock);
+        assert_eq!((got.rule_id, got.signal, got.target_pid), (4, 9, 70));
+        assert_eq!(got.target_comm, "containerd");
+        assert_eq!(got.target_exe, InodeKey::new(0x0fe0_0001, 15));
+        assert_eq!(
+            (got.actor.pid, got.actor.ppid, got.actor.comm.as_str()),
+            (60, 59, "pkill")
+        );
+        assert_eq!(got.actor.exe, InodeKey::new(0x0fe0_0001, 14));
+        assert_eq!(got.actor.cmdline.args, ["pkill", "-9", "containerd"]);
+    }
+
+    #[test]
+    fn records_are_told_apart_by_their_kind() {
+        let mut bytes = process_record();
+        bytes[..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert_eq!(
+            decode_record(&bytes),
+            Err(DecodeError::Unknown {
+                field: "kind",
+                value: 0
+            })
+        );
+        let mut bytes = record(FileOp::Unlink.bit(), 1, &[], 0);
+        bytes[..4].copy_from_slice(&(EventKind::Exec as u32).to_ne_bytes());
+        assert_eq!(
+            decode_record(&bytes),
+            Err(DecodeError::Size(
+                std::mem::size_of::<FileEvent>(),
+                std::mem::size_of::<ExecEvent>()
+            ))
+        );
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::Kind {
+                found: EventKind::Exec as u32,
+                expected: EventKind::File
+            })
+        );
+        assert_eq!(
+            decode_record(&[0u8; 3]),
+            Err(DecodeError::Size(3, std::mem::size_of::<EventHeader>()))
+        );
     }
 
     #[test]

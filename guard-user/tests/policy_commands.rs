@@ -3,7 +3,7 @@
 //! property test that neither the parser nor the classifier panics on anything.
 
 use guard_common::{
-    command::{
+    exec::{
         action, classify, ArgToken, CommandLine, Reason, Verdict, MAX_ARGV_TOKENS, MAX_PREFIX_LENS,
         TOKEN_HEAD_BYTES,
     },

@@ -9,7 +9,7 @@ use std::{
 };
 
 use guard_common::{
-    command::{Reason, Verdict, NO_CLASS, OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN},
+    exec::{Reason, Verdict, NO_CLASS, OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN},
     file::{FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR},
 };
 use guard_user::{

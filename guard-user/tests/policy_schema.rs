@@ -1,7 +1,7 @@
 //! The policy schema: every feature parses into what it means, and every error points at
 //! the right line and column with the right message.
 
-use guard_common::command::{
+use guard_common::exec::{
     WORD_ALL_OBJECTS, WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN, WORD_HITS_ALL, WORD_INSTALL,
     WORD_REPORT_ONLY, WORD_TAKES_VALUE, WORD_UPGRADE,
 };

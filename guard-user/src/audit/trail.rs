@@ -259,7 +259,7 @@ mod tests {
     use std::path::PathBuf;
 
     use guard_common::{
-        command::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+        exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
         Decision as KernelDecision, FileOp, InodeKey,
     };
 

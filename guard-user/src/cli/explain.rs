@@ -9,8 +9,8 @@ use std::{
 
 use clap::Args;
 use guard_common::{
-    command::action,
-    command::{
+    exec::action,
+    exec::{
         Classification, Reason, Verdict, MAX_ARGV_TOKENS, NO_CLASS, NO_TOKEN, TOKEN_HEAD_BYTES,
     },
     rule::Action,

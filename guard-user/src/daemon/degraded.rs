@@ -24,7 +24,9 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use super::status::ProtectedCounts;
-use crate::{host::notify::notify, loader::degraded::Observer, tables::KernelTables};
+use crate::{
+    events::c_string, host::notify::notify, loader::degraded::Observer, tables::KernelTables,
+};
 
 /// unlinkat's flag for removing a directory.
 const AT_REMOVEDIR: u64 = 0x200;
@@ -93,11 +95,6 @@ pub fn decode(bytes: &[u8]) -> Result<Observed, ObservationError> {
         },
         argv,
     })
-}
-
-fn c_string(bytes: &[u8]) -> String {
-    let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
 
 impl Observed {

@@ -28,7 +28,7 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use guard_common::{
-    command::{ClassEntry, CommandConfig, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
+    exec::{ClassEntry, CommandConfig, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
     file::OPS_ALL,
     names,
     rule::{RuleEntry, RuleKind, RULE_ENFORCE, SELF_TEST_RULE},

@@ -9,7 +9,7 @@ use aya::{
     Ebpf,
 };
 use guard_common::{
-    command::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
+    exec::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
     file::{ExcludedChildKey, TREE_EPOCH_POLICY},
     names,
     rule::RuleEntry,

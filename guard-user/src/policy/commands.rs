@@ -1,11 +1,11 @@
 //! Compiles a policy's command classes and protected names into the exec layer's tables:
 //! the exact key/value pairs the loader writes into the BPF maps, and that
-//! `guard_common::command::classify` reads through [`CommandTables`] on both sides.
+//! `guard_common::exec::classify` reads through [`CommandTables`] on both sides.
 
 use std::collections::{BTreeMap, HashMap};
 
 use guard_common::{
-    command::{
+    exec::{
         classify, BinaryEntry, ClassEntry, Classification, CommandConfig, CommandLine,
         CommandTables, ObjectEntry, ObjectKey, WordEntry, WordKey, BINARY_MULTICALL,
         CLASS_PATTERNS, CLASS_REMOVE_SUFFIX, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,

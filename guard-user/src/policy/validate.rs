@@ -5,7 +5,7 @@ use std::{collections::HashMap, ops::Range, path::PathBuf};
 
 use globset::GlobBuilder;
 use guard_common::{
-    command::{
+    exec::{
         MAX_CLASSES, MAX_TOKEN_BYTES, WORD_ALL_OBJECTS, WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN,
         WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY, WORD_TAKES_VALUE, WORD_UPGRADE,
     },

@@ -17,7 +17,7 @@ use std::{
 };
 
 use guard_common::{
-    command::{
+    exec::{
         ObjectEntry, ObjectKey, MAX_COMMAND_OBJECTS, OBJECT_NAME, OBJECT_PREFIX,
         OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN, UPGRADE_WINDOW,
     },
@@ -248,7 +248,7 @@ fn unit_removal_open(
 
 /// The exec layer's command tables at `now`: `set`'s compiled tables with each protected
 /// object's window bits set. The kernel's maps and `rtguard explain` are both built from
-/// this, and the classifier reads the bits (see `guard_common::command`).
+/// this, and the classifier reads the bits (see `guard_common::exec`).
 /// - A package gets `OBJECT_WINDOW_OPEN` while a window is open for it and its group says
 ///   `upgrade = "window"` (the rule [`file_upgradable`] applies to its files), and
 ///   `OBJECT_REMOVAL_OPEN` while that window allows removal.

@@ -14,7 +14,7 @@ use std::{
 };
 
 use guard_common::{
-    command::{CommandLine, NO_CLASS},
+    exec::{CommandLine, NO_CLASS},
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
     InodeKey,
 };

@@ -8,7 +8,7 @@ use std::{
 };
 
 use guard_common::{
-    command::MAX_CLASSES,
+    exec::MAX_CLASSES,
     file::{ExcludedChildKey, EXCLUDED_NAME_LEN},
     InodeKey,
 };

@@ -1,0 +1,504 @@
+//! The classifier itself: [`classify`], and [`Classifier`], the same work split into
+//! steps the kernel can call one BPF function at a time.
+
+use super::{
+    scan::{Hit, Scan},
+    ClassEntry, Classification, CommandLine, CommandTables, ObjectEntry, Reason, Verdict, WordKey,
+    BINARY_MULTICALL, CLASS_REMOVE_SUFFIX, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES,
+    MAX_PREFIX_LENS, MODIFIER_FLAGS, NO_CLASS, NO_TOKEN, OBJECTS_AFTER_VERB, OBJECTS_LAST,
+    OBJECT_WINDOW_OPEN, TOKEN_END_OF_OPTIONS, TOKEN_HAS_VALUE, TOKEN_HEAD_BYTES, TOKEN_LONG_OPTION,
+    TOKEN_OPTION, UPGRADE_ALLOW, UPGRADE_DENY, UPGRADE_WINDOW, VERB_FLAGS, WORD_ALL_OBJECTS,
+    WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN, WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY,
+    WORD_TAKES_VALUE, WORD_UPGRADE,
+};
+use crate::{hash::short_option_hash, rule::NO_RULE};
+
+/// Finds the class of an exec and where its arguments start.
+fn find_class<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> (u32, usize) {
+    let count = line.count as usize;
+    if count > 0 {
+        if let Some(first) = tables.binary(line.tokens[0].base) {
+            if first.flags & BINARY_MULTICALL == 0 {
+                return (first.class, 1);
+            }
+            if count > 1 {
+                if let Some(applet) = tables.binary(line.tokens[1].base) {
+                    if applet.flags & BINARY_MULTICALL == 0 {
+                        return (applet.class, 2);
+                    }
+                }
+            }
+            return (NO_CLASS, 0);
+        }
+    }
+    if let Some(file) = tables.binary(line.filename_base) {
+        if file.flags & BINARY_MULTICALL == 0 {
+            return (file.class, 1);
+        }
+    }
+    (line.exe_class, 1)
+}
+
+/// Classifies one exec against the compiled tables. Never panics, allocates nothing, and
+/// every loop has a constant bound.
+///
+/// This is [`Classifier::start`], one [`Classifier::step`] per argument and
+/// [`Classifier::finish`]. The kernel makes the same calls, each from its own BPF
+/// function, so the verifier checks the per-argument work once rather than once per
+/// argument.
+pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Classification {
+    let mut classifier = Classifier::IDLE;
+    if let Some(done) = classifier.start(tables, line) {
+        return done;
+    }
+    for i in 0..MAX_ARGV_TOKENS {
+        if !classifier.step(tables, line, i) {
+            break;
+        }
+    }
+    classifier.finish(tables, line)
+}
+
+/// The classifier between arguments: what the arguments seen so far say, and where the
+/// parse stands. Kernel and userspace drive it the same way (see [`classify`]).
+pub struct Classifier {
+    scan: Scan,
+    start: usize,
+    count: usize,
+    skip_next: bool,
+    options_done: bool,
+    positional: u32,
+    expecting_object: bool,
+    last_candidate: u32,
+}
+
+impl Classifier {
+    pub const IDLE: Self = Self {
+        scan: Scan {
+            class: NO_CLASS,
+            entry: ClassEntry {
+                flags: 0,
+                verb_position: 0,
+                objects: 0,
+                without_verb: 0,
+                bare_rule: NO_RULE,
+                bare_upgrade: 0,
+            },
+            prefix_lens: [0; MAX_PREFIX_LENS],
+            verbs: 0,
+            bare_verbs: 0,
+            modifiers: 0,
+            verb_token: NO_TOKEN,
+            destructive_token: NO_TOKEN,
+            upgrade_token: NO_TOKEN,
+            install_token: NO_TOKEN,
+            report_token: NO_TOKEN,
+            hits_all_token: NO_TOKEN,
+            all_objects_token: NO_TOKEN,
+            bare_token: NO_TOKEN,
+            bare_pending: false,
+            bare_hit: false,
+            objects_named: 0,
+            first_hit: None,
+            removal_hit: None,
+            strictest: None,
+            suffix_hit: None,
+            suffix_removal: None,
+            pattern_token: NO_TOKEN,
+            unparsed: false,
+        },
+        start: 0,
+        count: 0,
+        skip_next: false,
+        options_done: false,
+        positional: 0,
+        expecting_object: false,
+        last_candidate: NO_TOKEN,
+    };
+
+    /// Selects the class and resets the state. Returns the final answer when there is
+    /// nothing to scan (the binary belongs to no class).
+    pub fn start<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+    ) -> Option<Classification> {
+        *self = Self::IDLE;
+        let (class_id, start) = find_class(tables, line);
+        let entry = match (class_id != NO_CLASS).then(|| tables.class(class_id)) {
+            Some(Some(entry)) => entry,
+            _ => {
+                return Some(Classification::new(
+                    Verdict::Allowed,
+                    Reason::NotGuarded,
+                    NO_CLASS,
+                ))
+            }
+        };
+        self.scan.class = class_id;
+        self.scan.entry = entry;
+        self.scan.prefix_lens = tables.config().prefix_lens;
+        self.start = start;
+        self.count = if (line.count as usize) < MAX_ARGV_TOKENS {
+            line.count as usize
+        } else {
+            MAX_ARGV_TOKENS
+        };
+        None
+    }
+
+    /// Reads argument `i` (callers go from 0 upwards). Returns false once past the last
+    /// argument.
+    pub fn step<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+        i: usize,
+    ) -> bool {
+        if i >= self.count {
+            return false;
+        }
+        if i < self.start {
+            return true;
+        }
+        let Some(token) = line.tokens.get(i) else {
+            return false;
+        };
+        let class_id = self.scan.class;
+        let entry = self.scan.entry;
+        let prefix_lens = self.scan.prefix_lens;
+        let scan = &mut self.scan;
+        let index = i as u32;
+        let consumed = self.skip_next;
+        self.skip_next = false;
+        let free = !self.options_done && !consumed;
+        let is_end = free && token.flags & TOKEN_END_OF_OPTIONS != 0;
+        let is_option = free && !is_end && token.flags & TOKEN_OPTION != 0;
+        let is_positional = !consumed && !is_end && !is_option;
+
+        let expecting = self.expecting_object;
+        self.expecting_object = false;
+        if expecting && !is_positional {
+            if scan.bare_pending {
+                scan.bare_hit = true;
+            }
+            scan.bare_pending = false;
+        }
+        if consumed {
+            return true;
+        }
+        if is_end {
+            self.options_done = true;
+            return true;
+        }
+
+        if is_option {
+            let long = token.flags & TOKEN_LONG_OPTION != 0;
+            if long || token.len <= 2 {
+                let mut word = tables.word(&WordKey::new(class_id, token.whole));
+                let mut attached = false;
+                if word.is_none() && token.flags & TOKEN_HAS_VALUE != 0 {
+                    word = tables.word(&WordKey::new(class_id, token.stem));
+                    attached = true;
+                }
+                if let Some(word) = word {
+                    if word.flags & WORD_TAKES_VALUE != 0 && !attached {
+                        self.skip_next = true;
+                    }
+                    scan.word(word.flags, index);
+                    self.expecting_object = scan.expect_object(word.flags, index);
+                }
+            } else {
+                let len = token.len as usize;
+                let mut ended = false;
+                for j in 1..TOKEN_HEAD_BYTES {
+                    if j >= len {
+                        ended = true;
+                        break;
+                    }
+                    let c = token.head[j];
+                    let Some(word) = tables.word(&WordKey::new(class_id, short_option_hash(c)))
+                    else {
+                        continue;
+                    };
+                    let rest = j + 1 < len;
+                    if word.flags & WORD_TAKES_VALUE != 0 {
+                        if !rest {
+                            self.skip_next = true;
+                        }
+                        scan.word(word.flags, index);
+                        ended = true;
+                        break;
+                    }
+                    scan.word(word.flags, index);
+                    if scan.expect_object(word.flags, index) {
+                        if rest {
+                            scan.bare_pending = false;
+                            let attached = token.head.get(j + 1..len.min(TOKEN_HEAD_BYTES));
+                            if let Some(bytes) = attached {
+                                let object = tables.attached_token(
+                                    bytes,
+                                    len > TOKEN_HEAD_BYTES,
+                                    &prefix_lens,
+                                );
+                                scan.candidate(tables, &object, index);
+                            }
+                        } else {
+                            self.expecting_object = true;
+                        }
+                        ended = true;
+                        break;
+                    }
+                }
+                if !ended && len > TOKEN_HEAD_BYTES {
+                    scan.unparsed = true;
+                }
+            }
+            return true;
+        }
+
+        self.positional += 1;
+        let word = tables.word(&WordKey::new(class_id, token.whole));
+        if entry.verb_position != 0 && self.positional == entry.verb_position {
+            if let Some(word) = word {
+                scan.word(word.flags, index);
+            }
+            return true;
+        }
+        if let Some(word) = word {
+            if word.flags & MODIFIER_FLAGS != 0 {
+                scan.word(word.flags, index);
+                return true;
+            }
+            if entry.verb_position == 0 && word.flags & VERB_FLAGS != 0 {
+                scan.word(word.flags, index);
+                self.expecting_object = scan.expect_object(word.flags, index);
+                return true;
+            }
+        }
+        match entry.objects {
+            OBJECTS_AFTER_VERB => {
+                if expecting {
+                    scan.bare_pending = false;
+                    scan.candidate(tables, token, index);
+                }
+            }
+            OBJECTS_LAST => self.last_candidate = index,
+            _ => scan.candidate(tables, token, index),
+        }
+        true
+    }
+
+    /// The decision, once every argument has been read. `tables` is needed again for an
+    /// object named by the last argument (`OBJECTS_LAST`).
+    pub fn finish<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+    ) -> Classification {
+        if self.last_candidate != NO_TOKEN {
+            if let Some(token) = line.tokens.get(self.last_candidate as usize) {
+                self.scan.candidate(tables, token, self.last_candidate);
+            }
+            self.last_candidate = NO_TOKEN;
+        }
+        self.conclude(line)
+    }
+
+    fn conclude(&mut self, line: &CommandLine) -> Classification {
+        let class_id = self.scan.class;
+        let entry = self.scan.entry;
+        let scan = &mut self.scan;
+        if self.expecting_object && scan.bare_pending {
+            scan.bare_hit = true;
+        }
+        let verb_seen =
+            scan.verbs != 0 || (entry.verb_position != 0 && self.positional >= entry.verb_position);
+        if scan.verbs == 0 {
+            scan.verbs = entry.without_verb & VERB_FLAGS;
+            if entry.without_verb & WORD_BARE != 0 {
+                scan.bare_verbs = scan.verbs;
+                scan.bare_hit = true;
+            }
+        }
+        let truncated = line.flags & LINE_TRUNCATED != 0 || scan.unparsed;
+        let decision = decide(scan, &entry, truncated, verb_seen);
+        let trusted = class_id < MAX_CLASSES && line.trusted_classes & (1 << class_id) != 0;
+        match decision.verdict() {
+            Some(Verdict::Destructive) | Some(Verdict::ReportOnly) if trusted => Classification {
+                verdict: Verdict::Allowed as u32,
+                reason: Reason::TrustedCaller as u32,
+                ..decision
+            },
+            _ => decision,
+        }
+    }
+}
+
+fn decide(scan: &Scan, entry: &ClassEntry, truncated: bool, verb_seen: bool) -> Classification {
+    let class = scan.class;
+    let bare_rule = entry.bare_rule;
+    let destructive = |reason: Reason, rule: u32, verb: u32, hit: Option<Hit>| {
+        charge(Verdict::Destructive, reason, class, rule, verb, hit)
+    };
+    let removal_in_window = |verb: u32, hit: Hit| {
+        charge(
+            Verdict::AllowedAsUpgrade,
+            Reason::RemovalInWindow,
+            class,
+            hit.entry.rule,
+            verb,
+            Some(hit),
+        )
+    };
+
+    if scan.modifiers & WORD_DRY_RUN != 0 {
+        return Classification::new(Verdict::Allowed, Reason::DryRun, class);
+    }
+    if scan.modifiers & WORD_HITS_ALL != 0 && bare_rule != NO_RULE {
+        return destructive(Reason::HitsAll, bare_rule, scan.hits_all_token, None);
+    }
+    if scan.verbs & WORD_DESTRUCTIVE != 0 {
+        let verb = scan.destructive_token;
+        if let Some(hit) = scan.first_hit {
+            return destructive(Reason::ProtectedObject, hit.entry.rule, verb, Some(hit));
+        }
+        if bare_rule != NO_RULE {
+            if scan.modifiers & WORD_ALL_OBJECTS != 0 {
+                let mut c = destructive(Reason::AllObjects, bare_rule, verb, None);
+                c.object_token = scan.all_objects_token;
+                return c;
+            }
+            if scan.pattern_token != NO_TOKEN {
+                let mut c = destructive(Reason::Pattern, bare_rule, verb, None);
+                c.object_token = scan.pattern_token;
+                return c;
+            }
+            if scan.bare_verbs & WORD_DESTRUCTIVE != 0
+                && (scan.bare_hit
+                    || (entry.objects != OBJECTS_AFTER_VERB && scan.objects_named == 0))
+            {
+                return destructive(Reason::BareVerb, bare_rule, verb, None);
+            }
+            if truncated {
+                return destructive(Reason::ArgvOverflow, bare_rule, verb, None);
+            }
+        }
+        // Every protected object it names has a window open for its removal (and nothing
+        // above reads as "everything"): allowed, and reported.
+        if let Some(hit) = scan.removal_hit {
+            return removal_in_window(verb, hit);
+        }
+    }
+    if scan.verbs & WORD_REPORT_ONLY != 0 && bare_rule != NO_RULE {
+        return charge(
+            Verdict::ReportOnly,
+            Reason::ContentNotVisible,
+            class,
+            bare_rule,
+            scan.report_token,
+            None,
+        );
+    }
+    if scan.verbs & (WORD_UPGRADE | WORD_INSTALL) != 0 {
+        let replaces = scan.verbs & WORD_UPGRADE != 0;
+        let verb = if replaces {
+            scan.upgrade_token
+        } else {
+            scan.install_token
+        };
+        if entry.flags & CLASS_REMOVE_SUFFIX != 0 {
+            if let Some(hit) = scan.suffix_hit {
+                return destructive(Reason::RemoveSuffix, hit.entry.rule, verb, Some(hit));
+            }
+            if truncated && bare_rule != NO_RULE {
+                return destructive(Reason::ArgvOverflow, bare_rule, verb, None);
+            }
+        }
+        let installs = if let Some(hit) = scan.strictest {
+            if !replaces && hit.entry.upgrade == UPGRADE_ALLOW {
+                Some(charge(
+                    Verdict::Allowed,
+                    Reason::Install,
+                    class,
+                    hit.entry.rule,
+                    verb,
+                    Some(hit),
+                ))
+            } else {
+                Some(upgrade(hit.entry, hit.entry.rule, class, verb, Some(hit)))
+            }
+        } else if scan.bare_verbs & WORD_UPGRADE != 0
+            && scan.objects_named == 0
+            && bare_rule != NO_RULE
+        {
+            // Which packages a bare upgrade replaces is not on the command line: only a
+            // group that allows upgrades outright lets it through, never a window.
+            let strictest = ObjectEntry {
+                upgrade: entry.bare_upgrade,
+                ..ObjectEntry::default()
+            };
+            Some(upgrade(strictest, bare_rule, class, verb, None))
+        } else {
+            None
+        };
+        match installs {
+            Some(c) if c.verdict == Verdict::Destructive as u32 => return c,
+            _ => {}
+        }
+        // What it removes (`pkg-` in a window that allows it) matters more to a reviewer
+        // than what it installs.
+        if let Some(hit) = scan.suffix_removal {
+            return removal_in_window(verb, hit);
+        }
+        if let Some(c) = installs {
+            return c;
+        }
+    }
+    if truncated && !verb_seen && bare_rule != NO_RULE {
+        // The verb, if any, lies beyond what the kernel copied.
+        return destructive(Reason::ArgvOverflow, bare_rule, NO_TOKEN, None);
+    }
+    Classification::new(Verdict::Allowed, Reason::NoDestructiveVerb, class)
+}
+
+/// A classification charged to `rule`, naming the deciding verb and object.
+fn charge(
+    verdict: Verdict,
+    reason: Reason,
+    class: u32,
+    rule: u32,
+    verb: u32,
+    hit: Option<Hit>,
+) -> Classification {
+    let mut c = Classification::new(verdict, reason, class);
+    c.rule = rule;
+    c.verb_token = verb;
+    if let Some(hit) = hit {
+        c.object_token = hit.token;
+        c.object = hit.entry.object;
+    }
+    c
+}
+
+/// An install, reinstall or upgrade of the package `object` describes (its group's
+/// `UPGRADE_*` and its window bits).
+fn upgrade(
+    object: ObjectEntry,
+    rule: u32,
+    class: u32,
+    verb: u32,
+    hit: Option<Hit>,
+) -> Classification {
+    let (verdict, reason) = match object.upgrade {
+        UPGRADE_ALLOW => (Verdict::AllowedAsUpgrade, Reason::Upgrade),
+        UPGRADE_WINDOW if object.flags & OBJECT_WINDOW_OPEN != 0 => {
+            (Verdict::AllowedAsUpgrade, Reason::UpgradeInWindow)
+        }
+        UPGRADE_WINDOW => (Verdict::Destructive, Reason::UpgradeOutsideWindow),
+        UPGRADE_DENY => (Verdict::Destructive, Reason::UpgradeDenied),
+        // Not a package (a unit or chain named by an install-like verb): nothing replaced.
+        _ => return Classification::new(Verdict::Allowed, Reason::NoDestructiveVerb, class),
+    };
+    charge(verdict, reason, class, rule, verb, hit)
+}
