@@ -11,10 +11,13 @@ use std::process::Command;
 use anyhow::{bail, Context as _};
 
 const EBPF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guard-ebpf");
+/// The kernel programs are built from guard-common too; aya-build only watches guard-ebpf.
+const COMMON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guard-common");
 
 fn main() -> anyhow::Result<()> {
     let pin_file = format!("{EBPF_DIR}/rust-toolchain.toml");
     println!("cargo:rerun-if-changed={pin_file}");
+    println!("cargo:rerun-if-changed={COMMON_DIR}");
     let pin = std::fs::read_to_string(&pin_file).with_context(|| format!("reading {pin_file}"))?;
     let pin: toml::Table = toml::from_str(&pin).with_context(|| format!("parsing {pin_file}"))?;
     let channel = pin
