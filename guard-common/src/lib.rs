@@ -4,6 +4,7 @@
 //! writes mean the same thing to the other. Flags are `u32`, never `bool`.
 #![no_std]
 
+pub mod degraded;
 pub mod event;
 pub mod exec;
 pub mod file;
@@ -13,7 +14,6 @@ pub mod inode;
 pub mod offsets;
 pub mod process;
 pub mod rule;
-pub mod syscall;
 
 pub use event::{Decision, EventActor, EventHeader, EventKind, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
@@ -89,8 +89,8 @@ mod user {
     unsafe impl aya::Pod for super::FileProtection {}
     unsafe impl aya::Pod for super::TrustKey {}
     unsafe impl aya::Pod for super::file::ExcludedChildKey {}
-    unsafe impl aya::Pod for super::syscall::SyscallEvent {}
-    unsafe impl aya::Pod for super::syscall::TracepointLayout {}
+    unsafe impl aya::Pod for super::degraded::SyscallEvent {}
+    unsafe impl aya::Pod for super::degraded::TracepointLayout {}
     unsafe impl aya::Pod for super::rule::RuleEntry {}
     unsafe impl aya::Pod for super::exec::ArgToken {}
     unsafe impl aya::Pod for super::exec::CommandLine {}

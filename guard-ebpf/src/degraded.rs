@@ -11,7 +11,7 @@ use aya_ebpf::{
     maps::{PerCpuArray, RingBuf},
     programs::TracePointContext,
 };
-use guard_common::syscall::{
+use guard_common::degraded::{
     Syscall, SyscallEvent, TracepointLayout, EXEC_ARGS, EXEC_ARG_LEN, SYSCALL_PATH_LEN,
 };
 

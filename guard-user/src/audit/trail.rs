@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use guard_common::{syscall::EXEC_ARGS, FileOp};
+use guard_common::{degraded::EXEC_ARGS, FileOp};
 use tracing::error;
 
 use super::{Actor, AuditLog, AuditRecord, Decision, Layer, RecordContext, Target};

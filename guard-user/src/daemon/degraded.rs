@@ -14,7 +14,7 @@ use std::{
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
 use guard_common::{
-    syscall::{Syscall, SyscallEvent, EXEC_ARGS, EXEC_ARG_LEN},
+    degraded::{Syscall, SyscallEvent, EXEC_ARGS, EXEC_ARG_LEN},
     FileOp, FileProtection,
 };
 use tokio::{

@@ -8,7 +8,7 @@ use aya::{
     programs::TracePoint,
     Ebpf, EbpfLoader,
 };
-use guard_common::{names, syscall::TracepointLayout};
+use guard_common::{degraded::TracepointLayout, names};
 use tracing::{info, warn};
 
 use super::{map_err, mounts, LoadError};
