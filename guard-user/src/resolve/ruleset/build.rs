@@ -10,13 +10,8 @@ use std::{
 use guard_common::InodeKey;
 
 use super::{
-    report::item,
-    rules::{
-        command_exes, netfilter_rule, packages_rule, paths_rule, processes_rule, services_rule,
-        trees_rule,
-    },
-    EditableBaseline, ItemReport, Origin, PolicyInfo, ResolvedExe, ResolvedObject, RuleInfo,
-    RuleReport, RuleSet, Warning, MAX_EDITABLE_ENTRIES,
+    report::item, EditableBaseline, ItemReport, Origin, PolicyInfo, ResolvedExe, ResolvedObject,
+    RuleInfo, RuleReport, RuleSet, Warning, MAX_EDITABLE_ENTRIES,
 };
 use crate::{
     policy::{self, Location, Mode, PathPattern, Policy, RuleBody},
@@ -448,22 +443,22 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
     for rule in &policy.rules {
         let (items, objects) = match &rule.body {
             RuleBody::Packages { packages, .. } => {
-                packages_rule(&mut b, rule.id, packages, dpkg.as_ref(), &rpm)
+                b.packages_rule(rule.id, packages, dpkg.as_ref(), &rpm)
             }
-            RuleBody::Paths { paths } => paths_rule(&mut b, rule.id, paths),
+            RuleBody::Paths { paths } => b.paths_rule(rule.id, paths),
             RuleBody::Trees {
                 paths,
                 trusted_writers,
                 exclude,
                 allow_writes,
-            } => trees_rule(&mut b, rule, paths, trusted_writers, exclude, *allow_writes),
-            RuleBody::Services { units } => services_rule(&mut b, rule.id, rule.location, units),
-            RuleBody::Netfilter { .. } => netfilter_rule(&mut b, rule),
+            } => b.trees_rule(rule, paths, trusted_writers, exclude, *allow_writes),
+            RuleBody::Services { units } => b.services_rule(rule.id, rule.location, units),
+            RuleBody::Netfilter { .. } => b.netfilter_rule(rule),
             RuleBody::Processes {
                 exe,
                 supervisors,
                 signals,
-            } => processes_rule(&mut b, rule.id, exe, supervisors, signals),
+            } => b.processes_rule(rule.id, exe, supervisors, signals),
         };
         if objects == 0 && !matches!(rule.body, RuleBody::Netfilter { .. }) {
             let message = format!("rule `{}` resolves to nothing on this host", rule.name);
@@ -475,7 +470,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             objects,
         });
     }
-    command_exes(&mut b);
+    b.command_exes();
     for (unit, key) in &b.unit_files {
         if let Some(packages) = b.package_files.get(key) {
             b.set

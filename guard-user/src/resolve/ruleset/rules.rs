@@ -36,454 +36,452 @@ pub const EXEC_PATH: &[&str] = &[
     "/bin",
 ];
 
-pub(super) fn packages_rule(
-    b: &mut Builder<'_>,
-    rule: u32,
-    packages: &[policy::PackageSpec],
-    dpkg: Option<&DpkgDb>,
-    rpm: &RpmDb,
-) -> (Vec<ItemReport>, usize) {
-    let mut items = Vec::new();
-    let mut total = 0;
-    for spec in packages {
-        let found = dpkg.map(|db| db.find(spec)).unwrap_or_default();
-        if let (Some(db), false) = (dpkg, found.is_empty()) {
-            for pkg in found {
-                let files = db.files(pkg).unwrap_or_else(|e| {
-                    b.warn(
-                        spec.location,
-                        format!("cannot read the file list of {}: {e}", pkg.name),
+impl Builder<'_> {
+    pub(super) fn packages_rule(
+        &mut self,
+        rule: u32,
+        packages: &[policy::PackageSpec],
+        dpkg: Option<&DpkgDb>,
+        rpm: &RpmDb,
+    ) -> (Vec<ItemReport>, usize) {
+        let mut items = Vec::new();
+        let mut total = 0;
+        for spec in packages {
+            let found = dpkg.map(|db| db.find(spec)).unwrap_or_default();
+            if let (Some(db), false) = (dpkg, found.is_empty()) {
+                for pkg in found {
+                    let files = db.files(pkg).unwrap_or_else(|e| {
+                        self.warn(
+                            spec.location,
+                            format!("cannot read the file list of {}: {e}", pkg.name),
+                        );
+                        Vec::new()
+                    });
+                    let conffiles = db.conffiles(pkg).unwrap_or_default();
+                    let mut count = 0;
+                    let mut missing = 0;
+                    for path in &files {
+                        let origin = Origin::Package {
+                            package: pkg.name.clone(),
+                            conffile: conffiles.contains(path),
+                        };
+                        match self.file(path, rule, &origin, true, spec.location) {
+                            Some(n) => count += n,
+                            None => missing += 1,
+                        }
+                    }
+                    let state = if pkg.is_installed() || pkg.state == "unknown" {
+                        ItemState::Installed
+                    } else {
+                        ItemState::Partial
+                    };
+                    let mut detail = format!(
+                        "dpkg {}{}{}: {} files protected ({} conffiles)",
+                        pkg.state,
+                        pkg.version
+                            .as_deref()
+                            .map(|v| format!(" {v}"))
+                            .unwrap_or_default(),
+                        pkg.arch
+                            .as_deref()
+                            .map(|a| format!(" {a}"))
+                            .unwrap_or_default(),
+                        count,
+                        conffiles.len()
                     );
+                    if missing > 0 {
+                        detail.push_str(&format!(", {missing} listed paths missing on disk"));
+                        let message = format!(
+                            "package {} is {} but {missing} of its {} listed paths are missing",
+                            pkg.name,
+                            pkg.state,
+                            files.len()
+                        );
+                        self.warn(spec.location, message);
+                    }
+                    total += count;
+                    items.push(ItemReport {
+                        name: match &pkg.arch {
+                            Some(a) => format!("{}:{a}", pkg.name),
+                            None => pkg.name.clone(),
+                        },
+                        state,
+                        detail,
+                        objects: count,
+                    });
+                }
+                continue;
+            }
+            let rpm_found = match rpm.find(&spec.name, spec.wildcard) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.warn(spec.location, e);
+                    Vec::new()
+                }
+            };
+            if rpm_found.is_empty() {
+                let detail = match rpm {
+                    RpmDb::Unavailable(why) => format!("not in the dpkg database; rpm {why}"),
+                    _ => String::new(),
+                };
+                let state = match rpm {
+                    RpmDb::Unavailable(_) if dpkg.is_none() => ItemState::Unavailable,
+                    _ => ItemState::NotInstalled,
+                };
+                items.push(ItemReport {
+                    name: spec.text.clone(),
+                    state,
+                    detail,
+                    objects: 0,
+                });
+                continue;
+            }
+            for pkg in rpm_found {
+                let files = rpm.files(&pkg).unwrap_or_else(|e| {
+                    self.warn(spec.location, e);
                     Vec::new()
                 });
-                let conffiles = db.conffiles(pkg).unwrap_or_default();
                 let mut count = 0;
-                let mut missing = 0;
                 for path in &files {
                     let origin = Origin::Package {
                         package: pkg.name.clone(),
-                        conffile: conffiles.contains(path),
+                        conffile: false,
                     };
-                    match b.file(path, rule, &origin, true, spec.location) {
-                        Some(n) => count += n,
-                        None => missing += 1,
-                    }
-                }
-                let state = if pkg.is_installed() || pkg.state == "unknown" {
-                    ItemState::Installed
-                } else {
-                    ItemState::Partial
-                };
-                let mut detail = format!(
-                    "dpkg {}{}{}: {} files protected ({} conffiles)",
-                    pkg.state,
-                    pkg.version
-                        .as_deref()
-                        .map(|v| format!(" {v}"))
-                        .unwrap_or_default(),
-                    pkg.arch
-                        .as_deref()
-                        .map(|a| format!(" {a}"))
-                        .unwrap_or_default(),
-                    count,
-                    conffiles.len()
-                );
-                if missing > 0 {
-                    detail.push_str(&format!(", {missing} listed paths missing on disk"));
-                    let message = format!(
-                        "package {} is {} but {missing} of its {} listed paths are missing",
-                        pkg.name,
-                        pkg.state,
-                        files.len()
-                    );
-                    b.warn(spec.location, message);
+                    count += self
+                        .file(path, rule, &origin, true, spec.location)
+                        .unwrap_or(0);
                 }
                 total += count;
                 items.push(ItemReport {
-                    name: match &pkg.arch {
-                        Some(a) => format!("{}:{a}", pkg.name),
-                        None => pkg.name.clone(),
-                    },
-                    state,
-                    detail,
+                    name: pkg.name.clone(),
+                    state: ItemState::Installed,
+                    detail: format!("rpm {}.{}: {count} files protected", pkg.version, pkg.arch),
                     objects: count,
                 });
             }
-            continue;
         }
-        let rpm_found = match rpm.find(&spec.name, spec.wildcard) {
-            Ok(found) => found,
-            Err(e) => {
-                b.warn(spec.location, e);
-                Vec::new()
-            }
-        };
-        if rpm_found.is_empty() {
-            let detail = match rpm {
-                RpmDb::Unavailable(why) => format!("not in the dpkg database; rpm {why}"),
-                _ => String::new(),
+        (items, total)
+    }
+
+    pub(super) fn paths_rule(
+        &mut self,
+        rule: u32,
+        paths: &[PathPattern],
+    ) -> (Vec<ItemReport>, usize) {
+        let mut items = Vec::new();
+        let mut total = 0;
+        for pattern in paths {
+            let origin = Origin::Path {
+                pattern: pattern.text.clone(),
             };
-            let state = match rpm {
-                RpmDb::Unavailable(_) if dpkg.is_none() => ItemState::Unavailable,
-                _ => ItemState::NotInstalled,
-            };
-            items.push(ItemReport {
-                name: spec.text.clone(),
-                state,
-                detail,
-                objects: 0,
-            });
-            continue;
-        }
-        for pkg in rpm_found {
-            let files = rpm.files(&pkg).unwrap_or_else(|e| {
-                b.warn(spec.location, e);
-                Vec::new()
-            });
             let mut count = 0;
-            for path in &files {
-                let origin = Origin::Package {
-                    package: pkg.name.clone(),
-                    conffile: false,
-                };
-                count += b
-                    .file(path, rule, &origin, true, spec.location)
+            for path in self.expand(pattern) {
+                count += self
+                    .file(&path, rule, &origin, false, pattern.location)
                     .unwrap_or(0);
             }
             total += count;
+            items.push(item(&pattern.text, count, "object"));
+        }
+        (items, total)
+    }
+
+    pub(super) fn trees_rule(
+        &mut self,
+        rule: &policy::Rule,
+        paths: &[PathBuf],
+        trusted_writers: &[PathPattern],
+        exclude: &[PathBuf],
+        allow_writes: bool,
+    ) -> (Vec<ItemReport>, usize) {
+        let mut items = Vec::new();
+        let mut total = 0;
+        for (list, is_exclusion) in [(paths, false), (exclude, true)] {
+            for path in list {
+                let found = self.stat(path, rule.location);
+                let entry = match found {
+                    Some((host, key)) if host.is_dir() => Some(ResolvedTree {
+                        path: path.clone(),
+                        key,
+                        rule: rule.id,
+                        allow_writes,
+                    }),
+                    Some(_) => {
+                        let message = format!("{} is not a directory", path.display());
+                        self.warn(rule.location, message);
+                        None
+                    }
+                    None => None,
+                };
+                let name = if is_exclusion {
+                    format!("{} (excluded)", path.display())
+                } else {
+                    path.display().to_string()
+                };
+                let mut report = item(&name, usize::from(entry.is_some()), "directory");
+                if let Some(tree) = entry {
+                    report.detail = if is_exclusion {
+                        "left to whoever writes it".to_owned()
+                    } else if allow_writes {
+                        let entries = self.editable_entries(path, rule);
+                        total += entries;
+                        format!(
+                            "configuration: {entries} entries present, not removable or \
+                             renamed away; edits and new files pass"
+                        )
+                    } else {
+                        "subtree: removal, renames and writes refused".to_owned()
+                    };
+                    if is_exclusion {
+                        self.set.tree_exclusions.push(tree);
+                        report.objects = 0;
+                    } else {
+                        self.set.trees.push(tree);
+                        total += 1;
+                    }
+                }
+                if is_exclusion {
+                    if let Some(by_name) = self.excluded_by_name(rule, path) {
+                        report.detail = match report.state {
+                            ItemState::Present => format!("{}; excluded by name", report.detail),
+                            _ => "excluded by name: holds once it exists".to_owned(),
+                        };
+                        self.set.excluded_children.push(by_name);
+                    }
+                }
+                items.push(report);
+            }
+        }
+        let (writers, writer_items) = self.exes(trusted_writers, rule.id);
+        for mut w in writer_items {
+            w.name = format!("trusted writer {}", w.name);
+            items.push(w);
+        }
+        self.set.trusted_writers.extend(writers);
+        (items, total)
+    }
+
+    /// An exclusion directly below one of the rule's trees holds by name, for a directory
+    /// created later too. One deeper down can only be held by identity, so it must exist
+    /// when the policy is resolved; that is worth a warning.
+    fn excluded_by_name(&mut self, rule: &policy::Rule, path: &Path) -> Option<ExcludedChild> {
+        let parent = path.parent()?;
+        let tree = self
+            .set
+            .trees
+            .iter()
+            .find(|t| t.rule == rule.id && t.path == parent)
+            .map(|t| t.key);
+        let name = path.file_name()?.to_str()?.to_owned();
+        match tree {
+            Some(tree) if ExcludedChildKey::new(tree, name.as_bytes()).is_some() => {
+                Some(ExcludedChild {
+                    path: path.to_owned(),
+                    tree,
+                    name,
+                    rule: rule.id,
+                })
+            }
+            // The tree itself is missing here: nothing to exclude from.
+            None if !self.set.trees.iter().any(|t| path.starts_with(&t.path)) => None,
+            _ => {
+                let message = format!(
+                    "excluded `{}` is not directly below a tree (or its name is longer than \
+                     {EXCLUDED_NAME_LEN} bytes): it holds only for the directory there when the \
+                     policy is resolved",
+                    path.display()
+                );
+                self.warn(rule.location, message);
+                None
+            }
+        }
+    }
+
+    pub(super) fn services_rule(
+        &mut self,
+        rule: u32,
+        at: Location,
+        units: &[String],
+    ) -> (Vec<ItemReport>, usize) {
+        let mut items = Vec::new();
+        let mut total = 0;
+        for unit in units {
+            let entries = match unit_entries(&self.root, unit) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    self.warn(
+                        at,
+                        format!("cannot search the unit directories for {unit}: {e}"),
+                    );
+                    Vec::new()
+                }
+            };
+            let mut count = 0;
+            let mut parts: Vec<String> = Vec::new();
+            let mut masked = Vec::new();
+            for entry in &entries {
+                if entry.role == UnitRole::Mask {
+                    // Unmasking is not destructive; a mask is reported, not protected.
+                    masked.push(entry.path.display().to_string());
+                    continue;
+                }
+                let origin = Origin::Unit {
+                    unit: unit.clone(),
+                    role: entry.role,
+                };
+                if let Some(n) = self.file(&entry.path, rule, &origin, false, at) {
+                    count += n;
+                    parts.push(format!("{} {}", entry.role.as_str(), entry.path.display()));
+                }
+            }
+            if !masked.is_empty() {
+                self.warn(at, format!("{unit} is masked here ({})", masked.join(", ")));
+            }
+            total += count;
             items.push(ItemReport {
-                name: pkg.name.clone(),
-                state: ItemState::Installed,
-                detail: format!("rpm {}.{}: {count} files protected", pkg.version, pkg.arch),
+                name: unit.clone(),
+                state: if count > 0 {
+                    ItemState::Present
+                } else {
+                    ItemState::NotInstalled
+                },
+                detail: parts.join("; "),
                 objects: count,
             });
         }
+        (items, total)
     }
-    (items, total)
-}
 
-pub(super) fn paths_rule(
-    b: &mut Builder<'_>,
-    rule: u32,
-    paths: &[PathPattern],
-) -> (Vec<ItemReport>, usize) {
-    let mut items = Vec::new();
-    let mut total = 0;
-    for pattern in paths {
-        let origin = Origin::Path {
-            pattern: pattern.text.clone(),
+    pub(super) fn netfilter_rule(&mut self, rule: &policy::Rule) -> (Vec<ItemReport>, usize) {
+        let RuleBody::Netfilter {
+            chains,
+            tables,
+            sets,
+        } = &rule.body
+        else {
+            return (Vec::new(), 0);
         };
-        let mut count = 0;
-        for path in b.expand(pattern) {
-            count += b
-                .file(&path, rule, &origin, false, pattern.location)
-                .unwrap_or(0);
-        }
-        total += count;
-        items.push(item(&pattern.text, count, "object"));
-    }
-    (items, total)
-}
-
-pub(super) fn trees_rule(
-    b: &mut Builder<'_>,
-    rule: &policy::Rule,
-    paths: &[PathBuf],
-    trusted_writers: &[PathPattern],
-    exclude: &[PathBuf],
-    allow_writes: bool,
-) -> (Vec<ItemReport>, usize) {
-    let mut items = Vec::new();
-    let mut total = 0;
-    for (list, is_exclusion) in [(paths, false), (exclude, true)] {
-        for path in list {
-            let found = b.stat(path, rule.location);
-            let entry = match found {
-                Some((host, key)) if host.is_dir() => Some(ResolvedTree {
-                    path: path.clone(),
-                    key,
-                    rule: rule.id,
-                    allow_writes,
-                }),
-                Some(_) => {
-                    let message = format!("{} is not a directory", path.display());
-                    b.warn(rule.location, message);
-                    None
-                }
-                None => None,
-            };
-            let name = if is_exclusion {
-                format!("{} (excluded)", path.display())
-            } else {
-                path.display().to_string()
-            };
-            let mut report = item(&name, usize::from(entry.is_some()), "directory");
-            if let Some(tree) = entry {
-                report.detail = if is_exclusion {
-                    "left to whoever writes it".to_owned()
-                } else if allow_writes {
-                    let entries = b.editable_entries(path, rule);
-                    total += entries;
-                    format!(
-                        "configuration: {entries} entries present, not removable or \
-                         renamed away; edits and new files pass"
-                    )
-                } else {
-                    "subtree: removal, renames and writes refused".to_owned()
-                };
-                if is_exclusion {
-                    b.set.tree_exclusions.push(tree);
-                    report.objects = 0;
-                } else {
-                    b.set.trees.push(tree);
-                    total += 1;
-                }
-            }
-            if is_exclusion {
-                if let Some(by_name) = excluded_by_name(b, rule, path) {
-                    report.detail = match report.state {
-                        ItemState::Present => format!("{}; excluded by name", report.detail),
-                        _ => "excluded by name: holds once it exists".to_owned(),
-                    };
-                    b.set.excluded_children.push(by_name);
-                }
-            }
-            items.push(report);
-        }
-    }
-    let (writers, writer_items) = b.exes(trusted_writers, rule.id);
-    for mut w in writer_items {
-        w.name = format!("trusted writer {}", w.name);
-        items.push(w);
-    }
-    b.set.trusted_writers.extend(writers);
-    (items, total)
-}
-
-/// An exclusion directly below one of the rule's trees holds by name, for a directory
-/// created later too. One deeper down can only be held by identity, so it must exist
-/// when the policy is resolved; that is worth a warning.
-fn excluded_by_name(
-    b: &mut Builder<'_>,
-    rule: &policy::Rule,
-    path: &Path,
-) -> Option<ExcludedChild> {
-    let parent = path.parent()?;
-    let tree = b
-        .set
-        .trees
-        .iter()
-        .find(|t| t.rule == rule.id && t.path == parent)
-        .map(|t| t.key);
-    let name = path.file_name()?.to_str()?.to_owned();
-    match tree {
-        Some(tree) if ExcludedChildKey::new(tree, name.as_bytes()).is_some() => {
-            Some(ExcludedChild {
-                path: path.to_owned(),
-                tree,
-                name,
-                rule: rule.id,
-            })
-        }
-        // The tree itself is missing here: nothing to exclude from.
-        None if !b.set.trees.iter().any(|t| path.starts_with(&t.path)) => None,
-        _ => {
-            let message = format!(
-                "excluded `{}` is not directly below a tree (or its name is longer than \
-                 {EXCLUDED_NAME_LEN} bytes): it holds only for the directory there when the \
-                 policy is resolved",
-                path.display()
-            );
-            b.warn(rule.location, message);
-            None
-        }
-    }
-}
-
-pub(super) fn services_rule(
-    b: &mut Builder<'_>,
-    rule: u32,
-    at: Location,
-    units: &[String],
-) -> (Vec<ItemReport>, usize) {
-    let mut items = Vec::new();
-    let mut total = 0;
-    for unit in units {
-        let entries = match unit_entries(&b.root, unit) {
-            Ok(entries) => entries,
-            Err(e) => {
-                b.warn(
-                    at,
-                    format!("cannot search the unit directories for {unit}: {e}"),
-                );
-                Vec::new()
-            }
-        };
-        let mut count = 0;
-        let mut parts: Vec<String> = Vec::new();
-        let mut masked = Vec::new();
-        for entry in &entries {
-            if entry.role == UnitRole::Mask {
-                // Unmasking is not destructive; a mask is reported, not protected.
-                masked.push(entry.path.display().to_string());
+        let mut items = Vec::new();
+        for (kind, names) in [
+            (policy::ObjectKind::Chains, chains),
+            (policy::ObjectKind::Tables, tables),
+            (policy::ObjectKind::Sets, sets),
+        ] {
+            if names.is_empty() {
                 continue;
             }
-            let origin = Origin::Unit {
-                unit: unit.clone(),
-                role: entry.role,
-            };
-            if let Some(n) = b.file(&entry.path, rule, &origin, false, at) {
-                count += n;
-                parts.push(format!("{} {}", entry.role.as_str(), entry.path.display()));
+            let classes: Vec<&str> = self
+                .policy
+                .commands
+                .iter()
+                .filter(|c| c.objects.contains(&kind))
+                .map(|c| c.name.as_str())
+                .collect();
+            if classes.is_empty() {
+                let message = format!(
+                    "rule `{}` protects {} but no command class names {}",
+                    rule.name,
+                    kind.as_str(),
+                    kind.as_str()
+                );
+                self.warn(rule.location, message);
+            }
+            for n in names {
+                items.push(ItemReport {
+                    name: n.text.clone(),
+                    state: ItemState::Present,
+                    detail: format!(
+                        "{} named by: {}",
+                        kind.as_str().trim_end_matches('s'),
+                        classes.join(", ")
+                    ),
+                    objects: 0,
+                });
             }
         }
-        if !masked.is_empty() {
-            b.warn(at, format!("{unit} is masked here ({})", masked.join(", ")));
+        (items, 0)
+    }
+
+    pub(super) fn processes_rule(
+        &mut self,
+        rule: u32,
+        exe: &[PathPattern],
+        supervisors: &[PathPattern],
+        signals: &[u32],
+    ) -> (Vec<ItemReport>, usize) {
+        let (exes, mut items) = self.exes(exe, rule);
+        let total = exes.len();
+        self.set.processes.extend(exes);
+        let (sups, sup_items) = self.exes(supervisors, rule);
+        self.set.supervisors.extend(sups);
+        for mut s in sup_items {
+            s.name = format!("supervisor {}", s.name);
+            items.push(s);
         }
-        total += count;
+        let names: Vec<&str> = signals.iter().filter_map(|&s| signal_name(s)).collect();
         items.push(ItemReport {
-            name: unit.clone(),
-            state: if count > 0 {
-                ItemState::Present
-            } else {
-                ItemState::NotInstalled
-            },
-            detail: parts.join("; "),
-            objects: count,
+            name: "signals".to_owned(),
+            state: ItemState::Present,
+            detail: format!(
+                "refused from anyone but pid 1 and the supervisors: {}",
+                names.join(" ")
+            ),
+            objects: 0,
         });
+        (items, total)
     }
-    (items, total)
-}
 
-pub(super) fn netfilter_rule(b: &mut Builder<'_>, rule: &policy::Rule) -> (Vec<ItemReport>, usize) {
-    let RuleBody::Netfilter {
-        chains,
-        tables,
-        sets,
-    } = &rule.body
-    else {
-        return (Vec::new(), 0);
-    };
-    let mut items = Vec::new();
-    for (kind, names) in [
-        (policy::ObjectKind::Chains, chains),
-        (policy::ObjectKind::Tables, tables),
-        (policy::ObjectKind::Sets, sets),
-    ] {
-        if names.is_empty() {
-            continue;
+    /// Binds command classes to executables by identity: each class binary found on the
+    /// PATH (unique to one class), and each class's trusted callers.
+    pub(super) fn command_exes(&mut self) {
+        let policy = self.policy;
+        let mut by_key: HashMap<InodeKey, (PathBuf, Option<u32>)> = HashMap::new();
+        for (class_id, class) in policy.commands.iter().enumerate() {
+            for binary in &class.binaries {
+                for dir in EXEC_PATH {
+                    let path = Path::new(dir).join(binary);
+                    let Ok((host, key)) = self.root.stat(&path) else {
+                        continue;
+                    };
+                    if !host.is_file() {
+                        continue;
+                    }
+                    by_key
+                        .entry(key)
+                        .and_modify(|(_, class)| {
+                            // A multi-call binary behind several classes: the name decides.
+                            if *class != Some(class_id as u32) {
+                                *class = None;
+                            }
+                        })
+                        .or_insert((path, Some(class_id as u32)));
+                }
+            }
+            for pattern in &class.trusted_callers {
+                for path in self.expand(pattern) {
+                    let Ok((host, key)) = self.root.stat(&path) else {
+                        continue;
+                    };
+                    if !host.is_file() || class_id as u32 >= MAX_CLASSES {
+                        continue;
+                    }
+                    let bit = 1u32 << class_id;
+                    match self.set.trusted_callers.iter_mut().find(|t| t.key == key) {
+                        Some(t) => t.classes |= bit,
+                        None => self.set.trusted_callers.push(TrustedCaller {
+                            path,
+                            key,
+                            classes: bit,
+                        }),
+                    }
+                }
+            }
         }
-        let classes: Vec<&str> = b
-            .policy
-            .commands
-            .iter()
-            .filter(|c| c.objects.contains(&kind))
-            .map(|c| c.name.as_str())
+        let mut exe_classes: Vec<ExeClass> = by_key
+            .into_iter()
+            .filter_map(|(key, (path, class))| class.map(|class| ExeClass { path, key, class }))
             .collect();
-        if classes.is_empty() {
-            let message = format!(
-                "rule `{}` protects {} but no command class names {}",
-                rule.name,
-                kind.as_str(),
-                kind.as_str()
-            );
-            b.warn(rule.location, message);
-        }
-        for n in names {
-            items.push(ItemReport {
-                name: n.text.clone(),
-                state: ItemState::Present,
-                detail: format!(
-                    "{} named by: {}",
-                    kind.as_str().trim_end_matches('s'),
-                    classes.join(", ")
-                ),
-                objects: 0,
-            });
-        }
+        exe_classes.sort_by(|x, y| x.path.cmp(&y.path));
+        self.set.exe_classes = exe_classes;
     }
-    (items, 0)
-}
-
-pub(super) fn processes_rule(
-    b: &mut Builder<'_>,
-    rule: u32,
-    exe: &[PathPattern],
-    supervisors: &[PathPattern],
-    signals: &[u32],
-) -> (Vec<ItemReport>, usize) {
-    let (exes, mut items) = b.exes(exe, rule);
-    let total = exes.len();
-    b.set.processes.extend(exes);
-    let (sups, sup_items) = b.exes(supervisors, rule);
-    b.set.supervisors.extend(sups);
-    for mut s in sup_items {
-        s.name = format!("supervisor {}", s.name);
-        items.push(s);
-    }
-    let names: Vec<&str> = signals.iter().filter_map(|&s| signal_name(s)).collect();
-    items.push(ItemReport {
-        name: "signals".to_owned(),
-        state: ItemState::Present,
-        detail: format!(
-            "refused from anyone but pid 1 and the supervisors: {}",
-            names.join(" ")
-        ),
-        objects: 0,
-    });
-    (items, total)
-}
-
-/// Binds command classes to executables by identity: each class binary found on the
-/// PATH (unique to one class), and each class's trusted callers.
-pub(super) fn command_exes(b: &mut Builder<'_>) {
-    let policy = b.policy;
-    let mut by_key: HashMap<InodeKey, (PathBuf, Option<u32>)> = HashMap::new();
-    for (class_id, class) in policy.commands.iter().enumerate() {
-        for binary in &class.binaries {
-            for dir in EXEC_PATH {
-                let path = Path::new(dir).join(binary);
-                let Ok((host, key)) = b.root.stat(&path) else {
-                    continue;
-                };
-                if !host.is_file() {
-                    continue;
-                }
-                by_key
-                    .entry(key)
-                    .and_modify(|(_, class)| {
-                        // A multi-call binary behind several classes: the name decides.
-                        if *class != Some(class_id as u32) {
-                            *class = None;
-                        }
-                    })
-                    .or_insert((path, Some(class_id as u32)));
-            }
-        }
-        for pattern in &class.trusted_callers {
-            for path in b.expand(pattern) {
-                let Ok((host, key)) = b.root.stat(&path) else {
-                    continue;
-                };
-                if !host.is_file() || class_id as u32 >= MAX_CLASSES {
-                    continue;
-                }
-                let bit = 1u32 << class_id;
-                match b.set.trusted_callers.iter_mut().find(|t| t.key == key) {
-                    Some(t) => t.classes |= bit,
-                    None => b.set.trusted_callers.push(TrustedCaller {
-                        path,
-                        key,
-                        classes: bit,
-                    }),
-                }
-            }
-        }
-    }
-    let mut exe_classes: Vec<ExeClass> = by_key
-        .into_iter()
-        .filter_map(|(key, (path, class))| class.map(|class| ExeClass { path, key, class }))
-        .collect();
-    exe_classes.sort_by(|a, b| a.path.cmp(&b.path));
-    b.set.exe_classes = exe_classes;
 }
