@@ -1,56 +1,16 @@
-//! Event pipeline: decodes the records the kernel programs put on the ring buffer.
-
-use std::path::PathBuf;
+//! Reading the kernel's records: the header first, then the record its kind names. Every
+//! decoder checks the size and the kind, so a record is never read as another.
 
 use guard_common::{
     event::{
         ActorCmdline, EventActor, EventHeader, EventKind, EVENT_PATH_COMPONENTS,
         EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
-    exec::{Classification, Reason, Verdict, LINE_TRUNCATED, NO_OBJECT, NO_TOKEN},
-    Decision, ExecEvent, FileEvent, FileOp, InodeKey, ProcessEvent,
+    exec::LINE_TRUNCATED,
+    Decision, ExecEvent, FileEvent, FileOp, ProcessEvent,
 };
 
-use crate::tables::Legend;
-
-/// A decoded file-layer decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileDecision {
-    pub op: FileOp,
-    pub decision: Decision,
-    pub rule_id: u32,
-    pub target: InodeKey,
-    /// The protected object or tree root that matched.
-    pub anchor: InodeKey,
-    /// Path components from the anchor down to the target (anchor excluded).
-    pub components: Vec<String>,
-    /// Components between the anchor and the first one in `components` were not reported.
-    pub path_truncated: bool,
-    /// Who acted.
-    pub actor: KernelActor,
-}
-
-/// The acting process as file and process events report it, read by the kernel in the
-/// actor's own context.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelActor {
-    pub exe: InodeKey,
-    pub cgroup_id: u64,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: String,
-    pub cmdline: KernelCmdline,
-}
-
-/// An actor's argv as a file or process event carries it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KernelCmdline {
-    pub args: Vec<String>,
-    /// The command line was longer than the event holds; `args` is its start.
-    pub truncated: bool,
-}
+use super::{Event, ExecDecision, FileDecision, KernelActor, KernelCmdline, ProcessDecision};
 
 impl KernelActor {
     /// The actor of a file or process record: its header's actor and its command line.
@@ -80,100 +40,6 @@ impl KernelCmdline {
     }
 }
 
-impl FileDecision {
-    /// The target's path: the anchor's known path plus the components the kernel
-    /// reported. `None` if the anchor is not in the tables (e.g. replaced since).
-    pub fn path(&self, legend: &Legend) -> Option<PathBuf> {
-        let mut path = legend.paths.get(&self.anchor)?.clone();
-        if self.path_truncated {
-            path.push("…");
-        }
-        path.extend(&self.components);
-        Some(path)
-    }
-}
-
-/// A decoded exec-layer decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExecDecision {
-    pub decision: Decision,
-    pub classification: Classification,
-    /// The executed file.
-    pub exe: InodeKey,
-    /// The path execve was given (`bprm->filename`).
-    pub filename: String,
-    /// The command line as far as the event carries it; a cut argument ends in `…`.
-    pub argv: Vec<String>,
-    /// Arguments are missing from `argv`, or some were cut.
-    pub argv_truncated: bool,
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: String,
-}
-
-impl ExecDecision {
-    pub fn rule_id(&self) -> u32 {
-        self.classification.rule
-    }
-
-    pub fn reason(&self) -> Option<Reason> {
-        self.classification.reason()
-    }
-
-    pub fn verdict(&self) -> Option<Verdict> {
-        self.classification.verdict()
-    }
-
-    /// Allowed only because a maintenance window is open for what it names.
-    pub fn in_window(&self) -> bool {
-        matches!(
-            self.reason(),
-            Some(Reason::UpgradeInWindow | Reason::RemovalInWindow)
-        )
-    }
-
-    /// The argument that decided it (`remove`, `-r`, `-F`), if the event carries it.
-    pub fn verb(&self) -> Option<&str> {
-        self.arg(self.classification.verb_token)
-    }
-
-    /// What it acts on: the protected name it matched (from `object_names`), else the
-    /// argument that named it; `None` for a command that names nothing (`iptables -F`).
-    pub fn object(&self, object_names: &[String]) -> Option<String> {
-        if self.classification.object != NO_OBJECT {
-            if let Some(name) = object_names.get(self.classification.object as usize) {
-                return Some(name.clone());
-            }
-        }
-        self.arg(self.classification.object_token)
-            .map(str::to_owned)
-    }
-
-    fn arg(&self, token: u32) -> Option<&str> {
-        if token == NO_TOKEN {
-            return None;
-        }
-        self.argv.get(token as usize).map(String::as_str)
-    }
-}
-
-/// A decoded process-layer decision: a signal to a protected daemon.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProcessDecision {
-    pub decision: Decision,
-    pub rule_id: u32,
-    pub signal: i32,
-    pub target_pid: u32,
-    pub target_comm: String,
-    pub target_exe: InodeKey,
-    /// Who sent the signal.
-    pub actor: KernelActor,
-}
-
 /// Decodes a process-layer record.
 pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
     let raw: ProcessEvent = read_record(bytes, EventKind::Process)?;
@@ -189,19 +55,11 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
     })
 }
 
-/// A decoded ring buffer record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    File(FileDecision),
-    Exec(ExecDecision),
-    Process(ProcessDecision),
-}
-
 /// Decodes one ring buffer record of any layer, by the kind its header names.
 pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read_prefix(bytes)?;
     match header.kind() {
-        Some(EventKind::File) => decode(bytes).map(Event::File),
+        Some(EventKind::File) => decode_file(bytes).map(Event::File),
         Some(EventKind::Exec) => decode_exec(bytes).map(Event::Exec),
         Some(EventKind::Process) => decode_process(bytes).map(Event::Process),
         None => Err(DecodeError::Unknown {
@@ -262,8 +120,8 @@ pub enum DecodeError {
     Kind { found: u32, expected: EventKind },
 }
 
-/// Decodes one ring buffer record.
-pub fn decode(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
+/// Decodes a file-layer record.
+pub fn decode_file(bytes: &[u8]) -> Result<FileDecision, DecodeError> {
     let raw: FileEvent = read_record(bytes, EventKind::File)?;
     let op = FileOp::from_u32(raw.op).ok_or(DecodeError::Unknown {
         field: "op",
@@ -326,16 +184,23 @@ fn decision(raw: u32) -> Result<Decision, DecodeError> {
 
 /// A NUL-terminated (or NUL-padded) string from a kernel record, lossily decoded; all of
 /// `bytes` if there is no NUL.
-pub(crate) fn c_string(bytes: &[u8]) -> String {
+pub fn c_string(bytes: &[u8]) -> String {
     let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
     String::from_utf8_lossy(&bytes[..len]).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
-    use guard_common::event::EVENT_NAME_LEN;
+    use std::path::PathBuf;
+
+    use guard_common::{
+        event::EVENT_NAME_LEN,
+        exec::{Classification, Reason, Verdict},
+        InodeKey,
+    };
 
     use super::*;
+    use crate::tables::Legend;
 
     /// The bytes a kernel program would put on the ring buffer for `record`.
     fn record_bytes<T: aya::Pod>(record: &T) -> Vec<u8> {
@@ -405,7 +270,7 @@ mod tests {
 
     #[test]
     fn decodes_a_blocked_unlink_below_a_tree_root() {
-        let got = decode(&record(
+        let got = decode_file(&record(
             FileOp::Unlink.bit(),
             1,
             &["meta.db", "io.containerd"],
@@ -444,7 +309,7 @@ mod tests {
 
     #[test]
     fn marks_truncated_paths() {
-        let got = decode(&record(
+        let got = decode_file(&record(
             FileOp::Rename.bit(),
             2,
             &["x"],
@@ -597,7 +462,7 @@ mod tests {
             ))
         );
         assert_eq!(
-            decode(&bytes),
+            decode_file(&bytes),
             Err(DecodeError::Kind {
                 found: EventKind::Exec as u32,
                 expected: EventKind::File
@@ -612,16 +477,16 @@ mod tests {
     #[test]
     fn rejects_short_and_unknown_records() {
         let size = std::mem::size_of::<FileEvent>();
-        assert_eq!(decode(&[0u8; 3]), Err(DecodeError::Size(3, size)));
+        assert_eq!(decode_file(&[0u8; 3]), Err(DecodeError::Size(3, size)));
         assert_eq!(
-            decode(&record(0x300, 1, &[], 0)),
+            decode_file(&record(0x300, 1, &[], 0)),
             Err(DecodeError::Unknown {
                 field: "op",
                 value: 0x300
             })
         );
         assert_eq!(
-            decode(&record(1, 0, &[], 0)),
+            decode_file(&record(1, 0, &[], 0)),
             Err(DecodeError::Unknown {
                 field: "decision",
                 value: 0

@@ -1,0 +1,158 @@
+//! Event pipeline: the kernel's decisions as userspace reads them off the ring buffer.
+//! The types are here; [`decode`] reads them from a record's bytes, by the kind its
+//! header names.
+
+mod decode;
+
+use std::path::PathBuf;
+
+use guard_common::{
+    exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+    Decision, FileOp, InodeKey,
+};
+
+pub use self::decode::{
+    c_string, decode_exec, decode_file, decode_process, decode_record, DecodeError,
+};
+use crate::tables::Legend;
+
+/// A decoded file-layer decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileDecision {
+    pub op: FileOp,
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub target: InodeKey,
+    /// The protected object or tree root that matched.
+    pub anchor: InodeKey,
+    /// Path components from the anchor down to the target (anchor excluded).
+    pub components: Vec<String>,
+    /// Components between the anchor and the first one in `components` were not reported.
+    pub path_truncated: bool,
+    /// Who acted.
+    pub actor: KernelActor,
+}
+
+/// The acting process as file and process events report it, read by the kernel in the
+/// actor's own context.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelActor {
+    pub exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub cmdline: KernelCmdline,
+}
+
+/// An actor's argv as a file or process event carries it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelCmdline {
+    pub args: Vec<String>,
+    /// The command line was longer than the event holds; `args` is its start.
+    pub truncated: bool,
+}
+
+impl FileDecision {
+    /// The target's path: the anchor's known path plus the components the kernel
+    /// reported. `None` if the anchor is not in the tables (e.g. replaced since).
+    pub fn path(&self, legend: &Legend) -> Option<PathBuf> {
+        let mut path = legend.paths.get(&self.anchor)?.clone();
+        if self.path_truncated {
+            path.push("…");
+        }
+        path.extend(&self.components);
+        Some(path)
+    }
+}
+
+/// A decoded exec-layer decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecDecision {
+    pub decision: Decision,
+    pub classification: Classification,
+    /// The executed file.
+    pub exe: InodeKey,
+    /// The path execve was given (`bprm->filename`).
+    pub filename: String,
+    /// The command line as far as the event carries it; a cut argument ends in `…`.
+    pub argv: Vec<String>,
+    /// Arguments are missing from `argv`, or some were cut.
+    pub argv_truncated: bool,
+    pub actor_exe: InodeKey,
+    pub cgroup_id: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub comm: String,
+}
+
+impl ExecDecision {
+    pub fn rule_id(&self) -> u32 {
+        self.classification.rule
+    }
+
+    pub fn reason(&self) -> Option<Reason> {
+        self.classification.reason()
+    }
+
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.classification.verdict()
+    }
+
+    /// Allowed only because a maintenance window is open for what it names.
+    pub fn in_window(&self) -> bool {
+        matches!(
+            self.reason(),
+            Some(Reason::UpgradeInWindow | Reason::RemovalInWindow)
+        )
+    }
+
+    /// The argument that decided it (`remove`, `-r`, `-F`), if the event carries it.
+    pub fn verb(&self) -> Option<&str> {
+        self.arg(self.classification.verb_token)
+    }
+
+    /// What it acts on: the protected name it matched (from `object_names`), else the
+    /// argument that named it; `None` for a command that names nothing (`iptables -F`).
+    pub fn object(&self, object_names: &[String]) -> Option<String> {
+        if self.classification.object != NO_OBJECT {
+            if let Some(name) = object_names.get(self.classification.object as usize) {
+                return Some(name.clone());
+            }
+        }
+        self.arg(self.classification.object_token)
+            .map(str::to_owned)
+    }
+
+    fn arg(&self, token: u32) -> Option<&str> {
+        if token == NO_TOKEN {
+            return None;
+        }
+        self.argv.get(token as usize).map(String::as_str)
+    }
+}
+
+/// A decoded process-layer decision: a signal to a protected daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessDecision {
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub signal: i32,
+    pub target_pid: u32,
+    pub target_comm: String,
+    pub target_exe: InodeKey,
+    /// Who sent the signal.
+    pub actor: KernelActor,
+}
+
+/// A decoded ring buffer record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    File(FileDecision),
+    Exec(ExecDecision),
+    Process(ProcessDecision),
+}
