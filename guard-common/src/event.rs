@@ -28,8 +28,7 @@ pub enum Decision {
     /// Allowed because the package manager replaced a file it may upgrade.
     AllowedUpgrade = 3,
     /// Allowed: a configuration file was opened for writing, truncated or replaced.
-    #[strum(serialize = "allowed-edit")]
-    Edited = 4,
+    AllowedEdit = 4,
 }
 
 impl Decision {
@@ -250,7 +249,7 @@ mod tests {
             Decision::Blocked,
             Decision::WouldBlock,
             Decision::AllowedUpgrade,
-            Decision::Edited,
+            Decision::AllowedEdit,
         ] {
             assert_eq!(Decision::from_u32(d as u32), Some(d));
         }
@@ -263,7 +262,7 @@ mod tests {
             (Decision::Blocked, "blocked"),
             (Decision::WouldBlock, "would-block"),
             (Decision::AllowedUpgrade, "allowed-upgrade"),
-            (Decision::Edited, "allowed-edit"),
+            (Decision::AllowedEdit, "allowed-edit"),
         ];
         assert_eq!(words.len(), <Decision as strum::EnumCount>::COUNT);
         for (d, word) in words {

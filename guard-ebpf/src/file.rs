@@ -375,7 +375,7 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
                     let _ = PROTECTED_INODES.remove(target);
                 }
             }
-            report(off, op, Decision::Edited, target, &m, dentry, task);
+            report(off, op, Decision::AllowedEdit, target, &m, dentry, task);
             return 0;
         }
         Some(Found::Denied(m)) => m,

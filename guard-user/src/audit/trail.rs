@@ -22,7 +22,7 @@ impl From<guard_common::Decision> for Decision {
             guard_common::Decision::Blocked => Decision::Blocked,
             guard_common::Decision::WouldBlock => Decision::WouldBlock,
             guard_common::Decision::AllowedUpgrade => Decision::AllowedUpgrade,
-            guard_common::Decision::Edited => Decision::AllowedEdit,
+            guard_common::Decision::AllowedEdit => Decision::AllowedEdit,
         }
     }
 }
@@ -234,7 +234,7 @@ impl AuditTrail {
         // An edit is recorded as one: the kernel's operation (a write-open, truncation or
         // replacement) goes in the note.
         let (op, note) = match ev.decision {
-            guard_common::Decision::Edited => ("edit", Some(ev.op.as_str())),
+            guard_common::Decision::AllowedEdit => ("edit", Some(ev.op.as_str())),
             _ => (ev.op.as_str(), None),
         };
         let mut record = self
@@ -381,7 +381,7 @@ mod tests {
         trail.file_decision(
             &FileDecision {
                 op: FileOp::Replace,
-                decision: KernelDecision::Edited,
+                decision: KernelDecision::AllowedEdit,
                 rule_id: 3,
                 target: InodeKey::from_stat(254, 1, 3001),
                 anchor: InodeKey::from_stat(254, 1, 3001),

@@ -9,7 +9,7 @@ use crate::{
     daemon::{self, Options, Outcome},
     host::paths,
     loader::{FileHooks, HookChoice, Mechanism, MechanismChoice, Mode},
-    tables::CommandLine,
+    tables::CommandLinePaths,
 };
 
 #[derive(Debug, Args)]
@@ -138,13 +138,13 @@ impl From<HooksArg> for HookChoice {
 impl From<RunArgs> for Options {
     fn from(args: RunArgs) -> Self {
         let package_managers = if args.package_manager.is_empty() {
-            CommandLine::default_package_managers()
+            CommandLinePaths::default_package_managers()
         } else {
             args.package_manager
         };
         Options {
             policy: args.policy,
-            command_line: CommandLine {
+            command_line: CommandLinePaths {
                 objects: args.protect,
                 upgradable: args.upgradable,
                 trees: args.protect_tree,

@@ -29,7 +29,7 @@ impl Daemon {
                     // A replaced configuration file is a new inode too: the kernel gave
                     // it the old one's protection, and the tables must learn it.
                     upgraded |= ev.decision == Decision::AllowedUpgrade
-                        || (ev.decision == Decision::Edited && ev.op == FileOp::Replace);
+                        || (ev.decision == Decision::AllowedEdit && ev.op == FileOp::Replace);
                     ev.decision
                 }
                 Ok(Event::Exec(ev)) => {
@@ -55,7 +55,7 @@ impl Daemon {
                 Decision::Blocked => counters.blocked += 1,
                 Decision::WouldBlock => counters.would_block += 1,
                 Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
-                Decision::Edited => counters.allowed_edit += 1,
+                Decision::AllowedEdit => counters.allowed_edit += 1,
             }
         }
         upgraded
@@ -114,7 +114,7 @@ fn log_decision(ev: &FileDecision, legend: &Legend) {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     let rule = legend.rule(ev.rule_id).unwrap_or("?");
-    if ev.decision == Decision::Edited {
+    if ev.decision == Decision::AllowedEdit {
         info!(
             op = ev.op.as_str(),
             rule,

@@ -8,7 +8,7 @@ use crate::{
     audit::{PolicyRef, RecordContext},
     policy::Policy,
     resolve::{self, EditableBaseline, ResolveError, ResolveOptions},
-    tables::{maintenance::MaintenanceState, CommandLine, KernelTables},
+    tables::{maintenance::MaintenanceState, CommandLinePaths, KernelTables},
 };
 
 /// What to protect, and where it came from.
@@ -20,7 +20,7 @@ pub(crate) enum Source {
         /// later resolutions (reloads, upgrades, edits) protect those entries only.
         baseline: Mutex<EditableBaseline>,
     },
-    CommandLine(CommandLine),
+    CommandLine(CommandLinePaths),
 }
 
 impl Source {

@@ -27,7 +27,7 @@ use crate::{
     resolve::EditableBaseline,
     tables::{
         maintenance::{self, MaintenanceState},
-        CommandLine,
+        CommandLinePaths,
     },
 };
 
@@ -36,7 +36,7 @@ use crate::{
 pub struct Options {
     /// The policy file; without one, `command_line` says what to protect.
     pub policy: Option<PathBuf>,
-    pub command_line: CommandLine,
+    pub command_line: CommandLinePaths,
     pub mode: Mode,
     pub file_hooks: HookChoice,
     pub mechanism: MechanismChoice,

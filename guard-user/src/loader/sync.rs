@@ -2,7 +2,7 @@
 //! new before it removes what is gone, so a protected object is never unprotected in
 //! between. The self-test's canaries and the identity probe go through here too.
 
-use std::{collections::BTreeSet, path::Path};
+use std::path::Path;
 
 use aya::{
     maps::{Array, HashMap, MapData},
@@ -50,12 +50,12 @@ impl Guard {
             &self.installed.inodes,
             &tables.inodes,
         )?;
-        let devices_old: BTreeSet<u32> = self.installed.tree_devices();
-        let devices_new: BTreeSet<u32> = tables.tree_devices();
+        let devices_old = &self.installed.tree_superblocks;
+        let devices_new = &tables.tree_superblocks;
         {
             let mut devices: HashMap<&mut MapData, u32, u32> =
                 hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
-            for dev in devices_new.difference(&devices_old) {
+            for dev in devices_new.difference(devices_old) {
                 devices
                     .insert(dev, 1, 0)
                     .map_err(map_err(names::TREE_DEVICES))?;
@@ -76,7 +76,7 @@ impl Guard {
         {
             let mut devices: HashMap<&mut MapData, u32, u32> =
                 hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
-            for dev in devices_old.difference(&devices_new) {
+            for dev in devices_old.difference(devices_new) {
                 remove_present(&mut devices, dev, names::TREE_DEVICES)?;
             }
         }

@@ -14,7 +14,7 @@ const RULE_TREES: u32 = 2;
 
 /// Paths named on the command line.
 #[derive(Clone, Debug, Default)]
-pub struct CommandLine {
+pub struct CommandLinePaths {
     /// Protected files and directories (`--protect`).
     pub objects: Vec<PathBuf>,
     /// Protected files the package manager may replace (`--upgradable`).
@@ -27,7 +27,7 @@ pub struct CommandLine {
     pub package_managers: Vec<PathBuf>,
 }
 
-impl CommandLine {
+impl CommandLinePaths {
     /// The package managers trusted when none are named: dpkg and rpm, where present.
     pub fn default_package_managers() -> Vec<PathBuf> {
         PACKAGE_MANAGERS
@@ -40,7 +40,7 @@ impl CommandLine {
 
 impl KernelTables {
     /// The kernel's tables for paths named on the command line.
-    pub fn from_command_line(spec: &CommandLine) -> Result<Self, ResolveError> {
+    pub fn from_command_line(spec: &CommandLinePaths) -> Result<Self, ResolveError> {
         let mut t = KernelTables::default();
         t.rule(RULE_PATHS, RuleKind::Paths, true);
         t.rule(RULE_TREES, RuleKind::Trees, true);

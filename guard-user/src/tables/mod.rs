@@ -22,7 +22,7 @@ use guard_common::{
 use time::OffsetDateTime;
 
 use self::maintenance::MaintenanceState;
-pub use self::{command_line::CommandLine, legend::Legend};
+pub use self::{command_line::CommandLinePaths, legend::Legend};
 use crate::{
     policy::CompiledCommands,
     resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
@@ -255,11 +255,6 @@ impl KernelTables {
         Ok(())
     }
 
-    /// The superblocks that hold tree roots; the kernel walks parents only on these.
-    pub fn tree_devices(&self) -> BTreeSet<u32> {
-        self.tree_superblocks.clone()
-    }
-
     fn protect_ancestors(
         &mut self,
         path: &Path,
@@ -400,7 +395,10 @@ mod tests {
         let mut t = KernelTables::default();
         let key = t.protect_tree(dir.path(), 3, OPS_REMOVE).unwrap();
         assert_eq!(t.trees[&key].ops, OPS_REMOVE);
-        assert_eq!(t.tree_devices().into_iter().collect::<Vec<_>>(), [key.dev]);
+        assert_eq!(
+            t.tree_superblocks.iter().copied().collect::<Vec<_>>(),
+            [key.dev]
+        );
     }
 
     #[test]

@@ -482,7 +482,7 @@ mod tests {
             Ok(Decision::WouldBlock)
         );
         assert_eq!(
-            guard_common::Decision::Edited.as_str().parse(),
+            guard_common::Decision::AllowedEdit.as_str().parse(),
             Ok(Decision::AllowedEdit)
         );
         assert_eq!(
