@@ -36,13 +36,13 @@ use guard_common::{
 };
 
 use crate::{
+    chain::{after_previous, restated, EPERM},
     kernel::{
         arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, resolved_offsets, task_exe,
         verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
     task_storage::TaskStorage,
-    verdict::{after_previous, restated, EPERM},
 };
 
 /// Table-wide parameters (`CommandConfig`), one slot.

@@ -24,6 +24,7 @@ use guard_common::{
 };
 
 use crate::{
+    chain::{chained, restated, EPERM},
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
         dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, fill_header,
@@ -36,7 +37,6 @@ use crate::{
         TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
-    verdict::{chained, restated, EPERM},
 };
 
 /// `FMODE_WRITE` in `file->f_mode` (include/linux/fs.h; stable since 2.6).

@@ -12,6 +12,7 @@
 #![cfg_attr(target_arch = "bpf", feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
 
+mod chain;
 mod degraded;
 mod exec;
 mod file;
@@ -20,7 +21,6 @@ mod maps;
 mod process;
 mod task_storage;
 mod tree_cache;
-mod verdict;
 
 #[cfg(target_arch = "bpf")]
 #[panic_handler]

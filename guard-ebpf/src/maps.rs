@@ -1,4 +1,7 @@
-//! Maps and load-time globals shared by every layer.
+//! Maps and load-time globals shared by the layers: the file layer's tables (which the
+//! exec and process layers' trust checks read too), the rules, the event ring buffer, the
+//! offsets. A layer's own maps live in its module: the command tables in `exec.rs`, the
+//! protected processes in `process.rs`, the tree cache in `tree_cache.rs`.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,

@@ -15,12 +15,12 @@ use guard_common::{
 };
 
 use crate::{
+    chain::{after_previous, restated, EPERM},
     kernel::{
         arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_exe,
         task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
-    verdict::{after_previous, restated, EPERM},
 };
 
 /// Protected executables by identity → rule and refused signals.

@@ -1,4 +1,5 @@
-//! What an LSM program answers: 0 or -EPERM, and never an allow over an earlier denial.
+//! The LSM chain: what a program answers is 0 or -EPERM, and never an allow over an
+//! earlier denial.
 //! Every layer's hooks answer through these.
 
 use aya_ebpf::programs::LsmContext;
