@@ -65,6 +65,9 @@ pub struct EventActor {
     pub ppid: u32,
     pub uid: u32,
     pub comm: [u8; COMM_LEN],
+    /// The task's controlling terminal (the kernel's `dev_t` encoding), 0 if none.
+    pub tty: u32,
+    pub _pad: u32,
 }
 
 /// The first field of every record on the event ring buffer.
@@ -183,7 +186,7 @@ mod tests {
     fn header_has_no_implicit_padding() {
         assert_eq!(
             core::mem::size_of::<EventActor>(),
-            16 + 8 + 4 * 4 + COMM_LEN
+            16 + 8 + 4 * 4 + COMM_LEN + 2 * 4
         );
         assert_eq!(
             core::mem::size_of::<EventHeader>(),

@@ -73,6 +73,16 @@ pub struct KernelOffsets {
     /// cache then stays off.
     pub renamedata_old_dentry: u32,
     pub renamedata_new_dentry: u32,
+    /// `struct task_struct` → `signal`, `struct signal_struct` → `tty`, and the fields
+    /// `tty_devnum()` reads: `struct tty_struct` → `index` and `driver`, `struct
+    /// tty_driver` → `major` and `minor_start`. The acting task's controlling terminal,
+    /// where the daemon tells the person at it what was refused.
+    pub task_signal: u32,
+    pub signal_struct_tty: u32,
+    pub tty_struct_index: u32,
+    pub tty_struct_driver: u32,
+    pub tty_driver_major: u32,
+    pub tty_driver_minor_start: u32,
 }
 
 impl KernelOffsets {

@@ -213,6 +213,24 @@ pub fn task_mnt_ns(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
     read_at(mnt_ns, off.mnt_namespace_inum)
 }
 
+/// The task's controlling terminal as a device number in the kernel's encoding (what
+/// `tty_devnum()` gives), 0 when it has none.
+#[inline(always)]
+pub fn task_tty(off: &KernelOffsets, task: KernelPtr) -> u32 {
+    let Some(tty) =
+        read_ptr(task, off.task_signal).and_then(|s| read_ptr(s, off.signal_struct_tty))
+    else {
+        return 0;
+    };
+    let index: u32 = read_at(tty, off.tty_struct_index).unwrap_or(0);
+    let Some(driver) = read_ptr(tty, off.tty_struct_driver) else {
+        return 0;
+    };
+    let major: u32 = read_at(driver, off.tty_driver_major).unwrap_or(0);
+    let minor_start: u32 = read_at(driver, off.tty_driver_minor_start).unwrap_or(0);
+    (major << 20) | ((minor_start + index) & 0xf_ffff)
+}
+
 #[inline(always)]
 pub fn task_parent(off: &KernelOffsets, task: KernelPtr) -> Option<KernelPtr> {
     read_ptr(task, off.task_real_parent)
@@ -305,6 +323,7 @@ pub fn fill_header(
         .unwrap_or(0);
     actor.uid = bpf_get_current_uid_gid() as u32;
     actor.comm = bpf_get_current_comm().unwrap_or_default();
+    actor.tty = task_tty(off, task);
 }
 
 /// Adds `n` to a counter other CPUs add to as well, as one atomic instruction

@@ -84,42 +84,9 @@ pub static DROPPED_EVENTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0
 
 /// Struct offsets of the running kernel, written by the loader from its BTF.
 #[unsafe(no_mangle)]
-pub static OFFSETS: KernelOffsets = KernelOffsets {
-    dentry_d_inode: 0,
-    dentry_d_parent: 0,
-    dentry_d_name: 0,
-    qstr_name: 0,
-    inode_i_ino: 0,
-    inode_i_sb: 0,
-    inode_i_mode: 0,
-    inode_i_generation: 0,
-    super_block_s_dev: 0,
-    super_block_s_magic: 0,
-    dentry_d_sb: 0,
-    super_block_s_root: 0,
-    path_dentry: 0,
-    file_f_path: 0,
-    file_f_inode: 0,
-    file_f_mode: 0,
-    file_f_flags: 0,
-    iattr_ia_valid: 0,
-    task_real_parent: 0,
-    task_tgid: 0,
-    task_mm: 0,
-    task_comm: 0,
-    mm_exe_file: 0,
-    mm_arg_start: 0,
-    mm_arg_end: 0,
-    linux_binprm_file: 0,
-    linux_binprm_filename: 0,
-    inode_setattr_args: 0,
-    inode_rename_args: 0,
-    task_nsproxy: 0,
-    nsproxy_mnt_ns: 0,
-    mnt_namespace_inum: 0,
-    renamedata_old_dentry: 0,
-    renamedata_new_dentry: 0,
-};
+// SAFETY: KernelOffsets is plain u32 fields; all zero is a valid value, and `is_resolved`
+// reads it as "not filled yet".
+pub static OFFSETS: KernelOffsets = unsafe { core::mem::zeroed() };
 
 /// Mode switches, written by the loader.
 #[unsafe(no_mangle)]

@@ -830,7 +830,7 @@ fn exec_flags(tables: &KernelTables, object: &str) -> Vec<u32> {
         .commands
         .objects
         .values()
-        .filter(|e| tables.legend.objects[e.object as usize] == object)
+        .filter(|e| tables.legend.objects[e.object as usize].name == object)
         .map(|e| e.flags)
         .collect();
     assert!(!flags.is_empty(), "{object} is in the exec tables");

@@ -214,7 +214,7 @@ impl AuditTrail {
             .context
             .record(Layer::Exec, "exec", decision, actor)
             .target(target)
-            .exec(verb, ev.object(&legend.objects));
+            .exec(verb, ev.object(legend));
         if let Some(reason) = ev.reason() {
             record = record.note(reason.as_str());
         }
@@ -267,6 +267,7 @@ mod tests {
     use crate::{
         audit::{testing::context, AuditLogConfig},
         events::KernelCmdline,
+        policy::{commands::ObjectName, ObjectKind},
     };
 
     const GOLDEN: &str = "src/audit/testdata/trail.jsonl";
@@ -284,6 +285,7 @@ mod tests {
                 args: args.iter().map(|a| a.to_string()).collect(),
                 truncated: false,
             },
+            tty: 0,
         }
     }
 
@@ -293,7 +295,13 @@ mod tests {
         legend.rules.insert(5, "runtime-data".to_owned());
         legend.rules.insert(7, "runtime-packages".to_owned());
         legend.rules.insert(9, "runtime-processes".to_owned());
-        legend.objects = vec!["containerd".to_owned(), "runc".to_owned()];
+        legend.objects = ["containerd", "runc"]
+            .map(|name| ObjectName {
+                name: name.to_owned(),
+                kind: ObjectKind::Packages,
+                rule: 7,
+            })
+            .to_vec();
         legend.paths.insert(
             InodeKey::from_stat(254, 1, 1311),
             PathBuf::from("/usr/bin/containerd"),
@@ -336,6 +344,7 @@ mod tests {
             ppid: 4_000_000,
             uid: 0,
             comm: "bash".to_owned(),
+            tty: 0,
         }
     }
 

@@ -19,6 +19,7 @@ use guard_common::{
 use super::exit;
 use crate::{
     audit::record::shell_join,
+    daemon::notice::file_layer_protects,
     host::paths,
     policy::{self, Policy, PolicyError},
     resolve::{self, ruleset::EXEC_PATH, ResolveError, ResolveOptions, Root, RuleSet},
@@ -428,9 +429,8 @@ fn file_layer_notes(set: &RuleSet, argv: &[String]) -> Vec<String> {
                 String::new()
             };
             notes.push(format!(
-                "the file layer protects {} (rule {rule}){more}: changes to it are refused \
-                 whichever program makes them",
-                path.display()
+                "{}{more}: changes to it are refused whichever program makes them",
+                file_layer_protects(&path.display().to_string(), rule)
             ));
         }
     }

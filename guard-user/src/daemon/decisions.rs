@@ -8,7 +8,7 @@ use aya::maps::{MapData, RingBuf};
 use guard_common::{Decision, FileOp};
 use tracing::{error, info, warn};
 
-use super::Daemon;
+use super::{notice::Refusal, Daemon};
 use crate::{
     audit,
     events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
@@ -26,6 +26,7 @@ impl Daemon {
                 Ok(Event::File(ev)) => {
                     log_decision(&ev, legend);
                     self.trail.file_decision(&ev, legend);
+                    self.note(Refusal::file(&ev, legend));
                     // A replaced configuration file is a new inode too: the kernel gave
                     // it the old one's protection, and the tables must learn it.
                     upgraded |= ev.decision == Decision::AllowedUpgrade
@@ -35,6 +36,7 @@ impl Daemon {
                 Ok(Event::Exec(ev)) => {
                     log_exec_decision(&ev, legend);
                     self.trail.exec_decision(&ev, legend);
+                    self.note(Refusal::exec(&ev, legend));
                     if ev.decision == Decision::AllowedUpgrade {
                         self.package_operations.insert(ev.tgid);
                     }
@@ -43,6 +45,7 @@ impl Daemon {
                 Ok(Event::Process(ev)) => {
                     log_process_decision(&ev, legend);
                     self.trail.process_decision(&ev, legend);
+                    self.note(Refusal::signal(&ev, legend));
                     ev.decision
                 }
                 Err(e) => {
@@ -60,6 +63,13 @@ impl Daemon {
         }
         upgraded
     }
+
+    /// Keeps a refusal for the notice on its terminal.
+    fn note(&mut self, refusal: Option<Refusal>) {
+        if let (Some(notices), Some(refusal)) = (&mut self.notices, refusal) {
+            notices.add(refusal, std::time::Instant::now());
+        }
+    }
 }
 
 fn log_exec_decision(ev: &ExecDecision, legend: &Legend) {
@@ -73,7 +83,7 @@ fn log_exec_decision(ev: &ExecDecision, legend: &Legend) {
         rule,
         reason = ev.reason().map_or("?", |r| r.as_str()),
         verb = ev.verb().unwrap_or(""),
-        object = ev.object(&legend.objects).unwrap_or_default(),
+        object = ev.object(legend).unwrap_or_default(),
         file = ev.filename,
         pid = ev.tgid,
         ppid = ev.ppid,

@@ -9,6 +9,7 @@
 
 mod decisions;
 pub mod degraded;
+pub mod notice;
 mod reload;
 pub mod self_test;
 mod serve;
@@ -25,6 +26,7 @@ use tracing::{error, warn};
 pub use start::{run, Options, Outcome};
 
 use self::{
+    notice::Notices,
     self_test::IdentityCheck,
     source::Source,
     status::{DaemonStatus, GuardState, ProtectedCounts, Stopwatch},
@@ -58,6 +60,8 @@ pub(crate) struct Daemon {
     tables_generation: u64,
     /// Why the start's self-test did not prove enforcement (empty when it did).
     not_proven: String,
+    /// Refusals to explain on their terminals; `None` when the policy turns that off.
+    notices: Option<Notices>,
 }
 
 impl Daemon {
@@ -94,6 +98,18 @@ impl Daemon {
         );
         self.published.state = state;
         self.published.reason = reason;
+    }
+
+    /// Writes the notices that are due, or all of them (at the stop).
+    pub(super) fn write_notices(&mut self, all: bool) {
+        let Some(notices) = &mut self.notices else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let until = if all { now + notice::QUIET } else { now };
+        for (tty, text) in notices.take_due(until) {
+            notice::write(tty, &text);
+        }
     }
 
     /// Moves the kernel's count of events it could not queue into the audit log (carried

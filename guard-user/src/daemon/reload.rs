@@ -30,6 +30,10 @@ impl Daemon {
                             self.install(guard, tables)?;
                             self.source = candidate;
                             self.trail.context = self.source.audit_context();
+                            if self.source.terminal_notices() != self.notices.is_some() {
+                                self.notices =
+                                    self.source.terminal_notices().then(Default::default);
+                            }
                             self.published.policy_sha256 = self.trail.context.policy.sha256.clone();
                             info!(policy = %path.display(), "reloaded the policy");
                             self.trail

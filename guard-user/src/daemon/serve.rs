@@ -180,6 +180,13 @@ impl Daemon {
                 }
             };
             let expiry = until(self.windows.next_expiry());
+            let notice_at = self.notices.as_ref().and_then(|n| n.due());
+            let notice_due = async {
+                match notice_at {
+                    Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
@@ -249,6 +256,7 @@ impl Daemon {
                         Some(Instant::now() + OPERATION_POLL)
                     };
                 }
+                _ = notice_due => self.write_notices(false),
                 _ = sighup.recv() => self.reload(&mut guard)?,
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
@@ -259,6 +267,7 @@ impl Daemon {
         self.drain_events(ring.get_mut(), &guard.installed().legend);
         self.account_drops(&guard)?;
         self.trail.flush_drops();
+        self.write_notices(true);
         match &self.published.pinned {
             Some(dir) => info!(
                 "stopping: the programs stay attached, pinned under {dir}; `rtguard unload` removes them"

@@ -61,6 +61,14 @@ impl Source {
         }
     }
 
+    /// Whether refusals are explained on the refused process's terminal.
+    pub(crate) fn terminal_notices(&self) -> bool {
+        match self {
+            Source::Policy { policy, .. } => policy.terminal_notices,
+            Source::CommandLine(_) => true,
+        }
+    }
+
     pub(crate) fn audit_context(&self) -> RecordContext {
         match self {
             Source::Policy { policy, .. } => RecordContext::new(

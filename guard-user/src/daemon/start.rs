@@ -11,6 +11,7 @@ use std::{
 use tracing::{info, warn};
 
 use super::{
+    notice::Notices,
     self_test,
     status::{self, DaemonStatus, EventCounters, GuardState, ProtectedCounts, Stopwatch},
     takeover::PendingGeneration,
@@ -283,6 +284,7 @@ pub fn run(options: Options) -> Outcome {
     }
     published.maintenance = windows.windows.clone();
     let not_proven = published.reason.clone();
+    let source_notices = source.terminal_notices().then(Notices::default);
     let daemon = Daemon {
         source,
         trail,
@@ -296,6 +298,7 @@ pub fn run(options: Options) -> Outcome {
         history: History::new(&options.state_dir),
         tables_generation: 0,
         not_proven,
+        notices: source_notices,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {

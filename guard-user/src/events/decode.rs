@@ -24,6 +24,7 @@ impl KernelActor {
             uid: actor.uid,
             comm: c_string(&actor.comm),
             cmdline: KernelCmdline::from_raw(cmdline),
+            tty: actor.tty,
         }
     }
 }
@@ -107,6 +108,7 @@ pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
         ppid: actor.ppid,
         uid: actor.uid,
         comm: c_string(&actor.comm),
+        tty: actor.tty,
     })
 }
 
@@ -200,7 +202,10 @@ mod tests {
     };
 
     use super::*;
-    use crate::tables::Legend;
+    use crate::{
+        policy::{commands::ObjectName, ObjectKind},
+        tables::Legend,
+    };
 
     /// The bytes a kernel program would put on the ring buffer for `record`.
     fn record_bytes<T: aya::Pod>(record: &T) -> Vec<u8> {
@@ -250,6 +255,8 @@ mod tests {
             ppid: 1,
             uid: 0,
             comm: comm("rm"),
+            tty: 0x0880_0003,
+            _pad: 0,
         };
         let mut ev = FileEvent {
             header: header(EventKind::File, decision, actor),
@@ -294,6 +301,7 @@ mod tests {
             (10, 11, 1, "rm")
         );
         assert_eq!(got.components, ["io.containerd", "meta.db"]);
+        assert_eq!(got.actor.tty, 0x0880_0003, "/dev/pts/3");
         assert_eq!(got.actor.cmdline.args, ["rm", "-f", "meta.db"]);
         assert!(!got.actor.cmdline.truncated);
 
@@ -331,6 +339,8 @@ mod tests {
             ppid: 49,
             uid: 0,
             comm: [0; guard_common::COMM_LEN],
+            tty: 0,
+            _pad: 0,
         };
         let mut ev = ExecEvent {
             header: header(EventKind::Exec, Decision::Blocked as u32, actor),
@@ -373,11 +383,14 @@ mod tests {
         assert_eq!(got.argv, ["apt-get", "remove", "-y", "containerd:amd64"]);
         assert!(!got.argv_truncated);
         assert_eq!(got.verb(), Some("remove"));
-        assert_eq!(
-            got.object(&["containerd".to_owned()]).as_deref(),
-            Some("containerd")
-        );
-        assert_eq!(got.object(&[]).as_deref(), Some("containerd:amd64"));
+        let mut legend = Legend::default();
+        assert_eq!(got.object(&legend).as_deref(), Some("containerd:amd64"));
+        legend.objects.push(ObjectName {
+            name: "containerd".to_owned(),
+            kind: ObjectKind::Packages,
+            rule: 2,
+        });
+        assert_eq!(got.object(&legend).as_deref(), Some("containerd"));
         assert_eq!(got.filename, "/usr/bin/apt-get");
         assert_eq!(got.rule_id(), 2);
     }
@@ -410,6 +423,8 @@ mod tests {
             ppid: 59,
             uid: 0,
             comm: comm("pkill"),
+            tty: 0x0880_0003,
+            _pad: 0,
         };
         let ev = ProcessEvent {
             header: header(EventKind::Process, Decision::WouldBlock as u32, actor),

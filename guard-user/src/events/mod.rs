@@ -45,6 +45,8 @@ pub struct KernelActor {
     pub uid: u32,
     pub comm: String,
     pub cmdline: KernelCmdline,
+    /// Its controlling terminal (the kernel's `dev_t` encoding), 0 if none.
+    pub tty: u32,
 }
 
 /// An actor's argv as a file or process event carries it.
@@ -88,6 +90,8 @@ pub struct ExecDecision {
     pub ppid: u32,
     pub uid: u32,
     pub comm: String,
+    /// The caller's controlling terminal (the kernel's `dev_t` encoding), 0 if none.
+    pub tty: u32,
 }
 
 impl ExecDecision {
@@ -116,12 +120,12 @@ impl ExecDecision {
         self.arg(self.classification.verb_token)
     }
 
-    /// What it acts on: the protected name it matched (from `object_names`), else the
+    /// What it acts on: the protected name it matched (from the legend), else the
     /// argument that named it; `None` for a command that names nothing (`iptables -F`).
-    pub fn object(&self, object_names: &[String]) -> Option<String> {
+    pub fn object(&self, legend: &Legend) -> Option<String> {
         if self.classification.object != NO_OBJECT {
-            if let Some(name) = object_names.get(self.classification.object as usize) {
-                return Some(name.clone());
+            if let Some(name) = legend.object(self.classification.object) {
+                return Some(name.name.clone());
             }
         }
         self.arg(self.classification.object_token)

@@ -91,6 +91,12 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
             + member_offset(btf, "ns_common", "inum")?,
         renamedata_old_dentry: optional(member_offset(btf, "renamedata", "old_dentry"))?,
         renamedata_new_dentry: optional(member_offset(btf, "renamedata", "new_dentry"))?,
+        task_signal: member_offset(btf, "task_struct", "signal")?,
+        signal_struct_tty: member_offset(btf, "signal_struct", "tty")?,
+        tty_struct_index: member_offset(btf, "tty_struct", "index")?,
+        tty_struct_driver: member_offset(btf, "tty_struct", "driver")?,
+        tty_driver_major: member_offset(btf, "tty_driver", "major")?,
+        tty_driver_minor_start: member_offset(btf, "tty_driver", "minor_start")?,
     })
 }
 

@@ -32,6 +32,8 @@ pub struct Policy {
     /// The default mode; each rule has its effective mode in [`Rule::mode`].
     pub mode: Mode,
     pub description: Option<String>,
+    /// Refusals are explained on the refused process's terminal.
+    pub terminal_notices: bool,
     pub multicall: Vec<String>,
     /// Rules in file order, grouped by section; `rules[i].id == i + 1`.
     pub rules: Vec<Rule>,

@@ -19,6 +19,9 @@ pub struct PolicyFile {
     pub mode: Spanned<Mode>,
     #[serde(default)]
     pub description: Option<String>,
+    /// Whether a refusal is explained on the refused process's terminal (default true).
+    #[serde(default)]
+    pub terminal_notices: Option<bool>,
     /// Binaries whose argv[1] names the program they act as (busybox, xtables-nft-multi).
     #[serde(default)]
     pub multicall_binaries: Vec<Str>,

@@ -580,6 +580,7 @@ pub fn validate(
         environment,
         mode: default_mode,
         description: file.description,
+        terminal_notices: file.terminal_notices.unwrap_or(true),
         multicall,
         rules,
         commands,

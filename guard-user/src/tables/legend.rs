@@ -11,20 +11,28 @@ use std::{
 
 use guard_common::InodeKey;
 
+use crate::policy::commands::ObjectName;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Legend {
     /// Where each object, ancestor, tree root and protected executable was found.
     pub paths: HashMap<InodeKey, PathBuf>,
     /// Rule names by rule id.
     pub rules: BTreeMap<u32, String>,
-    /// The exec layer's protected names (packages, units, chains) by `ObjectEntry::object`.
-    pub objects: Vec<String>,
+    /// The exec layer's protected names (packages, units, chains), with their kind, by
+    /// `ObjectEntry::object`.
+    pub objects: Vec<ObjectName>,
 }
 
 impl Legend {
     /// The name of rule `id`.
     pub fn rule(&self, id: u32) -> Option<&str> {
         self.rules.get(&id).map(String::as_str)
+    }
+
+    /// The exec layer's protected name with index `object`.
+    pub fn object(&self, object: u32) -> Option<&ObjectName> {
+        self.objects.get(object as usize)
     }
 
     /// Where the object `key` was found.

@@ -102,9 +102,7 @@ impl KernelTables {
             t.legend.rules.insert(rule.id, rule.name.clone());
         }
         t.exec = ExecTables::from_rule_set(set, windows, now);
-        t.legend.objects = (t.exec.commands.object_names.iter())
-            .map(|o| o.name.clone())
-            .collect();
+        t.legend.objects = t.exec.commands.object_names.clone();
         for exe in &set.processes {
             let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
             t.processes.entry(exe.key).or_insert(ProcessProtection {

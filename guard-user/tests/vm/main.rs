@@ -13,6 +13,7 @@ mod file_layer;
 mod filesystems;
 mod mechanism;
 mod mounts;
+mod notices;
 mod packaging;
 mod persistence;
 mod policy;

@@ -1,0 +1,433 @@
+//! Telling the person at the terminal. When the kernel refuses a command, a file operation
+//! or a signal, the refused program prints only "Operation not permitted"; the daemon adds
+//! one short notice on the controlling terminal of the refused process (the kernel reads
+//! it in the process's own context, so a process without one gets no notice): what was
+//! refused, under which rule, where to read more, and how to proceed on purpose when there
+//! is a way.
+//!
+//! One notice per command: refusals are gathered per process and written once it has been
+//! quiet for [`QUIET`], so an `rm -rf` refused 500 times gets one notice with a count. A
+//! refused exec ends its command there, so its notice is written at once. The
+//! daemon never waits on a terminal: the device is opened `O_NONBLOCK | O_NOCTTY` and
+//! written once; a full or gone terminal loses the notice, not the daemon's time.
+
+use std::{
+    collections::BTreeMap,
+    fs::OpenOptions,
+    io::Write as _,
+    os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _},
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use guard_common::{Decision, InodeKey};
+use tracing::debug;
+
+use crate::{
+    audit::record::shell_join,
+    events::{ExecDecision, FileDecision, ProcessDecision},
+    policy::ObjectKind,
+    tables::Legend,
+};
+
+/// A command's refusals are written once no new one has come for this long.
+pub const QUIET: Duration = Duration::from_millis(300);
+/// Processes with refusals not yet written; more are not noticed (the audit log has them).
+const MAX_PENDING: usize = 64;
+/// A notice longer than this is cut.
+const MAX_NOTICE_BYTES: usize = 2048;
+/// The major number of pseudo-terminal slaves (`/dev/pts/N` is `136:N`).
+const PTS_MAJOR: u32 = 136;
+/// The major number of virtual consoles (`/dev/ttyN`) and serial ports (`/dev/ttySN`).
+const TTY_MAJOR: u32 = 4;
+
+/// What the file layer says about a protected path: the words `rtguard explain` uses too.
+pub fn file_layer_protects(path: &str, rule: &str) -> String {
+    format!("the file layer protects {path} (rule {rule})")
+}
+
+/// One refusal, as the notice tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The refused process's terminal (kernel `dev_t` encoding).
+    pub tty: u32,
+    pub pid: u32,
+    /// Audit mode: it was let through.
+    pub audit_mode: bool,
+    /// The command line, as far as known.
+    pub command: String,
+    /// What was refused: "unlink of /var/lib/containerd/x", "`remove` of containerd".
+    pub what: String,
+    /// Why: "the file layer protects /var/lib/containerd (rule runtime-state)".
+    pub why: String,
+    /// How to do it on purpose, when there is a way.
+    pub proceed: Option<String>,
+    /// `rtguard explain -- …` for a refused command.
+    pub explain: Option<String>,
+    /// Nothing more can follow (a refused exec ends its command): write without waiting.
+    pub ends_command: bool,
+}
+
+impl Refusal {
+    /// A refused file operation; `None` if it was not refused or the actor has no terminal.
+    pub fn file(ev: &FileDecision, legend: &Legend) -> Option<Self> {
+        let audit_mode = refused(ev.decision)?;
+        let rule = legend.rule(ev.rule_id).unwrap_or("?");
+        let target = ev
+            .path(legend)
+            .map_or_else(|| key_text(&ev.target), |p| p.display().to_string());
+        let anchor = legend
+            .path(&ev.anchor)
+            .map_or_else(|| target.clone(), |p| p.display().to_string());
+        Some(Self {
+            tty: terminal(ev.actor.tty)?,
+            pid: ev.actor.tgid,
+            audit_mode,
+            command: command_line(
+                &ev.actor.cmdline.args,
+                ev.actor.cmdline.truncated,
+                &ev.actor.comm,
+            ),
+            what: format!("{} of {target}", ev.op.as_str()),
+            why: file_layer_protects(&anchor, rule),
+            proceed: None,
+            explain: None,
+            ends_command: false,
+        })
+    }
+
+    /// A refused command.
+    pub fn exec(ev: &ExecDecision, legend: &Legend) -> Option<Self> {
+        let audit_mode = refused(ev.decision)?;
+        let rule = legend.rule(ev.rule_id()).unwrap_or("?");
+        let verb = ev.verb().unwrap_or_default();
+        let object = ev.object(legend);
+        let what = match &object {
+            Some(object) => format!("`{verb}` of {object}"),
+            None => format!("`{verb}`"),
+        };
+        let package = (ev.classification.object != guard_common::exec::NO_OBJECT)
+            .then(|| legend.object(ev.classification.object))
+            .flatten()
+            .filter(|o| o.kind == ObjectKind::Packages);
+        let proceed = package.map(|p| {
+            format!(
+                "to remove it on purpose, open a window first: rtguard maintenance open \
+                 --package {} --allow-removal --for 30m --reason \"…\"",
+                p.name
+            )
+        });
+        let command = command_line(&ev.argv, ev.argv_truncated, &ev.comm);
+        Some(Self {
+            tty: terminal(ev.tty)?,
+            pid: ev.tgid,
+            audit_mode,
+            explain: (!ev.argv.is_empty() && !ev.argv_truncated)
+                .then(|| format!("rtguard explain -- {command}")),
+            command,
+            what,
+            why: format!("the exec layer refuses it (rule {rule})"),
+            proceed,
+            ends_command: true,
+        })
+    }
+
+    /// A refused signal.
+    pub fn signal(ev: &ProcessDecision, legend: &Legend) -> Option<Self> {
+        let audit_mode = refused(ev.decision)?;
+        let rule = legend.rule(ev.rule_id).unwrap_or("?");
+        Some(Self {
+            tty: terminal(ev.actor.tty)?,
+            pid: ev.actor.tgid,
+            audit_mode,
+            command: command_line(
+                &ev.actor.cmdline.args,
+                ev.actor.cmdline.truncated,
+                &ev.actor.comm,
+            ),
+            what: format!(
+                "signal {} to {} (pid {})",
+                ev.signal, ev.target_comm, ev.target_pid
+            ),
+            why: format!(
+                "the process layer protects {} (rule {rule})",
+                ev.target_comm
+            ),
+            proceed: None,
+            explain: None,
+            ends_command: false,
+        })
+    }
+}
+
+/// `Some(audit_mode)` for a refusal, `None` for what was allowed.
+fn refused(decision: Decision) -> Option<bool> {
+    match decision {
+        Decision::Blocked => Some(false),
+        Decision::WouldBlock => Some(true),
+        Decision::AllowedUpgrade | Decision::AllowedEdit => None,
+    }
+}
+
+fn terminal(tty: u32) -> Option<u32> {
+    (tty != 0).then_some(tty)
+}
+
+fn command_line(argv: &[String], truncated: bool, comm: &str) -> String {
+    if argv.is_empty() {
+        return comm.to_owned();
+    }
+    let mut text = shell_join(argv);
+    if truncated {
+        text.push_str(" …");
+    }
+    text
+}
+
+fn key_text(key: &InodeKey) -> String {
+    format!("{}:{}/{}", key.major(), key.minor(), key.ino)
+}
+
+/// A process's refusals not yet written.
+#[derive(Debug)]
+struct Pending {
+    first: Refusal,
+    count: u32,
+    /// When to write: [`QUIET`] after the last refusal, or at once for one that ends its command.
+    due: Instant,
+}
+
+/// Refusals gathered per process until each has been quiet for [`QUIET`].
+#[derive(Debug, Default)]
+pub struct Notices {
+    pending: BTreeMap<u32, Pending>,
+}
+
+impl Notices {
+    /// Counts `refusal` for its process.
+    pub fn add(&mut self, refusal: Refusal, now: Instant) {
+        let due = if refusal.ends_command {
+            now
+        } else {
+            now + QUIET
+        };
+        if let Some(p) = self.pending.get_mut(&refusal.pid) {
+            p.count += 1;
+            p.due = p.due.max(due);
+            return;
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.insert(
+                refusal.pid,
+                Pending {
+                    first: refusal,
+                    count: 1,
+                    due,
+                },
+            );
+        }
+    }
+
+    /// When the next notice is due, if any is pending.
+    pub fn due(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.due).min()
+    }
+
+    /// Takes the notices due by `now`, as (terminal, text).
+    pub fn take_due(&mut self, now: Instant) -> Vec<(u32, String)> {
+        let quiet: Vec<u32> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(pid, _)| *pid)
+            .collect();
+        quiet
+            .into_iter()
+            .filter_map(|pid| self.pending.remove(&pid))
+            .map(|p| (p.first.tty, text(&p.first, p.count)))
+            .collect()
+    }
+}
+
+/// The notice for a process's refusals: the first one and how many followed.
+pub fn text(first: &Refusal, count: u32) -> String {
+    let verb = if first.audit_mode {
+        "would have refused (audit mode: it was let through)"
+    } else {
+        "refused"
+    };
+    let more = match count {
+        0 | 1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let mut text = format!(
+        "\r\nrtguard: {verb} {}{more}, by `{}` (pid {}): {}.\r\n",
+        first.what, first.command, first.pid, first.why
+    );
+    let mut read_more = "rtguard: see `rtguard audit --since 5m`".to_owned();
+    if let Some(explain) = &first.explain {
+        read_more.push_str(&format!(" and `{explain}`"));
+    }
+    text.push_str(&read_more);
+    text.push_str(".\r\n");
+    if let Some(proceed) = &first.proceed {
+        text.push_str(&format!("rtguard: {proceed}\r\n"));
+    }
+    if text.len() > MAX_NOTICE_BYTES {
+        let mut cut = MAX_NOTICE_BYTES;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("…\r\n");
+    }
+    text
+}
+
+/// The device node of terminal `tty` (kernel `dev_t` encoding): a pseudo-terminal, a
+/// virtual console or a serial port. Others are not written to.
+fn device_path(tty: u32) -> Option<PathBuf> {
+    let (major, minor) = (tty >> 20, tty & 0xf_ffff);
+    match major {
+        PTS_MAJOR => Some(PathBuf::from(format!("/dev/pts/{minor}"))),
+        TTY_MAJOR if minor < 64 => Some(PathBuf::from(format!("/dev/tty{minor}"))),
+        TTY_MAJOR => Some(PathBuf::from(format!("/dev/ttyS{}", minor - 64))),
+        _ => None,
+    }
+}
+
+/// Writes `text` to terminal `tty` if its device node is that terminal; never blocks and
+/// never makes it the daemon's controlling terminal. Failures only go to the debug log.
+pub fn write(tty: u32, text: &str) {
+    let Some(path) = device_path(tty) else {
+        debug!(
+            tty,
+            "no device node known for this terminal; notice not written"
+        );
+        return;
+    };
+    let (major, minor) = (tty >> 20, tty & 0xf_ffff);
+    // The node must be that device: /dev/pts/N of another mount namespace's devpts, or a
+    // node replaced since, is not the refused process's terminal.
+    let expected = libc::makedev(major, minor);
+    let result = std::fs::metadata(&path).and_then(|m| {
+        if m.file_type().is_char_device() && m.rdev() == expected {
+            OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&path)?
+                .write(text.as_bytes())
+                .map(drop)
+        } else {
+            Err(std::io::Error::other("not the refused process's terminal"))
+        }
+    });
+    if let Err(e) = result {
+        debug!(path = %path.display(), "notice not written: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal() -> Refusal {
+        Refusal {
+            tty: (PTS_MAJOR << 20) | 3,
+            pid: 4242,
+            audit_mode: false,
+            command: "rm -rf /var/lib/containerd".to_owned(),
+            what: "unlink of /var/lib/containerd/meta.db".to_owned(),
+            why: file_layer_protects("/var/lib/containerd", "runtime-state"),
+            proceed: None,
+            explain: None,
+            ends_command: false,
+        }
+    }
+
+    #[test]
+    fn a_command_refused_many_times_gets_one_notice_with_a_count() {
+        let start = Instant::now();
+        let mut notices = Notices::default();
+        for i in 0..500 {
+            notices.add(refusal(), start + Duration::from_micros(i));
+        }
+        assert!(notices
+            .take_due(start + Duration::from_millis(100))
+            .is_empty());
+        let due = notices.due().unwrap();
+        let written = notices.take_due(due);
+        assert_eq!(written.len(), 1);
+        let (tty, text) = &written[0];
+        assert_eq!(*tty, (136 << 20) | 3);
+        assert_eq!(
+            text,
+            "\r\nrtguard: refused unlink of /var/lib/containerd/meta.db and 499 more, by `rm -rf \
+             /var/lib/containerd` (pid 4242): the file layer protects /var/lib/containerd (rule \
+             runtime-state).\r\nrtguard: see `rtguard audit --since 5m`.\r\n"
+        );
+        assert!(notices.due().is_none());
+
+        // A refused exec is written at once.
+        notices.add(
+            Refusal {
+                ends_command: true,
+                pid: 7,
+                ..refusal()
+            },
+            start,
+        );
+        assert_eq!(notices.take_due(start).len(), 1);
+    }
+
+    #[test]
+    fn audit_mode_says_it_was_let_through_and_a_way_forward_is_offered() {
+        let r = Refusal {
+            audit_mode: true,
+            what: "`remove` of containerd".to_owned(),
+            why: "the exec layer refuses it (rule runtime-packages)".to_owned(),
+            command: "apt-get remove containerd".to_owned(),
+            explain: Some("rtguard explain -- apt-get remove containerd".to_owned()),
+            proceed: Some("to remove it on purpose, open a window first: …".to_owned()),
+            ..refusal()
+        };
+        let text = text(&r, 1);
+        assert!(text.contains("rtguard: would have refused (audit mode: it was let through) `remove` of containerd, by `apt-get remove containerd`"), "{text}");
+        assert!(
+            text.contains("and `rtguard explain -- apt-get remove containerd`"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("rtguard: to remove it on purpose, open a window first: …\r\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_known_terminal_kinds_have_a_device_node() {
+        assert_eq!(
+            device_path((136 << 20) | 7),
+            Some(PathBuf::from("/dev/pts/7"))
+        );
+        assert_eq!(device_path((4 << 20) | 1), Some(PathBuf::from("/dev/tty1")));
+        assert_eq!(
+            device_path((4 << 20) | 64),
+            Some(PathBuf::from("/dev/ttyS0"))
+        );
+        assert_eq!(
+            device_path(5 << 20),
+            None,
+            "/dev/tty itself is nobody's terminal"
+        );
+    }
+
+    #[test]
+    fn pending_processes_are_bounded() {
+        let now = Instant::now();
+        let mut notices = Notices::default();
+        for pid in 0..1000 {
+            notices.add(Refusal { pid, ..refusal() }, now);
+        }
+        assert_eq!(notices.take_due(now + QUIET).len(), MAX_PENDING);
+    }
+}
