@@ -195,9 +195,9 @@ impl AuditTrail {
 
     pub fn exec_decision(&mut self, ev: &ExecDecision, legend: &Legend) {
         // The kernel's argv is the command being executed; procfs would show the caller's.
-        let mut actor = Actor::new(ev.tgid, ev.uid, ev.comm.clone())
-            .with_ppid(ev.ppid)
-            .with_cgroup_id(ev.cgroup_id)
+        let mut actor = Actor::new(ev.actor.tgid, ev.actor.uid, ev.actor.comm.clone())
+            .with_ppid(ev.actor.ppid)
+            .with_cgroup_id(ev.actor.cgroup_id)
             .with_argv(ev.argv.iter().cloned(), ev.argv_truncated);
         actor.fill_from_proc(&self.procfs).ok();
         let mut target = Target::inode(ev.exe);
@@ -337,14 +337,12 @@ mod tests {
             filename: format!("/usr/bin/{}", argv[0]),
             argv: argv.iter().map(|a| a.to_string()).collect(),
             argv_truncated: false,
-            actor_exe: InodeKey::from_stat(254, 1, 5002),
-            cgroup_id: 8123,
-            pid: 4_000_001,
-            tgid: 4_000_001,
-            ppid: 4_000_000,
-            uid: 0,
-            comm: "bash".to_owned(),
-            tty: 0,
+            actor: KernelActor {
+                exe: InodeKey::from_stat(254, 1, 5002),
+                ppid: 4_000_000,
+                cmdline: KernelCmdline::default(),
+                ..actor(4_000_001, "bash", &[])
+            },
         }
     }
 

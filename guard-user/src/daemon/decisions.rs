@@ -38,7 +38,7 @@ impl Daemon {
                     self.trail.exec_decision(&ev, legend);
                     self.note(Refusal::exec(&ev, legend));
                     if ev.decision == Decision::AllowedUpgrade {
-                        self.package_operations.insert(ev.tgid);
+                        self.package_operations.insert(ev.actor.tgid);
                     }
                     ev.decision
                 }
@@ -85,10 +85,10 @@ fn log_exec_decision(ev: &ExecDecision, legend: &Legend) {
         verb = ev.verb().unwrap_or(""),
         object = ev.object(legend).unwrap_or_default(),
         file = ev.filename,
-        pid = ev.tgid,
-        ppid = ev.ppid,
-        uid = ev.uid,
-        comm = ev.comm,
+        pid = ev.actor.tgid,
+        ppid = ev.actor.ppid,
+        uid = ev.actor.uid,
+        comm = ev.actor.comm,
         "{} exec: {command}",
         ev.decision.as_str()
     );

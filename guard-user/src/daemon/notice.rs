@@ -25,7 +25,7 @@ use tracing::debug;
 
 use crate::{
     audit::record::shell_join,
-    events::{ExecDecision, FileDecision, ProcessDecision},
+    events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
     policy::ObjectKind,
     tables::Legend,
 };
@@ -79,21 +79,12 @@ impl Refusal {
         let anchor = legend
             .path(&ev.anchor)
             .map_or_else(|| target.clone(), |p| p.display().to_string());
-        Some(Self {
-            tty: terminal(ev.actor.tty)?,
-            pid: ev.actor.tgid,
+        Self::by(
+            &ev.actor,
             audit_mode,
-            command: command_line(
-                &ev.actor.cmdline.args,
-                ev.actor.cmdline.truncated,
-                &ev.actor.comm,
-            ),
-            what: format!("{} of {target}", ev.op.as_str()),
-            why: file_layer_protects(&anchor, rule),
-            proceed: None,
-            explain: None,
-            ends_command: false,
-        })
+            format!("{} of {target}", ev.op.as_str()),
+            file_layer_protects(&anchor, rule),
+        )
     }
 
     /// A refused command.
@@ -117,10 +108,10 @@ impl Refusal {
                 p.name
             )
         });
-        let command = command_line(&ev.argv, ev.argv_truncated, &ev.comm);
+        let command = command_line(&ev.argv, ev.argv_truncated, &ev.actor.comm);
         Some(Self {
-            tty: terminal(ev.tty)?,
-            pid: ev.tgid,
+            tty: terminal(ev.actor.tty)?,
+            pid: ev.actor.tgid,
             audit_mode,
             explain: (!ev.argv.is_empty() && !ev.argv_truncated)
                 .then(|| format!("rtguard explain -- {command}")),
@@ -136,23 +127,29 @@ impl Refusal {
     pub fn signal(ev: &ProcessDecision, legend: &Legend) -> Option<Self> {
         let audit_mode = refused(ev.decision)?;
         let rule = legend.rule(ev.rule_id).unwrap_or("?");
-        Some(Self {
-            tty: terminal(ev.actor.tty)?,
-            pid: ev.actor.tgid,
+        Self::by(
+            &ev.actor,
             audit_mode,
-            command: command_line(
-                &ev.actor.cmdline.args,
-                ev.actor.cmdline.truncated,
-                &ev.actor.comm,
-            ),
-            what: format!(
+            format!(
                 "signal {} to {} (pid {})",
                 ev.signal, ev.target_comm, ev.target_pid
             ),
-            why: format!(
+            format!(
                 "the process layer protects {} (rule {rule})",
                 ev.target_comm
             ),
+        )
+    }
+
+    /// A refusal of what `actor` did; `None` when it has no terminal.
+    fn by(actor: &KernelActor, audit_mode: bool, what: String, why: String) -> Option<Self> {
+        Some(Self {
+            tty: terminal(actor.tty)?,
+            pid: actor.tgid,
+            audit_mode,
+            command: command_line(&actor.cmdline.args, actor.cmdline.truncated, &actor.comm),
+            what,
+            why,
             proceed: None,
             explain: None,
             ends_command: false,

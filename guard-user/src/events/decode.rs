@@ -16,6 +16,14 @@ impl KernelActor {
     /// The actor of a file or process record: its header's actor and its command line.
     fn from_raw(actor: &EventActor, cmdline: &ActorCmdline) -> Self {
         Self {
+            cmdline: KernelCmdline::from_raw(cmdline),
+            ..Self::without_cmdline(actor)
+        }
+    }
+
+    /// An actor whose command line the record does not carry (an exec's caller).
+    fn without_cmdline(actor: &EventActor) -> Self {
+        Self {
             exe: actor.exe,
             cgroup_id: actor.cgroup_id,
             pid: actor.pid,
@@ -23,7 +31,7 @@ impl KernelActor {
             ppid: actor.ppid,
             uid: actor.uid,
             comm: c_string(&actor.comm),
-            cmdline: KernelCmdline::from_raw(cmdline),
+            cmdline: KernelCmdline::default(),
             tty: actor.tty,
         }
     }
@@ -93,7 +101,6 @@ pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
         }
         argv.push(arg);
     }
-    let actor = &raw.header.actor;
     Ok(ExecDecision {
         decision,
         classification: c,
@@ -101,14 +108,7 @@ pub fn decode_exec(bytes: &[u8]) -> Result<ExecDecision, DecodeError> {
         filename: c_string(&raw.filename),
         argv,
         argv_truncated: truncated,
-        actor_exe: actor.exe,
-        cgroup_id: actor.cgroup_id,
-        pid: actor.pid,
-        tgid: actor.tgid,
-        ppid: actor.ppid,
-        uid: actor.uid,
-        comm: c_string(&actor.comm),
-        tty: actor.tty,
+        actor: KernelActor::without_cmdline(&raw.header.actor),
     })
 }
 

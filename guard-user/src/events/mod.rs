@@ -83,15 +83,9 @@ pub struct ExecDecision {
     pub argv: Vec<String>,
     /// Arguments are missing from `argv`, or some were cut.
     pub argv_truncated: bool,
-    pub actor_exe: InodeKey,
-    pub cgroup_id: u64,
-    pub pid: u32,
-    pub tgid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub comm: String,
-    /// The caller's controlling terminal (the kernel's `dev_t` encoding), 0 if none.
-    pub tty: u32,
+    /// The task calling execve, as the kernel read it before the exec; its own command
+    /// line is not carried (`argv` is the new one).
+    pub actor: KernelActor,
 }
 
 impl ExecDecision {
