@@ -10,19 +10,24 @@ use std::{
 use crate::common::*;
 
 /// Runs `script` in bash on a pseudo-terminal of its own, as a person at a terminal would,
-/// and returns what the terminal showed. The session stays a moment after the command, as
-/// the person's shell would: the notice comes from the daemon, not from the command.
-fn on_terminal(script: &str) -> String {
+/// and returns what the terminal showed. The session stays `linger` seconds after the
+/// command, as the person's shell would: the notice comes from the daemon, which first
+/// records every refusal (hundreds for an `rm -rf`, slow under emulation).
+fn on_terminal_for(script: &str, linger: u32) -> String {
     let out = Command::new("script")
         .args([
             "-qec",
-            &format!("bash -c '{script}'; echo exit=$?; sleep 1.5"),
+            &format!("bash -c '{script}'; echo exit=$?; sleep {linger}"),
             "/dev/null",
         ])
         .stdin(Stdio::null())
         .output()
         .expect("spawn script");
     String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+fn on_terminal(script: &str) -> String {
+    on_terminal_for(script, 2)
 }
 
 /// The notices' first lines on a terminal.
@@ -103,7 +108,7 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
     );
 
     // `rm -rf` over hundreds of files: refused for each, told once, with the count.
-    let screen = on_terminal(&format!("rm -rf {}", many.display()));
+    let screen = on_terminal_for(&format!("rm -rf {}", many.display()), 10);
     assert!(screen.contains("exit=1"), "{screen}");
     let lines = notices(&screen);
     assert_eq!(lines.len(), 1, "one notice for the whole rm: {screen}");
