@@ -71,6 +71,9 @@ pub fn start_production(audit_log: &Path, extra: &[&str]) -> RunningGuard {
 /// A running `rtguard run`, stopped with SIGTERM on drop.
 pub struct RunningGuard {
     child: Option<Child>,
+    /// Reads the guard's log as it comes: a pipe nobody reads fills up, and a guard
+    /// blocked writing its log stops handling events.
+    log: Option<std::thread::JoinHandle<String>>,
     /// What rtguard sent with READY=1 (its STATUS= line).
     pub status: String,
     /// Where this guard publishes its status for `rtguard status`.
@@ -105,7 +108,7 @@ pub fn start_guard(args: &[&str]) -> Started {
         .env("NOTIFY_SOCKET", &socket_path)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rtguard");
@@ -120,8 +123,15 @@ pub fn start_guard(args: &[&str]) -> Started {
                     .find_map(|l| l.strip_prefix("STATUS="))
                     .unwrap_or_default()
                     .to_owned();
+                let mut stderr = child.stderr.take().expect("piped stderr");
+                let log = std::thread::spawn(move || {
+                    let mut text = String::new();
+                    stderr.read_to_string(&mut text).ok();
+                    text
+                });
                 return Started::Ready(RunningGuard {
                     child: Some(child),
+                    log: Some(log),
                     status,
                     status_file,
                     _notify_dir: notify_dir,
@@ -176,13 +186,18 @@ impl RunningGuard {
 
     /// Stops the guard with SIGTERM and returns its exit status and everything it logged.
     pub fn stop(mut self) -> (ExitStatus, String) {
-        let child = self.child.take().expect("guard still running");
+        let mut child = self.child.take().expect("guard still running");
         terminate(&child);
-        let out = child.wait_with_output().expect("wait for rtguard");
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let status = child.wait().expect("wait for rtguard");
+        (status, self.take_log())
+    }
+
+    /// Everything the guard logged, once it has exited.
+    fn take_log(&mut self) -> String {
+        self.log
+            .take()
+            .and_then(|log| log.join().ok())
+            .unwrap_or_default()
     }
 }
 
@@ -191,18 +206,19 @@ impl RunningGuard {
     pub fn kill(mut self) -> String {
         let mut child = self.child.take().expect("guard still running");
         child.kill().expect("SIGKILL the guard");
-        let out = child.wait_with_output().expect("wait for rtguard");
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        child.wait().expect("wait for rtguard");
+        self.take_log()
     }
 }
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
+        if let Some(mut child) = self.child.take() {
             terminate(&child);
-            // Drain its stderr while waiting: a guard blocked writing to a full pipe
-            // would never see the SIGTERM, and a failing test would hang instead.
-            child.wait_with_output().ok();
+            // Its log is read all along, so the guard is never blocked writing it and
+            // sees the SIGTERM.
+            child.wait().ok();
+            self.take_log();
         }
     }
 }
