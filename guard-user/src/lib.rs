@@ -6,7 +6,7 @@
 //! maintenance windows → the kernel maps' contents) → `loader` (BTF offsets, programs, maps)
 //! → kernel → `events` (ring buffer → decisions) → `audit` (decisions → records). `daemon`
 //! runs that flow and `cli` is what the operator types; `host` is what both read from the
-//! machine. docs/architecture.md maps each layer to its files.
+//! machine. `preflight` judges a package manager's whole plan before it runs. docs/architecture.md maps each layer to its files.
 
 pub mod audit;
 pub mod cli;
@@ -15,6 +15,7 @@ pub mod events;
 pub mod host;
 pub mod loader;
 pub mod policy;
+pub mod preflight;
 pub mod resolve;
 pub mod tables;
 

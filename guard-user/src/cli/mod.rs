@@ -1,6 +1,7 @@
 //! The `rtguard` command line. Each subcommand lives in its own module; this one holds the
 //! argument definitions and the exit codes.
 
+mod apt_hook;
 mod audit;
 mod check;
 mod config;
@@ -60,6 +61,9 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Show how a command line is classified: allowed, blocked, or allowed as an upgrade.
     Explain(explain::ExplainArgs),
+    /// apt's pre-install hook: refuse a transaction that removes a protected package before
+    /// dpkg runs (reads apt's plan, protocol version 3, on stdin).
+    AptHook(apt_hook::AptHookArgs),
     /// Detach the programs a daemon started with --pin left attached, and remove the pins.
     /// Refuses while the daemon runs.
     Unload(unload::UnloadArgs),
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::config(args),
         Command::Explain(args) => explain::explain(args),
         Command::Unload(args) => unload::unload(args),
+        Command::AptHook(args) => apt_hook::apt_hook(args),
     };
     ExitCode::from(status)
 }

@@ -141,6 +141,11 @@ pub fn run(options: Options) -> Outcome {
         environment: trail.context.environment.clone(),
         policy: trail.context.policy.name.clone(),
         policy_sha256: trail.context.policy.sha256.clone(),
+        policy_file: options
+            .policy
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         layers: Vec::new(),
         mechanism: None,
         file_hooks: None,

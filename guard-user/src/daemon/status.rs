@@ -96,6 +96,10 @@ pub struct DaemonStatus {
     pub environment: String,
     pub policy: String,
     pub policy_sha256: String,
+    /// The policy file the daemon enforces; empty for a command-line guard. The apt hook
+    /// reads the same one.
+    #[serde(default)]
+    pub policy_file: String,
     /// Attached programs by layer, e.g. ("file", ["path_unlink", …]).
     pub layers: Vec<(String, Vec<String>)>,
     /// How the enforcing programs are attached: "bpf-lsm" or "fmod-ret".
@@ -194,10 +198,12 @@ pub fn is_rtguard(pid: u32) -> bool {
 
 /// The pid of the daemon publishing `path`, if it is running.
 pub fn running_daemon(path: &Path) -> Option<u32> {
-    DaemonStatus::read(path)
-        .ok()
-        .map(|s| s.pid)
-        .filter(|&pid| is_rtguard(pid))
+    running_status(path).map(|s| s.pid)
+}
+
+/// The status of the daemon running under `path`'s status file, if one is.
+pub fn running_status(path: &Path) -> Option<DaemonStatus> {
+    DaemonStatus::read(path).ok().filter(|s| is_rtguard(s.pid))
 }
 
 /// RFC 3339 timestamp for now, UTC.
@@ -224,6 +230,7 @@ mod tests {
             environment: "production".into(),
             policy: "/etc/rtguard/production.toml".into(),
             policy_sha256: "ab".into(),
+            policy_file: "/etc/rtguard/production.toml".into(),
             layers: vec![("file".into(), vec!["path_unlink".into()])],
             mechanism: Some("bpf-lsm".into()),
             file_hooks: Some("path".into()),

@@ -8,6 +8,9 @@ pub const DEFAULT_AUDIT_LOG: &str = "/var/log/rtguard/audit.jsonl";
 /// Per-environment policies (`production.toml`, `staging.toml`, …).
 pub const DEFAULT_POLICY_DIR: &str = "/etc/rtguard";
 
+/// The policy the service enforces unless its unit names another (`RTGUARD_POLICY`).
+pub const DEFAULT_POLICY: &str = "/etc/rtguard/production.toml";
+
 /// Where pinned programs and maps live, so enforcement outlives the daemon.
 pub const BPFFS_DIR: &str = "/sys/fs/bpf/rtguard";
 

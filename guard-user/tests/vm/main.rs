@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod apt_hook;
 mod basics;
 mod configuration;
 mod daemon;

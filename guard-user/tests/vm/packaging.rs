@@ -11,6 +11,7 @@ fn the_deb_installs_the_binary_unit_and_policies() {
     for path in [
         "/usr/bin/rtguard",
         "/lib/systemd/system/rtguard.service",
+        "/etc/apt/apt.conf.d/50rtguard",
         "/etc/rtguard/production.toml",
         "/etc/rtguard/staging.toml",
         "/etc/rtguard/development.toml",

@@ -1,0 +1,186 @@
+//! apt's pre-install hook (`rtguard apt-hook`, configured by the package's
+//! /etc/apt/apt.conf.d/50rtguard): a transaction that removes a protected package is
+//! refused before dpkg runs, whatever in the request removes it, and with no daemon running.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// The package's apt configuration, as shipped.
+const APT_CONF: &str = include_str!("../../../packaging/apt/50rtguard");
+
+/// The shipped hook configuration, installed for one test with the test's policy and
+/// state directory, and removed again however the test ends.
+struct HookInstalled(PathBuf);
+
+impl HookInstalled {
+    fn new(policy: &Path, state_dir: &Path) -> Self {
+        let conf = APT_CONF.replace(
+            "/usr/bin/rtguard apt-hook",
+            &format!(
+                "/usr/bin/rtguard apt-hook --policy {} --state-dir {}",
+                policy.display(),
+                state_dir.display()
+            ),
+        );
+        assert_ne!(conf, APT_CONF, "the shipped configuration runs the hook");
+        let path = PathBuf::from("/etc/apt/apt.conf.d/50rtguard-test");
+        std::fs::write(&path, conf).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for HookInstalled {
+    fn drop(&mut self) {
+        std::fs::remove_file(&self.0).ok();
+    }
+}
+
+/// Builds `name`_1.0_all.deb in `dir` with the given extra control fields.
+fn build_deb(dir: &Path, name: &str, fields: &str) -> PathBuf {
+    let root = dir.join(format!("{name}-root"));
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
+    std::fs::write(root.join(format!("usr/share/{name}/marker")), name).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: 1.0\nArchitecture: all\n\
+             Maintainer: rtguard tests <tests@localhost>\n{fields}\
+             Description: rtguard test package\n"
+        ),
+    )
+    .unwrap();
+    let deb = dir.join(format!("{name}_1.0_all.deb"));
+    let out = sh(&format!(
+        "dpkg-deb --root-owner-group --build {} {}",
+        root.display(),
+        deb.display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    deb
+}
+
+/// Runs an apt command; returns (exit code, stdout and stderr).
+fn apt(command: &str) -> (i32, String) {
+    let out = sh(&format!("DEBIAN_FRONTEND=noninteractive {command} 2>&1"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn installed(package: &str) -> bool {
+    dpkg_status(package) == "install ok installed"
+}
+
+#[test]
+fn a_plan_that_removes_a_protected_package_is_refused_before_dpkg_with_no_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "environment = \"test\"\nmode = \"enforce\"\n\n\
+         [[packages]]\nname = \"victims\"\npackages = [\"rtguard-victim\"]\n",
+    )
+    .unwrap();
+    let victim = build_deb(dir.path(), "rtguard-victim", "");
+    let rival = build_deb(
+        dir.path(),
+        "rtguard-rival",
+        "Conflicts: rtguard-victim\nReplaces: rtguard-victim\n",
+    );
+    expect_allowed(&format!("dpkg -i {}", victim.display()));
+    let _hook = HookInstalled::new(&policy, &state);
+
+    // A conflicting install: apt plans the removal, the hook refuses the whole plan.
+    let (code, out) = apt(&format!("apt-get install -y {}", rival.display()));
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains(
+            "rtguard: refusing this apt transaction before dpkg runs: it removes \
+             rtguard-victim (rule victims)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("rtguard: apt removes it to install rtguard-rival"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rtguard maintenance open --package rtguard-victim"),
+        "{out}"
+    );
+    assert!(!out.contains("Unpacking"), "nothing reached dpkg: {out}");
+    assert!(installed("rtguard-victim"));
+    assert!(!installed("rtguard-rival"));
+    assert!(
+        !sh("dpkg -L rtguard-rival").status.success(),
+        "nothing unpacked"
+    );
+
+    // A reinstall of the protected package passes the hook.
+    let (code, out) = apt(&format!(
+        "apt-get install -y --reinstall {}",
+        victim.display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    assert!(installed("rtguard-victim"));
+
+    // Autoremove of a protected package marked automatic: refused up front too.
+    expect_allowed("apt-mark auto rtguard-victim");
+    let (code, out) = apt("apt-get autoremove -y");
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains("it removes rtguard-victim (rule victims)")
+            && out.contains("no package is installed in this transaction"),
+        "{out}"
+    );
+    assert!(installed("rtguard-victim"));
+    expect_allowed("apt-mark manual rtguard-victim");
+
+    // With a removal window open, the conflicting install goes through.
+    let out = sh(&format!(
+        "{} maintenance open --state-dir {} --package rtguard-victim --allow-removal \
+         --for 30m --reason 'replace it'",
+        rtguard_bin().display(),
+        state.display()
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let (code, out) = apt(&format!("apt-get install -y {}", rival.display()));
+    assert_eq!(code, 0, "{out}");
+    assert!(installed("rtguard-rival"));
+    assert!(!installed("rtguard-victim"));
+
+    expect_allowed("dpkg -P rtguard-rival");
+}
+
+#[test]
+fn the_real_runtime_is_refused_by_the_hook_before_the_kernel_has_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let rival = build_deb(
+        dir.path(),
+        "rtguard-containerd-rival",
+        "Conflicts: containerd, runc\nReplaces: containerd, runc\nProvides: containerd\n",
+    );
+    let guard = start_production(&audit, &[]);
+    let _hook = HookInstalled::new(&production_policy(), &state);
+    let (code, out) = apt(&format!("apt-get install -y {}", rival.display()));
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains("it removes containerd (rule distro-docker-packages)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Could not exec dpkg"),
+        "the hook refused it, not the kernel: {out}"
+    );
+    assert!(installed("containerd") && installed("runc"));
+    assert!(!installed("rtguard-containerd-rival"));
+    drop(guard);
+}
