@@ -157,6 +157,9 @@ fn a_plan_that_removes_a_protected_package_is_refused_before_dpkg_with_no_daemon
     expect_allowed("dpkg -P rtguard-rival");
 }
 
+/// The installed runtime: apt's plans that remove containerd are refused by the hook, with
+/// the kernel behind it; reinstalls pass; a removal window lets the same plan through, and
+/// the runtime is put back inside the window.
 #[test]
 fn the_real_runtime_is_refused_by_the_hook_before_the_kernel_has_to() {
     let dir = tempfile::tempdir().unwrap();
@@ -168,8 +171,10 @@ fn the_real_runtime_is_refused_by_the_hook_before_the_kernel_has_to() {
         "rtguard-containerd-rival",
         "Conflicts: containerd, runc\nReplaces: containerd, runc\nProvides: containerd\n",
     );
-    let guard = start_production(&audit, &[]);
+    let guard = start_production(&audit, &["--state-dir", state.to_str().unwrap()]);
     let _hook = HookInstalled::new(&production_policy(), &state);
+
+    // An install that conflicts with the runtime.
     let (code, out) = apt(&format!("apt-get install -y {}", rival.display()));
     assert_eq!(code, 100, "{out}");
     assert!(
@@ -182,5 +187,63 @@ fn the_real_runtime_is_refused_by_the_hook_before_the_kernel_has_to() {
     );
     assert!(installed("containerd") && installed("runc"));
     assert!(!installed("rtguard-containerd-rival"));
+
+    // A reinstall goes through the hook (and the kernel lets it through as an upgrade).
+    let (code, out) = apt(&format!(
+        "apt-get install -y --reinstall {}",
+        containerd_deb().display()
+    ));
+    assert_eq!(code, 0, "{out}");
+    assert!(installed("containerd"));
+
+    // The runtime marked automatic and nothing needing it: autoremove is refused up front.
+    expect_allowed("apt-mark auto containerd runc");
+    let (code, out) = apt("apt-get autoremove -y");
+    expect_allowed("apt-mark manual containerd runc");
+    assert_eq!(code, 100, "{out}");
+    assert!(
+        out.contains("it removes containerd (rule distro-docker-packages)")
+            && out.contains("no package is installed in this transaction"),
+        "{out}"
+    );
+    assert!(installed("containerd") && installed("runc"));
+
+    // Removal windows for both: the conflicting install goes through, hook and kernel.
+    maintenance(
+        &guard,
+        &state,
+        &[
+            "open",
+            "--package",
+            "containerd",
+            "--package",
+            "runc",
+            "--allow-removal",
+            "--for",
+            "30m",
+            "--reason",
+            "replace the runtime",
+        ],
+    );
+    wait_for_window(&guard, "containerd", true);
+    wait_for_window(&guard, "runc", true);
+    let (code, out) = apt(&format!("apt-get install -y {}", rival.display()));
+    assert_eq!(code, 0, "{out}");
+    assert!(installed("rtguard-containerd-rival"));
+    assert!(!installed("containerd"));
+
+    // Back as it was, inside the windows; then closed.
+    expect_allowed("dpkg -P rtguard-containerd-rival");
+    expect_allowed(&format!(
+        "dpkg -i {} {}",
+        kept_deb("runc").display(),
+        containerd_deb().display()
+    ));
+    assert!(installed("containerd") && installed("runc"));
+    wait_until_protected(Path::new("/usr/bin/containerd"));
+    wait_until_protected(Path::new("/usr/sbin/runc"));
+    maintenance(&guard, &state, &["close", "--all"]);
+    wait_for_window(&guard, "containerd", false);
+    expect_verified(&["containerd", "runc"]);
     drop(guard);
 }
