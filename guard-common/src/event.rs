@@ -67,7 +67,9 @@ pub struct EventActor {
     pub comm: [u8; COMM_LEN],
     /// The task's controlling terminal (the kernel's `dev_t` encoding), 0 if none.
     pub tty: u32,
-    pub _pad: u32,
+    /// The task's mount namespace (its inode number): a terminal's device number names a
+    /// node only in the namespace whose /dev/pts holds it.
+    pub mnt_ns: u32,
 }
 
 /// The first field of every record on the event ring buffer.

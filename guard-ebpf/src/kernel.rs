@@ -324,6 +324,7 @@ pub fn fill_header(
     actor.uid = bpf_get_current_uid_gid() as u32;
     actor.comm = bpf_get_current_comm().unwrap_or_default();
     actor.tty = task_tty(off, task);
+    actor.mnt_ns = task_mnt_ns(off, task).unwrap_or(0);
 }
 
 /// Adds `n` to a counter other CPUs add to as well, as one atomic instruction

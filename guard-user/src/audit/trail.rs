@@ -286,6 +286,7 @@ mod tests {
                 truncated: false,
             },
             tty: 0,
+            mnt_ns: 0,
         }
     }
 

@@ -5,6 +5,10 @@
 //! refused, under which rule, where to read more, and how to proceed on purpose when there
 //! is a way.
 //!
+//! Only a process in the daemon's own mount namespace is told: a terminal's device number
+//! names a node only in the namespace whose /dev/pts holds it, and a container's
+//! `/dev/pts/3` is not the host's.
+//!
 //! One notice per command: refusals are gathered per process and written once it has been
 //! quiet for [`QUIET`], so an `rm -rf` refused 500 times gets one notice with a count. A
 //! refused exec ends its command there, so its notice is written at once. The
@@ -51,6 +55,8 @@ pub fn file_layer_protects(path: &str, rule: &str) -> String {
 pub struct Refusal {
     /// The refused process's terminal (kernel `dev_t` encoding).
     pub tty: u32,
+    /// The refused process's mount namespace (inode number).
+    pub mnt_ns: u32,
     pub pid: u32,
     /// Audit mode: it was let through.
     pub audit_mode: bool,
@@ -111,6 +117,7 @@ impl Refusal {
         let command = command_line(&ev.argv, ev.argv_truncated, &ev.actor.comm);
         Some(Self {
             tty: terminal(ev.actor.tty)?,
+            mnt_ns: ev.actor.mnt_ns,
             pid: ev.actor.tgid,
             audit_mode,
             explain: (!ev.argv.is_empty() && !ev.argv_truncated)
@@ -145,6 +152,7 @@ impl Refusal {
     fn by(actor: &KernelActor, audit_mode: bool, what: String, why: String) -> Option<Self> {
         Some(Self {
             tty: terminal(actor.tty)?,
+            mnt_ns: actor.mnt_ns,
             pid: actor.tgid,
             audit_mode,
             command: command_line(&actor.cmdline.args, actor.cmdline.truncated, &actor.comm),
@@ -195,14 +203,34 @@ struct Pending {
 }
 
 /// Refusals gathered per process until each has been quiet for [`QUIET`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Notices {
+    /// The mount namespace whose terminals the daemon can name: its own.
+    mnt_ns: u32,
     pending: BTreeMap<u32, Pending>,
 }
 
 impl Notices {
-    /// Counts `refusal` for its process.
+    /// Notices for processes in the daemon's own mount namespace; none if it cannot
+    /// tell which that is.
+    pub fn for_this_namespace() -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        let mnt_ns = std::fs::metadata("/proc/self/ns/mnt").map_or(0, |m| m.ino() as u32);
+        Self::in_namespace(mnt_ns)
+    }
+
+    pub fn in_namespace(mnt_ns: u32) -> Self {
+        Self {
+            mnt_ns,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Counts `refusal` for its process, if its terminal is one this daemon can name.
     pub fn add(&mut self, refusal: Refusal, now: Instant) {
+        if self.mnt_ns == 0 || refusal.mnt_ns != self.mnt_ns {
+            return;
+        }
         let due = if refusal.ends_command {
             now
         } else {
@@ -328,9 +356,12 @@ pub fn write(tty: u32, text: &str) {
 mod tests {
     use super::*;
 
+    const HOST_NS: u32 = 4_026_531_841;
+
     fn refusal() -> Refusal {
         Refusal {
             tty: (PTS_MAJOR << 20) | 3,
+            mnt_ns: HOST_NS,
             pid: 4242,
             audit_mode: false,
             command: "rm -rf /var/lib/containerd".to_owned(),
@@ -345,7 +376,7 @@ mod tests {
     #[test]
     fn a_command_refused_many_times_gets_one_notice_with_a_count() {
         let start = Instant::now();
-        let mut notices = Notices::default();
+        let mut notices = Notices::in_namespace(HOST_NS);
         for i in 0..500 {
             notices.add(refusal(), start + Duration::from_micros(i));
         }
@@ -419,9 +450,29 @@ mod tests {
     }
 
     #[test]
+    fn a_process_in_another_mount_namespace_is_not_told() {
+        let now = Instant::now();
+        let mut notices = Notices::in_namespace(HOST_NS);
+        notices.add(
+            Refusal {
+                mnt_ns: HOST_NS + 7,
+                ..refusal()
+            },
+            now,
+        );
+        assert!(
+            notices.due().is_none(),
+            "a container's /dev/pts/3 is not ours"
+        );
+        let mut unknown = Notices::in_namespace(0);
+        unknown.add(refusal(), now);
+        assert!(unknown.due().is_none());
+    }
+
+    #[test]
     fn pending_processes_are_bounded() {
         let now = Instant::now();
-        let mut notices = Notices::default();
+        let mut notices = Notices::in_namespace(HOST_NS);
         for pid in 0..1000 {
             notices.add(Refusal { pid, ..refusal() }, now);
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tracing::{error, info};
 
-use super::{Daemon, Source};
+use super::{notice::Notices, Daemon, Source};
 use crate::{
     loader::Guard,
     policy,
@@ -31,8 +31,10 @@ impl Daemon {
                             self.source = candidate;
                             self.trail.context = self.source.audit_context();
                             if self.source.terminal_notices() != self.notices.is_some() {
-                                self.notices =
-                                    self.source.terminal_notices().then(Default::default);
+                                self.notices = self
+                                    .source
+                                    .terminal_notices()
+                                    .then(Notices::for_this_namespace);
                             }
                             self.published.policy_sha256 = self.trail.context.policy.sha256.clone();
                             info!(policy = %path.display(), "reloaded the policy");

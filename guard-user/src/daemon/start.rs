@@ -289,7 +289,7 @@ pub fn run(options: Options) -> Outcome {
     }
     published.maintenance = windows.windows.clone();
     let not_proven = published.reason.clone();
-    let source_notices = source.terminal_notices().then(Notices::default);
+    let source_notices = source.terminal_notices().then(Notices::for_this_namespace);
     let daemon = Daemon {
         source,
         trail,

@@ -33,6 +33,7 @@ impl KernelActor {
             comm: c_string(&actor.comm),
             cmdline: KernelCmdline::default(),
             tty: actor.tty,
+            mnt_ns: actor.mnt_ns,
         }
     }
 }
@@ -256,7 +257,7 @@ mod tests {
             uid: 0,
             comm: comm("rm"),
             tty: 0x0880_0003,
-            _pad: 0,
+            mnt_ns: 0,
         };
         let mut ev = FileEvent {
             header: header(EventKind::File, decision, actor),
@@ -340,7 +341,7 @@ mod tests {
             uid: 0,
             comm: [0; guard_common::COMM_LEN],
             tty: 0,
-            _pad: 0,
+            mnt_ns: 0,
         };
         let mut ev = ExecEvent {
             header: header(EventKind::Exec, Decision::Blocked as u32, actor),
@@ -424,7 +425,7 @@ mod tests {
             uid: 0,
             comm: comm("pkill"),
             tty: 0x0880_0003,
-            _pad: 0,
+            mnt_ns: 0,
         };
         let ev = ProcessEvent {
             header: header(EventKind::Process, Decision::WouldBlock as u32, actor),

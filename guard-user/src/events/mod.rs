@@ -47,6 +47,8 @@ pub struct KernelActor {
     pub cmdline: KernelCmdline,
     /// Its controlling terminal (the kernel's `dev_t` encoding), 0 if none.
     pub tty: u32,
+    /// Its mount namespace (inode number), where the terminal's node is named.
+    pub mnt_ns: u32,
 }
 
 /// An actor's argv as a file or process event carries it.

@@ -159,6 +159,12 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
         "containerd lives"
     );
 
+    // The same terminal, but the command in a mount namespace of its own (as in a
+    // container): its terminal's number names no node the daemon can be sure of.
+    let screen = on_terminal("unshare -m apt-get remove -y containerd");
+    assert!(screen.contains("exit=126"), "{screen}");
+    assert!(notices(&screen).is_empty(), "{screen}");
+
     // Without a terminal the refusal is the same and no notice is written.
     let out = without_terminal("apt-get remove -y containerd; echo exit=$?");
     assert!(out.contains("exit=126"), "{out}");
