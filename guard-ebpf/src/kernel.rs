@@ -15,10 +15,11 @@ use core::ffi::c_void;
 use guard_common::{
     event::{ActorCmdline, EventHeader, EventKind, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
     fs_layout::BTRFS_SUPER_MAGIC,
+    inode::kernel_dev,
     Decision, InodeKey, KernelOffsets,
 };
 
-use crate::maps::{offsets, FS_LAYOUT, OFFSETS};
+use crate::maps::{offsets, FS_LAYOUT};
 
 pub type KernelPtr = *const c_void;
 
@@ -214,35 +215,35 @@ pub fn task_mnt_ns(off: &KernelOffsets, task: KernelPtr) -> Option<u32> {
 }
 
 /// The task's controlling terminal as a device number in the kernel's encoding (what
-/// `tty_devnum()` gives, 0 when it has none) in the low half, and its mount namespace's
-/// inode number in the high half.
-///
-/// A global function that reads only the offsets it needs: its reads stay out of the
-/// decision functions' frames, and the exec decision's call chain is at 6.1's 512-byte
-/// combined stack limit.
+/// `tty_devnum()` gives), 0 when it has none.
+#[inline(always)]
+pub fn task_tty(off: &KernelOffsets, task: KernelPtr) -> u32 {
+    let Some(tty) =
+        read_ptr(task, off.task_signal).and_then(|s| read_ptr(s, off.signal_struct_tty))
+    else {
+        return 0;
+    };
+    let index: u32 = read_at(tty, off.tty_struct_index).unwrap_or(0);
+    let Some(driver) = read_ptr(tty, off.tty_struct_driver) else {
+        return 0;
+    };
+    let major: u32 = read_at(driver, off.tty_driver_major).unwrap_or(0);
+    let minor_start: u32 = read_at(driver, off.tty_driver_minor_start).unwrap_or(0);
+    kernel_dev(major, minor_start + index)
+}
+
+/// [`task_tty`] in the low half and [`task_mnt_ns`] in the high half. A global function,
+/// so that these reads stay out of the decision functions' frames: the exec decision's
+/// call chain is at 6.1's 512-byte combined stack limit.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_task_terminal(task: u64) -> u64 {
-    let offset = |field: &u32| unsafe { core::ptr::read_volatile(field) };
-    let o = &OFFSETS;
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
     let task = task as KernelPtr;
-    let mnt_ns: u32 = read_ptr(task, offset(&o.task_nsproxy))
-        .and_then(|ns| read_ptr(ns, offset(&o.nsproxy_mnt_ns)))
-        .and_then(|mnt| read_at(mnt, offset(&o.mnt_namespace_inum)))
-        .unwrap_or(0);
-    let high = u64::from(mnt_ns) << 32;
-    let Some(tty) = read_ptr(task, offset(&o.task_signal))
-        .and_then(|signal| read_ptr(signal, offset(&o.signal_struct_tty)))
-    else {
-        return high;
-    };
-    let index: u32 = read_at(tty, offset(&o.tty_struct_index)).unwrap_or(0);
-    let Some(driver) = read_ptr(tty, offset(&o.tty_struct_driver)) else {
-        return high;
-    };
-    let major: u32 = read_at(driver, offset(&o.tty_driver_major)).unwrap_or(0);
-    let minor_start: u32 = read_at(driver, offset(&o.tty_driver_minor_start)).unwrap_or(0);
-    high | u64::from((major << 20) | ((minor_start + index) & 0xf_ffff))
+    let mnt_ns = task_mnt_ns(&off, task).unwrap_or(0);
+    u64::from(mnt_ns) << 32 | u64::from(task_tty(&off, task))
 }
 
 #[inline(always)]
