@@ -34,11 +34,18 @@ impl InodeKey {
     }
 
     pub const fn major(&self) -> u32 {
-        self.dev >> MINOR_BITS
+        kernel_dev_parts(self.dev).0
     }
 
     pub const fn minor(&self) -> u32 {
-        self.dev & MINOR_MASK
+        kernel_dev_parts(self.dev).1
+    }
+}
+
+/// `major:minor/ino`, as the daemon's logs and status name an identity.
+impl core::fmt::Display for InodeKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}:{}/{}", self.major(), self.minor(), self.ino)
     }
 }
 
@@ -59,6 +66,11 @@ pub const fn kernel_dev(major: u32, minor: u32) -> u32 {
     (major << MINOR_BITS) | (minor & MINOR_MASK)
 }
 
+/// (major, minor) of a device number in the kernel's internal encoding.
+pub const fn kernel_dev_parts(dev: u32) -> (u32, u32) {
+    (dev >> MINOR_BITS, dev & MINOR_MASK)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +81,9 @@ mod tests {
         assert_eq!(kernel_dev(254, 1), 0x0fe0_0001);
         let key = InodeKey::from_stat(254, 1, 42);
         assert_eq!((key.major(), key.minor(), key.ino), (254, 1, 42));
+        assert_eq!(kernel_dev_parts(kernel_dev(136, 3)), (136, 3));
+        extern crate std;
+        assert_eq!(std::format!("{key}"), "254:1/42");
         // Anonymous devices (tmpfs, overlayfs) have major 0 and large minors.
         assert_eq!(InodeKey::from_stat(0, 300, 1).dev, 300);
     }

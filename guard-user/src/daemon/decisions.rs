@@ -74,10 +74,7 @@ impl Daemon {
 
 fn log_exec_decision(ev: &ExecDecision, legend: &Legend) {
     let rule = legend.rule(ev.rule_id()).unwrap_or("?");
-    let mut command = audit::record::shell_join(&ev.argv);
-    if ev.argv_truncated {
-        command.push_str(" …");
-    }
+    let command = audit::record::command_text(&ev.argv, ev.argv_truncated);
     warn!(
         decision = ev.decision.as_str(),
         rule,

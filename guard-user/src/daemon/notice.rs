@@ -24,11 +24,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use guard_common::{Decision, InodeKey};
+use guard_common::{inode::kernel_dev_parts, Decision};
 use tracing::debug;
 
 use crate::{
-    audit::record::shell_join,
+    audit::record::command_text,
     events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
     policy::ObjectKind,
     tables::Legend,
@@ -81,7 +81,7 @@ impl Refusal {
         let rule = legend.rule(ev.rule_id).unwrap_or("?");
         let target = ev
             .path(legend)
-            .map_or_else(|| key_text(&ev.target), |p| p.display().to_string());
+            .map_or_else(|| ev.target.to_string(), |p| p.display().to_string());
         let anchor = legend
             .path(&ev.anchor)
             .map_or_else(|| target.clone(), |p| p.display().to_string());
@@ -103,9 +103,8 @@ impl Refusal {
             Some(object) => format!("`{verb}` of {object}"),
             None => format!("`{verb}`"),
         };
-        let package = (ev.classification.object != guard_common::exec::NO_OBJECT)
-            .then(|| legend.object(ev.classification.object))
-            .flatten()
+        let package = legend
+            .object(ev.classification.object)
             .filter(|o| o.kind == ObjectKind::Packages);
         let proceed = package.map(|p| {
             format!(
@@ -114,19 +113,20 @@ impl Refusal {
                 p.name
             )
         });
+        // The actor's own command line is the caller's; what was refused is the new one.
         let command = command_line(&ev.argv, ev.argv_truncated, &ev.actor.comm);
         Some(Self {
-            tty: terminal(ev.actor.tty)?,
-            mnt_ns: ev.actor.mnt_ns,
-            pid: ev.actor.tgid,
-            audit_mode,
             explain: (!ev.argv.is_empty() && !ev.argv_truncated)
                 .then(|| format!("rtguard explain -- {command}")),
             command,
-            what,
-            why: format!("the exec layer refuses it (rule {rule})"),
             proceed,
             ends_command: true,
+            ..Self::by(
+                &ev.actor,
+                audit_mode,
+                what,
+                format!("the exec layer refuses it (rule {rule})"),
+            )?
         })
     }
 
@@ -178,19 +178,13 @@ fn terminal(tty: u32) -> Option<u32> {
     (tty != 0).then_some(tty)
 }
 
+/// The command line, or the process's name when the event carries none.
 fn command_line(argv: &[String], truncated: bool, comm: &str) -> String {
     if argv.is_empty() {
-        return comm.to_owned();
+        comm.to_owned()
+    } else {
+        command_text(argv, truncated)
     }
-    let mut text = shell_join(argv);
-    if truncated {
-        text.push_str(" …");
-    }
-    text
-}
-
-fn key_text(key: &InodeKey) -> String {
-    format!("{}:{}/{}", key.major(), key.minor(), key.ino)
 }
 
 /// A process's refusals not yet written.
@@ -312,7 +306,7 @@ pub fn text(first: &Refusal, count: u32) -> String {
 /// The device node of terminal `tty` (kernel `dev_t` encoding): a pseudo-terminal, a
 /// virtual console or a serial port. Others are not written to.
 fn device_path(tty: u32) -> Option<PathBuf> {
-    let (major, minor) = (tty >> 20, tty & 0xf_ffff);
+    let (major, minor) = kernel_dev_parts(tty);
     match major {
         PTS_MAJOR => Some(PathBuf::from(format!("/dev/pts/{minor}"))),
         TTY_MAJOR if minor < 64 => Some(PathBuf::from(format!("/dev/tty{minor}"))),
@@ -331,7 +325,7 @@ pub fn write(tty: u32, text: &str) {
         );
         return;
     };
-    let (major, minor) = (tty >> 20, tty & 0xf_ffff);
+    let (major, minor) = kernel_dev_parts(tty);
     // The node must be that device: /dev/pts/N of another mount namespace's devpts, or a
     // node replaced since, is not the refused process's terminal.
     let expected = libc::makedev(major, minor);

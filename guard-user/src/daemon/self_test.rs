@@ -88,10 +88,6 @@ impl std::fmt::Display for IdentityCheck {
     }
 }
 
-fn key_text(key: &InodeKey) -> String {
-    format!("{}:{}/{}", key.major(), key.minor(), key.ino)
-}
-
 /// Compares the kernel's identity of one protected object per device in the installed
 /// tables (a regular file or directory that still has the key it was resolved with) with
 /// the resolved one. btrfs subvolumes are devices of their own to `stat(2)`, so each is
@@ -103,8 +99,8 @@ pub fn identities(guard: &mut Guard) -> Result<Vec<IdentityCheck>, LoadError> {
         let kernel = guard.kernel_identity(&path)?;
         checks.push(IdentityCheck {
             path: path.display().to_string(),
-            resolved: key_text(&key),
-            kernel: kernel.as_ref().map(key_text),
+            resolved: key.to_string(),
+            kernel: kernel.as_ref().map(InodeKey::to_string),
             passed: kernel == Some(key),
         });
     }

@@ -185,11 +185,7 @@ impl AuditRecord {
         if self.actor.argv.is_empty() {
             format!("[{}]", self.actor.comm)
         } else {
-            let mut line = shell_join(&self.actor.argv);
-            if self.actor.argv_truncated {
-                line.push_str(" …");
-            }
-            line
+            command_text(&self.actor.argv, self.actor.argv_truncated)
         }
     }
 }
@@ -285,6 +281,15 @@ impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// A command line for display: [`shell_join`], and ` …` after one that was cut.
+pub fn command_text(args: &[String], truncated: bool) -> String {
+    let mut text = shell_join(args);
+    if truncated {
+        text.push_str(" …");
+    }
+    text
 }
 
 /// Joins arguments for display, quoting the ones a shell would split or mangle. The one
