@@ -121,6 +121,18 @@ pub struct PackageSpec {
     pub location: Location,
 }
 
+impl PackageSpec {
+    /// Whether `package` (a name, without architecture) is one this spec names: the name
+    /// itself, or any name it starts for a trailing `*`.
+    pub fn names(&self, package: &str) -> bool {
+        if self.wildcard {
+            package.starts_with(&self.name)
+        } else {
+            package == self.name
+        }
+    }
+}
+
 /// An absolute path or glob.
 #[derive(Clone, Debug)]
 pub struct PathPattern {

@@ -121,13 +121,7 @@ fn protecting(policy: &Policy, package: &str) -> Option<(String, Mode)> {
     policy.rules.iter().find_map(|rule| match &rule.body {
         RuleBody::Packages { packages, .. } => packages
             .iter()
-            .any(|spec| {
-                if spec.wildcard {
-                    package.starts_with(&spec.name)
-                } else {
-                    package == spec.name
-                }
-            })
+            .any(|spec| spec.names(package))
             .then(|| (rule.name.clone(), rule.mode)),
         _ => None,
     })

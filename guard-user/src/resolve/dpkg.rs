@@ -75,11 +75,7 @@ impl DpkgDb {
         self.packages
             .iter()
             .filter(|p| {
-                let name_matches = if spec.wildcard {
-                    p.name.starts_with(&spec.name)
-                } else {
-                    p.name == spec.name
-                };
+                let name_matches = spec.names(&p.name);
                 let arch_matches = match (&spec.arch, &p.arch) {
                     (Some(want), Some(have)) => want == have || have == "all",
                     _ => true,
