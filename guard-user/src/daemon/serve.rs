@@ -158,18 +158,8 @@ impl Daemon {
                     None => std::future::pending().await,
                 }
             };
-            let resync = async {
-                match resync_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let operations = async {
-                match operations_at {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let resync = deadline(resync_at);
+            let operations = deadline(operations_at);
             let mount_change = async {
                 match &mount_watch {
                     Some(watch) => watch
@@ -180,13 +170,11 @@ impl Daemon {
                 }
             };
             let expiry = until(self.windows.next_expiry());
-            let notice_at = self.notices.as_ref().and_then(|n| n.due());
-            let notice_due = async {
-                match notice_at {
-                    Some(at) => tokio::time::sleep_until(Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let notice_due = deadline(
+                (self.notices.as_ref())
+                    .and_then(|n| n.due())
+                    .map(Instant::from_std),
+            );
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
@@ -277,5 +265,13 @@ impl Daemon {
         drop(guard);
         std::fs::remove_file(&self.status_file).ok();
         Ok(())
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no deadline.
+async fn deadline(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
