@@ -5,6 +5,7 @@
 
 mod bench;
 mod build;
+mod host_guest;
 mod kernels;
 mod rootfs;
 mod setup;
@@ -48,7 +49,14 @@ enum Task {
         /// Run only the tests whose names contain this (libtest's filter), e.g. `exec_layer`.
         filter: Option<String>,
     },
-    /// Unit and host tests, then the VM tests on every kernel.
+    /// Boot the host guest (systemd as pid 1, Docker running a container, rtguard from
+    /// its .deb) and run its tests: the seed incident against the running stack, before
+    /// and after a reboot.
+    HostTest {
+        #[arg(long, value_enum, default_value_t = host_guest::DEFAULT_KERNEL)]
+        kernel: vm::KernelChoice,
+    },
+    /// Unit and host tests, then the VM tests on every kernel and the host guest on one.
     Test,
     /// Replay the seed incident (the uninstaller) in the VM against rtguard with the
     /// production policy, step by step, with each audit record.
@@ -104,6 +112,10 @@ fn main() -> Result<()> {
             setup::ensure(&root)?;
             vm::test(&root, kernel, filter.as_deref())
         }
+        Task::HostTest { kernel } => {
+            setup::ensure(&root)?;
+            host_guest::test(&root, kernel)
+        }
         Task::Demo { kernel } => {
             setup::ensure(&root)?;
             vm::demo(&root, kernel)
@@ -121,7 +133,8 @@ fn main() -> Result<()> {
             setup::ensure(&root)?;
             step("unit and host tests");
             run(Command::new("cargo").args(["test", "--workspace", "--release"]))?;
-            vm::test(&root, vm::KernelChoice::All, None)
+            vm::test(&root, vm::KernelChoice::All, None)?;
+            host_guest::test(&root, host_guest::DEFAULT_KERNEL)
         }
     }
 }

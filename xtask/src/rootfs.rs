@@ -21,7 +21,7 @@ const MIRROR: &str = "http://deb.debian.org/debian";
 /// Installed on top of the minbase variant. The first five are what the guard protects
 /// in the tests; the rest are the tools the tests drive (pkill, killall, modprobe, and
 /// mkfs for the ext4, XFS and btrfs filesystems the file identity tests make).
-const PACKAGES: &[&str] = &[
+pub const PACKAGES: &[&str] = &[
     "containerd",
     "runc",
     "iptables",
@@ -41,7 +41,7 @@ const KEPT_DEBS: &[&str] = &["containerd", "runc"];
 
 /// Module directories shipped into the guest: netfilter, the filesystems (XFS and btrfs
 /// are modules in Debian's cloud kernels), loop devices, and what they depend on.
-const MODULE_DIRS: &[&str] = &[
+pub const MODULE_DIRS: &[&str] = &[
     "kernel/net",
     "kernel/lib",
     "kernel/crypto",
@@ -72,23 +72,30 @@ pub fn base_cpio(vm: &Path) -> Result<PathBuf> {
     if tree.exists() {
         fs::remove_dir_all(&tree)?;
     }
-    run(Command::new("debootstrap")
-        .args([
-            "--variant=minbase",
-            &format!("--include={}", PACKAGES.join(",")),
-            SUITE,
-        ])
-        .arg(&tree)
-        .arg(MIRROR))
-    .context("debootstrap")?;
-    trim(&tree)?;
+    debootstrap(PACKAGES, &tree)?;
+    trim(&tree, KEPT_DEBS)?;
+    fs::write(tree.join("etc/hostname"), "rtguard-vm\n")?;
     pack(&tree, &cpio)?;
     fs::write(&stamp, wanted)?;
     Ok(cpio)
 }
 
-/// Removes what the guest never reads, and keeps the .debs the tests install again.
-fn trim(tree: &Path) -> Result<()> {
+/// Debootstraps Debian's minimal variant with `packages` into `tree`.
+pub fn debootstrap(packages: &[&str], tree: &Path) -> Result<()> {
+    run(Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={}", packages.join(",")),
+            SUITE,
+        ])
+        .arg(tree)
+        .arg(MIRROR))
+    .context("debootstrap")
+}
+
+/// Removes what the guest never reads, and keeps the .debs (`kept`) the tests install
+/// again in /root/debs.
+pub fn trim(tree: &Path, kept: &[&str]) -> Result<()> {
     let archives = tree.join("var/cache/apt/archives");
     let debs = tree.join("root/debs");
     fs::create_dir_all(&debs)?;
@@ -99,7 +106,7 @@ fn trim(tree: &Path) -> Result<()> {
             .unwrap_or_default()
             .to_string_lossy()
             .into_owned();
-        if KEPT_DEBS.iter().any(|p| name.starts_with(&format!("{p}_"))) {
+        if kept.iter().any(|p| name.starts_with(&format!("{p}_"))) {
             fs::rename(&path, debs.join(&name))?;
         }
     }
@@ -113,7 +120,6 @@ fn trim(tree: &Path) -> Result<()> {
         }
     }
     fs::create_dir_all(tree.join("var/cache/apt/archives/partial"))?;
-    fs::write(tree.join("etc/hostname"), "rtguard-vm\n")?;
     Ok(())
 }
 
@@ -134,8 +140,19 @@ pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
     let release = from.file_name().context("modules dir has a name")?;
     // usr/lib, not lib: in a merged-/usr rootfs /lib is a symlink, and an archive entry
     // for a real lib/ directory would replace it.
-    let to = staging.join("usr/lib/modules").join(release);
-    fs::create_dir_all(&to)?;
+    copy_modules(
+        &from,
+        &staging.join("usr/lib/modules").join(release),
+        MODULE_DIRS,
+    )?;
+    pack(&staging, &cpio)?;
+    fs::write(&stamp, wanted)?;
+    Ok(cpio)
+}
+
+/// Copies the module directories `dirs` of one kernel's modules (`from`) to `to`.
+pub fn copy_modules(from: &Path, to: &Path, dirs: &[&str]) -> Result<()> {
+    fs::create_dir_all(to)?;
     // The split packages of 7.x ship none of these; depmod in the guest does without.
     for file in [
         "modules.order",
@@ -146,16 +163,14 @@ pub fn modules_cpio(vm: &Path, kernel: &VmKernel) -> Result<PathBuf> {
             fs::copy(from.join(file), to.join(file))?;
         }
     }
-    for dir in MODULE_DIRS {
+    for dir in dirs {
         fs::create_dir_all(to.join(dir).parent().expect("module dir has a parent"))?;
         run(Command::new("cp")
             .arg("-a")
             .arg(from.join(dir))
             .arg(to.join(dir)))?;
     }
-    pack(&staging, &cpio)?;
-    fs::write(&stamp, wanted)?;
-    Ok(cpio)
+    Ok(())
 }
 
 /// Packs a directory tree as a newc cpio archive, in a stable order.

@@ -13,7 +13,8 @@ use crate::{
 };
 
 /// Debian packages: qemu for the VM tests, debootstrap and cpio for the VM's Debian
-/// rootfs, and the font the benchmark chart is drawn with. The LLVM that bpf-linker is
+/// rootfs, e2fsprogs and xz for the host guest's disk image and first stage, and the font
+/// the benchmark chart is drawn with. The LLVM that bpf-linker is
 /// built against follows the eBPF toolchain pin (see [`llvm_packages`]).
 const DEBIAN_PACKAGES: &[&str] = &[
     "libzstd-dev",
@@ -21,6 +22,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "cpio",
     "debootstrap",
+    "e2fsprogs",
+    "xz-utils",
     "fonts-dejavu-core",
 ];
 

@@ -358,15 +358,17 @@ pub fn expect_failed(script: &str) {
     );
 }
 
-/// Runs `script` with sh and requires it to succeed.
-pub fn expect_allowed(script: &str) {
+/// Runs `script` with sh and requires it to succeed; returns what it printed.
+pub fn expect_allowed(script: &str) -> String {
     let out = sh(script);
     assert!(
         out.status.success(),
-        "`{script}` failed ({}): {}",
+        "`{script}` failed ({}): {}{}",
         out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The .deb of `package` the image was built with, kept for upgrade and reinstall tests

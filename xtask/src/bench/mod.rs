@@ -130,6 +130,7 @@ fn boot_kernels(
             tag: true,
             qemu_args: ICOUNT,
             cpus: CPUS,
+            reboots: false,
         };
         let outcome = vm::boot_with(run_dir, &vm_boot, &kernel, &initramfs, &how)?;
         fs::remove_file(&initramfs).ok();
