@@ -1,6 +1,7 @@
-//! Process layer: fatal signals to protected daemons (containerd, dockerd, the shims) are
-//! refused unless they come from pid 1, from the process itself, or from a supervisor the
-//! policy names.
+//! Process layer: a signal that would end or stop a protected daemon (containerd, dockerd,
+//! the shims, rtguard) is refused unless it comes from pid 1, from the process itself, or
+//! from a supervisor the policy names. Whether it would is read from the target's own
+//! dispositions (`ProcessProtection::refusal` in guard-common decides).
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -10,20 +11,22 @@ use aya_ebpf::{
     programs::LsmContext,
 };
 use guard_common::{
-    event::EventKind, process::MAX_PROTECTED_PROCESSES, Decision, ProcessEvent, ProcessProtection,
-    TrustKey,
+    event::EventKind,
+    process::{MAX_PROTECTED_PROCESSES, MAX_SIGNAL},
+    Decision, ProcessEvent, ProcessProtection, TrustKey,
 };
 
 use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
-        arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_exe,
-        task_tgid, KernelPtr,
+        arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_disposition,
+        task_exe, task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
 };
 
-/// Protected executables by identity → rule and refused signals.
+/// Protected executables by identity → rule, listed signals, and the signals their runtime
+/// ends them on.
 #[map]
 pub static PROTECTED_PROCESSES: HashMap<guard_common::InodeKey, ProcessProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, BPF_F_NO_PREALLOC);
@@ -50,7 +53,7 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
 #[inline(never)]
 pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
     // Signal 0 only probes for existence; real signals are 1..=64.
-    if sig == 0 || sig > 63 {
+    if sig == 0 || sig > MAX_SIGNAL {
         return 0;
     }
     let Some(off) = resolved_offsets() else {
@@ -63,9 +66,12 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
     let Some(p) = (unsafe { PROTECTED_PROCESSES.get(target_exe) }).copied() else {
         return 0;
     };
-    if p.signals & (1u64 << sig) == 0 {
+    // The dispositions are the thread group's (`sighand` is shared by its threads), so a
+    // signal aimed at one thread (tgkill) is judged as one aimed at the process. A fatal
+    // signal to one thread kills the whole group.
+    let Some(reason) = p.refusal(sig, task_disposition(&off, target, sig)) else {
         return 0;
-    }
+    };
     let task = current_task();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // pid 1 supervises everything; a process may signal itself (its own shutdown path).
@@ -88,7 +94,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
             (*ev).rule_id = p.rule_id;
             (*ev).signal = sig;
             (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
-            (*ev)._pad = 0;
+            (*ev).reason = reason as u32;
             fill_header(
                 &mut (*ev).header,
                 EventKind::Process,

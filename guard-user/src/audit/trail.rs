@@ -186,7 +186,8 @@ impl AuditTrail {
             .context
             .record(Layer::Process, "kill", ev.decision.into(), actor)
             .target(target)
-            .signal(ev.signal);
+            .signal(ev.signal)
+            .signal_reason(ev.reason.as_str());
         if let Some(rule) = legend.rule(ev.rule_id) {
             record = record.rule(rule);
         }
@@ -260,6 +261,7 @@ mod tests {
 
     use guard_common::{
         exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+        process::ProcessReason,
         Decision as KernelDecision, FileOp, InodeKey,
     };
 
@@ -441,6 +443,7 @@ mod tests {
                 decision: KernelDecision::Blocked,
                 rule_id: 9,
                 signal: 9,
+                reason: ProcessReason::Uncatchable,
                 target_pid: 4_000_010,
                 target_comm: "containerd".to_owned(),
                 target_exe: InodeKey::from_stat(254, 1, 1311),

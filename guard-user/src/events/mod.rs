@@ -142,6 +142,8 @@ pub struct ProcessDecision {
     pub decision: Decision,
     pub rule_id: u32,
     pub signal: i32,
+    /// Why the signal counts as ending or stopping the target.
+    pub reason: guard_common::process::ProcessReason,
     pub target_pid: u32,
     pub target_comm: String,
     pub target_exe: InodeKey,
