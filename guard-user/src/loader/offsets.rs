@@ -252,7 +252,8 @@ mod tests {
         assert_eq!(off.task_sighand % 8, 0);
         assert!(off.sighand_action_handler > 0);
         assert_eq!(off.sighand_action_handler % 8, 0);
-        assert!(off.k_sigaction_size >= 32 && off.k_sigaction_size % 8 == 0);
+        assert!(off.k_sigaction_size >= 32);
+        assert_eq!(off.k_sigaction_size % 8, 0);
     }
 
     #[test]
