@@ -19,6 +19,13 @@ pub const SIGSTOP: u32 = 19;
 /// The highest signal number (`_NSIG` on x86-64 and arm64; the real-time signals end there).
 pub const MAX_SIGNAL: u32 = 64;
 
+/// The process decision's operation for a ptrace attach, where a signal's number goes
+/// otherwise (above every signal).
+pub const OP_PTRACE_ATTACH: u32 = 0x100;
+/// `PTRACE_MODE_ATTACH` in the mode `ptrace_access_check` is given (`PTRACE_MODE_READ` is
+/// 1: reading `/proc/PID/environ`, `kcmp`, which change nothing).
+pub const PTRACE_MODE_ATTACH: u32 = 0x02;
+
 /// Signal `sig` as a bit of a mask (bit n is signal n). Signal 64 has no bit: the masks
 /// are 64 bits wide and start at bit 1; it is a real-time signal, whose default is to
 /// terminate, and no list names it.
@@ -102,6 +109,10 @@ pub enum ProcessReason {
     DefaultStop = 5,
     /// Caught by a runtime that ends the program on it ([`GO_RUNTIME_FATAL`]).
     RuntimeExits = 6,
+    /// Not a signal: a ptrace attach (`PTRACE_ATTACH`, `PTRACE_SEIZE`, and what needs the
+    /// same access: writing `/proc/PID/mem`, `process_vm_writev`, `pidfd_getfd`). A
+    /// tracer may kill, stop or rewrite the process at will (`PTRACE_KILL`, `PTRACE_POKE*`).
+    PtraceAttach = 7,
 }
 
 impl ProcessReason {
@@ -175,11 +186,12 @@ pub fn default_action(sig: u32) -> Option<ProcessReason> {
 #[derive(Clone, Copy, Debug)]
 pub struct ProcessEvent {
     /// Kind [`EventKind::Process`](crate::event::EventKind::Process); the actor is the
-    /// sender.
+    /// sender (or the tracer).
     pub header: crate::event::EventHeader,
-    /// The signalled process's executable.
+    /// The signalled (or traced) process's executable.
     pub target_exe: InodeKey,
     pub rule_id: u32,
+    /// The signal; 0 for a ptrace attach.
     pub signal: u32,
     pub target_pid: u32,
     /// Why it counts as ending the process: a [`ProcessReason`].
@@ -296,6 +308,7 @@ mod tests {
             (4, "default-core"),
             (5, "default-stop"),
             (6, "runtime-exits"),
+            (7, "ptrace-attach"),
         ];
         assert_eq!(words.len(), ProcessReason::COUNT);
         for (raw, word) in words {

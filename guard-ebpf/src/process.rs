@@ -1,7 +1,8 @@
 //! Process layer: a signal that would end or stop a protected daemon (containerd, dockerd,
 //! the shims, rtguard) is refused unless it comes from pid 1, from the process itself, or
 //! from a supervisor the policy names. Whether it would is read from the target's own
-//! dispositions (`ProcessProtection::refusal` in guard-common decides).
+//! dispositions (`ProcessProtection::refusal` in guard-common decides). A ptrace attach to
+//! one, which lets the tracer kill or rewrite it, is refused the same way.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -12,7 +13,9 @@ use aya_ebpf::{
 };
 use guard_common::{
     event::EventKind,
-    process::{MAX_PROTECTED_PROCESSES, MAX_SIGNAL},
+    process::{
+        ProcessReason, MAX_PROTECTED_PROCESSES, MAX_SIGNAL, OP_PTRACE_ATTACH, PTRACE_MODE_ATTACH,
+    },
     Decision, ProcessEvent, ProcessProtection, TrustKey,
 };
 
@@ -49,11 +52,32 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     })
 }
 
+/// `security_ptrace_access_check(struct task_struct *child, unsigned int mode)`: every
+/// access to another process that needs ptrace rights, from `PTRACE_ATTACH`/`PTRACE_SEIZE`
+/// to reading `/proc/PID/environ`. Only attach-mode access is refused: it is what lets a
+/// tracer kill, stop or rewrite the process. The kernel lets a thread group at itself
+/// before asking the LSMs.
+#[lsm(hook = "ptrace_access_check")]
+pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
+    after_previous(&ctx, 2, || {
+        let mode: u32 = ctx.arg(1);
+        if mode & PTRACE_MODE_ATTACH == 0 {
+            return 0;
+        }
+        restated(rtguard_process_decide(
+            arg_scalar(&ctx, 0) as u64,
+            OP_PTRACE_ATTACH,
+        ))
+    })
+}
+
+/// Decides a signal `op` (1 to 64) or a ptrace attach (`OP_PTRACE_ATTACH`) aimed at
+/// `target`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
+pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     // Signal 0 only probes for existence; real signals are 1..=64.
-    if sig == 0 || sig > MAX_SIGNAL {
+    if op == 0 || (op > MAX_SIGNAL && op != OP_PTRACE_ATTACH) {
         return 0;
     }
     let Some(off) = resolved_offsets() else {
@@ -69,8 +93,13 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
     // The dispositions are the thread group's (`sighand` is shared by its threads), so a
     // signal aimed at one thread (tgkill) is judged as one aimed at the process. A fatal
     // signal to one thread kills the whole group.
-    let Some(reason) = p.refusal(sig, task_disposition(&off, target, sig)) else {
-        return 0;
+    let reason = if op == OP_PTRACE_ATTACH {
+        ProcessReason::PtraceAttach
+    } else {
+        match p.refusal(op, task_disposition(&off, target, op)) {
+            Some(reason) => reason,
+            None => return 0,
+        }
     };
     let task = current_task();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -92,7 +121,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
         unsafe {
             (*ev).target_exe = target_exe;
             (*ev).rule_id = p.rule_id;
-            (*ev).signal = sig;
+            (*ev).signal = if op == OP_PTRACE_ATTACH { 0 } else { op };
             (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
             (*ev).reason = reason as u32;
             fill_header(

@@ -1,7 +1,10 @@
 //! The process layer under the shipped production policy: a running containerd survives
 //! the signals an uninstaller sends it, while unprotected processes can still be killed.
 
-use std::process::{Command, Stdio};
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+};
 
 use crate::common::*;
 
@@ -199,26 +202,37 @@ fn containerd_survives_the_signals_its_go_runtime_exits_on_and_still_dumps_on_us
     );
 }
 
-/// A protected copy of bash that traps HUP (delivered: it writes a line) and TERM.
-fn guarded_shell(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+/// A protected copy of bash (`guarded-sh` in `dir`), and the production policy with a rule
+/// for it and `extra` lines in that rule.
+fn guarded_shell(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, PathBuf) {
     let exe = dir.join("guarded-sh");
     std::fs::copy("/bin/bash", &exe).expect("copy bash");
     let policy = format!(
         "{}\n[[processes]]\nname = \"guarded-shell\"\n\
-         description = \"A shell that handles SIGHUP.\"\nexe = [{:?}]\n",
+         description = \"A shell under test.\"\nexe = [{:?}]\n{extra}",
         supervised_production_policy(),
         exe.display().to_string()
     );
-    (exe, policy)
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, policy).unwrap();
+    (exe, path)
+}
+
+/// The guard under `policy`, auditing to `audit`.
+fn start_with(policy: &std::path::Path, audit: &std::path::Path) -> RunningGuard {
+    start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ])
 }
 
 #[test]
 fn a_handled_signal_passes_and_is_delivered_while_default_fatal_ones_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
-    let (exe, policy) = guarded_shell(dir.path());
-    let policy_path = dir.path().join("policy.toml");
-    std::fs::write(&policy_path, policy).unwrap();
+    let (exe, policy) = guarded_shell(dir.path(), "");
     let hups = dir.path().join("hups");
     let terms = dir.path().join("terms");
     let script = format!(
@@ -234,12 +248,7 @@ fn a_handled_signal_passes_and_is_delivered_while_default_fatal_ones_are_refused
             .spawn()
             .expect("start the guarded shell"),
     );
-    let guard = start_ready_guard(&[
-        "--policy",
-        policy_path.to_str().unwrap(),
-        "--audit-log",
-        audit.to_str().unwrap(),
-    ]);
+    let guard = start_with(&policy, &audit);
     // The traps are set once the shell has read its script; the guard's start-up takes
     // far longer, but say so rather than assume it.
     let pid = shell.pid();
@@ -325,5 +334,95 @@ fn the_rtguard_daemon_survives_kill_usr1() {
     assert!(
         blocked_for(&records, "rtguard-daemon", 10, "default-terminate"),
         "a blocked record for SIGUSR1 to rtguard:\n{records}"
+    );
+}
+
+/// Attaches to PID with `PTRACE_SEIZE` (the tracee is not stopped) and leaves, which
+/// detaches; exits 1 with the errno's text when the attach is refused.
+const PTRACE_SEIZE: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+if libc.ptrace(0x4206, int(sys.argv[1]), None, None) != 0:
+    sys.exit(os.strerror(ctypes.get_errno()))
+print("attached")
+"#;
+
+#[test]
+fn a_ptrace_attach_to_a_protected_process_is_refused_except_to_its_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    // The supervisor is a copy of python: its own inode, which python3 does not share.
+    let supervisor = dir.path().join("supervisor-python");
+    std::fs::copy("/usr/bin/python3", &supervisor).expect("copy python3");
+    let (exe, policy) = guarded_shell(
+        dir.path(),
+        &format!("supervisors = [{:?}]\n", supervisor.display().to_string()),
+    );
+    let script = dir.path().join("seize.py");
+    std::fs::write(&script, PTRACE_SEIZE).unwrap();
+    let mut shell = Daemon(
+        Command::new(&exe)
+            .args(["-c", "while :; do sleep 0.1; done"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the guarded shell"),
+    );
+    let pid = shell.pid();
+    let seize = |python: &std::path::Path| {
+        Command::new(python)
+            .arg(&script)
+            .arg(pid.to_string())
+            // The copy finds its library where python3 does.
+            .env("PYTHONHOME", "/usr")
+            .output()
+            .expect("run python")
+    };
+    // Before the guard: the attach works, so a refusal below is the guard's.
+    let before = seize(std::path::Path::new("/usr/bin/python3"));
+    assert!(
+        before.status.success(),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+
+    let guard = start_with(&policy, &audit);
+    let out = seize(std::path::Path::new("/usr/bin/python3"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("Operation not permitted"),
+        "a ptrace attach to a protected process was not refused: {stderr}"
+    );
+    // Writing its memory needs the same rights.
+    let mem = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("/proc/{pid}/mem"));
+    assert_eq!(
+        mem.err().and_then(|e| e.raw_os_error()),
+        Some(libc::EPERM),
+        "/proc/{pid}/mem opened for writing"
+    );
+    // What ps and top read needs less, and passes.
+    let environ = std::fs::read(format!("/proc/{pid}/environ"));
+    assert!(environ.is_ok(), "/proc/{pid}/environ: {environ:?}");
+    // Its supervisor may.
+    let out = seize(&supervisor);
+    assert!(
+        out.status.success(),
+        "the supervisor's attach was refused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    shell.assert_alive("the attaches");
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = std::fs::read_to_string(&audit).unwrap_or_default();
+    assert!(
+        records.lines().any(|l| l.contains(r#""layer":"process""#)
+            && l.contains(r#""op":"ptrace""#)
+            && l.contains(r#""decision":"blocked""#)
+            && l.contains(r#""rule":"guarded-shell""#)
+            && l.contains(&format!(r#""pid":{pid},"#))),
+        "a blocked ptrace record:\n{records}"
     );
 }
