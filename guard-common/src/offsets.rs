@@ -83,6 +83,12 @@ pub struct KernelOffsets {
     pub tty_struct_driver: u32,
     pub tty_driver_major: u32,
     pub tty_driver_minor_start: u32,
+    /// `struct task_struct` → `sighand`; where `action[0].sa.sa_handler` is in `struct
+    /// sighand_struct`; and the size of a `struct k_sigaction`, the array's stride. What a
+    /// signal's target does with it: the dispositions, which a thread group shares.
+    pub task_sighand: u32,
+    pub sighand_action_handler: u32,
+    pub k_sigaction_size: u32,
 }
 
 impl KernelOffsets {

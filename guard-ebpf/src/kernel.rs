@@ -16,6 +16,7 @@ use guard_common::{
     event::{ActorCmdline, EventHeader, EventKind, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
     fs_layout::BTRFS_SUPER_MAGIC,
     inode::kernel_dev,
+    process::Disposition,
     Decision, InodeKey, KernelOffsets,
 };
 
@@ -244,6 +245,18 @@ pub extern "C" fn rtguard_task_terminal(task: u64) -> u64 {
     let task = task as KernelPtr;
     let mnt_ns = task_mnt_ns(&off, task).unwrap_or(0);
     u64::from(mnt_ns) << 32 | u64::from(task_tty(&off, task))
+}
+
+/// What `task`'s thread group does with signal `sig` (1 to 64):
+/// `task->sighand->action[sig - 1].sa.sa_handler`. An exiting task, whose `sighand` is
+/// already gone, reads as the default.
+#[inline(always)]
+pub fn task_disposition(off: &KernelOffsets, task: KernelPtr, sig: u32) -> Disposition {
+    let Some(sighand) = read_ptr(task, off.task_sighand) else {
+        return Disposition::Default;
+    };
+    let at = off.sighand_action_handler + (sig - 1) * off.k_sigaction_size;
+    read_at::<u64>(sighand, at).map_or(Disposition::Default, Disposition::from_handler)
 }
 
 #[inline(always)]

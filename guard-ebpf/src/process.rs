@@ -1,6 +1,8 @@
-//! Process layer: fatal signals to protected daemons (containerd, dockerd, the shims) are
-//! refused unless they come from pid 1, from the process itself, or from a supervisor the
-//! policy names.
+//! Process layer: a signal that would end or stop a protected daemon (containerd, dockerd,
+//! the shims, rtguard) is refused unless it comes from pid 1, from the process itself, or
+//! from a supervisor the policy names. Whether it would is read from the target's own
+//! dispositions (`ProcessProtection::refusal` in guard-common decides). A ptrace attach to
+//! one, which lets the tracer kill or rewrite it, is refused the same way.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -10,20 +12,24 @@ use aya_ebpf::{
     programs::LsmContext,
 };
 use guard_common::{
-    event::EventKind, process::MAX_PROTECTED_PROCESSES, Decision, ProcessEvent, ProcessProtection,
-    TrustKey,
+    event::EventKind,
+    process::{
+        ProcessReason, MAX_PROTECTED_PROCESSES, MAX_SIGNAL, OP_PTRACE_ATTACH, PTRACE_MODE_ATTACH,
+    },
+    Decision, ProcessEvent, ProcessProtection, TrustKey,
 };
 
 use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
-        arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_exe,
-        task_tgid, KernelPtr,
+        arg_scalar, current_cmdline, current_task, fill_header, resolved_offsets, task_disposition,
+        task_exe, task_tgid, KernelPtr,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS, TRUSTED_EXES},
 };
 
-/// Protected executables by identity → rule and refused signals.
+/// Protected executables by identity → rule, listed signals, and the signals their runtime
+/// ends them on.
 #[map]
 pub static PROTECTED_PROCESSES: HashMap<guard_common::InodeKey, ProcessProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, BPF_F_NO_PREALLOC);
@@ -46,11 +52,32 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     })
 }
 
+/// `security_ptrace_access_check(struct task_struct *child, unsigned int mode)`: every
+/// access to another process that needs ptrace rights, from `PTRACE_ATTACH`/`PTRACE_SEIZE`
+/// to reading `/proc/PID/environ`. Only attach-mode access is refused: it is what lets a
+/// tracer kill, stop or rewrite the process. The kernel lets a thread group at itself
+/// before asking the LSMs.
+#[lsm(hook = "ptrace_access_check")]
+pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
+    after_previous(&ctx, 2, || {
+        let mode: u32 = ctx.arg(1);
+        if mode & PTRACE_MODE_ATTACH == 0 {
+            return 0;
+        }
+        restated(rtguard_process_decide(
+            arg_scalar(&ctx, 0) as u64,
+            OP_PTRACE_ATTACH,
+        ))
+    })
+}
+
+/// Decides a signal `op` (1 to 64) or a ptrace attach (`OP_PTRACE_ATTACH`) aimed at
+/// `target`.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
+pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     // Signal 0 only probes for existence; real signals are 1..=64.
-    if sig == 0 || sig > 63 {
+    if op == 0 || (op > MAX_SIGNAL && op != OP_PTRACE_ATTACH) {
         return 0;
     }
     let Some(off) = resolved_offsets() else {
@@ -63,9 +90,17 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
     let Some(p) = (unsafe { PROTECTED_PROCESSES.get(target_exe) }).copied() else {
         return 0;
     };
-    if p.signals & (1u64 << sig) == 0 {
-        return 0;
-    }
+    // The dispositions are the thread group's (`sighand` is shared by its threads), so a
+    // signal aimed at one thread (tgkill) is judged as one aimed at the process. A fatal
+    // signal to one thread kills the whole group.
+    let reason = if op == OP_PTRACE_ATTACH {
+        ProcessReason::PtraceAttach
+    } else {
+        match p.refusal(op, task_disposition(&off, target, op)) {
+            Some(reason) => reason,
+            None => return 0,
+        }
+    };
     let task = current_task();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // pid 1 supervises everything; a process may signal itself (its own shutdown path).
@@ -86,9 +121,9 @@ pub extern "C" fn rtguard_process_decide(target: u64, sig: u32) -> i32 {
         unsafe {
             (*ev).target_exe = target_exe;
             (*ev).rule_id = p.rule_id;
-            (*ev).signal = sig;
+            (*ev).signal = if op == OP_PTRACE_ATTACH { 0 } else { op };
             (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
-            (*ev)._pad = 0;
+            (*ev).reason = reason as u32;
             fill_header(
                 &mut (*ev).header,
                 EventKind::Process,

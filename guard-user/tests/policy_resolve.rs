@@ -458,10 +458,12 @@ fn docker_ce_layout_units_trees_processes_and_commands() {
         exes,
         [
             "/usr/bin/containerd",
-            "/usr/bin/dockerd",
-            "/usr/bin/containerd-shim-runc-v2"
+            "/usr/bin/containerd-shim-runc-v2",
+            "/usr/bin/dockerd"
         ]
     );
+    // These stand-ins are not Go programs; the VM tests run the real containerd.
+    assert!(set.processes.iter().all(|p| !p.go_runtime));
     let daemons = set
         .rules
         .iter()
@@ -471,6 +473,14 @@ fn docker_ce_layout_units_trees_processes_and_commands() {
         daemons.signal_mask,
         (1 << 2) | (1 << 3) | (1 << 6) | (1 << 9) | (1 << 15) | (1 << 19)
     );
+    assert_eq!(daemons.handled_mask, 0, "containerd does not handle SIGHUP");
+    let dockerd = set
+        .rules
+        .iter()
+        .find(|r| r.name == "docker-daemon")
+        .unwrap();
+    assert_eq!(dockerd.handled_mask, 1 << 1, "dockerd reloads on SIGHUP");
+    assert_eq!(dockerd.signal_mask, daemons.signal_mask);
 
     // Binaries bound to classes by identity; a multi-call inode behind two classes is not.
     let apt = set

@@ -115,7 +115,7 @@ fn services_netfilter_and_processes() {
         "{HEADER}[[services]]\nname = \"units\"\nunits = [\"containerd.service\", \"docker.socket\"]\n\
          [[netfilter]]\nname = \"nf\"\nchains = [\"DOCKER*\", \"DOCKER-USER\"]\ntables = [\"nat\"]\nsets = [\"docker-ext-bridges-v4\"]\n\
          [[processes]]\nname = \"daemons\"\nexe = [\"/usr/bin/containerd\"]\nsupervisors = [\"/usr/bin/dockerd\"]\n\
-         [[processes]]\nname = \"shims\"\nexe = [\"/usr/bin/containerd-shim*\"]\nsignals = [\"KILL\", \"SIGTERM\"]\n"
+         [[processes]]\nname = \"shims\"\nexe = [\"/usr/bin/containerd-shim*\"]\nsignals = [\"KILL\", \"SIGTERM\"]\nhandles = [\"HUP\", \"SIGUSR2\"]\n"
     ));
     let RuleBody::Services { units } = &p.rules[0].body else {
         panic!()
@@ -149,10 +149,14 @@ fn services_netfilter_and_processes() {
         "SIGHUP reloads daemons; not refused by default"
     );
     assert_eq!(supervisors.len(), 1);
-    let RuleBody::Processes { signals, .. } = &p.rules[3].body else {
+    let RuleBody::Processes {
+        signals, handles, ..
+    } = &p.rules[3].body
+    else {
         panic!()
     };
     assert_eq!(signals, &[9, 15]);
+    assert_eq!(handles, &[1, 12]);
 }
 
 #[test]
@@ -409,6 +413,11 @@ fn semantic_errors_point_at_their_value() {
             "[[processes]]\nname = \"p\"\nexe = [\"/x\"]\nsignals = [\"KILL\", \"SIGBOGUS\"]\n",
             (6, 20),
             "unknown signal `SIGBOGUS`",
+        ),
+        (
+            "[[processes]]\nname = \"p\"\nexe = [\"/x\"]\nhandles = [\"HUP\", \"RELOAD\"]\n",
+            (6, 19),
+            "unknown signal `RELOAD`",
         ),
         (
             "[[paths]]\nname = \"bad name\"\npaths = [\"/x\"]\n",

@@ -184,9 +184,11 @@ impl AuditTrail {
         }
         let mut record = self
             .context
-            .record(Layer::Process, "kill", ev.decision.into(), actor)
-            .target(target)
-            .signal(ev.signal);
+            .record(Layer::Process, ev.op(), ev.decision.into(), actor)
+            .target(target);
+        if !ev.is_ptrace() {
+            record = record.signal(ev.signal).signal_reason(ev.reason.as_str());
+        }
         if let Some(rule) = legend.rule(ev.rule_id) {
             record = record.rule(rule);
         }
@@ -260,6 +262,7 @@ mod tests {
 
     use guard_common::{
         exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+        process::ProcessReason,
         Decision as KernelDecision, FileOp, InodeKey,
     };
 
@@ -441,10 +444,24 @@ mod tests {
                 decision: KernelDecision::Blocked,
                 rule_id: 9,
                 signal: 9,
+                reason: ProcessReason::Uncatchable,
                 target_pid: 4_000_010,
                 target_comm: "containerd".to_owned(),
                 target_exe: InodeKey::from_stat(254, 1, 1311),
                 actor: actor(4_000_006, "pkill", &["pkill", "-9", "containerd"]),
+            },
+            &legend,
+        );
+        trail.process_decision(
+            &ProcessDecision {
+                decision: KernelDecision::Blocked,
+                rule_id: 9,
+                signal: 0,
+                reason: ProcessReason::PtraceAttach,
+                target_pid: 4_000_010,
+                target_comm: "containerd".to_owned(),
+                target_exe: InodeKey::from_stat(254, 1, 1311),
+                actor: actor(4_000_011, "strace", &["strace", "-p", "4000010"]),
             },
             &legend,
         );

@@ -13,7 +13,7 @@ use guard_common::{
     exec::{
         Classification, Reason, Verdict, MAX_ARGV_TOKENS, NO_CLASS, NO_TOKEN, TOKEN_HEAD_BYTES,
     },
-    rule::Action,
+    rule::{Action, RuleKind},
 };
 
 use super::exit;
@@ -264,10 +264,11 @@ pub fn explain_argv(
         ));
     }
     if matches!(program.as_str(), "kill" | "pkill" | "killall" | "skill") {
-        for rule in set.rules.iter().filter(|r| r.signal_mask != 0) {
+        for rule in set.rules.iter().filter(|r| r.kind == RuleKind::Processes) {
             notes.push(format!(
-                "the process layer refuses fatal signals to the daemons of rule {} from anyone \
-                 but pid 1 and their supervisors, whichever program sends them",
+                "the process layer refuses signals that would end or stop the daemons of rule \
+                 {}, and the ones it lists, from anyone but pid 1 and their supervisors, \
+                 whichever program sends them",
                 rule.name
             ));
         }

@@ -97,15 +97,14 @@ fn log_process_decision(ev: &ProcessDecision, legend: &Legend) {
         decision = ev.decision.as_str(),
         rule = rule.unwrap_or("?"),
         signal = ev.signal,
+        reason = ev.reason.as_str(),
         target_pid = ev.target_pid,
         target_comm = ev.target_comm,
         pid = ev.actor.tgid,
         comm = ev.actor.comm,
-        "{} signal {} to {} [{}]",
+        "{} {}",
         ev.decision.as_str(),
-        ev.signal,
-        ev.target_comm,
-        ev.target_pid
+        ev.what()
     );
 }
 

@@ -181,7 +181,7 @@ fn assess(
 pub(super) fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
     let layer_of = |hook: &str| match hook {
         "bprm_check_security" => "exec",
-        "task_kill" => "process",
+        "task_kill" | "ptrace_access_check" => "process",
         _ => "file",
     };
     ["file", "exec", "process"]

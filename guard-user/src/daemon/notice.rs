@@ -130,17 +130,14 @@ impl Refusal {
         })
     }
 
-    /// A refused signal.
+    /// A refused signal or ptrace attach.
     pub fn signal(ev: &ProcessDecision, legend: &Legend) -> Option<Self> {
         let audit_mode = refused(ev.decision)?;
         let rule = legend.rule(ev.rule_id).unwrap_or("?");
         Self::by(
             &ev.actor,
             audit_mode,
-            format!(
-                "signal {} to {} (pid {})",
-                ev.signal, ev.target_comm, ev.target_pid
-            ),
+            ev.what(),
             format!(
                 "the process layer protects {} (rule {rule})",
                 ev.target_comm

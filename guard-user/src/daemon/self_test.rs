@@ -345,6 +345,7 @@ fn process_layer(
             key,
             ProcessProtection {
                 signals: 1 << Signal::SIGTERM as u32,
+                runtime_fatal: 0,
                 rule_id: SELF_TEST_RULE,
                 _pad: 0,
             },

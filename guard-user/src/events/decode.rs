@@ -7,6 +7,7 @@ use guard_common::{
         EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
     exec::LINE_TRUNCATED,
+    process::ProcessReason,
     Decision, ExecEvent, FileEvent, FileOp, ProcessEvent,
 };
 
@@ -54,10 +55,15 @@ impl KernelCmdline {
 pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
     let raw: ProcessEvent = read_record(bytes, EventKind::Process)?;
     let decision = decision(raw.header.decision)?;
+    let reason = ProcessReason::from_u32(raw.reason).ok_or(DecodeError::Unknown {
+        field: "reason",
+        value: raw.reason,
+    })?;
     Ok(ProcessDecision {
         decision,
         rule_id: raw.rule_id,
         signal: raw.signal as i32,
+        reason,
         target_pid: raw.target_pid,
         target_comm: c_string(&raw.target_comm),
         target_exe: raw.target_exe,
@@ -433,7 +439,7 @@ mod tests {
             rule_id: 4,
             signal: 9,
             target_pid: 70,
-            _pad: 0,
+            reason: ProcessReason::Uncatchable as u32,
             target_comm: comm("containerd"),
             cmdline: cmdline(b"pkill\0-9\0containerd\0"),
         };
@@ -447,6 +453,7 @@ mod tests {
         };
         assert_eq!(got.decision, Decision::WouldBlock);
         assert_eq!((got.rule_id, got.signal, got.target_pid), (4, 9, 70));
+        assert_eq!(got.reason, ProcessReason::Uncatchable);
         assert_eq!(got.target_comm, "containerd");
         assert_eq!(got.target_exe, InodeKey::new(0x0fe0_0001, 15));
         assert_eq!(

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use guard_common::{
     exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+    process::ProcessReason,
     Decision, FileOp, InodeKey,
 };
 
@@ -136,17 +137,48 @@ impl ExecDecision {
     }
 }
 
-/// A decoded process-layer decision: a signal to a protected daemon.
+/// A decoded process-layer decision: a signal to a protected daemon, or a ptrace attach to
+/// one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessDecision {
     pub decision: Decision,
     pub rule_id: u32,
+    /// The signal; 0 for a ptrace attach.
     pub signal: i32,
+    /// Why the signal counts as ending or stopping the target, or that it was a ptrace
+    /// attach.
+    pub reason: ProcessReason,
     pub target_pid: u32,
     pub target_comm: String,
     pub target_exe: InodeKey,
-    /// Who sent the signal.
+    /// Who sent the signal, or attached.
     pub actor: KernelActor,
+}
+
+impl ProcessDecision {
+    pub fn is_ptrace(&self) -> bool {
+        self.reason == ProcessReason::PtraceAttach
+    }
+
+    /// The audit record's `op`: `kill` or `ptrace`.
+    pub fn op(&self) -> &'static str {
+        if self.is_ptrace() {
+            "ptrace"
+        } else {
+            "kill"
+        }
+    }
+
+    /// What was attempted, for people: `signal 1 to containerd (pid 70)`, `ptrace attach
+    /// to containerd (pid 70)`.
+    pub fn what(&self) -> String {
+        let target = format!("{} (pid {})", self.target_comm, self.target_pid);
+        if self.is_ptrace() {
+            format!("ptrace attach to {target}")
+        } else {
+            format!("signal {} to {target}", self.signal)
+        }
+    }
 }
 
 /// A decoded ring buffer record.

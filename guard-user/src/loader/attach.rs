@@ -22,7 +22,7 @@ use super::{
     active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, mounts,
     offsets_from, pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode,
     ModifyReturnError, OffsetError, TreeCache, EXEC_CAPTURE, EXEC_HOOK, KERNEL_BTF,
-    KERNEL_ENOTSUPP, PROCESS_HOOK, RENAME_WATCH, UNUSED_RING_BYTES,
+    KERNEL_ENOTSUPP, PROCESS_HOOKS, RENAME_WATCH, UNUSED_RING_BYTES,
 };
 
 impl Guard {
@@ -79,7 +79,8 @@ impl Guard {
         let enforcing: Vec<&'static str> = file_hooks
             .hooks()
             .iter()
-            .chain([&EXEC_HOOK, &PROCESS_HOOK])
+            .chain([&EXEC_HOOK])
+            .chain(PROCESS_HOOKS)
             .copied()
             .collect();
         let captures: Vec<&'static str> = EXEC_CAPTURE.iter().map(|&(name, ..)| name).collect();

@@ -56,8 +56,8 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 ];
 /// The exec layer's decision (an LSM hook, like the file layer's and the process layer's).
 const EXEC_HOOK: &str = "bprm_check_security";
-/// The process layer.
-const PROCESS_HOOK: &str = "task_kill";
+/// The process layer: signals, and ptrace attaches.
+const PROCESS_HOOKS: &[&str] = &["task_kill", "ptrace_access_check"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
 const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 

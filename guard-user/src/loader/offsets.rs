@@ -97,6 +97,11 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         tty_struct_driver: member_offset(btf, "tty_struct", "driver")?,
         tty_driver_major: member_offset(btf, "tty_driver", "major")?,
         tty_driver_minor_start: member_offset(btf, "tty_driver", "minor_start")?,
+        task_sighand: member_offset(btf, "task_struct", "sighand")?,
+        sighand_action_handler: member_offset(btf, "sighand_struct", "action")?
+            + member_offset(btf, "k_sigaction", "sa")?
+            + member_offset(btf, "sigaction", "sa_handler")?,
+        k_sigaction_size: struct_size(btf, "k_sigaction")?,
     })
 }
 
@@ -146,23 +151,31 @@ pub fn member_offset(
     strukt: &'static str,
     member: &'static str,
 ) -> Result<u32, OffsetError> {
-    // Several types can share a name (a struct and a same-named typedef, or a forward
-    // declaration); take the first one that is a complete struct.
-    let ty = btf
-        .resolve_types_by_name(strukt)
-        .map_err(|_| OffsetError::NoStruct(strukt))?
-        .into_iter()
-        .find_map(|ty| match ty {
-            Type::Struct(s) if !s.members.is_empty() => Some(s),
-            _ => None,
-        })
-        .ok_or(OffsetError::NoStruct(strukt))?;
+    let ty = find_struct(btf, strukt)?;
     let bits =
         find_member_bits(btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
     if bits % 8 != 0 {
         return Err(OffsetError::Bitfield { strukt, member });
     }
     Ok(bits / 8)
+}
+
+/// Size in bytes of `struct strukt`.
+pub fn struct_size(btf: &Btf, strukt: &'static str) -> Result<u32, OffsetError> {
+    Ok(find_struct(btf, strukt)?.size() as u32)
+}
+
+fn find_struct(btf: &Btf, strukt: &'static str) -> Result<btf_rs::Struct, OffsetError> {
+    // Several types can share a name (a struct and a same-named typedef, or a forward
+    // declaration); take the first one that is a complete struct.
+    btf.resolve_types_by_name(strukt)
+        .map_err(|_| OffsetError::NoStruct(strukt))?
+        .into_iter()
+        .find_map(|ty| match ty {
+            Type::Struct(s) if !s.members.is_empty() => Some(s),
+            _ => None,
+        })
+        .ok_or(OffsetError::NoStruct(strukt))
 }
 
 fn find_member_bits(
@@ -234,6 +247,13 @@ mod tests {
         assert!(off.renamedata_old_dentry > 0);
         assert_eq!(off.renamedata_old_dentry % 8, 0);
         assert!(off.renamedata_new_dentry > off.renamedata_old_dentry);
+        // sa_handler leads struct sigaction, which leads struct k_sigaction; 64 of those
+        // follow the sighand_struct's count and lock.
+        assert_eq!(off.task_sighand % 8, 0);
+        assert!(off.sighand_action_handler > 0);
+        assert_eq!(off.sighand_action_handler % 8, 0);
+        assert!(off.k_sigaction_size >= 32);
+        assert_eq!(off.k_sigaction_size % 8, 0);
     }
 
     #[test]

@@ -103,8 +103,10 @@ pub enum RuleBody {
     Processes {
         exe: Vec<PathPattern>,
         supervisors: Vec<PathPattern>,
-        /// Signal numbers refused.
+        /// Signal numbers refused whatever the process does with them.
         signals: Vec<u32>,
+        /// Signal numbers the programs handle although their runtime hides it.
+        handles: Vec<u32>,
     },
 }
 

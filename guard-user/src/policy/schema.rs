@@ -173,9 +173,15 @@ pub struct ProcessesRule {
     /// Executables that may still signal them; pid 1 always may.
     #[serde(default)]
     pub supervisors: Vec<Str>,
-    /// Signals refused, by name (`KILL`, `TERM`, …); default: the fatal ones.
+    /// Signals refused whatever the process does with them, by name (`KILL`, `TERM`, …);
+    /// default: the ones daemons shut down on. Any other signal is refused when it would
+    /// end or stop the process.
     #[serde(default)]
     pub signals: Option<Vec<Str>>,
+    /// Signals these programs ask for although their runtime catches every signal, so the
+    /// kernel cannot tell (a Go program's `os/signal.Notify`, e.g. dockerd's `HUP`).
+    #[serde(default)]
+    pub handles: Vec<Str>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, serde::Serialize)]

@@ -80,6 +80,24 @@ impl Checker<'_> {
         self.errors.push(self.source.diagnostic(span, message));
     }
 
+    /// Signal numbers for names; an unknown name is an error at its place.
+    fn signals(&mut self, names: &[Str]) -> Vec<u32> {
+        let mut numbers = Vec::new();
+        for raw in names {
+            match signal_number(raw.get_ref()) {
+                Some(n) => numbers.push(n),
+                None => {
+                    let message = format!(
+                        "unknown signal `{}` (expected a name such as `KILL` or `TERM`)",
+                        raw.get_ref()
+                    );
+                    self.error(raw.span(), message);
+                }
+            }
+        }
+        numbers
+    }
+
     fn at(&self, span: &Range<usize>) -> Location {
         self.source.locate(span.start)
     }
@@ -431,30 +449,21 @@ pub fn validate(
             .iter()
             .filter_map(|p| c.path(p, true))
             .collect();
-        let mut signals = Vec::new();
-        match &r.signals {
-            None => signals.extend(DEFAULT_SIGNALS.iter().filter_map(|s| signal_number(s))),
-            Some(list) => {
-                for raw in list {
-                    match signal_number(raw.get_ref()) {
-                        Some(n) => signals.push(n),
-                        None => {
-                            let message = format!(
-                                "unknown signal `{}` (expected a name such as `KILL` or `TERM`)",
-                                raw.get_ref()
-                            );
-                            c.error(raw.span(), message);
-                        }
-                    }
-                }
-            }
-        }
+        let signals = match &r.signals {
+            None => DEFAULT_SIGNALS
+                .iter()
+                .filter_map(|s| signal_number(s))
+                .collect(),
+            Some(list) => c.signals(list),
+        };
+        let handles = c.signals(&r.handles);
         let mode = c.mode(&r.mode, default_mode);
         let at = c.at(&r.name.span());
         let body = RuleBody::Processes {
             exe,
             supervisors,
             signals,
+            handles,
         };
         push(&mut rules, name, r.description.clone(), mode, at, body);
     }

@@ -7,6 +7,7 @@ pub mod dpkg;
 pub mod root;
 pub mod rpm;
 pub mod ruleset;
+pub mod runtime;
 pub mod units;
 
 use std::{

@@ -15,6 +15,7 @@ use guard_common::{
         ExcludedChildKey, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL,
         OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
     },
+    process::GO_RUNTIME_FATAL,
     rule::{RuleEntry, RuleKind, RULE_ENFORCE},
     FileOp, FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
@@ -104,9 +105,18 @@ impl KernelTables {
         t.exec = ExecTables::from_rule_set(set, windows, now);
         t.legend.objects = t.exec.commands.object_names.clone();
         for exe in &set.processes {
-            let signals = set.rule(exe.rule).map_or(0, |r| r.signal_mask);
+            let rule = set.rule(exe.rule);
+            let signals = rule.map_or(0, |r| r.signal_mask);
+            // A Go program's handler is its runtime's: the kernel sees the signals caught,
+            // and the runtime exits on these unless the program asked for them.
+            let runtime_fatal = if exe.go_runtime {
+                GO_RUNTIME_FATAL & !rule.map_or(0, |r| r.handled_mask)
+            } else {
+                0
+            };
             t.processes.entry(exe.key).or_insert(ProcessProtection {
                 signals,
+                runtime_fatal,
                 rule_id: exe.rule,
                 _pad: 0,
             });

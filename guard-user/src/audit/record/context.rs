@@ -45,6 +45,15 @@ impl AuditRecord {
         self
     }
 
+    /// Why the signal counts as ending the target (see [`SignalDetail::reason`]); after
+    /// [`signal`](Self::signal).
+    pub fn signal_reason(mut self, reason: &str) -> Self {
+        if let Some(signal) = &mut self.signal {
+            signal.reason = Some(reason.to_owned());
+        }
+        self
+    }
+
     pub fn note(mut self, note: impl Into<String>) -> Self {
         self.note = Some(note.into());
         self

@@ -127,6 +127,13 @@ pub struct SignalDetail {
     pub number: i32,
     /// `SIGKILL`, `SIGTERM`, …; `null` for a number this platform does not name.
     pub name: Option<String>,
+    /// Why the signal counts as ending or stopping the target: `uncatchable` (KILL,
+    /// STOP), `listed` (the rule's `signals`), `default-terminate`, `default-core`,
+    /// `default-stop` (left at that default action), `runtime-exits` (caught by a runtime
+    /// that exits on it). Absent in records written before rtguard judged signals by
+    /// their effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,7 +202,11 @@ impl SignalDetail {
         let name = nix::sys::signal::Signal::try_from(number)
             .ok()
             .map(|s| s.as_str().to_owned());
-        Self { number, name }
+        Self {
+            number,
+            name,
+            reason: None,
+        }
     }
 }
 

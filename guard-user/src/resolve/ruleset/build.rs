@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use guard_common::InodeKey;
+use guard_common::{process::signal_bit, InodeKey};
 
 use super::{
     report::item, EditableBaseline, ItemReport, Origin, PolicyInfo, ResolvedExe, ResolvedObject,
@@ -301,7 +301,12 @@ impl Builder<'_> {
             for path in self.expand(pattern) {
                 if let Some((host, key)) = self.stat(&path, pattern.location) {
                     if host.is_file() && !exes.iter().any(|e: &ResolvedExe| e.key == key) {
-                        exes.push(ResolvedExe { path, key, rule });
+                        exes.push(ResolvedExe {
+                            path,
+                            key,
+                            rule,
+                            go_runtime: false,
+                        });
                         count += 1;
                     }
                 }
@@ -310,6 +315,10 @@ impl Builder<'_> {
         }
         (exes, items)
     }
+}
+
+fn signal_mask(signals: &[u32]) -> u64 {
+    signals.iter().fold(0, |m, &s| m | signal_bit(s))
 }
 
 fn not_found(e: &io::Error) -> bool {
@@ -399,9 +408,11 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
                 }
             ),
             signal_mask: match &r.body {
-                RuleBody::Processes { signals, .. } => {
-                    signals.iter().fold(0u64, |m, &s| m | 1u64 << s)
-                }
+                RuleBody::Processes { signals, .. } => signal_mask(signals),
+                _ => 0,
+            },
+            handled_mask: match &r.body {
+                RuleBody::Processes { handles, .. } => signal_mask(handles),
                 _ => 0,
             },
         })
@@ -458,7 +469,8 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
                 exe,
                 supervisors,
                 signals,
-            } => b.processes_rule(rule.id, exe, supervisors, signals),
+                handles,
+            } => b.processes_rule(rule.id, rule.location, exe, supervisors, signals, handles),
         };
         if objects == 0 && !matches!(rule.body, RuleBody::Netfilter { .. }) {
             let message = format!("rule `{}` resolves to nothing on this host", rule.name);

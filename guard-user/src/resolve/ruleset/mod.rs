@@ -67,9 +67,13 @@ pub struct RuleInfo {
     /// Trees rules: only removal and renames are refused, not writes.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_writes: bool,
-    /// Processes rules: bit n set refuses signal n.
+    /// Processes rules: bit n set refuses signal n whatever the process does with it.
     #[serde(skip_serializing_if = "is_zero")]
     pub signal_mask: u64,
+    /// Processes rules: bit n set, the programs handle signal n although their runtime
+    /// catches every signal (the rule's `handles`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub handled_mask: u64,
 }
 
 fn serialize_kind<S: Serializer>(kind: &RuleKind, s: S) -> Result<S::Ok, S::Error> {
@@ -174,6 +178,11 @@ pub struct ResolvedExe {
     #[serde(serialize_with = "serialize_key")]
     pub key: InodeKey,
     pub rule: u32,
+    /// A Go program: its runtime catches nearly every signal and exits on some of them
+    /// (see `guard_common::process::GO_RUNTIME_FATAL`). Found for protected processes
+    /// only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub go_runtime: bool,
 }
 
 /// A command binary by identity → its class, for execs under another name (a hard link).

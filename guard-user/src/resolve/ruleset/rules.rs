@@ -405,12 +405,22 @@ impl Builder<'_> {
     pub(super) fn processes_rule(
         &mut self,
         rule: u32,
+        at: Location,
         exe: &[PathPattern],
         supervisors: &[PathPattern],
         signals: &[u32],
+        handles: &[u32],
     ) -> (Vec<ItemReport>, usize) {
-        let (exes, mut items) = self.exes(exe, rule);
+        let (mut exes, mut items) = self.exes(exe, rule);
+        for e in &mut exes {
+            e.go_runtime = self.go_program(&e.path, at);
+        }
         let total = exes.len();
+        let go: Vec<String> = exes
+            .iter()
+            .filter(|e| e.go_runtime)
+            .map(|e| e.path.display().to_string())
+            .collect();
         self.set.processes.extend(exes);
         let (sups, sup_items) = self.exes(supervisors, rule);
         self.set.supervisors.extend(sups);
@@ -418,17 +428,47 @@ impl Builder<'_> {
             s.name = format!("supervisor {}", s.name);
             items.push(s);
         }
-        let names: Vec<&str> = signals.iter().filter_map(|&s| signal_name(s)).collect();
+        let names = |list: &[u32]| -> String {
+            let names: Vec<&str> = list.iter().filter_map(|&s| signal_name(s)).collect();
+            names.join(" ")
+        };
+        let mut detail = format!(
+            "refused from anyone but pid 1 and the supervisors when they would end or stop \
+             the process, and always: {}",
+            names(signals)
+        );
+        if !go.is_empty() {
+            detail.push_str(&format!(
+                "; Go programs (their runtime exits on signals they catch): {}",
+                go.join(" ")
+            ));
+        }
+        if !handles.is_empty() {
+            detail.push_str(&format!("; handled by the programs: {}", names(handles)));
+        }
         items.push(ItemReport {
             name: "signals".to_owned(),
             state: ItemState::Present,
-            detail: format!(
-                "refused from anyone but pid 1 and the supervisors: {}",
-                names.join(" ")
-            ),
+            detail,
             objects: 0,
         });
         (items, total)
+    }
+
+    /// Whether the executable at `path` (inside the root) is a Go program; a file that
+    /// cannot be read is reported and taken for one that is not.
+    fn go_program(&mut self, path: &Path, at: Location) -> bool {
+        let read = self
+            .root
+            .stat(path)
+            .and_then(|(host, _)| crate::resolve::runtime::is_go_program(&host));
+        match read {
+            Ok(go) => go,
+            Err(e) => {
+                self.warn(at, format!("cannot read {}: {e}", path.display()));
+                false
+            }
+        }
     }
 
     /// Binds command classes to executables by identity: each class binary found on the
