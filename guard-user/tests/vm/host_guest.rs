@@ -276,6 +276,10 @@ pub mod first_boot {
         let shims = pids_of("containerd-shim-runc-v2");
         assert!(!shims.is_empty(), "no shim runs the container");
         let before = audit_lines().len();
+        println!(
+            "before the incident, {ADDRESS}:{PORT} answers: {:?}",
+            fetch().unwrap_or_default()
+        );
 
         // What the uninstaller ran, in its order.
         for refused in [
@@ -299,6 +303,10 @@ pub mod first_boot {
         assert_eq!(pids_of("containerd-shim-runc-v2"), shims, "a shim died");
 
         expect_stack_intact();
+        println!(
+            "after the incident, {ADDRESS}:{PORT} answers: {:?}",
+            fetch().unwrap_or_default()
+        );
         assert_eq!(files_state(), files, "a runtime file changed");
         assert_eq!(
             expect_allowed("iptables -t nat -S DOCKER"),
@@ -320,6 +328,8 @@ pub mod first_boot {
         for verb in ["stop", "disable", "mask", "kill"] {
             expect_denied(&format!("systemctl {verb} containerd.service"));
         }
+        // "pkill -HUP to make it reload its config": containerd's Go runtime exits on it.
+        expect_denied(&format!("kill -HUP {pid}"));
         assert_eq!(
             main_pid("containerd"),
             pid,
