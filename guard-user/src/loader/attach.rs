@@ -140,6 +140,7 @@ impl Guard {
                 }
             }
         };
+        let sysctl_guard = super::sysctl::attach(&mut ebpf);
         info!(
             mechanism = mechanism.as_str(),
             hooks = file_hooks.as_str(),
@@ -158,6 +159,7 @@ impl Guard {
             capture_links,
             rename_watch,
             tree_cache,
+            sysctl_guard,
             pinned: Vec::new(),
             installed: KernelTables::default(),
         })

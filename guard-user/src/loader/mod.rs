@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod offsets;
 pub mod pins;
 mod sync;
+pub mod sysctl;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -48,6 +49,7 @@ pub use mechanism::{active_lsms, bpf_lsm_inactive, Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
+pub use sysctl::SysctlGuard;
 
 /// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
 const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
@@ -196,6 +198,8 @@ pub struct Guard {
     /// The tree-walk cache's rename watcher, when it attached.
     rename_watch: Option<FExitLinkId>,
     tree_cache: TreeCache,
+    /// The sysctls the programs depend on: refused, or why not.
+    sysctl_guard: SysctlGuard,
     /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
     pinned: Vec<PinnedLink>,
     installed: KernelTables,
@@ -277,6 +281,20 @@ impl Guard {
                 .map_err(|source| LoadError::Program { hook: name, source })?;
             self.pinned.push(pin(name, link.into())?);
         }
+        if let SysctlGuard::On { link, .. } = &mut self.sysctl_guard {
+            if let Some(link) = link.take() {
+                let name = sysctl::PROGRAM;
+                let path = generation.link_path(name);
+                let pinned = modify_return::pin(link.as_fd(), &path)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                    .and_then(|()| PinnedLink::from_pin(&path).map_err(|e| Box::new(e) as _))
+                    .map_err(|source| LoadError::PinLink {
+                        program: name,
+                        source,
+                    })?;
+                self.pinned.push(pinned);
+            }
+        }
         for (name, id) in std::mem::take(&mut self.capture_links) {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
             let link = program
@@ -331,6 +349,11 @@ impl Guard {
 
     pub fn tree_cache(&self) -> &TreeCache {
         &self.tree_cache
+    }
+
+    /// Whether the sysctls the programs depend on are protected.
+    pub fn sysctl_guard(&self) -> &SysctlGuard {
+        &self.sysctl_guard
     }
 
     /// What the maps hold now.

@@ -12,6 +12,7 @@ mod daemon;
 mod exec_layer;
 mod file_layer;
 mod filesystems;
+mod liveness;
 mod mechanism;
 mod mounts;
 mod notices;
