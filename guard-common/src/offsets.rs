@@ -32,6 +32,8 @@ pub struct KernelOffsets {
     pub super_block_s_root: u32,
     /// `struct path` → `dentry`.
     pub path_dentry: u32,
+    /// `struct vfsmount` → `mnt_root`: the dentry a mount shows at its mount point.
+    pub vfsmount_mnt_root: u32,
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub file_f_mode: u32,

@@ -27,9 +27,9 @@ use crate::{
     chain::{chained, restated, EPERM},
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, fill_header,
-        iattr_valid, inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent,
-        KernelPtr,
+        dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags, file_inode,
+        file_mode, fill_header, iattr_valid, inode_key, path_dentry, read_ptr, resolved_offsets,
+        task_exe, task_mnt_ns, task_parent, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -217,6 +217,31 @@ pub fn sb_mount(ctx: LsmContext) -> i32 {
 #[lsm(hook = "move_mount")]
 pub fn move_mount(ctx: LsmContext) -> i32 {
     chained(&ctx, 2, |off| decide_mount(off, arg_scalar(&ctx, 1)))
+}
+
+/// `BPF_FS_MAGIC` (include/uapi/linux/magic.h).
+const BPF_FS_MAGIC: u64 = 0xcafe4a11;
+
+/// `security_sb_umount(struct vfsmount *mnt, int flags)`: unmounting the BPF filesystem
+/// drops what is pinned in it (`umount -l /sys/fs/bpf`), and with the daemon gone the
+/// pinned links are all that keeps the programs attached. Refused in the runtime's mount
+/// namespace where the mount's root is protected (the pins' ancestor), on bpffs only:
+/// other unmounts change what a path shows, not what the kernel enforces, and the daemon
+/// resolves the policy again after them (`op: mounts-changed`).
+#[lsm(hook = "sb_umount")]
+pub fn sb_umount(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        let Some(root) = read_ptr(arg_scalar(&ctx, 0), off.vfsmount_mnt_root) else {
+            return 0;
+        };
+        if dentry_sb_magic(off, root) != Some(BPF_FS_MAGIC) {
+            return 0;
+        }
+        match task_mnt_ns(off, current_task()) {
+            Some(ns) if is_runtime_mnt_ns(ns) => decide(off, FileOp::Unmount, root),
+            _ => 0,
+        }
+    })
 }
 
 /// A mount onto `path`, refused where it would cover a protected object, tree root or

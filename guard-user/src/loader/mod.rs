@@ -93,6 +93,7 @@ impl FileHooks {
                 "file_open",
                 "sb_mount",
                 "move_mount",
+                "sb_umount",
             ],
             FileHooks::Inode => &[
                 "inode_unlink",
@@ -102,6 +103,7 @@ impl FileHooks {
                 "file_open",
                 "sb_mount",
                 "move_mount",
+                "sb_umount",
             ],
         }
     }

@@ -69,6 +69,7 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         dentry_d_sb: member_offset(btf, "dentry", "d_sb")?,
         super_block_s_root: member_offset(btf, "super_block", "s_root")?,
         path_dentry: member_offset(btf, "path", "dentry")?,
+        vfsmount_mnt_root: member_offset(btf, "vfsmount", "mnt_root")?,
         file_f_path: member_offset(btf, "file", "f_path")?,
         file_f_inode: member_offset(btf, "file", "f_inode")?,
         file_f_mode: member_offset(btf, "file", "f_mode")?,

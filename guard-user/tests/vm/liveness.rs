@@ -301,3 +301,37 @@ fn a_proof_that_fails_turns_status_non_zero_with_the_reason_and_is_audited() {
         "the write itself is reported"
     );
 }
+
+/// With the daemon gone, the pinned links are all that keeps the programs attached, and
+/// unmounting the BPF filesystem drops them: refused like removing a pin.
+#[test]
+fn the_bpf_filesystem_holding_the_pins_cannot_be_unmounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let pin_dir = std::path::PathBuf::from("/sys/fs/bpf/rtguard");
+    let _cleanup = UnloadOnDrop {
+        pin_dir: pin_dir.clone(),
+        audit: audit.clone(),
+    };
+    let guard = start_production(&audit, &["--pin"]);
+    let bpffs = || {
+        nix::sys::statfs::statfs("/sys/fs/bpf")
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
+    };
+    expect_denied("umount -l /sys/fs/bpf");
+    expect_denied("umount /sys/fs/bpf");
+    assert!(bpffs(), "still mounted");
+    // Once the daemon has stopped, the pinned programs refuse it on their own.
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    expect_denied("umount -l /sys/fs/bpf");
+    assert!(bpffs(), "still mounted");
+    assert!(pin_dir.is_dir(), "the pins are still there");
+    let records = audit_records(&audit);
+    assert!(
+        records.iter().any(|r| r["op"] == "unmount"
+            && r["decision"] == "blocked"
+            && r["rule"] == "rtguard-pins"),
+        "a blocked unmount record: {records:?}"
+    );
+}
