@@ -33,10 +33,16 @@ pub enum FileOp {
     /// refused on the BPF filesystem only, where unmounting drops the pinned programs once
     /// the daemon is gone (see guard-ebpf's `sb_umount`).
     Unmount = 1 << 10,
+    /// A POSIX ACL written (`setfacl`, `setxattr(system.posix_acl_access)`): it can take
+    /// every permission off a binary, like `chmod 000`.
+    SetAcl = 1 << 11,
+    /// Inode flags changed (`chattr +i`: `FS_IOC_SETFLAGS`, `FS_IOC_FSSETXATTR`): an
+    /// immutable or append-only file makes the next upgrade of it fail.
+    SetFlags = 1 << 12,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 11] = [
+    pub const ALL: [FileOp; 13] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -48,6 +54,8 @@ impl FileOp {
         FileOp::Replace,
         FileOp::Mount,
         FileOp::Unmount,
+        FileOp::SetAcl,
+        FileOp::SetFlags,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -68,7 +76,7 @@ impl FileOp {
 }
 
 /// Every operation: what a protected file or directory is guarded against.
-pub const OPS_ALL: u32 = 0x7ff;
+pub const OPS_ALL: u32 = 0x1fff;
 /// What an ancestor directory of a protected object is guarded against: moving or
 /// removing it, or mounting over it, would take the object with it. Creating and
 /// removing other entries in it stays allowed.
@@ -237,7 +245,7 @@ mod tests {
             all |= op.bit();
         }
         assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x800), None);
+        assert_eq!(FileOp::from_u32(0x2000), None);
     }
 
     #[test]
@@ -254,6 +262,8 @@ mod tests {
             "replace",
             "mount",
             "unmount",
+            "set-acl",
+            "set-flags",
         ];
         assert_eq!(FileOp::ALL.map(FileOp::as_str), words);
     }

@@ -60,6 +60,9 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
+/// Hooks of the file layer that older kernels do not have: attached where they exist.
+/// `inode_set_acl` arrived in Linux 6.2; before it, ACLs go through `inode_setxattr`.
+const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
 const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 
@@ -94,6 +97,9 @@ impl FileHooks {
                 "sb_mount",
                 "move_mount",
                 "sb_umount",
+                "inode_setxattr",
+                "inode_set_acl",
+                "file_ioctl",
             ],
             FileHooks::Inode => &[
                 "inode_unlink",
@@ -104,6 +110,9 @@ impl FileHooks {
                 "sb_mount",
                 "move_mount",
                 "sb_umount",
+                "inode_setxattr",
+                "inode_set_acl",
+                "file_ioctl",
             ],
         }
     }

@@ -85,6 +85,7 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
         inode_setattr_args: hook_arity(btf, mechanism, "inode_setattr")?,
+        inode_setxattr_args: hook_arity(btf, mechanism, "inode_setxattr")?,
         inode_rename_args: hook_arity(btf, mechanism, "inode_rename")?,
         task_nsproxy: member_offset(btf, "task_struct", "nsproxy")?,
         nsproxy_mnt_ns: member_offset(btf, "nsproxy", "mnt_ns")?,

@@ -6,6 +6,7 @@
 mod common;
 
 mod apt_hook;
+mod attributes;
 mod basics;
 mod configuration;
 mod daemon;
