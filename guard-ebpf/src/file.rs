@@ -246,6 +246,16 @@ pub fn file_ioctl(ctx: LsmContext) -> i32 {
     })
 }
 
+/// `security_inode_file_setattr(struct dentry *, struct file_kattr *)`: Linux 6.17 and
+/// later set inode flags through `vfs_fileattr_set`, which the `file_setattr(2)` system
+/// call reaches without an ioctl. The loader attaches it where the kernel has it.
+#[lsm(hook = "inode_file_setattr")]
+pub fn inode_file_setattr(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::SetFlags, arg_scalar(&ctx, 0))
+    })
+}
+
 // ---- both sets -----------------------------------------------------------------------------
 
 /// `security_file_open(struct file *file)`: writes and O_TRUNC.

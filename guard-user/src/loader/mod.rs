@@ -61,8 +61,9 @@ const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer.
 const PROCESS_HOOK: &str = "task_kill";
 /// Hooks of the file layer that older kernels do not have: attached where they exist.
-/// `inode_set_acl` arrived in Linux 6.2; before it, ACLs go through `inode_setxattr`.
-const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl"];
+/// `inode_set_acl` arrived in Linux 6.2 (before it, ACLs go through `inode_setxattr`),
+/// `inode_file_setattr` in 6.17 (before it, inode flags change only by ioctl).
+const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_file_setattr"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
 const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 
@@ -100,6 +101,7 @@ impl FileHooks {
                 "inode_setxattr",
                 "inode_set_acl",
                 "file_ioctl",
+                "inode_file_setattr",
             ],
             FileHooks::Inode => &[
                 "inode_unlink",
@@ -113,6 +115,7 @@ impl FileHooks {
                 "inode_setxattr",
                 "inode_set_acl",
                 "file_ioctl",
+                "inode_file_setattr",
             ],
         }
     }

@@ -16,13 +16,22 @@ const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
 const FS_IMMUTABLE_FL: libc::c_long = 0x10;
 
 /// An ACL as the kernel stores it in `system.posix_acl_access`: version 2, then the
-/// owner, group and other entries, all without permissions.
+/// owner, a named user (nobody), the group, the mask and other, all without
+/// permissions. The named user makes it an extended ACL, which the kernel keeps as an
+/// attribute (a minimal one is folded into the mode bits); either way the file's mode
+/// becomes 000.
 fn acl_taking_everything() -> Vec<u8> {
     let mut acl = 2u32.to_le_bytes().to_vec();
-    for tag in [0x01u16, 0x04, 0x20] {
+    for (tag, id) in [
+        (0x01u16, u32::MAX),
+        (0x02, 65534),
+        (0x04, u32::MAX),
+        (0x10, u32::MAX),
+        (0x20, u32::MAX),
+    ] {
         acl.extend_from_slice(&tag.to_le_bytes());
         acl.extend_from_slice(&0u16.to_le_bytes());
-        acl.extend_from_slice(&u32::MAX.to_le_bytes());
+        acl.extend_from_slice(&id.to_le_bytes());
     }
     acl
 }
@@ -85,8 +94,10 @@ fn an_acl_or_an_immutable_flag_on_a_protected_binary_is_refused() {
         audit.to_str().unwrap(),
     ]);
     // The unprotected neighbour takes both, so the refusals below are the guard's.
+    std::fs::set_permissions(&s.sibling, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(set_acl(&s.sibling), None, "an ACL on an unprotected file");
     assert!(has_acl(&s.sibling));
+    assert_eq!(mode(&s.sibling), 0o000, "the ACL took every permission");
     expect_allowed(&format!(
         "chattr +i {0} && chattr -i {0}",
         s.sibling.display()
