@@ -51,6 +51,8 @@ pub enum EventKind {
     Exec = 2,
     /// A [`ProcessEvent`](crate::ProcessEvent).
     Process = 3,
+    /// A [`SysctlEvent`](crate::sysctl::SysctlEvent).
+    Sysctl = 4,
 }
 
 /// The task that acted, as the kernel read it in that task's own context.

@@ -29,10 +29,20 @@ pub enum FileOp {
     /// /usr/bin/containerd`, `mount -t tmpfs none /etc/containerd`): what the runtime
     /// sees there is replaced without a byte of it touched.
     Mount = 1 << 9,
+    /// The filesystem the object is the root of unmounted (`umount -l /sys/fs/bpf`):
+    /// refused on the BPF filesystem only, where unmounting drops the pinned programs once
+    /// the daemon is gone (see guard-ebpf's `sb_umount`).
+    Unmount = 1 << 10,
+    /// A POSIX ACL written (`setfacl`, `setxattr(system.posix_acl_access)`): it can take
+    /// every permission off a binary, like `chmod 000`.
+    SetAcl = 1 << 11,
+    /// Inode flags changed (`chattr +i`: `FS_IOC_SETFLAGS`, `FS_IOC_FSSETXATTR`): an
+    /// immutable or append-only file makes the next upgrade of it fail.
+    SetFlags = 1 << 12,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 10] = [
+    pub const ALL: [FileOp; 13] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -43,6 +53,9 @@ impl FileOp {
         FileOp::Setattr,
         FileOp::Replace,
         FileOp::Mount,
+        FileOp::Unmount,
+        FileOp::SetAcl,
+        FileOp::SetFlags,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -63,15 +76,19 @@ impl FileOp {
 }
 
 /// Every operation: what a protected file or directory is guarded against.
-pub const OPS_ALL: u32 = 0x3ff;
+pub const OPS_ALL: u32 = 0x1fff;
 /// What an ancestor directory of a protected object is guarded against: moving or
 /// removing it, or mounting over it, would take the object with it. Creating and
 /// removing other entries in it stays allowed.
-pub const OPS_ANCESTOR: u32 = FileOp::Rename as u32 | FileOp::Rmdir as u32 | FileOp::Mount as u32;
+pub const OPS_ANCESTOR: u32 =
+    FileOp::Rename as u32 | FileOp::Rmdir as u32 | FileOp::Mount as u32 | FileOp::Unmount as u32;
 /// What removes or replaces names: the `rm -rf` and `mv` of an uninstaller, and a mount
 /// over the name.
-pub const OPS_REMOVE: u32 =
-    FileOp::Unlink as u32 | FileOp::Rmdir as u32 | FileOp::Rename as u32 | FileOp::Mount as u32;
+pub const OPS_REMOVE: u32 = FileOp::Unlink as u32
+    | FileOp::Rmdir as u32
+    | FileOp::Rename as u32
+    | FileOp::Mount as u32
+    | FileOp::Unmount as u32;
 
 /// Set in [`FileProtection::flags`] when the package manager may replace the object
 /// (a package group with `upgrade = "allow"`).
@@ -228,7 +245,7 @@ mod tests {
             all |= op.bit();
         }
         assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x400), None);
+        assert_eq!(FileOp::from_u32(0x2000), None);
     }
 
     #[test]
@@ -244,6 +261,9 @@ mod tests {
             "setattr",
             "replace",
             "mount",
+            "unmount",
+            "set-acl",
+            "set-flags",
         ];
         assert_eq!(FileOp::ALL.map(FileOp::as_str), words);
     }

@@ -14,6 +14,7 @@ pub mod inode;
 pub mod offsets;
 pub mod process;
 pub mod rule;
+pub mod sysctl;
 
 pub use event::{Decision, EventActor, EventHeader, EventKind, ExecEvent, FileEvent, COMM_LEN};
 pub use file::{FileOp, FileProtection, TrustKey};
@@ -47,6 +48,7 @@ pub mod names {
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
     pub const EXCLUDED_CHILDREN: &str = "EXCLUDED_CHILDREN";
     pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
+    pub const PROTECTED_SYSCTLS: &str = "PROTECTED_SYSCTLS";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -102,4 +104,6 @@ mod user {
     unsafe impl aya::Pod for super::exec::ObjectKey {}
     unsafe impl aya::Pod for super::exec::ObjectEntry {}
     unsafe impl aya::Pod for super::exec::Classification {}
+    unsafe impl aya::Pod for super::sysctl::SysctlKey {}
+    unsafe impl aya::Pod for super::sysctl::SysctlEvent {}
 }

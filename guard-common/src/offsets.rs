@@ -32,6 +32,8 @@ pub struct KernelOffsets {
     pub super_block_s_root: u32,
     /// `struct path` → `dentry`.
     pub path_dentry: u32,
+    /// `struct vfsmount` → `mnt_root`: the dentry a mount shows at its mount point.
+    pub vfsmount_mnt_root: u32,
     pub file_f_path: u32,
     pub file_f_inode: u32,
     pub file_f_mode: u32,
@@ -57,6 +59,10 @@ pub struct KernelOffsets {
     /// `security_inode_setattr` (fmod_ret) has had the namespace first since 5.12. The
     /// dentry is the one before the last.
     pub inode_setattr_args: u32,
+    /// Parameters of the function the `inode_setxattr` program is attached to: 6 since
+    /// Linux 5.12 (a `struct user_namespace *`, later `struct mnt_idmap *`, first), 5
+    /// before. The dentry and the attribute's name follow it.
+    pub inode_setxattr_args: u32,
     /// Parameters of the function the `inode_rename` program is attached to: 4 for the
     /// LSM hook, 5 for `security_inode_rename`, whose last is the rename flags (the
     /// function calls the hook twice for `RENAME_EXCHANGE`; an fmod_ret program sees the

@@ -14,6 +14,10 @@ pub const MAX_RULES: u32 = 255;
 /// table has `MAX_RULES + 2` slots (0, the policy's 1..=MAX_RULES, and this one).
 pub const SELF_TEST_RULE: u32 = MAX_RULES + 1;
 
+/// The rule id of what rtguard's programs depend on themselves (the sysctls of
+/// [`crate::sysctl::GUARD_SYSCTLS`]), two past the policy's ids. Its mode is the policy's.
+pub const GUARD_DEPENDENCIES_RULE: u32 = MAX_RULES + 2;
+
 /// Set in [`RuleEntry::flags`] when matches are denied rather than only reported.
 pub const RULE_ENFORCE: u32 = 1 << 0;
 

@@ -27,9 +27,9 @@ use crate::{
     chain::{chained, restated, EPERM},
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, dentry_sb_dev, file_dentry, file_flags, file_inode, file_mode, fill_header,
-        iattr_valid, inode_key, path_dentry, resolved_offsets, task_exe, task_mnt_ns, task_parent,
-        KernelPtr,
+        dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags, file_inode,
+        file_mode, fill_header, iattr_valid, inode_key, path_dentry, read_ptr, resolved_offsets,
+        task_exe, task_mnt_ns, task_parent, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -172,6 +172,90 @@ pub fn inode_setattr(ctx: LsmContext) -> i32 {
     }
 }
 
+// ---- attributes (both sets) -----------------------------------------------------------------
+
+/// The prefix of both POSIX ACL attributes, `system.posix_acl_access` and
+/// `system.posix_acl_default`.
+const POSIX_ACL_PREFIX: &[u8] = b"system.posix_acl_";
+
+/// `security_inode_setxattr([struct mnt_idmap *,] struct dentry *, const char *name,
+/// const void *value, size_t size, int flags)`: before Linux 6.2 ACLs are written as
+/// extended attributes through here. Other attributes pass (capabilities, SELinux
+/// labels set by package managers).
+#[lsm(hook = "inode_setxattr")]
+pub fn inode_setxattr(ctx: LsmContext) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    // Context slots must be read at constant indices, hence one branch per arity.
+    if off.inode_setxattr_args == 6 {
+        chained(&ctx, 6, |off| {
+            decide_acl(off, arg_scalar(&ctx, 1), arg_scalar(&ctx, 2))
+        })
+    } else {
+        chained(&ctx, 5, |off| {
+            decide_acl(off, arg_scalar(&ctx, 0), arg_scalar(&ctx, 1))
+        })
+    }
+}
+
+#[inline(always)]
+fn decide_acl(off: &KernelOffsets, dentry: KernelPtr, name: KernelPtr) -> i32 {
+    let mut prefix = [0u8; POSIX_ACL_PREFIX.len() + 1];
+    if unsafe { bpf_probe_read_kernel_str_bytes(name as *const u8, &mut prefix) }.is_err() {
+        return 0;
+    }
+    if &prefix[..POSIX_ACL_PREFIX.len()] == POSIX_ACL_PREFIX {
+        decide(off, FileOp::SetAcl, dentry)
+    } else {
+        0
+    }
+}
+
+/// `security_inode_set_acl(struct mnt_idmap *, struct dentry *, const char *acl_name,
+/// struct posix_acl *)`: Linux 6.2 and later write ACLs through here, not through
+/// `inode_setxattr`. The loader attaches it where the kernel has it.
+#[lsm(hook = "inode_set_acl")]
+pub fn inode_set_acl(ctx: LsmContext) -> i32 {
+    chained(&ctx, 4, |off| {
+        decide(off, FileOp::SetAcl, arg_scalar(&ctx, 1))
+    })
+}
+
+/// `FS_IOC_SETFLAGS` (`_IOW('f', 2, long)`), what `chattr` uses.
+const FS_IOC_SETFLAGS: u32 = 0x4008_6602;
+/// `FS_IOC32_SETFLAGS` (`_IOW('f', 2, int)`).
+const FS_IOC32_SETFLAGS: u32 = 0x4004_6602;
+/// `FS_IOC_FSSETXATTR` (`_IOW('X', 32, struct fsxattr)`), which sets the same flags
+/// (`xfs_io -c 'chattr +i'`).
+const FS_IOC_FSSETXATTR: u32 = 0x401c_5820;
+
+/// `security_file_ioctl(struct file *file, unsigned int cmd, unsigned long arg)`: inode
+/// flag changes. Every other ioctl passes after one comparison.
+#[lsm(hook = "file_ioctl")]
+pub fn file_ioctl(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |off| {
+        let cmd = arg_scalar(&ctx, 1) as u64 as u32;
+        if cmd != FS_IOC_SETFLAGS && cmd != FS_IOC32_SETFLAGS && cmd != FS_IOC_FSSETXATTR {
+            return 0;
+        }
+        match file_dentry(off, arg_scalar(&ctx, 0)) {
+            Some(dentry) => decide(off, FileOp::SetFlags, dentry),
+            None => 0,
+        }
+    })
+}
+
+/// `security_inode_file_setattr(struct dentry *, struct file_kattr *)`: Linux 6.17 and
+/// later set inode flags through `vfs_fileattr_set`, which the `file_setattr(2)` system
+/// call reaches without an ioctl. The loader attaches it where the kernel has it.
+#[lsm(hook = "inode_file_setattr")]
+pub fn inode_file_setattr(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        decide(off, FileOp::SetFlags, arg_scalar(&ctx, 0))
+    })
+}
+
 // ---- both sets -----------------------------------------------------------------------------
 
 /// `security_file_open(struct file *file)`: writes and O_TRUNC.
@@ -217,6 +301,31 @@ pub fn sb_mount(ctx: LsmContext) -> i32 {
 #[lsm(hook = "move_mount")]
 pub fn move_mount(ctx: LsmContext) -> i32 {
     chained(&ctx, 2, |off| decide_mount(off, arg_scalar(&ctx, 1)))
+}
+
+/// `BPF_FS_MAGIC` (include/uapi/linux/magic.h).
+const BPF_FS_MAGIC: u64 = 0xcafe4a11;
+
+/// `security_sb_umount(struct vfsmount *mnt, int flags)`: unmounting the BPF filesystem
+/// drops what is pinned in it (`umount -l /sys/fs/bpf`), and with the daemon gone the
+/// pinned links are all that keeps the programs attached. Refused in the runtime's mount
+/// namespace where the mount's root is protected (the pins' ancestor), on bpffs only:
+/// other unmounts change what a path shows, not what the kernel enforces, and the daemon
+/// resolves the policy again after them (`op: mounts-changed`).
+#[lsm(hook = "sb_umount")]
+pub fn sb_umount(ctx: LsmContext) -> i32 {
+    chained(&ctx, 2, |off| {
+        let Some(root) = read_ptr(arg_scalar(&ctx, 0), off.vfsmount_mnt_root) else {
+            return 0;
+        };
+        if dentry_sb_magic(off, root) != Some(BPF_FS_MAGIC) {
+            return 0;
+        }
+        match task_mnt_ns(off, current_task()) {
+            Some(ns) if is_runtime_mnt_ns(ns) => decide(off, FileOp::Unmount, root),
+            _ => 0,
+        }
+    })
 }
 
 /// A mount onto `path`, refused where it would cover a protected object, tree root or

@@ -106,6 +106,12 @@ pub fn dentry_sb_dev(off: &KernelOffsets, dentry: KernelPtr) -> Option<u32> {
     read_at(read_ptr(dentry, off.dentry_d_sb)?, off.super_block_s_dev)
 }
 
+/// `dentry->d_sb->s_magic`: which filesystem the dentry is on.
+#[inline(always)]
+pub fn dentry_sb_magic(off: &KernelOffsets, dentry: KernelPtr) -> Option<u64> {
+    read_at(read_ptr(dentry, off.dentry_d_sb)?, off.super_block_s_magic)
+}
+
 /// The inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
 fn dentry_inode(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {

@@ -19,6 +19,7 @@ mod file;
 mod kernel;
 mod maps;
 mod process;
+mod sysctl;
 mod task_storage;
 mod tree_cache;
 

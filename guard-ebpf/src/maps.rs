@@ -65,9 +65,10 @@ pub static TRUSTED_EXES: HashMap<TrustKey, u32> =
     HashMap::with_max_entries(MAX_TRUSTED_EXES, BPF_F_NO_PREALLOC);
 
 /// Rule table indexed by rule id: each rule's mode. Slot `SELF_TEST_RULE` (one past the
-/// policy's ids) belongs to the startup self-test.
+/// policy's ids) belongs to the self-test, slot `GUARD_DEPENDENCIES_RULE` (two past) to
+/// what the programs depend on.
 #[map]
-pub static RULES: Array<RuleEntry> = Array::with_max_entries(MAX_RULES + 2, 0);
+pub static RULES: Array<RuleEntry> = Array::with_max_entries(MAX_RULES + 3, 0);
 
 /// Decisions for userspace.
 #[map]

@@ -10,7 +10,7 @@ use tracing::error;
 
 use super::{Actor, AuditLog, AuditRecord, Decision, Layer, RecordContext, Target};
 use crate::{
-    events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
+    events::{ExecDecision, FileDecision, KernelActor, ProcessDecision, SysctlDecision},
     host::proc::Procfs,
     tables::{maintenance::MaintenanceWindow, Legend},
 };
@@ -89,6 +89,22 @@ impl AuditTrail {
     pub fn self_test(&mut self, layer: &str, passed: bool, detail: &str) {
         let record = self
             .daemon_record(&format!("self-test-{layer}"), Decision::SelfTest)
+            .enforced(passed)
+            .note(detail.to_owned());
+        self.write(&record);
+    }
+
+    /// A proof of enforcement while the daemon serves that failed (`proof-failed`), or
+    /// the first one that passed again after a failure (`proof-restored`). Proofs that
+    /// pass while nothing failed are not recorded: `rtguard status` shows the last one.
+    pub fn proof(&mut self, passed: bool, detail: &str) {
+        let op = if passed {
+            "proof-restored"
+        } else {
+            "proof-failed"
+        };
+        let record = self
+            .daemon_record(op, Decision::SelfTest)
             .enforced(passed)
             .note(detail.to_owned());
         self.write(&record);
@@ -189,6 +205,21 @@ impl AuditTrail {
         if !ev.is_ptrace() {
             record = record.signal(ev.signal).signal_reason(ev.reason.as_str());
         }
+        if let Some(rule) = legend.rule(ev.rule_id) {
+            record = record.rule(rule);
+        }
+        self.write(&record);
+    }
+
+    /// A write to a sysctl the programs depend on: a file-layer record on its
+    /// `/proc/sys` path (a sysctl has no stable identity), the value written in `note`.
+    pub fn sysctl_decision(&mut self, ev: &SysctlDecision, legend: &Legend) {
+        let actor = self.kernel_actor(&ev.actor);
+        let mut record = self
+            .context
+            .record(Layer::File, "sysctl-write", ev.decision.into(), actor)
+            .target(Target::default().with_path(ev.path()))
+            .note(format!("value written: {:?}", ev.value));
         if let Some(rule) = legend.rule(ev.rule_id) {
             record = record.rule(rule);
         }
@@ -363,6 +394,14 @@ mod tests {
         trail.started("enforcing (BPF LSM)", "bpf is among the active LSMs", true);
         trail.self_test("file", true, "unlink of the canary refused with EPERM");
         trail.self_test("exec", false, "the canary command ran");
+        trail.proof(
+            false,
+            "file layer: unlink of the canary succeeded; kernel event: none",
+        );
+        trail.proof(
+            true,
+            "file, exec, process layer canaries refused and reported",
+        );
         trail.file_decision(
             &FileDecision {
                 op: FileOp::Unlink,

@@ -93,6 +93,20 @@ pub struct RunArgs {
     /// [default: /run/rtguard/status.json]. The self-test's canary lives next to it.
     #[arg(long, value_name = "FILE")]
     pub status_file: Option<PathBuf>,
+
+    /// How often to prove enforcement again on the canaries while running (and after
+    /// every reload), e.g. 60s, 5m. A failed proof turns `rtguard status` non-zero.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = proof_interval)]
+    pub proof_interval: std::time::Duration,
+}
+
+/// `--proof-interval`: a duration of at least one second.
+fn proof_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if interval < std::time::Duration::from_secs(1) {
+        return Err("at least 1s".to_owned());
+    }
+    Ok(interval)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -164,6 +178,7 @@ impl From<RunArgs> for Options {
             pin: args.pin,
             pin_dir: args.pin_dir,
             status_file: args.status_file,
+            proof_interval: args.proof_interval,
         }
     }
 }

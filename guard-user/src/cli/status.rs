@@ -86,6 +86,25 @@ pub fn status(args: StatusArgs) -> u8 {
             print!("{}", render_usage(usage));
         }
     }
+    if let Some(proof) = status.proof.as_ref().filter(|p| !p.passed) {
+        eprintln!(
+            "rtguard: the proof of enforcement at {} failed: {}",
+            proof.at, proof.detail
+        );
+        return NOT_ENFORCING;
+    }
+    if let Some(proof) = status
+        .proof
+        .as_ref()
+        .filter(|p| p.overdue(time::OffsetDateTime::now_utc()))
+    {
+        eprintln!(
+            "rtguard: no proof of enforcement since {} (one is due every {} s): the daemon \
+             is not proving what it claims",
+            proof.at, proof.interval_secs
+        );
+        return NOT_ENFORCING;
+    }
     match status.state {
         GuardState::Enforcing => exit::OK,
         GuardState::Auditing | GuardState::Degraded => NOT_ENFORCING,
@@ -113,6 +132,9 @@ fn render(s: &DaemonStatus) -> String {
     }
     if let Some(cache) = &s.tree_cache {
         line("tree cache:", cache.clone());
+    }
+    if let Some(sysctls) = &s.sysctls {
+        line("sysctls:", sysctls.clone());
     }
     line(
         "persistence:",
@@ -143,6 +165,18 @@ fn render(s: &DaemonStatus) -> String {
                 t.layer,
                 if t.passed { "passed" } else { "FAILED" },
                 t.detail
+            ),
+        );
+    }
+    if let Some(p) = &s.proof {
+        line(
+            "last proof:",
+            format!(
+                "{} {} (every {} s): {}",
+                p.at,
+                if p.passed { "passed" } else { "FAILED" },
+                p.interval_secs,
+                p.detail
             ),
         );
     }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use aya::maps::{MapData, RingBuf};
-use guard_common::{Decision, FileOp};
-use tracing::{error, info, warn};
+use guard_common::{rule::SELF_TEST_RULE, Decision, FileOp};
+use tracing::{debug, error, info, warn};
 
 use super::{notice::Refusal, Daemon};
 use crate::{
@@ -22,44 +22,77 @@ impl Daemon {
     pub(super) fn drain_events(&mut self, ring: &mut RingBuf<MapData>, legend: &Legend) -> bool {
         let mut upgraded = false;
         while let Some(item) = ring.next() {
-            let decision = match events::decode_record(&item) {
-                Ok(Event::File(ev)) => {
-                    log_decision(&ev, legend);
-                    self.trail.file_decision(&ev, legend);
-                    self.note(Refusal::file(&ev, legend));
-                    // A replaced configuration file is a new inode too: the kernel gave
-                    // it the old one's protection, and the tables must learn it.
-                    upgraded |= ev.decision == Decision::AllowedUpgrade
-                        || (ev.decision == Decision::AllowedEdit && ev.op == FileOp::Replace);
-                    ev.decision
-                }
-                Ok(Event::Exec(ev)) => {
-                    log_exec_decision(&ev, legend);
-                    self.trail.exec_decision(&ev, legend);
-                    self.note(Refusal::exec(&ev, legend));
-                    if ev.decision == Decision::AllowedUpgrade {
-                        self.package_operations.insert(ev.actor.tgid);
-                    }
-                    ev.decision
-                }
-                Ok(Event::Process(ev)) => {
-                    log_process_decision(&ev, legend);
-                    self.trail.process_decision(&ev, legend);
-                    self.note(Refusal::signal(&ev, legend));
-                    ev.decision
-                }
-                Err(e) => {
-                    error!("undecodable event: {e}");
-                    continue;
-                }
-            };
-            let counters = &mut self.published.events;
-            match decision {
-                Decision::Blocked => counters.blocked += 1,
-                Decision::WouldBlock => counters.would_block += 1,
-                Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
-                Decision::AllowedEdit => counters.allowed_edit += 1,
+            match events::decode_record(&item) {
+                Ok(event) => upgraded |= self.record_event(event, legend),
+                Err(e) => error!("undecodable event: {e}"),
             }
+        }
+        upgraded
+    }
+
+    /// Logs, records and counts one decision (see [`Daemon::drain_events`]). A canary's
+    /// (the synthetic rule's) that arrives after its proof gave up waiting is not a
+    /// decision about the policy: it is only logged.
+    pub(super) fn record_event(&mut self, event: Event, legend: &Legend) -> bool {
+        let rule_id = match &event {
+            Event::File(ev) => ev.rule_id,
+            Event::Exec(ev) => ev.rule_id(),
+            Event::Process(ev) => ev.rule_id,
+            Event::Sysctl(ev) => ev.rule_id,
+        };
+        if rule_id == SELF_TEST_RULE {
+            debug!("a canary's event after its proof: {event:?}");
+            return false;
+        }
+        let mut upgraded = false;
+        let decision = match event {
+            Event::File(ev) => {
+                log_decision(&ev, legend);
+                self.trail.file_decision(&ev, legend);
+                self.note(Refusal::file(&ev, legend));
+                // A replaced configuration file is a new inode too: the kernel gave
+                // it the old one's protection, and the tables must learn it.
+                upgraded = ev.decision == Decision::AllowedUpgrade
+                    || (ev.decision == Decision::AllowedEdit && ev.op == FileOp::Replace);
+                ev.decision
+            }
+            Event::Exec(ev) => {
+                log_exec_decision(&ev, legend);
+                self.trail.exec_decision(&ev, legend);
+                self.note(Refusal::exec(&ev, legend));
+                if ev.decision == Decision::AllowedUpgrade {
+                    self.package_operations.insert(ev.actor.tgid);
+                }
+                ev.decision
+            }
+            Event::Process(ev) => {
+                log_process_decision(&ev, legend);
+                self.trail.process_decision(&ev, legend);
+                self.note(Refusal::signal(&ev, legend));
+                ev.decision
+            }
+            Event::Sysctl(ev) => {
+                warn!(
+                    decision = ev.decision.as_str(),
+                    rule = legend.rule(ev.rule_id).unwrap_or("?"),
+                    value = ev.value,
+                    pid = ev.actor.tgid,
+                    uid = ev.actor.uid,
+                    comm = ev.actor.comm,
+                    "{} write to {}: rtguard's programs depend on it",
+                    ev.decision.as_str(),
+                    ev.path()
+                );
+                self.trail.sysctl_decision(&ev, legend);
+                ev.decision
+            }
+        };
+        let counters = &mut self.published.events;
+        match decision {
+            Decision::Blocked => counters.blocked += 1,
+            Decision::WouldBlock => counters.would_block += 1,
+            Decision::AllowedUpgrade => counters.allowed_upgrade += 1,
+            Decision::AllowedEdit => counters.allowed_edit += 1,
         }
         upgraded
     }

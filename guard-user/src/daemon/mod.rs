@@ -10,6 +10,7 @@
 mod decisions;
 pub mod degraded;
 pub mod notice;
+pub mod proof;
 mod reload;
 pub mod self_test;
 mod serve;
@@ -19,7 +20,7 @@ pub mod status;
 mod takeover;
 mod watch;
 
-use std::{collections::BTreeSet, path::PathBuf};
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use tracing::{error, warn};
 
@@ -29,7 +30,7 @@ use self::{
     notice::Notices,
     self_test::IdentityCheck,
     source::Source,
-    status::{DaemonStatus, GuardState, ProtectedCounts, Stopwatch},
+    status::{DaemonStatus, GuardState, Proof, ProtectedCounts, Stopwatch},
     takeover::PendingGeneration,
 };
 use crate::{
@@ -62,6 +63,10 @@ pub(crate) struct Daemon {
     not_proven: String,
     /// Refusals to explain on their terminals; `None` when the policy turns that off.
     notices: Option<Notices>,
+    /// Where the proof's canaries are made (next to the status file).
+    canary_dir: PathBuf,
+    /// How often enforcement is proven on the canaries.
+    proof_interval: Duration,
 }
 
 impl Daemon {
@@ -88,12 +93,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// The state and its reason, from the self-test, the identity checks and the mode.
+    /// The state and its reason, from the self-test, the last proof, the identity checks
+    /// and the mode the kernel is in (the guard's, and the installed rules').
     pub(super) fn assess(&mut self, guard: &Guard) {
         let (state, reason) = assess(
-            guard.mode(),
+            Modes::of(guard),
             &guard.mechanism_summary(),
             &self.not_proven,
+            self.published.proof.as_ref(),
             &self.published.identities,
         );
         self.published.state = state;
@@ -136,28 +143,63 @@ impl Daemon {
     }
 }
 
+/// The mode the kernel is in: the guard's as a whole (`--mode`, the programs' global)
+/// and each installed rule's (the policy's `mode`, per rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Modes {
+    guard: Mode,
+    /// The policy's rules in the maps, and how many of them only report.
+    rules: usize,
+    audit_rules: usize,
+}
+
+impl Modes {
+    fn of(guard: &Guard) -> Self {
+        let rules = &guard.installed().rules;
+        Self {
+            guard: guard.mode(),
+            rules: rules.len(),
+            audit_rules: rules.values().filter(|r| !r.enforces()).count(),
+        }
+    }
+
+    /// Whether any match is refused at all.
+    fn enforces(self) -> bool {
+        self.guard == Mode::Enforce && (self.rules == 0 || self.audit_rules < self.rules)
+    }
+}
+
 /// The guard's state and its reason. Never "enforcing" while the start's self-test did
-/// not prove enforcement (`not_proven` says why), or while the kernel cannot match objects
-/// the policy protects (a failed identity check).
+/// not prove enforcement (`not_proven` says why), while the last proof failed, while the
+/// kernel cannot match objects the policy protects (a failed identity check), or while
+/// every rule the kernel holds only reports.
 fn assess(
-    mode: Mode,
+    modes: Modes,
     mechanism: &str,
     not_proven: &str,
+    proof: Option<&Proof>,
     identities: &[IdentityCheck],
 ) -> (GuardState, String) {
     let self_tested = not_proven.is_empty();
+    let proof_failed = proof.filter(|p| !p.passed);
     let mismatched: Vec<String> = identities
         .iter()
         .filter(|c| !c.passed)
         .map(IdentityCheck::to_string)
         .collect();
-    let state = match (mode, self_tested && mismatched.is_empty()) {
+    let proven = self_tested && proof_failed.is_none() && mismatched.is_empty();
+    let state = match (modes.enforces(), proven) {
         (_, false) => GuardState::Degraded,
-        (Mode::Enforce, true) => GuardState::Enforcing,
-        (Mode::Audit, true) => GuardState::Auditing,
+        (true, true) => GuardState::Enforcing,
+        (false, true) => GuardState::Auditing,
     };
     let reason = if !self_tested {
         not_proven.to_owned()
+    } else if let Some(p) = proof_failed {
+        format!(
+            "{mechanism}; the proof at {} failed, enforcement has stopped: {}",
+            p.at, p.detail
+        )
     } else if !mismatched.is_empty() {
         format!(
             "{mechanism}; the kernel does not match the objects rtguard resolved on {} \
@@ -166,11 +208,22 @@ fn assess(
             mismatched.join("; ")
         )
     } else {
+        let proven = "self-test passed";
         match state {
-            GuardState::Enforcing => format!("{mechanism}; self-test passed"),
-            GuardState::Auditing => {
+            GuardState::Enforcing if modes.audit_rules > 0 => format!(
+                "{mechanism}; {proven}; {} of {} rules in audit mode: their matches are \
+                 reported, not refused",
+                modes.audit_rules, modes.rules
+            ),
+            GuardState::Enforcing => format!("{mechanism}; {proven}"),
+            GuardState::Auditing if modes.guard == Mode::Audit => {
                 format!("{mechanism}; audit mode: matches are reported, not refused")
             }
+            GuardState::Auditing => format!(
+                "{mechanism}; the policy is in audit mode (all {} rules): matches are \
+                 reported, not refused",
+                modes.rules
+            ),
             GuardState::Degraded => "enforcement not proven".to_owned(),
         }
     };
@@ -203,6 +256,27 @@ mod tests {
 
     const MECHANISM: &str = "BPF LSM";
 
+    fn modes(guard: Mode) -> Modes {
+        Modes {
+            guard,
+            rules: 2,
+            audit_rules: 0,
+        }
+    }
+
+    fn proof(passed: bool) -> Proof {
+        Proof {
+            at: "2026-11-29T21:00:00Z".to_owned(),
+            passed,
+            detail: if passed {
+                "file, exec, process layer canaries refused and reported".to_owned()
+            } else {
+                "file layer: unlink of the canary succeeded; kernel event: none".to_owned()
+            },
+            interval_secs: 60,
+        }
+    }
+
     fn check(path: &str, kernel: Option<&str>) -> IdentityCheck {
         IdentityCheck {
             path: path.to_owned(),
@@ -216,14 +290,14 @@ mod tests {
     fn proven_enforcement_is_enforcing_and_audit_mode_says_so() {
         let proven = [check("/usr/bin/containerd", Some("254:1/1311"))];
         assert_eq!(
-            assess(Mode::Enforce, MECHANISM, "", &proven),
+            assess(modes(Mode::Enforce), MECHANISM, "", None, &proven),
             (
                 GuardState::Enforcing,
                 "BPF LSM; self-test passed".to_owned()
             )
         );
         assert_eq!(
-            assess(Mode::Audit, MECHANISM, "", &proven),
+            assess(modes(Mode::Audit), MECHANISM, "", None, &proven),
             (
                 GuardState::Auditing,
                 "BPF LSM; audit mode: matches are reported, not refused".to_owned()
@@ -234,9 +308,10 @@ mod tests {
     #[test]
     fn a_failed_self_test_is_degraded_with_its_reason_whatever_the_identities() {
         let (state, reason) = assess(
-            Mode::Enforce,
+            modes(Mode::Enforce),
             MECHANISM,
             "self-test failed for the file layer(s)",
+            None,
             &[check("/usr/bin/containerd", Some("254:1/1311"))],
         );
         assert_eq!(state, GuardState::Degraded);
@@ -246,9 +321,10 @@ mod tests {
     #[test]
     fn an_identity_mismatch_is_degraded_and_names_the_object() {
         let (state, reason) = assess(
-            Mode::Enforce,
+            modes(Mode::Enforce),
             MECHANISM,
             "",
+            None,
             &[
                 check("/usr/bin/containerd", Some("254:1/1311")),
                 check("/var/lib/docker", Some("0:52/256")),
@@ -260,8 +336,79 @@ mod tests {
             "BPF LSM; the kernel does not match the objects rtguard resolved on 1 \
              filesystem(s): /var/lib/docker: resolved 254:1/1311, kernel 0:52/256"
         );
-        let (state, _) = assess(Mode::Audit, MECHANISM, "", &[check("/x", None)]);
+        let (state, _) = assess(
+            modes(Mode::Audit),
+            MECHANISM,
+            "",
+            None,
+            &[check("/x", None)],
+        );
         assert_eq!(state, GuardState::Degraded, "audit mode is no excuse");
+    }
+
+    #[test]
+    fn a_failed_proof_is_degraded_with_its_time_and_reason_until_one_passes() {
+        let proven = [check("/usr/bin/containerd", Some("254:1/1311"))];
+        let (state, reason) = assess(
+            modes(Mode::Enforce),
+            MECHANISM,
+            "",
+            Some(&proof(false)),
+            &proven,
+        );
+        assert_eq!(state, GuardState::Degraded);
+        assert_eq!(
+            reason,
+            "BPF LSM; the proof at 2026-11-29T21:00:00Z failed, enforcement has stopped: \
+             file layer: unlink of the canary succeeded; kernel event: none"
+        );
+        let (state, _) = assess(
+            modes(Mode::Audit),
+            MECHANISM,
+            "",
+            Some(&proof(false)),
+            &proven,
+        );
+        assert_eq!(state, GuardState::Degraded, "audit mode is no excuse");
+        let (state, _) = assess(
+            modes(Mode::Enforce),
+            MECHANISM,
+            "",
+            Some(&proof(true)),
+            &proven,
+        );
+        assert_eq!(state, GuardState::Enforcing);
+    }
+
+    #[test]
+    fn the_policy_rules_modes_are_the_kernels_mode() {
+        let all_audit = Modes {
+            guard: Mode::Enforce,
+            rules: 3,
+            audit_rules: 3,
+        };
+        assert_eq!(
+            assess(all_audit, MECHANISM, "", Some(&proof(true)), &[]),
+            (
+                GuardState::Auditing,
+                "BPF LSM; the policy is in audit mode (all 3 rules): matches are reported, \
+                 not refused"
+                    .to_owned()
+            )
+        );
+        let mixed = Modes {
+            audit_rules: 1,
+            ..all_audit
+        };
+        assert_eq!(
+            assess(mixed, MECHANISM, "", Some(&proof(true)), &[]),
+            (
+                GuardState::Enforcing,
+                "BPF LSM; self-test passed; 1 of 3 rules in audit mode: their matches are \
+                 reported, not refused"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

@@ -12,6 +12,14 @@
 //! and its event naming the synthetic rule. The canaries are removed from the maps
 //! before the policy's tables go in.
 //!
+//! The same checks run again while the daemon serves, at a fixed interval and after
+//! every reload (the continuous proof): enforcement can stop under a running guard (the
+//! `kernel.ftrace_enabled` sysctl turns off the trampolines BPF LSM and fmod_ret programs
+//! run on). Then the policy's tables are in the maps: the canaries borrow only what the
+//! policy does not use (a class slot past its classes) or put back what they borrowed
+//! (rtguard's own process protection), and the policy's events that arrive meanwhile are
+//! handed back to the caller to be recorded.
+//!
 //! The canaries live on the daemon's own filesystem, so they prove the mechanism, not
 //! the identities on the filesystems the policy's objects are on. [`identities`] proves
 //! those, each time the tables are installed: for one protected object per filesystem,
@@ -28,7 +36,7 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use guard_common::{
-    exec::{ClassEntry, CommandConfig, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
+    exec::{ClassEntry, CommandConfig, MAX_CLASSES, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
     file::OPS_ALL,
     names,
     rule::{RuleEntry, RuleKind, RULE_ENFORCE, SELF_TEST_RULE},
@@ -50,11 +58,10 @@ use crate::{
     tables::KernelTables,
 };
 
-/// How long the self-test waits for the kernel's event about a canary.
-const EVENT_WAIT: Duration = Duration::from_secs(5);
-
-/// The class slot the exec canary borrows; the policy's classes replace it afterwards.
-const CANARY_CLASS: u32 = 0;
+/// How long the start's self-test waits for the kernel's event about a canary. The
+/// kernel queues it before the attempt's system call returns, so it is there when the
+/// child has exited; the wait only bounds a ring buffer that is slow to show it.
+pub const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 /// What the self-test found for one layer.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -143,14 +150,23 @@ pub enum SelfTestError {
     Load(#[from] LoadError),
 }
 
-/// Runs every layer's check. Runs before the policy's tables are installed, so every
-/// event on `ring` is a canary's. (An earlier daemon's pinned programs, still attached
-/// during a takeover, write to their own generation's ring, not to this one.)
+/// Runs every layer's check. Events on `ring` that are not a canary's (the policy's
+/// decisions, when the tables are installed) are returned in `passed_over`, in order.
+/// (An earlier daemon's pinned programs, still attached during a takeover, write to their
+/// own generation's ring, not to this one.)
 pub fn run(
     guard: &mut Guard,
     ring: &mut RingBuf<MapData>,
     dir: &Path,
+    wait: Duration,
+    passed_over: &mut Vec<Event>,
 ) -> Result<Vec<SelfTestResult>, SelfTestError> {
+    let mut events = Events {
+        ring,
+        wait,
+        passed_over,
+    };
+    let ring = &mut events;
     let io = |source| SelfTestError::Canary {
         dir: dir.display().to_string(),
         source,
@@ -221,7 +237,7 @@ fn verdict(layer: &str, mode: Mode, what: &str, a: Attempt) -> SelfTestResult {
 /// File layer: a child process unlinks a protected canary file.
 fn file_layer(
     guard: &mut Guard,
-    ring: &mut RingBuf<MapData>,
+    ring: &mut Events<'_>,
     dir: &Path,
 ) -> Result<SelfTestResult, SelfTestError> {
     let canary = dir.join("canary");
@@ -241,7 +257,7 @@ fn file_layer(
     let errno = in_child(|| unsafe { libc::unlink(path.as_ptr()) });
     guard.canary_remove::<InodeKey, FileProtection>(names::PROTECTED_INODES, key)?;
     let errno = errno?;
-    let event = wait_for_event(ring, |ev| match ev {
+    let event = ring.wait_for(|ev| match ev {
         Event::File(f) if f.target == key && f.rule_id == SELF_TEST_RULE => Some(f.decision),
         _ => None,
     });
@@ -259,17 +275,29 @@ fn file_layer(
 }
 
 /// Exec layer: a child process executes a canary script whose identity is classed as a
-/// command that destroys everything of its class, whatever its arguments.
+/// command that destroys everything of its class, whatever its arguments. The class is
+/// the first slot past the policy's classes, so the policy's stay as they are.
 fn exec_layer(
     guard: &mut Guard,
-    ring: &mut RingBuf<MapData>,
+    ring: &mut Events<'_>,
     dir: &Path,
 ) -> Result<SelfTestResult, SelfTestError> {
+    let installed = guard.installed().exec.commands.config;
+    let class = installed.classes;
+    if class >= MAX_CLASSES {
+        return Ok(SelfTestResult {
+            layer: "exec".to_owned(),
+            passed: false,
+            detail: format!(
+                "not proven: the policy uses every one of the {MAX_CLASSES} command class slots"
+            ),
+        });
+    }
     let canary = dir.join("canary-exec");
     let key = write_canary(&canary, b"#!/bin/sh\nexit 0\n", 0o755)?;
     guard.canary_set(
         names::COMMAND_CLASSES,
-        CANARY_CLASS,
+        class,
         ClassEntry {
             flags: 0,
             verb_position: 0,
@@ -279,13 +307,13 @@ fn exec_layer(
             bare_upgrade: 0,
         },
     )?;
-    guard.canary_insert(names::EXE_CLASSES, key, CANARY_CLASS)?;
+    guard.canary_insert(names::EXE_CLASSES, key, class)?;
     guard.canary_set(
         names::COMMAND_CONFIG,
         0,
         CommandConfig {
-            classes: CANARY_CLASS + 1,
-            ..CommandConfig::default()
+            classes: class + 1,
+            ..installed
         },
     )?;
     let path = c_path(&canary);
@@ -293,11 +321,11 @@ fn exec_layer(
     let envp = [std::ptr::null()];
     // SAFETY: execve is async-signal-safe; it only returns on failure.
     let errno = in_child(|| unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) });
-    guard.canary_set(names::COMMAND_CONFIG, 0, CommandConfig::default())?;
+    guard.canary_set(names::COMMAND_CONFIG, 0, installed)?;
     guard.canary_remove::<InodeKey, u32>(names::EXE_CLASSES, key)?;
-    guard.canary_set(names::COMMAND_CLASSES, CANARY_CLASS, ClassEntry::default())?;
+    guard.canary_set(names::COMMAND_CLASSES, class, ClassEntry::default())?;
     let errno = errno?;
-    let event = wait_for_event(ring, |ev| match ev {
+    let event = ring.wait_for(|ev| match ev {
         Event::Exec(e) if e.exe == key && e.rule_id() == SELF_TEST_RULE => Some(e.decision),
         _ => None,
     });
@@ -314,16 +342,19 @@ fn exec_layer(
 }
 
 /// Process layer: rtguard's own executable is protected against SIGTERM under the
-/// synthetic rule, and one child process sends SIGTERM to another.
+/// synthetic rule, and one child process sends SIGTERM to another. Where the policy
+/// protects rtguard's process itself, its signals stay refused meanwhile (under the
+/// synthetic rule), and its entry is put back afterwards.
 fn process_layer(
     guard: &mut Guard,
-    ring: &mut RingBuf<MapData>,
+    ring: &mut Events<'_>,
 ) -> Result<SelfTestResult, SelfTestError> {
     let exe = std::fs::metadata("/proc/self/exe").map_err(|source| SelfTestError::Canary {
         dir: "/proc/self/exe".to_owned(),
         source,
     })?;
     let key = inode_key(&exe);
+    let policy = guard.installed().processes.get(&key).copied();
     // The target leaves by itself once the write end of this pipe closes: with an
     // earlier daemon's programs still attached, even the daemon's own SIGKILL to it could
     // be refused.
@@ -344,8 +375,8 @@ fn process_layer(
             names::PROTECTED_PROCESSES,
             key,
             ProcessProtection {
-                signals: 1 << Signal::SIGTERM as u32,
-                runtime_fatal: 0,
+                signals: 1 << Signal::SIGTERM as u32 | policy.map_or(0, |p| p.signals),
+                runtime_fatal: policy.map_or(0, |p| p.runtime_fatal),
                 rule_id: SELF_TEST_RULE,
                 _pad: 0,
             },
@@ -353,7 +384,11 @@ fn process_layer(
         let pid = target.as_raw();
         // SAFETY: kill is async-signal-safe.
         let errno = in_child(|| unsafe { libc::kill(pid, libc::SIGTERM) });
-        guard.canary_remove::<InodeKey, ProcessProtection>(names::PROTECTED_PROCESSES, key)?;
+        match policy {
+            Some(entry) => guard.canary_insert(names::PROTECTED_PROCESSES, key, entry)?,
+            None => guard
+                .canary_remove::<InodeKey, ProcessProtection>(names::PROTECTED_PROCESSES, key)?,
+        }
         let intact = matches!(
             waitpid(target, Some(WaitPidFlag::WNOHANG)),
             Ok(WaitStatus::StillAlive)
@@ -363,7 +398,7 @@ fn process_layer(
     drop(release);
     waitpid(target, None).ok();
     let (errno, intact) = outcome?;
-    let event = wait_for_event(ring, |ev| match ev {
+    let event = ring.wait_for(|ev| match ev {
         Event::Process(p) if p.target_exe == key && p.rule_id == SELF_TEST_RULE => Some(p.decision),
         _ => None,
     });
@@ -399,8 +434,8 @@ fn c_path(path: &Path) -> CString {
 /// child, because the daemon's own executable could one day be trusted by a rule, and
 /// because the process layer never refuses a process's signals to itself.
 fn in_child(attempt: impl FnOnce() -> libc::c_int) -> Result<Option<Errno>, SelfTestError> {
-    // SAFETY: the daemon is single-threaded at this point (no runtime yet), and every
-    // `attempt` makes one async-signal-safe call before `_exit`.
+    // SAFETY: every `attempt` makes one async-signal-safe call before `_exit`, so the
+    // child needs nothing another thread of the daemon may have held at the fork.
     match unsafe { fork() }? {
         ForkResult::Child => {
             let code = match attempt() {
@@ -420,26 +455,39 @@ fn in_child(attempt: impl FnOnce() -> libc::c_int) -> Result<Option<Errno>, Self
     }
 }
 
-/// The decision the kernel reported for a canary, if it arrives in time. Anything else
-/// on the ring is passed over.
-fn wait_for_event(
-    ring: &mut RingBuf<MapData>,
-    mut matches: impl FnMut(&Event) -> Option<Decision>,
-) -> Option<Decision> {
-    let deadline = std::time::Instant::now() + EVENT_WAIT;
-    while std::time::Instant::now() < deadline {
-        while let Some(item) = ring.next() {
-            if let Some(d) = events::decode_record(&item)
-                .ok()
-                .as_ref()
-                .and_then(&mut matches)
-            {
-                return Some(d);
+/// The ring buffer as the self-test reads it.
+struct Events<'a> {
+    ring: &'a mut RingBuf<MapData>,
+    /// How long to wait for a canary's event.
+    wait: Duration,
+    /// Events that are not a canary's, for the caller.
+    passed_over: &'a mut Vec<Event>,
+}
+
+impl Events<'_> {
+    /// The decision the kernel reported for a canary, if it arrives in time. Anything
+    /// else on the ring is kept in `passed_over`.
+    fn wait_for(
+        &mut self,
+        mut matches: impl FnMut(&Event) -> Option<Decision>,
+    ) -> Option<Decision> {
+        let deadline = std::time::Instant::now() + self.wait;
+        loop {
+            while let Some(item) = self.ring.next() {
+                let Ok(event) = events::decode_record(&item) else {
+                    continue;
+                };
+                if let Some(d) = matches(&event) {
+                    return Some(d);
+                }
+                self.passed_over.push(event);
             }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    None
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The serve loop: fill the maps, announce readiness, then record the kernel's decisions
-//! and follow the host (upgrades, mounts, configuration edits, windows, SIGHUP) until
-//! SIGTERM or SIGINT.
+//! and follow the host (upgrades, mounts, configuration edits, windows, SIGHUP), and
+//! prove enforcement again at a fixed interval, until SIGTERM or SIGINT.
 
 use std::{path::Path, time::Duration};
 
@@ -76,6 +76,7 @@ impl Daemon {
         self.published.mechanism = Some(guard.mechanism().as_str().to_owned());
         self.published.file_hooks = Some(guard.file_hooks().as_str().to_owned());
         self.published.tree_cache = Some(guard.tree_cache().to_string());
+        self.published.sysctls = Some(guard.sysctl_guard().to_string());
         let verb = match self.published.state {
             GuardState::Enforcing => "enforcing",
             GuardState::Auditing => "auditing (not blocking)",
@@ -139,6 +140,9 @@ impl Daemon {
                 None
             }
         };
+        // Enforcement is proven again on the canaries at a fixed interval (and after every
+        // reload): it can stop under a running guard with every program still attached.
+        let mut proof_at = Instant::now() + self.proof_interval;
         let mut mounts_seen = mounts_on_protected(&mut mount_watch, guard.installed());
         // Mount changes the next resolution follows, for its audit record.
         let mut mounts_pending: Vec<String> = Vec::new();
@@ -170,6 +174,7 @@ impl Daemon {
                 }
             };
             let expiry = until(self.windows.next_expiry());
+            let proof_due = deadline(Some(proof_at));
             let notice_due = deadline(
                 (self.notices.as_ref())
                     .and_then(|n| n.due())
@@ -245,7 +250,17 @@ impl Daemon {
                     };
                 }
                 _ = notice_due => self.write_notices(false),
-                _ = sighup.recv() => self.reload(&mut guard)?,
+                _ = proof_due => {
+                    self.prove(&mut guard, ring.get_mut());
+                    proof_at = Instant::now() + self.proof_interval;
+                }
+                _ = sighup.recv() => {
+                    self.reload(&mut guard)?;
+                    // What was reloaded is proven at once, and the mode it put the kernel
+                    // in is published with it.
+                    self.prove(&mut guard, ring.get_mut());
+                    proof_at = Instant::now() + self.proof_interval;
+                }
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }

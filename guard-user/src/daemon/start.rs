@@ -53,6 +53,8 @@ pub struct Options {
     pub pin_dir: PathBuf,
     /// Where to publish the status; the default under /run when `None`.
     pub status_file: Option<PathBuf>,
+    /// How often enforcement is proven again on the canaries while serving.
+    pub proof_interval: std::time::Duration,
 }
 
 /// How the daemon ended, for the exit status.
@@ -150,6 +152,7 @@ pub fn run(options: Options) -> Outcome {
         mechanism: None,
         file_hooks: None,
         tree_cache: None,
+        sysctls: None,
         protected: ProtectedCounts::default(),
         self_test: Vec::new(),
         identities: Vec::new(),
@@ -157,6 +160,7 @@ pub fn run(options: Options) -> Outcome {
         maintenance: Vec::new(),
         pinned: None,
         startup: Vec::new(),
+        proof: None,
     };
 
     let generation = match pins
@@ -203,6 +207,7 @@ pub fn run(options: Options) -> Outcome {
 
     // Prove enforcement on a canary before claiming it, with nothing else in the maps yet.
     let mut ring = None;
+    let canary_dir = status_file.parent().unwrap_or(Path::new("/run")).to_owned();
     if let Some(g) = guard.as_mut() {
         let mut events = match g.take_events() {
             Ok(events) => events,
@@ -211,8 +216,14 @@ pub fn run(options: Options) -> Outcome {
                 return Outcome::Failed;
             }
         };
-        let canary_dir = status_file.parent().unwrap_or(Path::new("/run")).to_owned();
-        let results = match self_test::run(g, &mut events, &canary_dir) {
+        // Nothing else is in the maps yet: every event is a canary's.
+        let results = match self_test::run(
+            g,
+            &mut events,
+            &canary_dir,
+            self_test::EVENT_WAIT,
+            &mut Vec::new(),
+        ) {
             Ok(results) => results,
             Err(e) => {
                 eprintln!("rtguard: self-test could not run: {e}");
@@ -231,6 +242,11 @@ pub fn run(options: Options) -> Outcome {
                 );
             }
         }
+        published.proof = Some(status::Proof::of(
+            &results,
+            status::now(),
+            options.proof_interval.as_secs(),
+        ));
         let failed: Vec<&str> = results
             .iter()
             .filter(|r| !r.passed)
@@ -304,6 +320,8 @@ pub fn run(options: Options) -> Outcome {
         tables_generation: 0,
         not_proven,
         notices: source_notices,
+        canary_dir,
+        proof_interval: options.proof_interval,
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {

@@ -109,6 +109,9 @@ pub struct DaemonStatus {
     /// Whether the tree-walk cache is on ("on", or "off (why)").
     #[serde(default)]
     pub tree_cache: Option<String>,
+    /// Whether the sysctls the programs depend on are protected, or why not.
+    #[serde(default)]
+    pub sysctls: Option<String>,
     pub protected: ProtectedCounts,
     pub self_test: Vec<SelfTestResult>,
     /// One identity check per filesystem holding protected objects, from the last time
@@ -126,6 +129,55 @@ pub struct DaemonStatus {
     /// How long each step of the start took, in order.
     #[serde(default)]
     pub startup: Vec<StartupStep>,
+    /// The last proof of enforcement on the canaries: the start's self-test, then one
+    /// every interval and after every reload. `None` where nothing was loaded to prove.
+    #[serde(default)]
+    pub proof: Option<Proof>,
+}
+
+/// One proof of enforcement: every layer's canary, refused and reported by the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// RFC 3339.
+    pub at: String,
+    pub passed: bool,
+    /// What failed, layer by layer; what passed when nothing did.
+    pub detail: String,
+    /// Seconds until the next one.
+    pub interval_secs: u64,
+}
+
+impl Proof {
+    /// A proof from the layers' results at `at`.
+    pub fn of(results: &[SelfTestResult], at: String, interval_secs: u64) -> Self {
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| format!("{} layer: {}", r.layer, r.detail))
+            .collect();
+        let layers: Vec<&str> = results.iter().map(|r| r.layer.as_str()).collect();
+        Self {
+            at,
+            passed: failed.is_empty(),
+            detail: if failed.is_empty() {
+                format!("{} layer canaries refused and reported", layers.join(", "))
+            } else {
+                failed.join("; ")
+            },
+            interval_secs,
+        }
+    }
+
+    /// Whether the next proof is late: the daemon stopped proving (it hangs, or its
+    /// clock jumped). Two intervals and a minute of slack.
+    pub fn overdue(&self, now: time::OffsetDateTime) -> bool {
+        let Ok(at) =
+            time::OffsetDateTime::parse(&self.at, &time::format_description::well_known::Rfc3339)
+        else {
+            return false;
+        };
+        now - at > time::Duration::seconds(2 * self.interval_secs as i64 + 60)
+    }
 }
 
 /// One step from `rtguard run` to ready.
@@ -235,6 +287,7 @@ mod tests {
             mechanism: Some("bpf-lsm".into()),
             file_hooks: Some("path".into()),
             tree_cache: Some("on".into()),
+            sysctls: None,
             protected: ProtectedCounts {
                 inodes: 3,
                 trees: 1,
@@ -257,10 +310,42 @@ mod tests {
                 step: "policy".into(),
                 micros: 1200,
             }],
+            proof: Some(Proof {
+                at: now(),
+                passed: true,
+                detail: "file layer canaries refused and reported".into(),
+                interval_secs: 60,
+            }),
         };
         status.write(&path).unwrap();
         assert_eq!(DaemonStatus::read(&path).unwrap(), status);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains(r#""state": "enforcing""#), "{text}");
+    }
+
+    #[test]
+    fn a_proof_names_what_failed_and_is_overdue_after_two_intervals() {
+        let result = |layer: &str, passed| SelfTestResult {
+            layer: layer.into(),
+            passed,
+            detail: format!("{layer} detail"),
+        };
+        let at = "2026-11-29T21:00:00Z".to_owned();
+        let passed = Proof::of(
+            &[result("file", true), result("exec", true)],
+            at.clone(),
+            60,
+        );
+        assert!(passed.passed);
+        assert_eq!(
+            passed.detail,
+            "file, exec layer canaries refused and reported"
+        );
+        let failed = Proof::of(&[result("file", false), result("exec", true)], at, 60);
+        assert!(!failed.passed);
+        assert_eq!(failed.detail, "file layer: file detail");
+        let t = time::macros::datetime!(2026-11-29 21:00:00 UTC);
+        assert!(!passed.overdue(t + time::Duration::seconds(180)));
+        assert!(passed.overdue(t + time::Duration::seconds(181)));
     }
 }

@@ -8,10 +8,13 @@ use guard_common::{
     },
     exec::LINE_TRUNCATED,
     process::ProcessReason,
+    sysctl::SysctlEvent,
     Decision, ExecEvent, FileEvent, FileOp, ProcessEvent,
 };
 
-use super::{Event, ExecDecision, FileDecision, KernelActor, KernelCmdline, ProcessDecision};
+use super::{
+    Event, ExecDecision, FileDecision, KernelActor, KernelCmdline, ProcessDecision, SysctlDecision,
+};
 
 impl KernelActor {
     /// The actor of a file or process record: its header's actor and its command line.
@@ -71,6 +74,18 @@ pub fn decode_process(bytes: &[u8]) -> Result<ProcessDecision, DecodeError> {
     })
 }
 
+/// Decodes a write to a protected sysctl.
+pub fn decode_sysctl(bytes: &[u8]) -> Result<SysctlDecision, DecodeError> {
+    let raw: SysctlEvent = read_record(bytes, EventKind::Sysctl)?;
+    Ok(SysctlDecision {
+        decision: decision(raw.header.decision)?,
+        rule_id: raw.rule_id,
+        name: c_string(&raw.key.name),
+        value: c_string(&raw.value).trim_end().to_owned(),
+        actor: KernelActor::without_cmdline(&raw.header.actor),
+    })
+}
+
 /// Decodes one ring buffer record of any layer, by the kind its header names.
 pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read_prefix(bytes)?;
@@ -78,6 +93,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
         Some(EventKind::File) => decode_file(bytes).map(Event::File),
         Some(EventKind::Exec) => decode_exec(bytes).map(Event::Exec),
         Some(EventKind::Process) => decode_process(bytes).map(Event::Process),
+        Some(EventKind::Sysctl) => decode_sysctl(bytes).map(Event::Sysctl),
         None => Err(DecodeError::Unknown {
             field: "kind",
             value: header.kind,

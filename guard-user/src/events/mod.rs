@@ -13,7 +13,7 @@ use guard_common::{
 };
 
 pub use self::decode::{
-    c_string, decode_exec, decode_file, decode_process, decode_record, DecodeError,
+    c_string, decode_exec, decode_file, decode_process, decode_record, decode_sysctl, DecodeError,
 };
 use crate::tables::Legend;
 
@@ -181,10 +181,32 @@ impl ProcessDecision {
     }
 }
 
+/// A decoded write to a sysctl the programs depend on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SysctlDecision {
+    pub decision: Decision,
+    pub rule_id: u32,
+    /// As `/proc/sys` names it below itself: `kernel/ftrace_enabled`.
+    pub name: String,
+    /// What was written (its start).
+    pub value: String,
+    /// Who wrote; a cgroup program reads no task, so exe, parent, terminal and command
+    /// line are empty.
+    pub actor: KernelActor,
+}
+
+impl SysctlDecision {
+    /// The file the write went to, as the host's procfs names it.
+    pub fn path(&self) -> String {
+        format!("/proc/sys/{}", self.name)
+    }
+}
+
 /// A decoded ring buffer record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     File(FileDecision),
     Exec(ExecDecision),
     Process(ProcessDecision),
+    Sysctl(SysctlDecision),
 }

@@ -22,7 +22,7 @@ use super::{
     active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, mounts,
     offsets_from, pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode,
     ModifyReturnError, OffsetError, TreeCache, EXEC_CAPTURE, EXEC_HOOK, KERNEL_BTF,
-    KERNEL_ENOTSUPP, PROCESS_HOOKS, RENAME_WATCH, UNUSED_RING_BYTES,
+    KERNEL_ENOTSUPP, OPTIONAL_HOOKS, PROCESS_HOOKS, RENAME_WATCH, UNUSED_RING_BYTES,
 };
 
 impl Guard {
@@ -44,6 +44,11 @@ impl Guard {
         // Read while vmlinux's BTF is at hand; the module's BTF is split BTF on top of it.
         let btrfs = fs_layout::btrfs_layout(&kernel_btf, Path::new(fs_layout::BTRFS_BTF))?;
         let path_hooks = has_hook(&kernel_btf, mechanism, "path_unlink");
+        let missing: Vec<&'static str> = OPTIONAL_HOOKS
+            .iter()
+            .copied()
+            .filter(|hook| !has_hook(&kernel_btf, mechanism, hook))
+            .collect();
         let file_hooks = match choice {
             HookChoice::Auto if path_hooks => FileHooks::Path,
             HookChoice::Auto => FileHooks::Inode,
@@ -82,6 +87,7 @@ impl Guard {
             .chain([&EXEC_HOOK])
             .chain(PROCESS_HOOKS)
             .copied()
+            .filter(|hook| !missing.contains(hook))
             .collect();
         let captures: Vec<&'static str> = EXEC_CAPTURE.iter().map(|&(name, ..)| name).collect();
         let mut attached = Vec::new();
@@ -141,6 +147,7 @@ impl Guard {
                 }
             }
         };
+        let sysctl_guard = super::sysctl::attach(&mut ebpf);
         info!(
             mechanism = mechanism.as_str(),
             hooks = file_hooks.as_str(),
@@ -159,6 +166,7 @@ impl Guard {
             capture_links,
             rename_watch,
             tree_cache,
+            sysctl_guard,
             pinned: Vec::new(),
             installed: KernelTables::default(),
         })

@@ -19,6 +19,7 @@ pub mod mounts;
 pub mod offsets;
 pub mod pins;
 mod sync;
+pub mod sysctl;
 
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -48,6 +49,7 @@ pub use mechanism::{active_lsms, bpf_lsm_inactive, Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
+pub use sysctl::SysctlGuard;
 
 /// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
 const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
@@ -58,6 +60,10 @@ const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer: signals, and ptrace attaches.
 const PROCESS_HOOKS: &[&str] = &["task_kill", "ptrace_access_check"];
+/// Hooks of the file layer that older kernels do not have: attached where they exist.
+/// `inode_set_acl` arrived in Linux 6.2 (before it, ACLs go through `inode_setxattr`),
+/// `inode_file_setattr` in 6.17 (before it, inode flags change only by ioctl).
+const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_file_setattr"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
 const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 
@@ -91,6 +97,11 @@ impl FileHooks {
                 "file_open",
                 "sb_mount",
                 "move_mount",
+                "sb_umount",
+                "inode_setxattr",
+                "inode_set_acl",
+                "file_ioctl",
+                "inode_file_setattr",
             ],
             FileHooks::Inode => &[
                 "inode_unlink",
@@ -100,6 +111,11 @@ impl FileHooks {
                 "file_open",
                 "sb_mount",
                 "move_mount",
+                "sb_umount",
+                "inode_setxattr",
+                "inode_set_acl",
+                "file_ioctl",
+                "inode_file_setattr",
             ],
         }
     }
@@ -196,6 +212,8 @@ pub struct Guard {
     /// The tree-walk cache's rename watcher, when it attached.
     rename_watch: Option<FExitLinkId>,
     tree_cache: TreeCache,
+    /// The sysctls the programs depend on: refused, or why not.
+    sysctl_guard: SysctlGuard,
     /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
     pinned: Vec<PinnedLink>,
     installed: KernelTables,
@@ -277,6 +295,20 @@ impl Guard {
                 .map_err(|source| LoadError::Program { hook: name, source })?;
             self.pinned.push(pin(name, link.into())?);
         }
+        if let SysctlGuard::On { link, .. } = &mut self.sysctl_guard {
+            if let Some(link) = link.take() {
+                let name = sysctl::PROGRAM;
+                let path = generation.link_path(name);
+                let pinned = modify_return::pin(link.as_fd(), &path)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+                    .and_then(|()| PinnedLink::from_pin(&path).map_err(|e| Box::new(e) as _))
+                    .map_err(|source| LoadError::PinLink {
+                        program: name,
+                        source,
+                    })?;
+                self.pinned.push(pinned);
+            }
+        }
         for (name, id) in std::mem::take(&mut self.capture_links) {
             let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
             let link = program
@@ -331,6 +363,11 @@ impl Guard {
 
     pub fn tree_cache(&self) -> &TreeCache {
         &self.tree_cache
+    }
+
+    /// Whether the sysctls the programs depend on are protected.
+    pub fn sysctl_guard(&self) -> &SysctlGuard {
+        &self.sysctl_guard
     }
 
     /// What the maps hold now.

@@ -232,6 +232,25 @@ pub fn attach(prog: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
 }
 
+/// Attaches a loaded cgroup program to the cgroup `cgroup` (a directory of the cgroup v2
+/// hierarchy) as a BPF link, which runs alongside any other program attached there or
+/// below (links are always `BPF_F_ALLOW_MULTI`). Raw, like [`attach`], so that the link
+/// is an fd rtguard can pin: aya's cgroup links cannot be.
+pub fn attach_cgroup(
+    prog: BorrowedFd<'_>,
+    cgroup: BorrowedFd<'_>,
+    attach_type: bpf_attach_type,
+) -> io::Result<OwnedFd> {
+    // SAFETY: as in `load`.
+    let mut attr: bpf_attr = unsafe { mem::zeroed() };
+    // SAFETY: BPF_LINK_CREATE's member of the union.
+    let link = unsafe { &mut attr.link_create };
+    link.__bindgen_anon_1.prog_fd = prog.as_raw_fd() as u32;
+    link.__bindgen_anon_2.target_fd = cgroup.as_raw_fd() as u32;
+    link.attach_type = attach_type as u32;
+    bpf_fd(bpf_cmd::BPF_LINK_CREATE, &mut attr)
+}
+
 /// Pins a link in the BPF filesystem (`BPF_OBJ_PIN`).
 pub fn pin(link: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
     let path = CString::new(path.as_os_str().as_bytes())

@@ -13,6 +13,7 @@ use guard_common::{
     file::{ExcludedChildKey, TREE_EPOCH_POLICY},
     names,
     rule::RuleEntry,
+    sysctl::SysctlKey,
     FileProtection, IdentityProbe, InodeKey, ProcessProtection, TrustKey,
 };
 use tracing::warn;
@@ -92,6 +93,12 @@ impl Guard {
                 remove_present(&mut trusted, key, names::TRUSTED_EXES)?;
             }
         }
+        sync_hash(
+            hash_mut::<SysctlKey, u32>(&mut self.ebpf, names::PROTECTED_SYSCTLS)?,
+            names::PROTECTED_SYSCTLS,
+            &self.installed.sysctls,
+            &tables.sysctls,
+        )?;
         self.install_exec(&tables.exec)?;
         sync_hash(
             hash_mut::<InodeKey, ProcessProtection>(&mut self.ebpf, names::PROTECTED_PROCESSES)?,

@@ -44,6 +44,7 @@ impl KernelTables {
         let mut t = KernelTables::default();
         t.rule(RULE_PATHS, RuleKind::Paths, true);
         t.rule(RULE_TREES, RuleKind::Trees, true);
+        t.guard_dependencies(true);
         t.legend
             .rules
             .insert(RULE_PATHS, "command-line-paths".to_owned());

@@ -16,7 +16,8 @@ use guard_common::{
         OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
     },
     process::GO_RUNTIME_FATAL,
-    rule::{RuleEntry, RuleKind, RULE_ENFORCE},
+    rule::{RuleEntry, RuleKind, GUARD_DEPENDENCIES_RULE, RULE_ENFORCE},
+    sysctl::{SysctlKey, GUARD_SYSCTLS},
     FileOp, FileProtection, InodeKey, ProcessProtection, TrustKey,
 };
 
@@ -28,6 +29,9 @@ use crate::{
     policy::CompiledCommands,
     resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
 };
+
+/// The rule name of what the programs depend on themselves, in the audit log.
+pub const GUARD_DEPENDENCIES_NAME: &str = "rtguard-dependencies";
 
 /// Package managers trusted to replace upgradable files, where they exist under the root.
 pub const PACKAGE_MANAGERS: &[&str] = &["/usr/bin/dpkg", "/usr/bin/rpm"];
@@ -53,6 +57,8 @@ pub struct KernelTables {
     /// Process layer: protected executables → rule and refused signals. Their
     /// supervisors are in `trusted`, keyed by the process rule.
     pub processes: BTreeMap<InodeKey, ProcessProtection>,
+    /// Sysctls whose writes are refused (by name) → rule: what the programs depend on.
+    pub sysctls: BTreeMap<SysctlKey, u32>,
     /// What the keys, rule ids and object indexes stand for, to name them in events.
     pub legend: Legend,
 }
@@ -102,6 +108,7 @@ impl KernelTables {
         for rule in &set.rules {
             t.legend.rules.insert(rule.id, rule.name.clone());
         }
+        t.guard_dependencies(set.policy.mode == crate::policy::Mode::Enforce);
         t.exec = ExecTables::from_rule_set(set, windows, now);
         t.legend.objects = t.exec.commands.object_names.clone();
         for exe in &set.processes {
@@ -203,6 +210,21 @@ impl KernelTables {
             }
         }
         Ok(t)
+    }
+
+    /// Protects what the programs depend on themselves (the sysctls of
+    /// [`GUARD_SYSCTLS`]) under [`GUARD_DEPENDENCIES_RULE`], enforcing or only reporting
+    /// as the policy does.
+    pub fn guard_dependencies(&mut self, enforce: bool) {
+        self.rule(GUARD_DEPENDENCIES_RULE, RuleKind::Paths, enforce);
+        self.legend
+            .rules
+            .insert(GUARD_DEPENDENCIES_RULE, GUARD_DEPENDENCIES_NAME.to_owned());
+        for name in GUARD_SYSCTLS {
+            if let Some(key) = SysctlKey::new(name) {
+                self.sysctls.insert(key, GUARD_DEPENDENCIES_RULE);
+            }
+        }
     }
 
     /// Declares a rule and its mode.

@@ -6,6 +6,7 @@
 mod common;
 
 mod apt_hook;
+mod attributes;
 mod basics;
 mod configuration;
 mod daemon;
@@ -13,6 +14,7 @@ mod exec_layer;
 mod file_layer;
 mod filesystems;
 mod host_guest;
+mod liveness;
 mod mechanism;
 mod mounts;
 mod notices;
