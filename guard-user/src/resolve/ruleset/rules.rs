@@ -432,10 +432,22 @@ impl Builder<'_> {
     }
 
     /// Binds command classes to executables by identity: each class binary found on the
-    /// PATH (unique to one class), and each class's trusted callers.
+    /// PATH (unique to one class, and not a multi-call binary, whose argv[0] decides what
+    /// it is), and each class's trusted callers. The kernel classifies an exec of a bound
+    /// file by its class whatever argv[0] says.
     pub(super) fn command_exes(&mut self) {
         let policy = self.policy;
         let mut by_key: HashMap<InodeKey, (PathBuf, Option<u32>)> = HashMap::new();
+        for binary in &policy.multicall {
+            for dir in EXEC_PATH {
+                let path = Path::new(dir).join(binary);
+                if let Ok((host, key)) = self.root.stat(&path) {
+                    if host.is_file() {
+                        by_key.insert(key, (path, None));
+                    }
+                }
+            }
+        }
         for (class_id, class) in policy.commands.iter().enumerate() {
             for binary in &class.binaries {
                 for dir in EXEC_PATH {
