@@ -29,10 +29,14 @@ pub enum FileOp {
     /// /usr/bin/containerd`, `mount -t tmpfs none /etc/containerd`): what the runtime
     /// sees there is replaced without a byte of it touched.
     Mount = 1 << 9,
+    /// A name created in a directory that protects it (a symlink, file, directory, hard
+    /// link or rename target): `ln -s /dev/null /etc/systemd/system/containerd.service`
+    /// masks the unit without `systemctl mask`.
+    Create = 1 << 10,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 10] = [
+    pub const ALL: [FileOp; 11] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -43,6 +47,7 @@ impl FileOp {
         FileOp::Setattr,
         FileOp::Replace,
         FileOp::Mount,
+        FileOp::Create,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -127,6 +132,11 @@ impl ExcludedChildKey {
 
 /// Capacity of the excluded-children map.
 pub const MAX_EXCLUDED_CHILDREN: u32 = 1_024;
+
+/// Capacity of the protected-names map: names that may not be created in a directory
+/// (a protected unit's name in /etc/systemd/system and /run/systemd/system), keyed like
+/// an excluded child by the directory and the name, valued by the rule id.
+pub const MAX_PROTECTED_NAMES: u32 = 256;
 
 /// What a protected inode or tree root is guarded against, and by which rule.
 #[repr(C)]

@@ -46,6 +46,7 @@ pub mod names {
     pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
     pub const EXCLUDED_CHILDREN: &str = "EXCLUDED_CHILDREN";
+    pub const PROTECTED_NAMES: &str = "PROTECTED_NAMES";
     pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
 }
 

@@ -26,9 +26,9 @@ use guard_common::{
     exec::{
         action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
         CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
-        LINE_KERNEL_EXEC, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
-        MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES,
-        TOKEN_TRUNCATED,
+        LINE_KERNEL_EXEC, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES,
+        MAX_COMMAND_OBJECTS, MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS,
+        TOKEN_HEAD_BYTES, TOKEN_TRUNCATED,
     },
     hash::{basename_step, FNV_OFFSET},
     rule::Action,

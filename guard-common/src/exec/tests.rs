@@ -782,7 +782,11 @@ fn the_executed_file_decides_over_argv0() {
         (Allowed, NoDestructiveVerb)
     );
     assert_eq!(
-        exec_file("/usr/bin/apt-get", ID_APT, &["apt-get", "install", "containerd"]),
+        exec_file(
+            "/usr/bin/apt-get",
+            ID_APT,
+            &["apt-get", "install", "containerd"]
+        ),
         (Allowed, Install)
     );
 }
@@ -807,7 +811,15 @@ fn a_program_run_by_the_dynamic_loader_is_classified_as_itself() {
         (Destructive, ProtectedObject)
     );
     assert_eq!(
-        run(&["--library-path", "/lib", "--argv0", "apt-get", "/usr/bin/dpkg", "-r", "containerd"]),
+        run(&[
+            "--library-path",
+            "/lib",
+            "--argv0",
+            "apt-get",
+            "/usr/bin/dpkg",
+            "-r",
+            "containerd"
+        ]),
         (Destructive, ProtectedObject)
     );
     assert_eq!(
@@ -815,7 +827,14 @@ fn a_program_run_by_the_dynamic_loader_is_classified_as_itself() {
         (Destructive, ProtectedObject)
     );
     assert_eq!(
-        run(&["/usr/sbin/xtables-nft-multi", "iptables", "-t", "nat", "-F", "DOCKER"]),
+        run(&[
+            "/usr/sbin/xtables-nft-multi",
+            "iptables",
+            "-t",
+            "nat",
+            "-F",
+            "DOCKER"
+        ]),
         (Destructive, ProtectedObject)
     );
     assert_eq!(
@@ -853,7 +872,10 @@ fn a_kernel_started_program_of_a_guarded_class_is_refused() {
     // Anything else the kernel starts (modprobe, a core dump handler, poweroff) is not
     // guarded.
     line.set_filename(b"/sbin/poweroff", &LENS);
-    assert_eq!(classify(&Identity, &line).reason(), Some(Reason::NotGuarded));
+    assert_eq!(
+        classify(&Identity, &line).reason(),
+        Some(Reason::NotGuarded)
+    );
 }
 
 #[test]

@@ -73,6 +73,12 @@ impl Guard {
             &self.installed.excluded_children,
             &tables.excluded_children,
         )?;
+        sync_hash(
+            hash_mut::<ExcludedChildKey, u32>(&mut self.ebpf, names::PROTECTED_NAMES)?,
+            names::PROTECTED_NAMES,
+            &self.installed.protected_names,
+            &tables.protected_names,
+        )?;
         {
             let mut devices: HashMap<&mut MapData, u32, u32> =
                 hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;

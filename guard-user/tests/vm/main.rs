@@ -9,6 +9,7 @@ mod apt_hook;
 mod basics;
 mod configuration;
 mod daemon;
+mod exec_identity;
 mod exec_layer;
 mod file_layer;
 mod filesystems;
