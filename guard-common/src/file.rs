@@ -254,6 +254,7 @@ mod tests {
             "setattr",
             "replace",
             "mount",
+            "create",
         ];
         assert_eq!(FileOp::ALL.map(FileOp::as_str), words);
     }
