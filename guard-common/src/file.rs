@@ -67,7 +67,8 @@ impl FileOp {
     }
 }
 
-/// Every operation: what a protected file or directory is guarded against.
+/// Every operation on an existing object: what a protected file or directory is guarded
+/// against. ([`FileOp::Create`] is about a name that does not exist yet.)
 pub const OPS_ALL: u32 = 0x3ff;
 /// What an ancestor directory of a protected object is guarded against: moving or
 /// removing it, or mounting over it, would take the object with it. Creating and
@@ -237,8 +238,9 @@ mod tests {
             assert_eq!(FileOp::from_name(op.as_str()), Some(op));
             all |= op.bit();
         }
-        assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x400), None);
+        // Creating a name is no operation on an existing object.
+        assert_eq!(all, OPS_ALL | FileOp::Create.bit());
+        assert_eq!(FileOp::from_u32(0x800), None);
     }
 
     #[test]
