@@ -33,8 +33,8 @@ use crate::{
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
-        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, PROTECTED_INODES, PROTECTED_NAMES,
-        PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, NAME_DIRECTORIES, PROTECTED_INODES,
+        PROTECTED_NAMES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -707,6 +707,9 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
     let Some(dir) = dentry_key(off, parent) else {
         return 0;
     };
+    if unsafe { NAME_DIRECTORIES.get(dir) }.is_none() {
+        return 0;
+    }
     let Some(key) = child_key(off, dir, d) else {
         return 0;
     };

@@ -47,6 +47,12 @@ pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
 pub static PROTECTED_NAMES: HashMap<ExcludedChildKey, u32> =
     HashMap::with_max_entries(MAX_PROTECTED_NAMES, BPF_F_NO_PREALLOC);
 
+/// The directories that hold [`PROTECTED_NAMES`]: every file created anywhere is checked,
+/// and only a creation in one of these pays for reading its name.
+#[map]
+pub static NAME_DIRECTORIES: HashMap<InodeKey, u32> =
+    HashMap::with_max_entries(MAX_PROTECTED_NAMES, BPF_F_NO_PREALLOC);
+
 /// The key `rtguard_excluded_child` builds, one per CPU: on the stack its 80 bytes would
 /// take the deepest call chain (a rename's) past the verifier's 512-byte limit on 6.1.
 #[map]

@@ -45,6 +45,8 @@ pub struct KernelTables {
     pub excluded_children: BTreeMap<ExcludedChildKey, u32>,
     /// Names that may not be created in a directory → the rule protecting them.
     pub protected_names: BTreeMap<ExcludedChildKey, u32>,
+    /// The directories of `protected_names`, which the kernel checks first.
+    pub name_directories: BTreeSet<InodeKey>,
     /// Trusted executables per rule, and package managers.
     pub trusted: BTreeSet<TrustKey>,
     /// Rule table slots by rule id.
@@ -158,6 +160,7 @@ impl KernelTables {
         for name in &set.protected_names {
             if let Some(key) = ExcludedChildKey::new(name.dir, name.name.as_bytes()) {
                 t.protected_names.insert(key, name.rule);
+                t.name_directories.insert(name.dir);
                 if let Some(dir) = name.path.parent() {
                     t.legend
                         .paths
