@@ -39,10 +39,14 @@ pub enum FileOp {
     /// Inode flags changed (`chattr +i`: `FS_IOC_SETFLAGS`, `FS_IOC_FSSETXATTR`): an
     /// immutable or append-only file makes the next upgrade of it fail.
     SetFlags = 1 << 12,
+    /// A name created in a directory that protects it (a symlink, file, directory, hard
+    /// link or rename target): `ln -s /dev/null /etc/systemd/system/containerd.service`
+    /// masks the unit without `systemctl mask`.
+    Create = 1 << 13,
 }
 
 impl FileOp {
-    pub const ALL: [FileOp; 13] = [
+    pub const ALL: [FileOp; 14] = [
         FileOp::Unlink,
         FileOp::Rmdir,
         FileOp::Rename,
@@ -56,6 +60,7 @@ impl FileOp {
         FileOp::Unmount,
         FileOp::SetAcl,
         FileOp::SetFlags,
+        FileOp::Create,
     ];
 
     pub const fn bit(self) -> u32 {
@@ -75,7 +80,8 @@ impl FileOp {
     }
 }
 
-/// Every operation: what a protected file or directory is guarded against.
+/// Every operation on an existing object: what a protected file or directory is guarded
+/// against. ([`FileOp::Create`] is about a name that does not exist yet.)
 pub const OPS_ALL: u32 = 0x1fff;
 /// What an ancestor directory of a protected object is guarded against: moving or
 /// removing it, or mounting over it, would take the object with it. Creating and
@@ -144,6 +150,11 @@ impl ExcludedChildKey {
 
 /// Capacity of the excluded-children map.
 pub const MAX_EXCLUDED_CHILDREN: u32 = 1_024;
+
+/// Capacity of the protected-names map: names that may not be created in a directory
+/// (a protected unit's name in /etc/systemd/system and /run/systemd/system), keyed like
+/// an excluded child by the directory and the name, valued by the rule id.
+pub const MAX_PROTECTED_NAMES: u32 = 256;
 
 /// What a protected inode or tree root is guarded against, and by which rule.
 #[repr(C)]
@@ -244,8 +255,9 @@ mod tests {
             assert_eq!(FileOp::from_name(op.as_str()), Some(op));
             all |= op.bit();
         }
-        assert_eq!(all, OPS_ALL);
-        assert_eq!(FileOp::from_u32(0x2000), None);
+        // Creating a name is no operation on an existing object.
+        assert_eq!(all, OPS_ALL | FileOp::Create.bit());
+        assert_eq!(FileOp::from_u32(0x4000), None);
     }
 
     #[test]
@@ -264,6 +276,7 @@ mod tests {
             "unmount",
             "set-acl",
             "set-flags",
+            "create",
         ];
         assert_eq!(FileOp::ALL.map(FileOp::as_str), words);
     }

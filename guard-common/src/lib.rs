@@ -47,6 +47,8 @@ pub mod names {
     pub const PROTECTED_PROCESSES: &str = "PROTECTED_PROCESSES";
     pub const TREE_EPOCHS: &str = "TREE_EPOCHS";
     pub const EXCLUDED_CHILDREN: &str = "EXCLUDED_CHILDREN";
+    pub const PROTECTED_NAMES: &str = "PROTECTED_NAMES";
+    pub const NAME_DIRECTORIES: &str = "NAME_DIRECTORIES";
     pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
     pub const PROTECTED_SYSCTLS: &str = "PROTECTED_SYSCTLS";
 }

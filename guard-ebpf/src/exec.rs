@@ -26,9 +26,9 @@ use guard_common::{
     exec::{
         action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
         CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
-        LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
-        MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES,
-        TOKEN_TRUNCATED,
+        LINE_KERNEL_EXEC, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES,
+        MAX_COMMAND_OBJECTS, MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS,
+        TOKEN_HEAD_BYTES, TOKEN_TRUNCATED,
     },
     hash::{basename_step, FNV_OFFSET},
     rule::Action,
@@ -38,8 +38,8 @@ use guard_common::{
 use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
-        arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, resolved_offsets, task_exe,
-        verifier_bound, KernelPtr,
+        arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, read_ptr, resolved_offsets,
+        task_exe, verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
     task_storage::TaskStorage,
@@ -305,18 +305,29 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let Some(cap) = EXEC_CAPTURES.current() else {
-        return 0;
+    let cap = match EXEC_CAPTURES.current() {
+        Some(cap) => cap,
+        None if rtguard_kernel_exec_capture() > 0 => match EXEC_CAPTURES.current() {
+            Some(cap) => cap,
+            None => return 0,
+        },
+        None => return 0,
     };
-    let bprm = bprm as KernelPtr;
     let task = current_task();
+    let bprm = bprm as KernelPtr;
     let exe = bprm_exe(&off, bprm);
     let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
     unsafe {
         (*cap).line.filename_base = rtguard_exec_filename_hash(filename);
-        (*cap).line.exe_class = exe
-            .and_then(|k| EXE_CLASSES.get(k).copied())
-            .unwrap_or(NO_CLASS);
+        // A kernel-started program is known by the path the kernel was given, not by its
+        // inode: `/sbin/poweroff` (orderly_poweroff's helper) is systemctl's inode, and
+        // must keep working.
+        (*cap).line.exe_class = if (*cap).line.flags & LINE_KERNEL_EXEC != 0 {
+            NO_CLASS
+        } else {
+            exe.and_then(|k| EXE_CLASSES.get(k).copied())
+                .unwrap_or(NO_CLASS)
+        };
         // The caller is still the old image here: its exe is the program that called execve.
         (*cap).line.trusted_classes = task_exe(&off, task)
             .and_then(|k| TRUSTED_CALLERS.get(k).copied())
@@ -364,6 +375,33 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
     );
     EXEC_CAPTURES.delete_current();
     verdict
+}
+
+/// For an exec with no capture: if the current task has no mm, the kernel itself is
+/// starting a program (`kernel_execve`: a usermode helper such as a `core_pattern` pipe or
+/// `modprobe`), and no syscall showed its argv. Stores an empty capture flagged
+/// `LINE_KERNEL_EXEC` for it and returns 1; returns 0 for any other exec.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_kernel_exec_capture() -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    if read_ptr(current_task(), off.task_mm).is_some() {
+        return 0;
+    }
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    unsafe {
+        (*cap).line.count = 0;
+        (*cap).line.flags = LINE_KERNEL_EXEC;
+        (*cap).line.filename_base = FNV_OFFSET;
+        (*cap).line.exe_class = NO_CLASS;
+        (*cap).line.trusted_classes = 0;
+        (*cap).argv = 0;
+    }
+    i32::from(EXEC_CAPTURES.replace_current(cap))
 }
 
 /// FNV-1a of the basename of the kernel string at `filename`: `ArgToken::base`, folded

@@ -33,8 +33,8 @@ use crate::{
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
-        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, PROTECTED_INODES, PROTECTED_TREES,
-        TREE_DEVICES, TRUSTED_EXES,
+        EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, NAME_DIRECTORIES, PROTECTED_INODES,
+        PROTECTED_NAMES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
     },
     tree_cache::{self, Probe},
 };
@@ -70,6 +70,9 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
 #[lsm(hook = "path_rename")]
 pub fn path_rename(ctx: LsmContext) -> i32 {
     chained(&ctx, 5, |_| {
+        if rtguard_name_decide(arg_scalar(&ctx, 3) as u64) != 0 {
+            return EPERM;
+        }
         let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
         restated(rtguard_rename_decide(
             arg_scalar(&ctx, 0) as u64,
@@ -105,7 +108,82 @@ pub fn path_chown(ctx: LsmContext) -> i32 {
     })
 }
 
+/// `security_path_symlink(const struct path *dir, struct dentry *dentry, const char *old_name)`
+#[lsm(hook = "path_symlink")]
+pub fn path_symlink(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_path_mknod(const struct path *dir, struct dentry *dentry, umode_t mode,
+/// unsigned int dev)`: also what `open(O_CREAT)` calls for a new file.
+#[lsm(hook = "path_mknod")]
+pub fn path_mknod(ctx: LsmContext) -> i32 {
+    chained(&ctx, 4, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`
+#[lsm(hook = "path_mkdir")]
+pub fn path_mkdir(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_path_link(struct dentry *old_dentry, const struct path *new_dir,
+/// struct dentry *new_dentry)`
+#[lsm(hook = "path_link")]
+pub fn path_link(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64))
+    })
+}
+
 // ---- inode hooks (fallback without CONFIG_SECURITY_PATH) ---------------------------------
+
+/// `security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode)`
+#[lsm(hook = "inode_create")]
+pub fn inode_create(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_inode_symlink(struct inode *dir, struct dentry *dentry, const char *old_name)`
+#[lsm(hook = "inode_symlink")]
+pub fn inode_symlink(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_inode_mkdir(struct inode *dir, struct dentry *dentry, umode_t mode)`
+#[lsm(hook = "inode_mkdir")]
+pub fn inode_mkdir(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_inode_mknod(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t dev)`
+#[lsm(hook = "inode_mknod")]
+pub fn inode_mknod(ctx: LsmContext) -> i32 {
+    chained(&ctx, 4, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
+    })
+}
+
+/// `security_inode_link(struct dentry *old_dentry, struct inode *dir,
+/// struct dentry *new_dentry)`
+#[lsm(hook = "inode_link")]
+pub fn inode_link(ctx: LsmContext) -> i32 {
+    chained(&ctx, 3, |_| {
+        restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64))
+    })
+}
 
 /// `security_inode_unlink(struct inode *dir, struct dentry *dentry)`
 #[lsm(hook = "inode_unlink")]
@@ -144,6 +222,9 @@ pub fn inode_rename(ctx: LsmContext) -> i32 {
 
 #[inline(always)]
 fn inode_rename_decide(ctx: &LsmContext, flags: u64) -> i32 {
+    if rtguard_name_decide(arg_scalar(ctx, 3) as u64) != 0 {
+        return EPERM;
+    }
     restated(rtguard_rename_decide(
         arg_scalar(ctx, 0) as u64,
         arg_scalar(ctx, 1) as u64,
@@ -689,24 +770,79 @@ pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u6
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let Some(name) = dentry_name(&off, child as KernelPtr) else {
-        return 0;
-    };
-    let Some(key) = EXCLUDED_CHILD_KEY.get_ptr_mut(0) else {
-        return 0;
-    };
+    match child_key(&off, InodeKey::new(tree_dev, tree_ino), child as KernelPtr) {
+        Some(key) => u32::from(unsafe { EXCLUDED_CHILDREN.get(key) }.is_some()),
+        None => 0,
+    }
+}
+
+/// The (directory, name) key of `child` under `dir`, built in the per-CPU slot: looked up
+/// by reference, since a copy would put its 80 bytes back on the stack.
+#[inline(always)]
+fn child_key(
+    off: &KernelOffsets,
+    dir: InodeKey,
+    child: KernelPtr,
+) -> Option<&'static ExcludedChildKey> {
+    let name = dentry_name(off, child)?;
+    let key = EXCLUDED_CHILD_KEY.get_ptr_mut(0)?;
     // Per-CPU, and LSM programs don't nest on one CPU: nothing else writes it meanwhile.
     let key = unsafe { &mut *key };
-    key.tree = InodeKey::new(tree_dev, tree_ino);
+    key.tree = dir;
     key.name = [0; EXCLUDED_NAME_LEN + 1];
     // A longer name fills the buffer without its end and matches no key, since keys are
     // NUL-terminated within it.
     if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }.is_err() {
+        return None;
+    }
+    Some(key)
+}
+
+/// A name about to be created (`dentry`, still negative, or a rename's target): refused
+/// when its directory protects that name. A protected unit's name in /etc/systemd/system
+/// or /run/systemd/system, as a link to /dev/null, is a mask; as a file, it replaces the
+/// unit. Returns `EPERM` or 0; reports either way.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let off = &off;
+    let d = dentry as KernelPtr;
+    let Some(parent) = dentry_parent(off, d) else {
+        return 0;
+    };
+    let Some(dir) = dentry_key(off, parent) else {
+        return 0;
+    };
+    if unsafe { NAME_DIRECTORIES.get(dir) }.is_none() {
         return 0;
     }
-    // Looked up by reference: a copy would put the 80 bytes back on the stack.
-    let key: &ExcludedChildKey = key;
-    u32::from(unsafe { EXCLUDED_CHILDREN.get(key) }.is_some())
+    let Some(key) = child_key(off, dir, d) else {
+        return 0;
+    };
+    let Some(&rule_id) = (unsafe { PROTECTED_NAMES.get(key) }) else {
+        return 0;
+    };
+    let m = Match {
+        protection: FileProtection {
+            rule_id,
+            ops: FileOp::Create.bit(),
+            flags: 0,
+            _pad: 0,
+        },
+        anchor: dir,
+        anchor_dentry: parent as u64,
+    };
+    let task = current_task();
+    if rule_enforces(rule_id) {
+        report(off, FileOp::Create, Decision::Blocked, dir, &m, d, task);
+        EPERM
+    } else {
+        report(off, FileOp::Create, Decision::WouldBlock, dir, &m, d, task);
+        0
+    }
 }
 
 /// One level of the trust walk over the task and its ancestors: `WALK_PACKAGE_MANAGER`,

@@ -9,7 +9,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 use guard_common::{
-    file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN},
+    file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN, MAX_PROTECTED_NAMES},
     rule::{RuleEntry, MAX_RULES},
     FileEvent, FileProtection, FsLayout, GuardConfig, IdentityProbe, InodeKey, KernelOffsets,
     TrustKey, EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
@@ -40,6 +40,18 @@ pub static PROTECTED_TREES: HashMap<InodeKey, FileProtection> =
 #[map]
 pub static EXCLUDED_CHILDREN: HashMap<ExcludedChildKey, u32> =
     HashMap::with_max_entries(MAX_EXCLUDED_CHILDREN, BPF_F_NO_PREALLOC);
+
+/// Names no one may create in a directory (a protected unit's name in
+/// /etc/systemd/system) → the rule protecting them. Keyed like [`EXCLUDED_CHILDREN`].
+#[map]
+pub static PROTECTED_NAMES: HashMap<ExcludedChildKey, u32> =
+    HashMap::with_max_entries(MAX_PROTECTED_NAMES, BPF_F_NO_PREALLOC);
+
+/// The directories that hold [`PROTECTED_NAMES`]: every file created anywhere is checked,
+/// and only a creation in one of these pays for reading its name.
+#[map]
+pub static NAME_DIRECTORIES: HashMap<InodeKey, u32> =
+    HashMap::with_max_entries(MAX_PROTECTED_NAMES, BPF_F_NO_PREALLOC);
 
 /// The key `rtguard_excluded_child` builds, one per CPU: on the stack its 80 bytes would
 /// take the deepest call chain (a rename's) past the verifier's 512-byte limit on 6.1.

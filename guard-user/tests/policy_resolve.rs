@@ -653,7 +653,7 @@ fn an_empty_root_resolves_to_warnings_not_errors() {
         .collect();
     // Every rule but the netfilter one (exec layer only).
     assert_eq!(nothing.len(), set.rules.len() - 1);
-    assert_eq!(nothing[0].location.line, 37);
+    assert_eq!(nothing[0].location.line, 44);
 }
 
 #[test]

@@ -4,39 +4,136 @@
 use super::{
     scan::{Hit, Scan},
     ClassEntry, Classification, CommandLine, CommandTables, ObjectEntry, Reason, Verdict, WordKey,
-    BINARY_MULTICALL, CLASS_REMOVE_SUFFIX, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES,
-    MAX_PREFIX_LENS, MODIFIER_FLAGS, NO_CLASS, NO_TOKEN, OBJECTS_AFTER_VERB, OBJECTS_LAST,
-    OBJECT_WINDOW_OPEN, TOKEN_END_OF_OPTIONS, TOKEN_HAS_VALUE, TOKEN_HEAD_BYTES, TOKEN_LONG_OPTION,
-    TOKEN_OPTION, UPGRADE_ALLOW, UPGRADE_DENY, UPGRADE_WINDOW, VERB_FLAGS, WORD_ALL_OBJECTS,
-    WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN, WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY,
-    WORD_TAKES_VALUE, WORD_UPGRADE,
+    BINARY_LOADER, BINARY_MULTICALL, CLASS_REMOVE_SUFFIX, LINE_KERNEL_EXEC, LINE_TRUNCATED,
+    MAX_ARGV_TOKENS, MAX_CLASSES, MAX_PREFIX_LENS, MODIFIER_FLAGS, NO_CLASS, NO_TOKEN,
+    OBJECTS_AFTER_VERB, OBJECTS_LAST, OBJECT_WINDOW_OPEN, TOKEN_END_OF_OPTIONS, TOKEN_HAS_VALUE,
+    TOKEN_HEAD_BYTES, TOKEN_LONG_OPTION, TOKEN_OPTION, UPGRADE_ALLOW, UPGRADE_DENY, UPGRADE_WINDOW,
+    VERB_FLAGS, WORD_ALL_OBJECTS, WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN, WORD_HITS_ALL,
+    WORD_INSTALL, WORD_REPORT_ONLY, WORD_SAFE_TARGET, WORD_SWITCH, WORD_TAKES_VALUE, WORD_UPGRADE,
 };
-use crate::{hash::short_option_hash, rule::NO_RULE};
+use crate::{
+    hash::{fnv1a, short_option_hash},
+    rule::NO_RULE,
+};
+
+/// Options of the dynamic loader (glibc's and musl's `ld.so`) that take the next
+/// argument as their value. Any other option is a flag; the first argument that is not an
+/// option is the program.
+const LOADER_VALUE_OPTIONS: [u64; 7] = [
+    fnv1a(b"--argv0"),
+    fnv1a(b"--library-path"),
+    fnv1a(b"--preload"),
+    fnv1a(b"--audit"),
+    fnv1a(b"--inhibit-rpath"),
+    fnv1a(b"--glibc-hwcaps-prefix"),
+    fnv1a(b"--glibc-hwcaps-mask"),
+];
+const LOADER_ARGV0: u64 = fnv1a(b"--argv0");
+/// Loader options read before its program; a program further out is not found, and the
+/// exec is not guarded (see policy/README.md, "Exec identity").
+const MAX_LOADER_OPTIONS: usize = 8;
 
 /// Finds the class of an exec and where its arguments start.
+///
+/// The executed file decides when it is known: by its inode (`exe_class`), else by the
+/// basename of the path the kernel executed. argv[0] only chooses among the personalities
+/// of one file (a multi-call binary, `telinit` for systemctl) or names the class when the
+/// file is unknown; a program ignores an argv[0] that names another class
+/// (`exec -a apt-get /usr/bin/dpkg --remove x` is dpkg). A dynamic loader hands the choice
+/// to the program it runs.
 fn find_class<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> (u32, usize) {
-    let count = line.count as usize;
-    if count > 0 {
-        if let Some(first) = tables.binary(line.tokens[0].base) {
-            if first.flags & BINARY_MULTICALL == 0 {
-                return (first.class, 1);
-            }
-            if count > 1 {
-                if let Some(applet) = tables.binary(line.tokens[1].base) {
-                    if applet.flags & BINARY_MULTICALL == 0 {
-                        return (applet.class, 2);
+    let count = if (line.count as usize) < MAX_ARGV_TOKENS {
+        line.count as usize
+    } else {
+        MAX_ARGV_TOKENS
+    };
+    if let Some(file) = tables.binary(line.filename_base) {
+        if file.flags & BINARY_LOADER != 0 {
+            return loaded_program(tables, line, count);
+        }
+    }
+    let file = if line.exe_class != NO_CLASS {
+        line.exe_class
+    } else {
+        class_of_file(tables, line.filename_base)
+    };
+    named_or_file(tables, line, count, 0, 1, file)
+}
+
+/// The class a file of this basename belongs to, if it is one program (not a multi-call
+/// binary or a loader).
+fn class_of_file<T: CommandTables + ?Sized>(tables: &T, base: u64) -> u32 {
+    match tables.binary(base) {
+        Some(b) if b.flags & (BINARY_MULTICALL | BINARY_LOADER) == 0 => b.class,
+        _ => NO_CLASS,
+    }
+}
+
+/// The class of a program whose argv[0] is argument `name` and whose own arguments start
+/// at `args`, given the class of its file (`file`, or [`NO_CLASS`]).
+fn named_or_file<T: CommandTables + ?Sized>(
+    tables: &T,
+    line: &CommandLine,
+    count: usize,
+    name: usize,
+    args: usize,
+    file: u32,
+) -> (u32, usize) {
+    let mut named = (NO_CLASS, args);
+    if let Some(first) = line.tokens.get(name).filter(|_| name < count) {
+        if let Some(b) = tables.binary(first.base) {
+            if b.flags & (BINARY_MULTICALL | BINARY_LOADER) == 0 {
+                named = (b.class, args);
+            } else if b.flags & BINARY_MULTICALL != 0 && args < count {
+                if let Some(applet) = line.tokens.get(args) {
+                    let class = class_of_file(tables, applet.base);
+                    if class != NO_CLASS {
+                        named = (class, args + 1);
                     }
                 }
             }
+        }
+    }
+    if file != NO_CLASS && file != named.0 {
+        return (file, args);
+    }
+    named
+}
+
+/// The class of the program a dynamic loader runs: its first non-option argument, with the
+/// loader's own options (and their values) skipped. `--argv0 NAME` is the argv[0] the
+/// program sees, which matters to a multi-call binary.
+fn loaded_program<T: CommandTables + ?Sized>(
+    tables: &T,
+    line: &CommandLine,
+    count: usize,
+) -> (u32, usize) {
+    let mut i = 1;
+    let mut argv0 = None;
+    for _ in 0..MAX_LOADER_OPTIONS {
+        let Some(token) = line.tokens.get(i).filter(|_| i < count) else {
             return (NO_CLASS, 0);
+        };
+        if token.flags & TOKEN_OPTION == 0 {
+            break;
+        }
+        if LOADER_VALUE_OPTIONS.contains(&token.whole) {
+            if token.whole == LOADER_ARGV0 {
+                argv0 = Some(i + 1);
+            }
+            i += 2;
+        } else {
+            i += 1;
         }
     }
-    if let Some(file) = tables.binary(line.filename_base) {
-        if file.flags & BINARY_MULTICALL == 0 {
-            return (file.class, 1);
-        }
+    let Some(program) = line.tokens.get(i).filter(|_| i < count) else {
+        return (NO_CLASS, 0);
+    };
+    if program.flags & TOKEN_OPTION != 0 {
+        return (NO_CLASS, 0);
     }
-    (line.exe_class, 1)
+    let file = class_of_file(tables, program.base);
+    named_or_file(tables, line, count, argv0.unwrap_or(i), i + 1, file)
 }
 
 /// Classifies one exec against the compiled tables. Never panics, allocates nothing, and
@@ -69,6 +166,9 @@ pub struct Classifier {
     options_done: bool,
     positional: u32,
     expecting_object: bool,
+    /// The previous argument was an option the class does not know: it may have taken this
+    /// argument as its value.
+    maybe_value: bool,
     last_candidate: u32,
 }
 
@@ -105,6 +205,8 @@ impl Classifier {
             suffix_hit: None,
             suffix_removal: None,
             pattern_token: NO_TOKEN,
+            switch_targets: 0,
+            unsafe_target: NO_TOKEN,
             unparsed: false,
         },
         start: 0,
@@ -113,6 +215,7 @@ impl Classifier {
         options_done: false,
         positional: 0,
         expecting_object: false,
+        maybe_value: false,
         last_candidate: NO_TOKEN,
     };
 
@@ -178,6 +281,8 @@ impl Classifier {
 
         let expecting = self.expecting_object;
         self.expecting_object = false;
+        let maybe_value = self.maybe_value;
+        self.maybe_value = false;
         if expecting && !is_positional {
             if scan.bare_pending {
                 scan.bare_hit = true;
@@ -201,12 +306,15 @@ impl Classifier {
                     word = tables.word(&WordKey::new(class_id, token.stem));
                     attached = true;
                 }
-                if let Some(word) = word {
-                    if word.flags & WORD_TAKES_VALUE != 0 && !attached {
-                        self.skip_next = true;
+                match word {
+                    Some(word) => {
+                        if word.flags & WORD_TAKES_VALUE != 0 && !attached {
+                            self.skip_next = true;
+                        }
+                        scan.word(word.flags, index);
+                        self.expecting_object = scan.expect_object(word.flags, index);
                     }
-                    scan.word(word.flags, index);
-                    self.expecting_object = scan.expect_object(word.flags, index);
+                    None => self.maybe_value = token.flags & TOKEN_HAS_VALUE == 0,
                 }
             } else {
                 let len = token.len as usize;
@@ -219,8 +327,12 @@ impl Classifier {
                     let c = token.head[j];
                     let Some(word) = tables.word(&WordKey::new(class_id, short_option_hash(c)))
                     else {
+                        // An option letter the class does not know; if it is the last, it
+                        // may take the next argument.
+                        self.maybe_value = j + 1 == len;
                         continue;
                     };
+                    self.maybe_value = false;
                     let rest = j + 1 < len;
                     if word.flags & WORD_TAKES_VALUE != 0 {
                         if !rest {
@@ -260,10 +372,25 @@ impl Classifier {
         self.positional += 1;
         let word = tables.word(&WordKey::new(class_id, token.whole));
         if entry.verb_position != 0 && self.positional == entry.verb_position {
-            if let Some(word) = word {
-                scan.word(word.flags, index);
+            match word {
+                Some(word) if word.flags & (VERB_FLAGS | MODIFIER_FLAGS) != 0 => {
+                    scan.word(word.flags, index)
+                }
+                // After an option the class does not know, this may be that option's value
+                // (`systemctl --legend no mask x`): the next argument may still be the verb.
+                // Reading a flag's neighbour as a value can only find a verb later, never
+                // lose one.
+                _ if maybe_value => self.positional -= 1,
+                _ => {}
             }
             return true;
+        }
+        if scan.verbs & WORD_SWITCH != 0 {
+            scan.switch_targets += 1;
+            let safe = word.is_some_and(|w| w.flags & WORD_SAFE_TARGET != 0);
+            if !safe && scan.unsafe_target == NO_TOKEN {
+                scan.unsafe_target = index;
+            }
         }
         if let Some(word) = word {
             if word.flags & MODIFIER_FLAGS != 0 {
@@ -321,6 +448,12 @@ impl Classifier {
                 scan.bare_hit = true;
             }
         }
+        if line.flags & LINE_KERNEL_EXEC != 0 && entry.bare_rule != NO_RULE {
+            // No argv to read: whatever it was told to do, it can't be shown harmless.
+            let mut c = Classification::new(Verdict::Destructive, Reason::KernelExec, class_id);
+            c.rule = entry.bare_rule;
+            return c;
+        }
         let truncated = line.flags & LINE_TRUNCATED != 0 || scan.unparsed;
         let decision = decide(scan, &entry, truncated, verb_seen);
         let trusted = class_id < MAX_CLASSES && line.trusted_classes & (1 << class_id) != 0;
@@ -357,6 +490,14 @@ fn decide(scan: &Scan, entry: &ClassEntry, truncated: bool, verb_seen: bool) -> 
     }
     if scan.modifiers & WORD_HITS_ALL != 0 && bare_rule != NO_RULE {
         return destructive(Reason::HitsAll, bare_rule, scan.hits_all_token, None);
+    }
+    if scan.verbs & WORD_SWITCH != 0
+        && bare_rule != NO_RULE
+        && (scan.switch_targets == 0 || scan.unsafe_target != NO_TOKEN)
+    {
+        let mut c = destructive(Reason::StopsEverything, bare_rule, scan.verb_token, None);
+        c.object_token = scan.unsafe_target;
+        return c;
     }
     if scan.verbs & WORD_DESTRUCTIVE != 0 {
         let verb = scan.destructive_token;

@@ -78,6 +78,12 @@ pub enum Reason {
     /// Removes (or stops) protected objects, every one of them covered by an open
     /// maintenance window that allows removal.
     RemovalInWindow = 18,
+    /// Switches the system to a target that does not keep the runtime running
+    /// (`systemctl isolate rescue.target`, `systemctl rescue`, `telinit 1`).
+    StopsEverything = 19,
+    /// The kernel started a program of a guarded class itself (a usermode helper), with
+    /// arguments no syscall showed.
+    KernelExec = 20,
 }
 
 impl Reason {
@@ -192,6 +198,8 @@ mod tests {
             (Reason::TrustedCaller, "trusted-caller"),
             (Reason::Install, "install"),
             (Reason::RemovalInWindow, "removal-in-window"),
+            (Reason::StopsEverything, "stops-everything"),
+            (Reason::KernelExec, "kernel-exec"),
         ];
         assert_eq!(words.len(), Reason::COUNT);
         for (reason, word) in words {
@@ -199,6 +207,6 @@ mod tests {
             assert_eq!(Reason::from_u32(reason as u32), Some(reason));
         }
         assert_eq!(Reason::from_u32(0), None);
-        assert_eq!(Reason::from_u32(19), None);
+        assert_eq!(Reason::from_u32(21), None);
     }
 }

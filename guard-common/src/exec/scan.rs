@@ -47,6 +47,10 @@ pub(super) struct Scan {
     /// The first `pkg-` removal in an install that a removal window covers.
     pub(super) suffix_removal: Option<Hit>,
     pub(super) pattern_token: u32,
+    /// Targets named after a [`WORD_SWITCH`](super::WORD_SWITCH) verb, and the first of
+    /// them that is not a safe target.
+    pub(super) switch_targets: u32,
+    pub(super) unsafe_target: u32,
     pub(super) unparsed: bool,
 }
 

@@ -38,8 +38,16 @@ pub const WORD_TAKES_VALUE: u32 = 1 << 7;
 /// upgrade where it doesn't.
 pub const WORD_INSTALL: u32 = 1 << 8;
 
+/// Switches the system to the target it names, stopping every unit that target does not
+/// pull in (`systemctl isolate`, `rescue`, `emergency`, `telinit 1`): destructive unless
+/// every target it names is a [`WORD_SAFE_TARGET`], and destructive when it names none.
+pub const WORD_SWITCH: u32 = 1 << 9;
+/// A target whose units include the runtime's (`multi-user.target`): switching to it
+/// stops nothing protected.
+pub const WORD_SAFE_TARGET: u32 = 1 << 10;
+
 pub(super) const VERB_FLAGS: u32 =
-    WORD_DESTRUCTIVE | WORD_UPGRADE | WORD_INSTALL | WORD_REPORT_ONLY;
+    WORD_DESTRUCTIVE | WORD_UPGRADE | WORD_INSTALL | WORD_REPORT_ONLY | WORD_SWITCH;
 pub(super) const MODIFIER_FLAGS: u32 = WORD_HITS_ALL | WORD_ALL_OBJECTS | WORD_DRY_RUN;
 
 // ClassEntry::flags
@@ -60,6 +68,10 @@ pub const OBJECTS_LAST: u32 = 2;
 // BinaryEntry::flags
 /// A multi-call binary: argv[1] names the applet (`xtables-nft-multi iptables -F`).
 pub const BINARY_MULTICALL: u32 = 1 << 0;
+/// A dynamic loader run as a program (`ld-linux-x86-64.so.2 /usr/bin/dpkg -r x`): it maps
+/// the program its first non-option argument names and runs it without another exec, so
+/// that program's class decides.
+pub const BINARY_LOADER: u32 = 1 << 1;
 
 // ObjectKey::kind
 /// Matched by an argument's whole hash, stem or basename stem.

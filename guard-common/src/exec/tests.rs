@@ -549,3 +549,392 @@ fn actions_follow_rule_modes() {
     assert_eq!(action(&c, Some(RuleEntry::default())), Action::Report);
     assert_eq!(action(&c, None), Action::Report);
 }
+
+/// dpkg, systemctl and apt-get as the production policy spells them, a dynamic loader and
+/// a multi-call binary: enough for which file decides, and for systemctl's options and
+/// target switches.
+struct Identity;
+
+const ID_DPKG: u32 = 0;
+const ID_SYSTEMCTL: u32 = 1;
+const ID_APT: u32 = 2;
+const ID_IPT: u32 = 3;
+const UNIT_RULE: u32 = 4;
+const PACKAGE_RULE: u32 = 5;
+const CHAIN_RULE: u32 = 6;
+
+impl CommandTables for Identity {
+    fn config(&self) -> CommandConfig {
+        CommandConfig {
+            prefix_lens: LENS,
+            classes: 4,
+            _pad: 0,
+        }
+    }
+    fn binary(&self, name_hash: u64) -> Option<BinaryEntry> {
+        let binaries: &[(&[u8], u32, u32)] = &[
+            (b"dpkg", ID_DPKG, 0),
+            (b"systemctl", ID_SYSTEMCTL, 0),
+            (b"telinit", ID_SYSTEMCTL, 0),
+            (b"apt-get", ID_APT, 0),
+            (b"iptables", ID_IPT, 0),
+            (b"xtables-nft-multi", 0, BINARY_MULTICALL),
+            (b"busybox", 0, BINARY_MULTICALL),
+            (b"ld-linux-x86-64.so.2", 0, BINARY_LOADER),
+        ];
+        binaries
+            .iter()
+            .find(|(n, _, _)| fnv1a(n) == name_hash)
+            .map(|&(_, class, flags)| BinaryEntry { class, flags })
+    }
+    fn class(&self, class: u32) -> Option<ClassEntry> {
+        match class {
+            ID_DPKG => Some(ClassEntry {
+                bare_rule: PACKAGE_RULE,
+                bare_upgrade: UPGRADE_ALLOW,
+                ..Default::default()
+            }),
+            ID_SYSTEMCTL => Some(ClassEntry {
+                flags: CLASS_PATTERNS,
+                verb_position: 1,
+                bare_rule: UNIT_RULE,
+                ..Default::default()
+            }),
+            ID_APT => Some(ClassEntry {
+                flags: CLASS_REMOVE_SUFFIX | CLASS_PATTERNS,
+                verb_position: 1,
+                bare_rule: PACKAGE_RULE,
+                bare_upgrade: UPGRADE_ALLOW,
+                ..Default::default()
+            }),
+            ID_IPT => Some(ClassEntry {
+                objects: OBJECTS_AFTER_VERB,
+                bare_rule: CHAIN_RULE,
+                ..Default::default()
+            }),
+            _ => None,
+        }
+    }
+    fn word(&self, key: &WordKey) -> Option<WordEntry> {
+        let words: &[(u32, &[u8], u32)] = &[
+            (ID_DPKG, b"-r", WORD_DESTRUCTIVE),
+            (ID_DPKG, b"--remove", WORD_DESTRUCTIVE),
+            (ID_DPKG, b"-P", WORD_DESTRUCTIVE),
+            (ID_DPKG, b"-i", WORD_UPGRADE),
+            (ID_DPKG, b"--status-fd", WORD_TAKES_VALUE),
+            (ID_SYSTEMCTL, b"stop", WORD_DESTRUCTIVE),
+            (ID_SYSTEMCTL, b"mask", WORD_DESTRUCTIVE),
+            (ID_SYSTEMCTL, b"--legend", WORD_TAKES_VALUE),
+            (ID_SYSTEMCTL, b"-p", WORD_TAKES_VALUE),
+            (ID_SYSTEMCTL, b"--kill-value", WORD_TAKES_VALUE),
+            (ID_SYSTEMCTL, b"isolate", WORD_SWITCH),
+            (ID_SYSTEMCTL, b"rescue", WORD_SWITCH),
+            (ID_SYSTEMCTL, b"emergency", WORD_SWITCH),
+            (ID_SYSTEMCTL, b"1", WORD_SWITCH),
+            (ID_SYSTEMCTL, b"s", WORD_SWITCH),
+            (ID_SYSTEMCTL, b"multi-user.target", WORD_SAFE_TARGET),
+            (ID_SYSTEMCTL, b"default.target", WORD_SAFE_TARGET),
+            (ID_SYSTEMCTL, b"graphical.target", WORD_SAFE_TARGET),
+            (ID_APT, b"remove", WORD_DESTRUCTIVE),
+            (ID_APT, b"install", WORD_INSTALL),
+            (ID_IPT, b"-F", WORD_DESTRUCTIVE | WORD_BARE),
+            (ID_IPT, b"-t", WORD_TAKES_VALUE),
+        ];
+        words
+            .iter()
+            .find(|(c, w, _)| *c == key.class && fnv1a(w) == key.hash)
+            .map(|&(_, _, flags)| WordEntry { flags })
+    }
+    fn object(&self, key: &ObjectKey) -> Option<ObjectEntry> {
+        let objects: &[(u32, u32, &[u8], u32)] = &[
+            (ID_DPKG, OBJECT_NAME, b"containerd", PACKAGE_RULE),
+            (ID_DPKG, OBJECT_NAME, b"docker-ce", PACKAGE_RULE),
+            (ID_APT, OBJECT_NAME, b"containerd", PACKAGE_RULE),
+            (ID_APT, OBJECT_NAME, b"docker-ce", PACKAGE_RULE),
+            (ID_SYSTEMCTL, OBJECT_NAME, b"containerd.service", UNIT_RULE),
+            (ID_SYSTEMCTL, OBJECT_NAME, b"containerd", UNIT_RULE),
+            (ID_IPT, OBJECT_PREFIX, b"DOCKER", CHAIN_RULE),
+        ];
+        objects
+            .iter()
+            .find(|(c, k, n, _)| *c == key.class && *k == key.kind && fnv1a(n) == key.hash)
+            .map(|&(_, _, _, rule)| ObjectEntry {
+                rule,
+                object: 0,
+                upgrade: if rule == PACKAGE_RULE {
+                    UPGRADE_ALLOW
+                } else {
+                    UPGRADE_NONE
+                },
+                flags: 0,
+            })
+    }
+}
+
+/// Classifies `args` as executed from the file at `path` (`bprm->filename`), whose inode
+/// the policy bound to `exe_class`.
+fn exec_file(path: &str, exe_class: u32, args: &[&str]) -> (Verdict, Reason) {
+    let mut line = CommandLine::EMPTY;
+    for arg in args {
+        line.push(arg.as_bytes(), &LENS);
+    }
+    line.set_filename(path.as_bytes(), &LENS);
+    line.exe_class = exe_class;
+    let c = classify(&Identity, &line);
+    (c.verdict().unwrap(), c.reason().unwrap())
+}
+
+/// As run from a shell: the file is argv[0].
+fn id_run(args: &[&str]) -> (Verdict, Reason) {
+    exec_file(args[0], NO_CLASS, args)
+}
+
+#[test]
+fn package_names_match_in_any_case_as_dpkg_and_apt_read_them() {
+    use Reason::*;
+    use Verdict::*;
+    for args in [
+        &["dpkg", "--remove", "DOCKER-CE"][..],
+        &["dpkg", "-r", "Containerd:AMD64"],
+        &["apt-get", "remove", "Docker-CE"],
+        &["apt-get", "install", "DOCKER-CE-"],
+    ] {
+        assert_eq!(id_run(args).0, Destructive, "{args:?}");
+    }
+    assert_eq!(
+        id_run(&["dpkg", "-l", "DOCKER-CE"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(
+        id_run(&["dpkg", "-i", "/tmp/CONTAINERD_1.7_amd64.deb"]),
+        (AllowedAsUpgrade, Upgrade)
+    );
+    // Chains are case-sensitive: iptables' `docker` is not Docker's `DOCKER`.
+    assert_eq!(
+        id_run(&["iptables", "-F", "docker"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(
+        id_run(&["iptables", "-F", "DOCKER"]),
+        (Destructive, ProtectedObject)
+    );
+    // Options keep their case: dpkg's -p prints, -P purges.
+    assert_eq!(
+        id_run(&["dpkg", "-p", "containerd"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(
+        id_run(&["dpkg", "-P", "containerd"]),
+        (Destructive, ProtectedObject)
+    );
+}
+
+#[test]
+fn the_executed_file_decides_over_argv0() {
+    use Reason::*;
+    use Verdict::*;
+    // `exec -a apt-get /usr/bin/dpkg --remove containerd`: dpkg ignores its argv[0].
+    let args = ["apt-get", "--remove", "containerd"];
+    assert_eq!(
+        exec_file("/usr/bin/dpkg", NO_CLASS, &args),
+        (Destructive, ProtectedObject)
+    );
+    // Known by inode only (a hard link under another name).
+    assert_eq!(
+        exec_file("/tmp/x", ID_DPKG, &args),
+        (Destructive, ProtectedObject)
+    );
+    // argv[0] naming a multi-call binary doesn't hand dpkg's arguments to an applet.
+    assert_eq!(
+        exec_file(
+            "/usr/bin/dpkg",
+            NO_CLASS,
+            &["xtables-nft-multi", "iptables", "-r", "containerd"]
+        ),
+        (Destructive, ProtectedObject)
+    );
+    // A file of no class leaves argv[0] to decide, as before.
+    assert_eq!(
+        exec_file("/tmp/copy", NO_CLASS, &["dpkg", "-r", "containerd"]),
+        (Destructive, ProtectedObject)
+    );
+    // A multi-call binary takes its personality from argv[0] or argv[1].
+    assert_eq!(
+        exec_file(
+            "/usr/sbin/xtables-nft-multi",
+            NO_CLASS,
+            &["iptables", "-t", "nat", "-F", "DOCKER"]
+        ),
+        (Destructive, ProtectedObject)
+    );
+    assert_eq!(
+        exec_file("/bin/busybox", NO_CLASS, &["busybox", "ls", "-F"]),
+        (Allowed, NotGuarded)
+    );
+    // systemctl read as telinit is still systemctl's class.
+    assert_eq!(
+        exec_file("/usr/bin/systemctl", NO_CLASS, &["telinit", "1"]),
+        (Destructive, StopsEverything)
+    );
+    // Neighbours: the same file under its own name.
+    assert_eq!(
+        exec_file("/usr/bin/dpkg", NO_CLASS, &["dpkg", "-l", "containerd"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(
+        exec_file(
+            "/usr/bin/apt-get",
+            ID_APT,
+            &["apt-get", "install", "containerd"]
+        ),
+        (Allowed, Install)
+    );
+}
+
+#[test]
+fn a_program_run_by_the_dynamic_loader_is_classified_as_itself() {
+    use Reason::*;
+    use Verdict::*;
+    let ld = "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let run = |args: &[&str]| {
+        let mut line = CommandLine::EMPTY;
+        line.push(ld.as_bytes(), &LENS);
+        for arg in args {
+            line.push(arg.as_bytes(), &LENS);
+        }
+        line.set_filename(ld.as_bytes(), &LENS);
+        let c = classify(&Identity, &line);
+        (c.verdict().unwrap(), c.reason().unwrap())
+    };
+    assert_eq!(
+        run(&["/usr/bin/dpkg", "--remove", "containerd"]),
+        (Destructive, ProtectedObject)
+    );
+    assert_eq!(
+        run(&[
+            "--library-path",
+            "/lib",
+            "--argv0",
+            "apt-get",
+            "/usr/bin/dpkg",
+            "-r",
+            "containerd"
+        ]),
+        (Destructive, ProtectedObject)
+    );
+    assert_eq!(
+        run(&["--inhibit-cache", "/usr/bin/dpkg", "-r", "DOCKER-CE"]),
+        (Destructive, ProtectedObject)
+    );
+    assert_eq!(
+        run(&[
+            "/usr/sbin/xtables-nft-multi",
+            "iptables",
+            "-t",
+            "nat",
+            "-F",
+            "DOCKER"
+        ]),
+        (Destructive, ProtectedObject)
+    );
+    assert_eq!(
+        run(&["--argv0", "iptables", "/usr/sbin/xtables-nft-multi", "-F"]),
+        (Destructive, BareVerb)
+    );
+    assert_eq!(run(&["/usr/sbin/iptables", "-F"]), (Destructive, BareVerb));
+    // Neighbours: a reading command, and the loader listing a program's libraries.
+    assert_eq!(
+        run(&["/usr/bin/dpkg", "-l", "containerd"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(
+        run(&["--list", "/usr/bin/dpkg"]),
+        (Allowed, NoDestructiveVerb)
+    );
+    assert_eq!(run(&["/bin/ls", "-r"]), (Allowed, NotGuarded));
+    assert_eq!(run(&[]), (Allowed, NotGuarded));
+}
+
+#[test]
+fn a_kernel_started_program_of_a_guarded_class_is_refused() {
+    let mut line = CommandLine::EMPTY;
+    line.set_filename(b"/usr/bin/dpkg", &LENS);
+    line.flags = LINE_KERNEL_EXEC;
+    let c = classify(&Identity, &line);
+    assert_eq!(
+        (c.verdict(), c.reason(), c.rule),
+        (
+            Some(Verdict::Destructive),
+            Some(Reason::KernelExec),
+            PACKAGE_RULE
+        )
+    );
+    // Anything else the kernel starts (modprobe, a core dump handler, poweroff) is not
+    // guarded.
+    line.set_filename(b"/sbin/poweroff", &LENS);
+    assert_eq!(
+        classify(&Identity, &line).reason(),
+        Some(Reason::NotGuarded)
+    );
+}
+
+#[test]
+fn systemctl_options_never_turn_a_value_into_the_verb() {
+    use Reason::*;
+    use Verdict::*;
+    for args in [
+        &["systemctl", "--legend", "no", "mask", "containerd.service"][..],
+        &["systemctl", "--legend=no", "mask", "containerd.service"],
+        &["systemctl", "-p", "MainPID", "stop", "containerd"],
+        &["systemctl", "--kill-value", "3", "stop", "containerd"],
+        // Options the class doesn't know, with and without a value.
+        &["systemctl", "--unknown-option", "no", "mask", "containerd"],
+        &["systemctl", "--no-pager", "stop", "containerd"],
+        &["systemctl", "-q", "stop", "containerd"],
+        &["systemctl", "-Z", "x", "stop", "containerd"],
+        &["systemctl", "--a", "x", "--b", "y", "stop", "containerd"],
+    ] {
+        assert_eq!(id_run(args), (Destructive, ProtectedObject), "{args:?}");
+    }
+    for args in [
+        &["systemctl", "status", "containerd"][..],
+        &["systemctl", "restart", "containerd"],
+        &["systemctl", "daemon-reload"],
+        &["systemctl", "--legend", "no", "list-units"],
+        &["systemctl", "--no-pager", "status", "containerd"],
+        &["systemctl", "--legend", "no", "status", "stop"],
+    ] {
+        assert_eq!(id_run(args).0, Allowed, "{args:?}");
+    }
+}
+
+#[test]
+fn switching_to_a_target_without_the_runtime_stops_everything() {
+    use Reason::*;
+    use Verdict::*;
+    for args in [
+        &["systemctl", "isolate", "rescue.target"][..],
+        &["systemctl", "isolate", "emergency.target"],
+        &["systemctl", "isolate", "multi-user.target", "rescue.target"],
+        &["systemctl", "isolate"],
+        &["systemctl", "rescue"],
+        &["systemctl", "--no-block", "emergency"],
+        &["telinit", "1"],
+        &["telinit", "s"],
+    ] {
+        assert_eq!(id_run(args), (Destructive, StopsEverything), "{args:?}");
+    }
+    for args in [
+        &["systemctl", "isolate", "multi-user.target"][..],
+        &["systemctl", "isolate", "graphical.target"],
+        &["systemctl", "isolate", "default.target"],
+        &["systemctl", "default"],
+        &["systemctl", "reboot"],
+        &["systemctl", "poweroff"],
+        &["systemctl", "halt"],
+        &["telinit", "3"],
+        &["systemctl", "status", "rescue.target"],
+    ] {
+        assert_eq!(id_run(args).0, Allowed, "{args:?}");
+    }
+}

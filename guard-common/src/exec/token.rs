@@ -39,6 +39,10 @@ pub const TOKEN_HAS_SPACE: u32 = 1 << 7;
 // CommandLine::flags
 /// argv had more than [`MAX_ARGV_TOKENS`] arguments.
 pub const LINE_TRUNCATED: u32 = 1 << 0;
+/// The kernel started the program itself (a usermode helper: a `core_pattern` pipe,
+/// `modprobe`, `poweroff`), with no `execve` whose argv could be read. The line holds no
+/// arguments; only the executed path is known.
+pub const LINE_KERNEL_EXEC: u32 = 1 << 1;
 
 /// One argv argument, reduced to what the classifier needs. The kernel fills it while it
 /// copies the argument; userspace with the same function.
@@ -50,11 +54,13 @@ pub struct ArgToken {
     /// FNV-1a of the argument up to its first `:`, `=`, `/` or `_`, or without a trailing
     /// `-` when it has none of those: `containerd.io:amd64`, `runc=1.1.12-1`,
     /// `containerd/bookworm`, `containerd-` and `--status-fd=23` all reduce to their name.
+    /// ASCII letters are lower-cased first, as the package tools do with a package name.
     pub stem: u64,
     /// FNV-1a of the part after the last `/` (`/usr/sbin/iptables` → `iptables`).
     pub base: u64,
     /// FNV-1a of that basename up to its first `:`, `=` or `_`, so a package file
     /// `/var/cache/apt/archives/containerd.io_1.7.27-1_amd64.deb` reduces to its package.
+    /// Lower-cased like `stem`.
     pub base_stem: u64,
     /// FNV-1a of the first `CommandConfig::prefix_lens[i]` bytes; 0 when the argument is
     /// shorter or the length is unused.
@@ -136,12 +142,16 @@ impl TokenHasher {
         }
         let t = &mut self.token;
         t.whole = fnv1a_step(t.whole, b);
+        // The stems name packages, and dpkg and apt lower-case a package name before they
+        // look it up (`dpkg -r DOCKER-CE` removes docker-ce). The whole hash stays exact:
+        // options (`-P` purge, `-p` print) and chains (`DOCKER`) are case-sensitive.
+        let folded = b.to_ascii_lowercase();
         if self.stem_open {
             if matches!(b, b':' | b'=' | b'/' | b'_') {
                 self.stem_open = false;
             } else {
                 self.stem_before_last = t.stem;
-                t.stem = fnv1a_step(t.stem, b);
+                t.stem = fnv1a_step(t.stem, folded);
             }
         }
         t.base = basename_step(t.base, b);
@@ -153,7 +163,7 @@ impl TokenHasher {
                 if matches!(b, b':' | b'=' | b'_') {
                     self.base_stem_open = false;
                 } else {
-                    t.base_stem = fnv1a_step(t.base_stem, b);
+                    t.base_stem = fnv1a_step(t.base_stem, folded);
                 }
             }
         }

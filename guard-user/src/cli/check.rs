@@ -175,13 +175,14 @@ pub fn render(policy: &policy::Policy, set: &RuleSet) -> String {
     let lens: Vec<_> = c.config.prefix_lens.iter().filter(|&&l| l != 0).collect();
     let _ = writeln!(
         out,
-        "    tables: {} binaries, {} words, {} protected names, prefix lengths {:?}; {} binaries bound by inode, {} trusted callers",
+        "    tables: {} binaries, {} words, {} protected names, prefix lengths {:?}; {} binaries bound by inode, {} trusted callers; {} unit names refused in the override directories",
         c.binaries.len(),
         c.words.len(),
         c.objects.len(),
         lens,
         set.exe_classes.len(),
-        set.trusted_callers.len()
+        set.trusted_callers.len(),
+        set.protected_names.len()
     );
     let _ = writeln!(
         out,

@@ -395,6 +395,21 @@ fn describe(
             "`{program}` acts on input the exec layer cannot see (it may replace whole tables); \
              it is reported, never blocked"
         ),
+        Some(Reason::StopsEverything) => {
+            let target = if c.object_token == NO_TOKEN {
+                "no target that keeps the runtime".to_owned()
+            } else {
+                token.clone()
+            };
+            format!(
+                "{verb} switches the system to {target}, which stops every unit it does not pull \
+                 in, the protected {kinds} included"
+            )
+        }
+        Some(Reason::KernelExec) => format!(
+            "the kernel started `{program}` itself (a usermode helper), so its arguments were \
+             never seen, and it belongs to a class that acts on protected {kinds}"
+        ),
         Some(Reason::TrustedCaller) => {
             let who = if has_caller { "the caller" } else { "this executable" };
             format!(

@@ -75,6 +75,35 @@ impl Guard {
             &tables.excluded_children,
         )?;
         {
+            // Directories before their names, and names before their directories go.
+            let mut dirs: HashMap<&mut MapData, InodeKey, u32> =
+                hash_mut(&mut self.ebpf, names::NAME_DIRECTORIES)?;
+            for key in tables
+                .name_directories
+                .difference(&self.installed.name_directories)
+            {
+                dirs.insert(key, 1, 0)
+                    .map_err(map_err(names::NAME_DIRECTORIES))?;
+            }
+        }
+        sync_hash(
+            hash_mut::<ExcludedChildKey, u32>(&mut self.ebpf, names::PROTECTED_NAMES)?,
+            names::PROTECTED_NAMES,
+            &self.installed.protected_names,
+            &tables.protected_names,
+        )?;
+        {
+            let mut dirs: HashMap<&mut MapData, InodeKey, u32> =
+                hash_mut(&mut self.ebpf, names::NAME_DIRECTORIES)?;
+            for key in self
+                .installed
+                .name_directories
+                .difference(&tables.name_directories)
+            {
+                remove_present(&mut dirs, key, names::NAME_DIRECTORIES)?;
+            }
+        }
+        {
             let mut devices: HashMap<&mut MapData, u32, u32> =
                 hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
             for dev in devices_old.difference(devices_new) {

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use guard_common::{
     exec::{
         classify, BinaryEntry, ClassEntry, Classification, CommandConfig, CommandLine,
-        CommandTables, ObjectEntry, ObjectKey, WordEntry, WordKey, BINARY_MULTICALL,
+        CommandTables, ObjectEntry, ObjectKey, WordEntry, WordKey, BINARY_LOADER, BINARY_MULTICALL,
         CLASS_PATTERNS, CLASS_REMOVE_SUFFIX, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS,
         MAX_COMMAND_WORDS, MAX_PREFIX_LENS, OBJECTS_AFTER_VERB, OBJECTS_ANY, OBJECTS_LAST,
         OBJECT_NAME, OBJECT_PREFIX, UPGRADE_ALLOW, UPGRADE_DENY, UPGRADE_NONE, UPGRADE_WINDOW,
@@ -98,7 +98,7 @@ impl CompiledCommands {
     pub fn class_of_binary(&self, basename: &str) -> Option<u32> {
         self.binaries
             .get(&fnv1a(basename.as_bytes()))
-            .filter(|b| b.flags & BINARY_MULTICALL == 0)
+            .filter(|b| b.flags & (BINARY_MULTICALL | BINARY_LOADER) == 0)
             .map(|b| b.class)
     }
 }
@@ -244,6 +244,17 @@ pub fn compile(policy: &Policy) -> Result<CompiledCommands, PolicyError> {
         );
         tables.binary_names.insert(hash, b.clone());
     }
+    for b in &policy.loaders {
+        let hash = fnv1a(b.as_bytes());
+        tables.binaries.insert(
+            hash,
+            BinaryEntry {
+                class: 0,
+                flags: BINARY_LOADER,
+            },
+        );
+        tables.binary_names.insert(hash, b.clone());
+    }
 
     for (class_id, class) in policy.commands.iter().enumerate() {
         let class_id = class_id as u32;
@@ -288,9 +299,22 @@ pub fn compile(policy: &Policy) -> Result<CompiledCommands, PolicyError> {
                 upgrade: feed.upgrade,
                 flags: 0,
             };
-            let keys = feed
-                .spellings
-                .iter()
+            // Package names are matched lower-cased, as dpkg and apt read them (the
+            // tokens' stems are folded the same way).
+            let spellings = feed.spellings.iter().flat_map(|s| {
+                let s = if feed.kind == ObjectKind::Packages {
+                    s.to_ascii_lowercase()
+                } else {
+                    s.clone()
+                };
+                let others: Vec<String> = class
+                    .object_spellings
+                    .iter()
+                    .map(|t| t.replace("{}", &s))
+                    .collect();
+                std::iter::once(s).chain(others)
+            });
+            let keys = spellings
                 .map(|s| ObjectKey::new(class_id, OBJECT_NAME, fnv1a(s.as_bytes())))
                 .chain(
                     feed.prefix

@@ -35,6 +35,8 @@ pub struct Policy {
     /// Refusals are explained on the refused process's terminal.
     pub terminal_notices: bool,
     pub multicall: Vec<String>,
+    /// Dynamic loaders run as programs (`program_loaders`).
+    pub loaders: Vec<String>,
     /// Rules in file order, grouped by section; `rules[i].id == i + 1`.
     pub rules: Vec<Rule>,
     /// Command classes; a class's id is its index.
@@ -165,6 +167,8 @@ pub struct CommandDef {
     pub without_verb: WithoutVerb,
     /// Each word with its `WORD_*` flags.
     pub words: Vec<(String, u32)>,
+    /// Templates of other spellings of an object name, `{}` for the name.
+    pub object_spellings: Vec<String>,
     pub remove_suffix: bool,
     pub patterns: bool,
     pub abbreviations: bool,

@@ -25,6 +25,10 @@ pub struct PolicyFile {
     /// Binaries whose argv[1] names the program they act as (busybox, xtables-nft-multi).
     #[serde(default)]
     pub multicall_binaries: Vec<Str>,
+    /// Dynamic loaders that run the program their first argument names
+    /// (`ld-linux-x86-64.so.2 /usr/bin/dpkg -r x`).
+    #[serde(default)]
+    pub program_loaders: Vec<Str>,
     #[serde(default)]
     pub packages: Vec<PackagesRule>,
     #[serde(default)]
@@ -269,6 +273,17 @@ pub struct CommandClass {
     pub report_only: Vec<Str>,
     #[serde(default)]
     pub takes_value: Vec<Str>,
+    /// Verbs that switch the system to the target they name, stopping what it doesn't pull
+    /// in (`systemctl isolate`, `rescue`, `telinit 1`).
+    #[serde(default)]
+    pub switches_target: Vec<Str>,
+    /// Targets a switch may go to without stopping the runtime (`multi-user.target`).
+    #[serde(default)]
+    pub safe_targets: Vec<Str>,
+    /// Other spellings of an object name, `{}` standing for the name (dbus-send's
+    /// `string:{}`).
+    #[serde(default)]
+    pub object_spellings: Vec<Str>,
     /// apt/aptitude: `pkg-` (and `pkg_`) in an install removes the package.
     #[serde(default)]
     pub remove_suffix: bool,

@@ -7,7 +7,8 @@ use globset::GlobBuilder;
 use guard_common::{
     exec::{
         MAX_CLASSES, MAX_TOKEN_BYTES, WORD_ALL_OBJECTS, WORD_BARE, WORD_DESTRUCTIVE, WORD_DRY_RUN,
-        WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY, WORD_TAKES_VALUE, WORD_UPGRADE,
+        WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY, WORD_SAFE_TARGET, WORD_SWITCH,
+        WORD_TAKES_VALUE, WORD_UPGRADE,
     },
     rule::MAX_RULES,
 };
@@ -483,6 +484,19 @@ pub fn validate(
             multicall.push(b);
         }
     }
+    let mut loaders = Vec::new();
+    for raw in &file.program_loaders {
+        if let Some(b) = binary_name(&mut c, raw) {
+            if multicall.contains(&b) {
+                c.error(
+                    raw.span(),
+                    format!("`{b}` is listed as a multi-call binary"),
+                );
+            } else {
+                loaders.push(b);
+            }
+        }
+    }
     for class in &file.commands {
         let name = c.name(&class.name);
         if class.binaries.is_empty() {
@@ -502,10 +516,10 @@ pub fn validate(
             let Some(b) = binary_name(&mut c, raw) else {
                 continue;
             };
-            if multicall.contains(&b) {
+            if multicall.contains(&b) || loaders.contains(&b) {
                 c.error(
                     raw.span(),
-                    format!("`{b}` is listed as a multi-call binary"),
+                    format!("`{b}` is listed as a multi-call binary or a program loader"),
                 );
             } else if let Some(other) = binaries.get(&b) {
                 let message = format!("binary `{b}` already belongs to command class `{other}`");
@@ -520,7 +534,7 @@ pub fn validate(
             c.error(p.span(), "verb_position must be between 0 and 8");
         }
         let mut words: Vec<(String, u32)> = Vec::new();
-        let lists: [(&[Str], u32); 10] = [
+        let lists: [(&[Str], u32); 12] = [
             (&class.destructive, WORD_DESTRUCTIVE),
             (&class.destructive_bare, WORD_DESTRUCTIVE | WORD_BARE),
             (&class.install, WORD_INSTALL),
@@ -531,6 +545,8 @@ pub fn validate(
             (&class.dry_run, WORD_DRY_RUN),
             (&class.report_only, WORD_REPORT_ONLY),
             (&class.takes_value, WORD_TAKES_VALUE),
+            (&class.switches_target, WORD_SWITCH),
+            (&class.safe_targets, WORD_SAFE_TARGET),
         ];
         for (list, flags) in lists {
             for raw in list {
@@ -549,6 +565,18 @@ pub fn validate(
                 }
             }
         }
+        let mut object_spellings = Vec::new();
+        for raw in &class.object_spellings {
+            let text = raw.get_ref();
+            if text.matches("{}").count() != 1 || text == "{}" {
+                c.error(
+                    raw.span(),
+                    format!("object spelling `{text}` must hold `{{}}` once, with more around it"),
+                );
+            } else {
+                object_spellings.push(text.clone());
+            }
+        }
         let trusted_callers = class
             .trusted_callers
             .iter()
@@ -564,6 +592,7 @@ pub fn validate(
             object_position: class.object_position,
             without_verb: class.without_verb,
             words,
+            object_spellings,
             remove_suffix: class.remove_suffix,
             patterns: class.patterns,
             abbreviations: class.abbreviations,
@@ -591,6 +620,7 @@ pub fn validate(
         description: file.description,
         terminal_notices: file.terminal_notices.unwrap_or(true),
         multicall,
+        loaders,
         rules,
         commands,
     })

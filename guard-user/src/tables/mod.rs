@@ -48,6 +48,10 @@ pub struct KernelTables {
     pub tree_superblocks: BTreeSet<u32>,
     /// Subtrees excluded by name below a tree root → the rule excluding them.
     pub excluded_children: BTreeMap<ExcludedChildKey, u32>,
+    /// Names that may not be created in a directory → the rule protecting them.
+    pub protected_names: BTreeMap<ExcludedChildKey, u32>,
+    /// The directories of `protected_names`, which the kernel checks first.
+    pub name_directories: BTreeSet<InodeKey>,
     /// Trusted executables per rule, and package managers.
     pub trusted: BTreeSet<TrustKey>,
     /// Rule table slots by rule id.
@@ -168,6 +172,18 @@ impl KernelTables {
         for child in &set.excluded_children {
             if let Some(key) = ExcludedChildKey::new(child.tree, child.name.as_bytes()) {
                 t.excluded_children.insert(key, child.rule);
+            }
+        }
+        for name in &set.protected_names {
+            if let Some(key) = ExcludedChildKey::new(name.dir, name.name.as_bytes()) {
+                t.protected_names.insert(key, name.rule);
+                t.name_directories.insert(name.dir);
+                if let Some(dir) = name.path.parent() {
+                    t.legend
+                        .paths
+                        .entry(name.dir)
+                        .or_insert_with(|| dir.to_owned());
+                }
             }
         }
         for excluded in &set.tree_exclusions {

@@ -8,7 +8,7 @@ use std::{path::Path, process::Command};
 use crate::common::*;
 
 /// Runs a command line with bash, which reports a refused execve as exit 126.
-fn bash(script: &str) -> std::process::Output {
+pub(crate) fn bash(script: &str) -> std::process::Output {
     Command::new("bash")
         .args(["-c", script])
         .output()
@@ -16,7 +16,7 @@ fn bash(script: &str) -> std::process::Output {
 }
 
 /// The command must be refused at exec: exit 126 and EPERM's message, from bash itself.
-fn expect_refused_at_exec(script: &str) {
+pub(crate) fn expect_refused_at_exec(script: &str) {
     let out = bash(script);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -32,7 +32,7 @@ fn expect_refused_at_exec(script: &str) {
     );
 }
 
-fn expect_runs(script: &str) -> String {
+pub(crate) fn expect_runs(script: &str) -> String {
     let out = bash(script);
     assert!(
         out.status.success(),
@@ -45,7 +45,7 @@ fn expect_runs(script: &str) -> String {
 }
 
 /// What `dpkg-query` says of both packages: `ii ` each while they are installed.
-fn package_states() -> String {
+pub(crate) fn package_states() -> String {
     expect_runs("dpkg-query -W -f='${db:Status-Abbrev}|' containerd runc")
 }
 
@@ -70,7 +70,7 @@ fn runtime_files() -> Vec<std::path::PathBuf> {
     .collect()
 }
 
-fn exec_records(audit: &Path) -> Vec<String> {
+pub(crate) fn exec_records(audit: &Path) -> Vec<String> {
     std::fs::read_to_string(audit)
         .unwrap_or_default()
         .lines()
@@ -192,7 +192,7 @@ fn reading_commands_and_a_reinstall_from_a_local_deb_pass() {
 }
 
 /// Loads the netfilter modules and creates Docker's NAT chain with a rule in it.
-fn docker_nat_chain() -> String {
+pub(crate) fn docker_nat_chain() -> String {
     for module in [
         "nf_tables",
         "nft_compat",
@@ -400,7 +400,7 @@ fn close_window(guard: &RunningGuard, state: &Path, package: &str) {
 }
 
 /// The command must get past the exec layer: whatever it does then, it was not refused.
-fn expect_not_refused_at_exec(script: &str) -> std::process::Output {
+pub(crate) fn expect_not_refused_at_exec(script: &str) -> std::process::Output {
     let out = bash(script);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

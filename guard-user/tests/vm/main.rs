@@ -10,6 +10,7 @@ mod attributes;
 mod basics;
 mod configuration;
 mod daemon;
+mod exec_identity;
 mod exec_layer;
 mod file_layer;
 mod filesystems;

@@ -434,6 +434,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             trees: Vec::new(),
             tree_exclusions: Vec::new(),
             excluded_children: Vec::new(),
+            protected_names: Vec::new(),
             editable_baseline: EditableBaseline::new(),
             trusted_writers: Vec::new(),
             processes: Vec::new(),

@@ -171,6 +171,18 @@ pub struct ExcludedChild {
     pub rule: u32,
 }
 
+/// A name no one may create in a directory: a protected unit's name in a unit directory
+/// that overrides the packaged one (a link to /dev/null there is a mask).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProtectedName {
+    /// The path the name would have (it does not exist).
+    pub path: PathBuf,
+    #[serde(serialize_with = "serialize_key")]
+    pub dir: InodeKey,
+    pub name: String,
+    pub rule: u32,
+}
+
 /// An executable by identity, tied to the rule it matters for.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ResolvedExe {
@@ -221,6 +233,9 @@ pub struct RuleSet {
     /// Subtrees excluded by name, directly below a tree root: they hold for a directory
     /// of that name whenever it appears.
     pub excluded_children: Vec<ExcludedChild>,
+    /// Names that may not be created (protected units' names in the override
+    /// directories).
+    pub protected_names: Vec<ProtectedName>,
     /// The entries of each configuration tree this resolution protected.
     pub editable_baseline: EditableBaseline,
     pub trusted_writers: Vec<ResolvedExe>,

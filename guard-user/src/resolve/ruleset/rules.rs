@@ -15,7 +15,7 @@ use guard_common::{
 
 use super::{
     build::Builder, report::item, ExcludedChild, ExeClass, ItemReport, ItemState, Origin,
-    ResolvedTree, TrustedCaller,
+    ProtectedName, ResolvedTree, TrustedCaller,
 };
 use crate::{
     policy::{self, validate::signal_name, Location, PathPattern, RuleBody},
@@ -25,6 +25,10 @@ use crate::{
         units::{unit_entries, UnitRole},
     },
 };
+
+/// Unit directories whose files override the packaged units (systemd reads them first):
+/// where `systemctl mask` and `systemctl edit --full` write.
+pub const UNIT_OVERRIDE_DIRS: &[&str] = &["/etc/systemd/system", "/run/systemd/system"];
 
 /// Directories searched for command binaries, as a root shell's PATH.
 pub const EXEC_PATH: &[&str] = &[
@@ -337,6 +341,7 @@ impl Builder<'_> {
             if !masked.is_empty() {
                 self.warn(at, format!("{unit} is masked here ({})", masked.join(", ")));
             }
+            self.unit_override_names(rule, unit);
             total += count;
             items.push(ItemReport {
                 name: unit.clone(),
@@ -350,6 +355,31 @@ impl Builder<'_> {
             });
         }
         (items, total)
+    }
+
+    /// The unit's name in the directories whose unit files override the packaged one:
+    /// created there, a link to /dev/null masks the unit (`systemctl mask` without the
+    /// verb) and a file replaces it. Drop-in directories (`<unit>.d/`) stay free: they are
+    /// how Docker's own documentation configures the daemon.
+    fn unit_override_names(&mut self, rule: u32, unit: &str) {
+        for dir in UNIT_OVERRIDE_DIRS {
+            let dir = Path::new(dir);
+            let Ok((host, key)) = self.root.stat(dir) else {
+                continue;
+            };
+            if !host.is_dir() || ExcludedChildKey::new(key, unit.as_bytes()).is_none() {
+                continue;
+            }
+            let name = ProtectedName {
+                path: dir.join(unit),
+                dir: key,
+                name: unit.to_owned(),
+                rule,
+            };
+            if !self.set.protected_names.contains(&name) {
+                self.set.protected_names.push(name);
+            }
+        }
     }
 
     pub(super) fn netfilter_rule(&mut self, rule: &policy::Rule) -> (Vec<ItemReport>, usize) {
@@ -472,10 +502,22 @@ impl Builder<'_> {
     }
 
     /// Binds command classes to executables by identity: each class binary found on the
-    /// PATH (unique to one class), and each class's trusted callers.
+    /// PATH (unique to one class, and not a multi-call binary, whose argv[0] decides what
+    /// it is), and each class's trusted callers. The kernel classifies an exec of a bound
+    /// file by its class whatever argv[0] says.
     pub(super) fn command_exes(&mut self) {
         let policy = self.policy;
         let mut by_key: HashMap<InodeKey, (PathBuf, Option<u32>)> = HashMap::new();
+        for binary in &policy.multicall {
+            for dir in EXEC_PATH {
+                let path = Path::new(dir).join(binary);
+                if let Ok((host, key)) = self.root.stat(&path) {
+                    if host.is_file() {
+                        by_key.insert(key, (path, None));
+                    }
+                }
+            }
+        }
         for (class_id, class) in policy.commands.iter().enumerate() {
             for binary in &class.binaries {
                 for dir in EXEC_PATH {
