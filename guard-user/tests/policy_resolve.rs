@@ -600,6 +600,33 @@ fn debian_layout() {
 }
 
 #[test]
+fn a_glob_does_not_catch_the_files_of_an_unpack_in_progress() {
+    // Mid-upgrade: dpkg has unpacked the new shim beside the old one and keeps a backup
+    // until the unpack ends; rpm names its temporary files NAME;<8 hex digits>. Protected
+    // at a reload in that moment, the backup could not be removed and the upgrade would
+    // fail half-way.
+    let f = debian_host();
+    f.file("/usr/bin/containerd-shim-runc-v2.dpkg-new", "new")
+        .file("/usr/bin/containerd-shim-runc-v2.dpkg-tmp", "old")
+        .file("/usr/bin/containerd-shim-runc-v2;6a1f00c2", "rpm's")
+        .file("/usr/bin/containerd-stress", "hand-installed");
+    let set = f.resolve(&production());
+    for transient in [
+        "/usr/bin/containerd-shim-runc-v2.dpkg-new",
+        "/usr/bin/containerd-shim-runc-v2.dpkg-tmp",
+        "/usr/bin/containerd-shim-runc-v2;6a1f00c2",
+    ] {
+        assert!(
+            object(&set, transient).is_none(),
+            "{transient} is protected"
+        );
+    }
+    // The glob still catches what it is for.
+    let stress = object(&set, "/usr/bin/containerd-stress").unwrap();
+    assert_eq!(rule_name(&set, stress.rule), "runtime-binaries");
+}
+
+#[test]
 fn masked_units_are_reported_not_protected() {
     let f = debian_host();
     f.link("/etc/systemd/system/containerd.service", "/dev/null");

@@ -457,6 +457,33 @@ pub mod first_boot {
         });
         expect_stack_intact();
     }
+    #[test]
+    fn g_target_switches_and_dbus_stop_calls_are_refused() {
+        host();
+        let pid = main_pid("containerd");
+        for refused in [
+            "systemctl isolate rescue.target",
+            "systemctl rescue",
+            "systemctl emergency",
+            "telinit 1",
+            "busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+             org.freedesktop.systemd1.Manager StopUnit ss containerd.service replace",
+            "dbus-send --system --print-reply --dest=org.freedesktop.systemd1 \
+             /org/freedesktop/systemd1 org.freedesktop.systemd1.Manager.StopUnit \
+             string:containerd.service string:replace",
+        ] {
+            expect_denied(refused);
+        }
+        // Asking systemd about the unit over the same bus passes.
+        expect_allowed(
+            "busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+             org.freedesktop.systemd1.Manager GetUnit s containerd.service",
+        );
+        assert_eq!(main_pid("containerd"), pid, "containerd was stopped");
+        assert_eq!(show("multi-user.target", "ActiveState"), "active");
+        assert_eq!(show("rescue.target", "ActiveState"), "inactive");
+        expect_stack_intact();
+    }
 }
 
 pub mod after_reboot {

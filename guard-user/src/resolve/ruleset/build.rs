@@ -280,7 +280,7 @@ impl Builder<'_> {
             return found;
         };
         walk(&host, &base, depth, &mut |inside| {
-            if glob.is_match(inside) {
+            if glob.is_match(inside) && !is_unpack_transient(inside) {
                 found.push(inside.to_owned());
             }
         });
@@ -494,4 +494,18 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
         }
     }
     Ok(b.set)
+}
+
+/// A package manager's file of the moment, that a glob like `/usr/bin/containerd*` would
+/// otherwise match: dpkg unpacks a new file as `NAME.dpkg-new` and keeps the old one as
+/// `NAME.dpkg-tmp` until the unpack ends (rpm: `NAME;<8 hex digits>`). Protected, the
+/// backup could not be removed, and the upgrade that made it would fail half-way.
+fn is_unpack_transient(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let rpm_temp = name.rsplit_once(';').is_some_and(|(_, suffix)| {
+        suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    name.ends_with(".dpkg-new") || name.ends_with(".dpkg-tmp") || rpm_temp
 }
