@@ -97,8 +97,52 @@ pub const OPS_REMOVE: u32 = FileOp::Unlink as u32
     | FileOp::Unmount as u32;
 
 /// Set in [`FileProtection::flags`] when the package manager may replace the object
-/// (a package group with `upgrade = "allow"`).
+/// (a package group with `upgrade = "allow"`, or an open window). The package manager's
+/// own process may then rename a new file over it, and, once it has done that to one of
+/// the package's objects, remove or rename the package's others (the files an upgrade
+/// drops, its backups). Its maintainer scripts and hooks get nothing from this.
 pub const FILE_UPGRADABLE: u32 = 1 << 0;
+
+/// Set with [`FILE_UPGRADABLE`] when the package manager may also remove the object
+/// outright, with no upgrade of its package under way: a maintenance window that allows
+/// removal, or a configuration tree's entry (dpkg's `*.dpkg-*` bookkeeping there).
+pub const FILE_REMOVABLE: u32 = 1 << 3;
+
+/// Set on dpkg's record of a package (`/var/lib/dpkg/info/<package>.*`). dpkg rewrites
+/// these when it removes a package too, so replacing one is not an upgrade of the
+/// package, as replacing one of its files is.
+pub const FILE_PACKAGE_RECORD: u32 = 1 << 4;
+
+/// [`FileProtection::package`] of an object no package owns.
+pub const NO_PACKAGE: u32 = 0;
+
+/// The id of the package named `name` in [`FileProtection::package`]: a hash, so both
+/// sides and every reload agree on it with no table. Never [`NO_PACKAGE`].
+pub const fn package_id(name: &[u8]) -> u32 {
+    let hash = crate::hash::fnv1a(name);
+    let id = (hash ^ (hash >> 32)) as u32;
+    if id == NO_PACKAGE {
+        1
+    } else {
+        id
+    }
+}
+
+/// A package the package manager's process is upgrading: it has renamed a new file over
+/// one of the package's protected objects ([`FileOp::Replace`]), so removing the others is
+/// the upgrade dropping them. Kept in an LRU map the kernel fills; a process id is not
+/// reused before thousands of others have taken its place.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UpgradeKey {
+    /// The package manager's process (thread group) id.
+    pub tgid: u32,
+    /// [`package_id`] of the package.
+    pub package: u32,
+}
+
+/// Capacity of the upgrades-under-way map.
+pub const MAX_UPGRADES: u32 = 1_024;
 
 /// What changes a configuration file's contents: on an object marked
 /// [`FILE_EDITABLE`] these pass and are reported as edits.
@@ -166,7 +210,8 @@ pub struct FileProtection {
     pub ops: u32,
     /// `FILE_*` bits.
     pub flags: u32,
-    pub _pad: u32,
+    /// [`package_id`] of the package that ships the object, or [`NO_PACKAGE`].
+    pub package: u32,
 }
 
 impl FileProtection {
@@ -288,6 +333,14 @@ mod tests {
         assert_eq!(core::mem::size_of::<TreeCacheKey>(), 16);
         assert_eq!(core::mem::size_of::<TreeCacheEntry>(), 24);
         assert_eq!(core::mem::size_of::<ExcludedChildKey>(), 80);
+        assert_eq!(core::mem::size_of::<UpgradeKey>(), 8);
+    }
+
+    #[test]
+    fn package_ids_are_stable_and_never_no_package() {
+        assert_eq!(package_id(b"containerd"), package_id(b"containerd"));
+        assert_ne!(package_id(b"containerd"), package_id(b"runc"));
+        assert_ne!(package_id(b""), NO_PACKAGE);
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub mod names {
     pub const NAME_DIRECTORIES: &str = "NAME_DIRECTORIES";
     pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
     pub const PROTECTED_SYSCTLS: &str = "PROTECTED_SYSCTLS";
+    pub const PROTECTED_CGROUPS: &str = "PROTECTED_CGROUPS";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).

@@ -54,6 +54,17 @@ pub struct KernelOffsets {
     pub linux_binprm_file: u32,
     /// `struct linux_binprm` → `filename`: the path as execve was given it.
     pub linux_binprm_filename: u32,
+    /// `struct linux_binprm` → `interp`: `filename` until a `#!` script or binfmt_misc
+    /// handler names an interpreter.
+    pub linux_binprm_interp: u32,
+    /// Where `struct pt_regs` keeps the syscall number a task entered the kernel with
+    /// (x86_64: `orig_ax`) and the argv argument of `execve` and of `execveat` (`si`,
+    /// `dx`), and those two syscalls' numbers: how the exec layer finds the caller's argv.
+    pub pt_regs_syscall_nr: u32,
+    pub pt_regs_execve_argv: u32,
+    pub pt_regs_execveat_argv: u32,
+    pub execve_nr: u32,
+    pub execveat_nr: u32,
     /// Parameters of the function the `inode_setattr` program is attached to. The LSM
     /// hook has 2 before Linux 6.3 and 3 after it gained a `struct mnt_idmap *` first;
     /// `security_inode_setattr` (fmod_ret) has had the namespace first since 5.12. The
@@ -95,6 +106,15 @@ pub struct KernelOffsets {
     pub task_sighand: u32,
     pub sighand_action_handler: u32,
     pub k_sigaction_size: u32,
+    /// `struct proc_inode` → `pid` and `vfs_inode`, `struct pid` → `tasks[PIDTYPE_PID]`
+    /// and `struct task_struct` → `pid_links[PIDTYPE_PID]`: the process a `/proc/PID/…`
+    /// file is about, as `proc_pid()` and `pid_task()` find it. `proc_inode` is internal
+    /// to procfs; where BTF lacks it these stay zero ([`KernelOffsets::proc_pid_resolved`])
+    /// and writes to `/proc/PID/oom_score_adj` are not judged.
+    pub proc_inode_pid: u32,
+    pub proc_inode_vfs_inode: u32,
+    pub pid_tasks: u32,
+    pub task_pid_links: u32,
 }
 
 impl KernelOffsets {
@@ -102,5 +122,11 @@ impl KernelOffsets {
     /// (`i_mode` comes first in `struct inode`), so the programs refuse to act on it.
     pub const fn is_resolved(&self) -> bool {
         self.inode_i_sb != 0 && self.super_block_s_dev != 0 && self.inode_setattr_args != 0
+    }
+
+    /// True when the process behind a `/proc/PID/…` file can be found. (`pid` is the
+    /// first member of `struct proc_inode`, so its offset is 0 on every kernel.)
+    pub const fn proc_pid_resolved(&self) -> bool {
+        self.proc_inode_vfs_inode != 0 && self.pid_tasks != 0 && self.task_pid_links != 0
     }
 }

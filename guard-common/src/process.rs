@@ -13,6 +13,9 @@ use crate::InodeKey;
 
 /// Capacity of the protected-process map (executables by identity).
 pub const MAX_PROTECTED_PROCESSES: u32 = 256;
+/// Capacity of the map of cgroups that hold protected processes (each one's cgroup and
+/// its ancestors), by the cgroup directory's identity → rule id.
+pub const MAX_PROTECTED_CGROUPS: u32 = 1_024;
 
 pub const SIGKILL: u32 = 9;
 pub const SIGSTOP: u32 = 19;
@@ -22,6 +25,9 @@ pub const MAX_SIGNAL: u32 = 64;
 /// The process decision's operation for a ptrace attach, where a signal's number goes
 /// otherwise (above every signal).
 pub const OP_PTRACE_ATTACH: u32 = 0x100;
+/// The process decision's operation for opening `/proc/PID/oom_score_adj` (or the older
+/// `oom_adj`) for writing.
+pub const OP_OOM_ADJUST: u32 = 0x101;
 /// `PTRACE_MODE_ATTACH` in the mode `ptrace_access_check` is given (`PTRACE_MODE_READ` is
 /// 1: reading `/proc/PID/environ`, `kcmp`, which change nothing).
 pub const PTRACE_MODE_ATTACH: u32 = 0x02;
@@ -113,6 +119,11 @@ pub enum ProcessReason {
     /// same access: writing `/proc/PID/mem`, `process_vm_writev`, `pidfd_getfd`). A
     /// tracer may kill, stop or rewrite the process at will (`PTRACE_KILL`, `PTRACE_POKE*`).
     PtraceAttach = 7,
+    /// Not a signal: opening its `/proc/PID/oom_score_adj` (or `oom_adj`) for writing, by
+    /// a process that is not itself protected (the runtime sets its own daemons' scores).
+    /// The value is written later and no hook sees it, so lowering is refused as raising
+    /// is: at 1000 the OOM killer takes the runtime first.
+    OomAdjust = 8,
 }
 
 impl ProcessReason {
@@ -309,6 +320,7 @@ mod tests {
             (5, "default-stop"),
             (6, "runtime-exits"),
             (7, "ptrace-attach"),
+            (8, "oom-adjust"),
         ];
         assert_eq!(words.len(), ProcessReason::COUNT);
         for (raw, word) in words {

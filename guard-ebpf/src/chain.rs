@@ -5,7 +5,7 @@
 use aya_ebpf::programs::LsmContext;
 use guard_common::KernelOffsets;
 
-use crate::kernel::resolved_offsets;
+use crate::kernel::{offsets_resolved, resolved_offsets};
 
 /// -EPERM: "Operation not permitted" to the shell, `rm` or `kill`; a refused exec exits 126.
 pub const EPERM: i32 = -1;
@@ -34,6 +34,28 @@ pub fn chained(ctx: &LsmContext, ret_arg: usize, check: impl FnOnce(&KernelOffse
     }
 }
 
+/// [`chained`] with the file layer's fast path first: `unprotected` answers the common
+/// case from the hook's own arguments, without copying the offsets block, and `check`
+/// (the full decision) runs only when it cannot.
+#[inline(always)]
+pub fn chained_fast(
+    ctx: &LsmContext,
+    ret_arg: usize,
+    unprotected: impl FnOnce() -> bool,
+    check: impl FnOnce(&KernelOffsets) -> i32,
+) -> i32 {
+    if let Some(previous) = previous_denial(ctx, ret_arg) {
+        return previous;
+    }
+    if !offsets_resolved() || unprotected() {
+        return 0;
+    }
+    match resolved_offsets() {
+        Some(off) => check(&off),
+        None => 0,
+    }
+}
+
 /// The previous program's verdict, if it was not 0.
 #[inline(always)]
 fn previous_denial(ctx: &LsmContext, ret_arg: usize) -> Option<i32> {
@@ -41,11 +63,15 @@ fn previous_denial(ctx: &LsmContext, ret_arg: usize) -> Option<i32> {
     (previous != 0).then_some(previous)
 }
 
-/// A global function's result restated as 0 or -EPERM. The verifier knows nothing of what
-/// a global function returns, and an LSM program must provably return 0 or an errno.
+/// A global function's result restated as 0 or -EPERM (for any negative verdict). The
+/// verifier knows nothing of what a global function returns, and an LSM program must
+/// provably return 0 or an errno. LLVM does know what the function can return, and
+/// without the volatile read it may return the verdict's own register, which the
+/// verifier still sees as unknown.
 #[inline(always)]
 pub fn restated(verdict: i32) -> i32 {
-    if verdict == EPERM {
+    // SAFETY: a read of a local.
+    if unsafe { core::ptr::read_volatile(&verdict) } < 0 {
         EPERM
     } else {
         0

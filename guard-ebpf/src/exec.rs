@@ -1,34 +1,46 @@
 //! Exec layer: destructive commands (package removal, service stops, firewall flushes) are
 //! refused before the program runs.
 //!
-//! The new image's argv can't be read at `bprm_check_security`, so argv is captured at
-//! syscall entry (`sys_enter_execve` / `sys_enter_execveat`) into a per-task map, reduced
-//! to `ArgToken`s with the same function userspace uses. `bprm_check_security` then adds
-//! what only the kernel knows at that point (the executed file's basename and inode class,
-//! the caller's trusted classes), classifies with `guard_common::exec::classify`'s parts
-//! over the command maps, and answers -EPERM or 0.
+//! Everything happens in `bprm_check_security`. The new image's argv is not readable
+//! there, but the caller's is: the old mm is still the task's until later in the exec, and
+//! the registers the task entered `execve` / `execveat` with still point at its argv. It is
+//! reduced to `ArgToken`s with the same function userspace uses, completed with what only
+//! the kernel knows (the executed file's basename and inode class, the caller's trusted
+//! classes), classified with `guard_common::exec::classify`'s parts over the command maps,
+//! and answered with -EPERM or 0.
 //!
-//! The classifier runs as `Classifier::start`, one `Classifier::step` per argument and
+//! One program run does it all. argv was once captured by a `sys_enter_execve` tracepoint
+//! and handed over in task storage. On Linux 7.3, a preemptible kernel (`full (lazy)`),
+//! the capture was missing at `bprm_check_security` for about one exec in five hundred
+//! on a busy host, and that exec went unjudged: the kernel skips a tracepoint program
+//! while the CPU's `bpf_prog_active` is held, by another BPF program or a map syscall,
+//! and a task preempted on that CPU can hold it. The same preemption is why a judgement
+//! is stamped and checked (see `bprm_check_security`).
+//!
+//! The classifier runs as `Classifier::start` and `select`, one `Classifier::step` per
+//! argument (one `Classifier::letter` per letter of a `-rf` cluster) and
 //! `Classifier::finish`, each in its own global function: the verifier checks the
-//! per-argument work once, not 64 times.
+//! per-argument and per-letter work once, not 64 or 31 times over.
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
     },
-    macros::{btf_map, lsm, map, tracepoint},
+    macros::{lsm, map},
     maps::{Array, HashMap, PerCpuArray},
-    programs::{LsmContext, TracePointContext},
+    programs::LsmContext,
 };
+use core::sync::atomic::{compiler_fence, Ordering};
+
 use guard_common::{
     event::{EventKind, EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     exec::{
-        action, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier, CommandConfig,
-        CommandLine, CommandTables, ObjectEntry, ObjectKey, TokenHasher, WordEntry, WordKey,
-        LINE_KERNEL_EXEC, LINE_TRUNCATED, MAX_ARGV_TOKENS, MAX_CLASSES, MAX_COMMAND_BINARIES,
-        MAX_COMMAND_OBJECTS, MAX_COMMAND_WORDS, MAX_PREFIX_LENS, MAX_TOKEN_BYTES, NO_CLASS,
-        TOKEN_HEAD_BYTES, TOKEN_TRUNCATED,
+        action, read_cluster, ArgToken, BinaryEntry, ClassEntry, Classification, Classifier,
+        CommandConfig, CommandLine, CommandTables, ObjectEntry, ObjectKey, Step, TokenHasher,
+        WordEntry, WordKey, LINE_KERNEL_EXEC, LINE_TRUNCATED, LOADER_ARGUMENTS, MAX_ARGV_TOKENS,
+        MAX_CLASSES, MAX_COMMAND_BINARIES, MAX_COMMAND_OBJECTS, MAX_COMMAND_WORDS, MAX_PREFIX_LENS,
+        MAX_TOKEN_BYTES, NO_CLASS, TOKEN_HEAD_BYTES, TOKEN_TRUNCATED,
     },
     hash::{basename_step, FNV_OFFSET},
     rule::Action,
@@ -38,11 +50,10 @@ use guard_common::{
 use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
-        arg_scalar, bprm_exe, bprm_filename, current_task, fill_header, read_ptr, resolved_offsets,
-        task_exe, verifier_bound, KernelPtr,
+        arg_scalar, bprm_exe, bprm_filename, bprm_is_first_pass, current_task, exec_syscall_argv,
+        fill_header, read_ptr, resolved_offsets, task_exe, verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
-    task_storage::TaskStorage,
 };
 
 /// Table-wide parameters (`CommandConfig`), one slot.
@@ -79,22 +90,19 @@ pub static EXE_CLASSES: HashMap<InodeKey, u32> =
 pub static TRUSTED_CALLERS: HashMap<InodeKey, u32> =
     HashMap::with_max_entries(MAX_EXE_CLASSES, BPF_F_NO_PREALLOC);
 
-/// What one exec's argv reduced to, from syscall entry to `bprm_check_security`.
+/// What the exec being judged reduced to.
 #[repr(C)]
 pub struct ExecCapture {
     pub line: CommandLine,
-    /// The user-space argv array, still mapped at `bprm_check_security` (the old mm is
-    /// replaced only later in the exec), for the event's verbatim copy.
+    /// The caller's user-space argv array, still mapped at `bprm_check_security`, for
+    /// the event's verbatim copy. 0 when there is none to read.
     pub argv: u64,
+    /// Counts the judgements that used this CPU's scratch (see `rtguard_exec_decide`).
+    pub stamp: u32,
 }
 
-/// Each task's capture, from `execve` entry to its `bprm_check_security`. An exec that
-/// fails before that (a PATH lookup miss) leaves its capture until the task's next execve
-/// replaces it or the task exits. Memory is only what the execs in flight hold.
-#[btf_map]
-pub static EXEC_CAPTURES: TaskStorage<ExecCapture> = TaskStorage::new();
-
-/// A capture under construction per CPU (6.7 KB: far beyond the 512-byte stack).
+/// The capture of the exec being judged, per CPU (6.7 KB: far beyond the 512-byte
+/// stack). Filled and used within one `bprm_check_security` run.
 #[map]
 pub static CAPTURE_SCRATCH: PerCpuArray<ExecCapture> = PerCpuArray::with_max_entries(1, 0);
 
@@ -201,46 +209,63 @@ pub extern "C" fn rtguard_token_byte(i: u32) -> i32 {
     i32::from(unsafe { (*hasher).byte(i, b, &prefix_lens) })
 }
 
-// ---- capture at syscall entry --------------------------------------------------------------
+// ---- capture ------------------------------------------------------------------------------
 
-/// `syscalls/sys_enter_execve`: after the 8-byte common header and the syscall number,
-/// `filename` at 16, `argv` at 24.
-#[tracepoint]
-pub fn exec_capture_execve(ctx: TracePointContext) -> u32 {
-    capture(unsafe { ctx.read_at::<u64>(24) }.unwrap_or(0));
-    0
-}
-
-/// `syscalls/sys_enter_execveat`: `fd` at 16, `filename` at 24, `argv` at 32.
-#[tracepoint]
-pub fn exec_capture_execveat(ctx: TracePointContext) -> u32 {
-    capture(unsafe { ctx.read_at::<u64>(32) }.unwrap_or(0));
-    0
-}
-
-#[inline(always)]
-fn capture(argv: u64) {
-    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
-        return;
+/// Reduces the current exec's argv into `CAPTURE_SCRATCH`. Returns the capture's stamp
+/// (> 0), or 0 if there is no scratch.
+///
+/// - A task with no mm is the kernel itself starting a program (`kernel_execve`: a
+///   usermode helper such as a `core_pattern` pipe or `modprobe`). There is no argv in
+///   user memory; the line is empty and flagged `LINE_KERNEL_EXEC`.
+/// - An exec entered by a syscall whose registers are not known here (a 32-bit or x32
+///   caller) has an argv that cannot be read: the line is empty and flagged
+///   `LINE_TRUNCATED`, which on a guarded binary counts as destructive.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_capture() -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
     };
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
+    };
+    let stamp = unsafe { ((*cap).stamp.wrapping_add(1) & STAMP_MASK).max(1) };
     unsafe {
+        (*cap).stamp = stamp;
         (*cap).line.count = 0;
         (*cap).line.flags = 0;
         (*cap).line.filename_base = FNV_OFFSET;
         (*cap).line.exe_class = NO_CLASS;
         (*cap).line.trusted_classes = 0;
-        (*cap).argv = argv;
+        (*cap).argv = 0;
     }
+    if read_ptr(current_task(), off.task_mm).is_none() {
+        unsafe { (*cap).line.flags = LINE_KERNEL_EXEC };
+        return stamp as i32;
+    }
+    let Some(argv) = exec_syscall_argv(&off) else {
+        unsafe { (*cap).line.flags = LINE_TRUNCATED };
+        return stamp as i32;
+    };
+    unsafe { (*cap).argv = argv };
     // One more round than there are slots: the last only looks for an argument past them.
     for i in 0..=MAX_ARGV_TOKENS as u32 {
         if rtguard_exec_arg(argv, i) == 0 {
             break;
         }
     }
-    // A failed allocation leaves the exec unclassified: the file layer still guards the
-    // files.
-    EXEC_CAPTURES.replace_current(cap);
+    stamp as i32
 }
+
+/// Stamps stay positive as an `i32` return value.
+const STAMP_MASK: u32 = 0x3fff_ffff;
+
+/// How many times an exec is judged when another exec overwrites its per-CPU state
+/// meanwhile, before the last judgement is kept (see `bprm_check_security`).
+const JUDGE_ATTEMPTS: u32 = 4;
+
+/// `rtguard_exec_decide`'s answer for a judgement that was overwritten.
+const JUDGE_AGAIN: i32 = 1;
 
 /// Reduces argv[i] into the capture scratch. Returns 1 if there may be more arguments, 0
 /// at the end of argv, past the last slot (flagging the line truncated if there are more
@@ -289,31 +314,63 @@ pub extern "C" fn rtguard_exec_arg(argv: u64, i: u32) -> i32 {
 
 /// `security_bprm_check(struct linux_binprm *bprm)`: called once the executable is open
 /// and before anything of the new program runs. For a `#!` script it runs again for the
-/// interpreter; the capture is consumed by the first call, so a command is judged once.
+/// interpreter; only the first call judges, so a command is judged once.
+///
+/// The judgement works in per-CPU maps, and a BPF LSM program runs with migration, not
+/// preemption, disabled: on a preemptible kernel (Debian's 7.x runs `full (lazy)`) another
+/// task can exec on this CPU while this one is preempted, and overwrite the capture and
+/// the classifier's state. Each judgement stamps the capture (`rtguard_exec_judge`); one
+/// whose stamp has changed by the time its answer is copied out (`rtguard_exec_decide`)
+/// is done again. The two are called from here, not one from the other, to keep the
+/// deepest call chain within the verifier's 512 bytes of stack.
 #[lsm(hook = "bprm_check_security")]
 pub fn bprm_check_security(ctx: LsmContext) -> i32 {
     after_previous(&ctx, 1, || {
-        restated(rtguard_exec_decide(arg_scalar(&ctx, 0) as u64))
+        let bprm = arg_scalar(&ctx, 0) as u64;
+        if rtguard_exec_first_pass(bprm) == 0 {
+            return 0;
+        }
+        for attempt in 1..=JUDGE_ATTEMPTS {
+            let stamp = rtguard_exec_judge(bprm);
+            if stamp <= 0 {
+                return 0;
+            }
+            // The last attempt's judgement is kept, overwritten or not.
+            let expected = if attempt == JUDGE_ATTEMPTS { 0 } else { stamp };
+            let verdict = rtguard_exec_decide(bprm, expected);
+            if verdict != JUDGE_AGAIN {
+                return restated(verdict);
+            }
+        }
+        0
     })
 }
 
-/// Completes the capture with what the kernel knows now, classifies it, reports and
-/// answers. Returns `EPERM` or 0.
+/// Whether this `bprm_check_security` call is the exec's first (1) or one for an
+/// interpreter (0).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
+pub extern "C" fn rtguard_exec_first_pass(bprm: u64) -> i32 {
+    resolved_offsets().map_or(0, |off| {
+        i32::from(bprm_is_first_pass(&off, bprm as KernelPtr))
+    })
+}
+
+/// Captures the exec's argv, completes it with what the kernel knows now and classifies
+/// it into `CLASSIFICATION`. Returns the capture's stamp, or 0 if it could not.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_judge(bprm: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let cap = match EXEC_CAPTURES.current() {
-        Some(cap) => cap,
-        None if rtguard_kernel_exec_capture() > 0 => match EXEC_CAPTURES.current() {
-            Some(cap) => cap,
-            None => return 0,
-        },
-        None => return 0,
+    let stamp = rtguard_exec_capture();
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
+        return 0;
     };
-    let task = current_task();
+    if stamp <= 0 {
+        return 0;
+    }
     let bprm = bprm as KernelPtr;
     let exe = bprm_exe(&off, bprm);
     let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
@@ -329,7 +386,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
                 .unwrap_or(NO_CLASS)
         };
         // The caller is still the old image here: its exe is the program that called execve.
-        (*cap).line.trusted_classes = task_exe(&off, task)
+        (*cap).line.trusted_classes = task_exe(&off, current_task())
             .and_then(|k| TRUSTED_CALLERS.get(k).copied())
             .unwrap_or(0);
     }
@@ -342,13 +399,35 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
         }
         classified = rtguard_classify_finish();
     }
-    let c = match CLASSIFICATION.get(0) {
-        Some(c) if classified > 0 => *c,
-        _ => {
-            EXEC_CAPTURES.delete_current();
-            return 0;
-        }
+    if classified > 0 {
+        stamp
+    } else {
+        0
+    }
+}
+
+/// Acts on the judgement `rtguard_exec_judge` left in `CLASSIFICATION`: reports, and
+/// returns `EPERM` or 0. Returns `JUDGE_AGAIN`, and does nothing, if `stamp` is not 0 and
+/// another judgement has overwritten that one since.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_exec_decide(bprm: u64, stamp: i32) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
     };
+    let (Some(c), Some(cap)) = (CLASSIFICATION.get(0), CAPTURE_SCRATCH.get_ptr(0)) else {
+        return 0;
+    };
+    let c = *c;
+    // The answer is copied out before the stamp is read, not after.
+    compiler_fence(Ordering::SeqCst);
+    if stamp != 0 && unsafe { core::ptr::read_volatile(&(*cap).stamp) } != stamp as u32 {
+        return JUDGE_AGAIN;
+    }
+    let task = current_task();
+    let bprm = bprm as KernelPtr;
+    let exe = bprm_exe(&off, bprm);
+    let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
     // Audit mode as a whole reports what an enforcing rule would block.
     let enforce = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) } != 0;
     let rule = if enforce {
@@ -357,10 +436,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
         None
     };
     let (decision, verdict) = match action(&c, rule) {
-        Action::Allow => {
-            EXEC_CAPTURES.delete_current();
-            return 0;
-        }
+        Action::Allow => return 0,
         Action::Block => (Decision::Blocked, EPERM),
         Action::Report => (Decision::WouldBlock, 0),
         Action::AllowLogged => (Decision::AllowedUpgrade, 0),
@@ -373,35 +449,7 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64) -> i32 {
         unsafe { &*cap },
         task,
     );
-    EXEC_CAPTURES.delete_current();
     verdict
-}
-
-/// For an exec with no capture: if the current task has no mm, the kernel itself is
-/// starting a program (`kernel_execve`: a usermode helper such as a `core_pattern` pipe or
-/// `modprobe`), and no syscall showed its argv. Stores an empty capture flagged
-/// `LINE_KERNEL_EXEC` for it and returns 1; returns 0 for any other exec.
-#[unsafe(no_mangle)]
-#[inline(never)]
-pub extern "C" fn rtguard_kernel_exec_capture() -> i32 {
-    let Some(off) = resolved_offsets() else {
-        return 0;
-    };
-    if read_ptr(current_task(), off.task_mm).is_some() {
-        return 0;
-    }
-    let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
-        return 0;
-    };
-    unsafe {
-        (*cap).line.count = 0;
-        (*cap).line.flags = LINE_KERNEL_EXEC;
-        (*cap).line.filename_base = FNV_OFFSET;
-        (*cap).line.exe_class = NO_CLASS;
-        (*cap).line.trusted_classes = 0;
-        (*cap).argv = 0;
-    }
-    i32::from(EXEC_CAPTURES.replace_current(cap))
 }
 
 /// FNV-1a of the basename of the kernel string at `filename`: `ArgToken::base`, folded
@@ -430,25 +478,58 @@ pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
     hash
 }
 
-/// The current task's capture, and the classifier's per-CPU state and answer.
+/// The exec's capture, and the classifier's per-CPU state and answer.
 #[inline(always)]
 fn classify_slots() -> Option<(*const ExecCapture, *mut Classifier, *mut Classification)> {
     Some((
-        EXEC_CAPTURES.current()?.cast_const(),
+        CAPTURE_SCRATCH.get_ptr(0)?,
         CLASSIFIER.get_ptr_mut(0)?,
         CLASSIFICATION.get_ptr_mut(0)?,
     ))
 }
 
-/// `Classifier::start` on the current task's capture. Returns 0 if the arguments are to
-/// be scanned, 1 if the answer is already in `CLASSIFICATION`, -1 on a missing map slot.
+/// `Classifier::start`, `Classifier::loader_argument` per argument of a dynamic loader,
+/// and `Classifier::select` on the current task's capture, each in its own function. Returns 0 if the arguments are to be scanned, 1 if the answer is
+/// already in `CLASSIFICATION`, -1 on a missing map slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_classify_start() -> i32 {
+    let Some((cap, state, _)) = classify_slots() else {
+        return -1;
+    };
+    if unsafe { (*state).start(&MapTables, &(*cap).line) } {
+        for j in 1..=LOADER_ARGUMENTS as u32 {
+            if rtguard_classify_loader_argument(j) == 0 {
+                break;
+            }
+        }
+    }
+    // Where the program is named comes back through map memory: the verifier checks the
+    // class choice once, not once per place a loader's options can end.
+    rtguard_classify_select()
+}
+
+/// `Classifier::loader_argument` for argument `j` of a dynamic loader. Returns 1 while
+/// the program is still to be found.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_loader_argument(j: u32) -> i32 {
+    let (Some(cap), Some(state)) = (CAPTURE_SCRATCH.get_ptr(0), CLASSIFIER.get_ptr_mut(0)) else {
+        return 0;
+    };
+    // Callers pass j up to LOADER_ARGUMENTS; the mask is what lets the verifier see it.
+    let j = verifier_bound::<{ LOADER_ARGUMENTS.next_power_of_two() }>(j as usize);
+    i32::from(unsafe { (*state).loader_argument(&MapTables, &(*cap).line, j) })
+}
+
+/// `Classifier::select`; returns as `rtguard_classify_start` does.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_select() -> i32 {
     let Some((cap, state, out)) = classify_slots() else {
         return -1;
     };
-    match unsafe { (*state).start(&MapTables, &(*cap).line) } {
+    match unsafe { (*state).select(&MapTables, &(*cap).line) } {
         Some(done) => {
             unsafe { *out = done };
             1
@@ -457,16 +538,51 @@ pub extern "C" fn rtguard_classify_start() -> i32 {
     }
 }
 
-/// `Classifier::step` for argument `i`. Returns 1 while there are more arguments.
+/// `Classifier::step` for argument `i`, and the letters of a short-option cluster.
+/// Returns 1 while there are more arguments.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_classify_step(i: u32) -> i32 {
-    let (Some(cap), Some(state)) = (EXEC_CAPTURES.current(), CLASSIFIER.get_ptr_mut(0)) else {
+    let (Some(cap), Some(state)) = (CAPTURE_SCRATCH.get_ptr(0), CLASSIFIER.get_ptr_mut(0)) else {
         return 0;
     };
     // Callers pass i below MAX_ARGV_TOKENS; the mask is what lets the verifier see it.
+    let index = verifier_bound::<MAX_ARGV_TOKENS>(i as usize);
+    match unsafe { (*state).step(&MapTables, &(*cap).line, index) } {
+        Step::End => 0,
+        Step::Next => 1,
+        Step::Letters => {
+            if !read_cluster(|j| rtguard_classify_letter(i, j as u32) != 0) {
+                rtguard_classify_cluster_unread(i);
+            }
+            1
+        }
+    }
+}
+
+/// `Classifier::letter`: letter `j` of the cluster that is argument `i`. Returns 1 while
+/// the cluster goes on.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_letter(i: u32, j: u32) -> i32 {
+    let (Some(cap), Some(state)) = (CAPTURE_SCRATCH.get_ptr(0), CLASSIFIER.get_ptr_mut(0)) else {
+        return 0;
+    };
     let i = verifier_bound::<MAX_ARGV_TOKENS>(i as usize);
-    i32::from(unsafe { (*state).step(&MapTables, &(*cap).line, i) })
+    let j = verifier_bound::<TOKEN_HEAD_BYTES>(j as usize);
+    i32::from(unsafe { (*state).letter(&MapTables, &(*cap).line, i, j) })
+}
+
+/// `Classifier::cluster_unread` for argument `i`.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_classify_cluster_unread(i: u32) -> i32 {
+    let (Some(cap), Some(state)) = (CAPTURE_SCRATCH.get_ptr(0), CLASSIFIER.get_ptr_mut(0)) else {
+        return 0;
+    };
+    let i = verifier_bound::<MAX_ARGV_TOKENS>(i as usize);
+    unsafe { (*state).cluster_unread(&(*cap).line, i) };
+    0
 }
 
 /// `Classifier::finish` into `CLASSIFICATION`. Returns 1, or -1 on a missing map slot.
@@ -541,7 +657,7 @@ pub extern "C" fn rtguard_exec_event_arg(argv: u64, slot: u32, count: u32) -> i3
     if slot >= count {
         return 0;
     }
-    if let Some(cap) = EXEC_CAPTURES.current() {
+    if let Some(cap) = CAPTURE_SCRATCH.get_ptr(0) {
         let token = unsafe { &(*cap).line.tokens[index] };
         let longer = if token.flags & TOKEN_TRUNCATED != 0 {
             EXEC_ARG_LONGER

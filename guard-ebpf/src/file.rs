@@ -12,30 +12,36 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
     macros::lsm,
+    maps::HashMap,
     programs::LsmContext,
 };
+use core::sync::atomic::{compiler_fence, Ordering};
 use guard_common::{
     event::{EventKind, EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
-        ExcludedChildKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE,
-        MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY, OPS_EDIT, TRUST_PACKAGE_MANAGER,
+        ExcludedChildKey, UpgradeKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_PACKAGE_RECORD,
+        FILE_REMOVABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
+        NO_PACKAGE, OPS_EDIT, TRUST_PACKAGE_MANAGER,
     },
+    process::OP_OOM_ADJUST,
     Decision, FileEvent, FileOp, FileProtection, InodeKey, KernelOffsets, TrustKey,
 };
 
 use crate::{
-    chain::{chained, restated, EPERM},
+    chain::{chained, chained_fast, restated, EPERM},
+    fast_path::{name_unprotected, rmdir_cannot_remove, surely_unprotected},
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
         dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags, file_inode,
-        file_mode, fill_header, iattr_valid, inode_key, path_dentry, read_ptr, resolved_offsets,
-        task_exe, task_mnt_ns, task_parent, KernelPtr,
+        file_mode, fill_header, iattr_valid, inode_key, offset, path_dentry, proc_inode_task,
+        read_ptr, resolved_offsets, task_exe, task_mnt_ns, task_parent, BtfPtr, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
         EXCLUDED_CHILDREN, EXCLUDED_CHILD_KEY, IDENTITY_PROBE, NAME_DIRECTORIES, PROTECTED_INODES,
-        PROTECTED_NAMES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES,
+        PROTECTED_NAMES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES, UPGRADES,
     },
+    process::{rtguard_process_decide, PROTECTED_CGROUPS},
     tree_cache::{self, Probe},
 };
 
@@ -52,94 +58,156 @@ const ATTR_BREAKING: u32 = 0x1 | 0x2 | 0x4 | 0x8;
 /// `security_path_unlink(const struct path *dir, struct dentry *dentry)`
 #[lsm(hook = "path_unlink")]
 pub fn path_unlink(ctx: LsmContext) -> i32 {
-    chained(&ctx, 2, |off| {
-        decide(off, FileOp::Unlink, arg_scalar(&ctx, 1))
-    })
+    chained_fast(
+        &ctx,
+        2,
+        || surely_unprotected(BtfPtr::arg(&ctx, 1), FileOp::Unlink),
+        |off| decide(off, FileOp::Unlink, arg_scalar(&ctx, 1)),
+    )
 }
 
 /// `security_path_rmdir(const struct path *dir, struct dentry *dentry)`
 #[lsm(hook = "path_rmdir")]
 pub fn path_rmdir(ctx: LsmContext) -> i32 {
-    chained(&ctx, 2, |off| {
-        decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1))
-    })
+    chained_fast(
+        &ctx,
+        2,
+        || {
+            let dentry = BtfPtr::arg(&ctx, 1);
+            rmdir_cannot_remove(dentry) || surely_unprotected(dentry, FileOp::Rmdir)
+        },
+        |off| decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1)),
+    )
 }
 
 /// `security_path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`: both the
 /// object moved away and the one renamed over (a negative dentry when there is none).
 #[lsm(hook = "path_rename")]
 pub fn path_rename(ctx: LsmContext) -> i32 {
-    chained(&ctx, 5, |_| {
-        if rtguard_name_decide(arg_scalar(&ctx, 3) as u64) != 0 {
-            return EPERM;
-        }
-        let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
-        restated(rtguard_rename_decide(
-            arg_scalar(&ctx, 0) as u64,
-            arg_scalar(&ctx, 1) as u64,
-            arg_scalar(&ctx, 2) as u64,
-            arg_scalar(&ctx, 3) as u64,
-            flags | RENAME_DIRS_ARE_PATHS,
-        ))
-    })
+    chained_fast(
+        &ctx,
+        5,
+        || rename_unprotected(&ctx),
+        |_| {
+            if rtguard_name_decide(arg_scalar(&ctx, 3) as u64) != 0 {
+                return EPERM;
+            }
+            let flags = arg_scalar(&ctx, 4) as u64 & RENAME_EXCHANGE;
+            restated(rtguard_rename_decide(
+                arg_scalar(&ctx, 0) as u64,
+                arg_scalar(&ctx, 1) as u64,
+                arg_scalar(&ctx, 2) as u64,
+                arg_scalar(&ctx, 3) as u64,
+                flags | RENAME_DIRS_ARE_PATHS,
+            ))
+        },
+    )
+}
+
+/// The fast path of `path_rename`: the target's name, the object moved away, and the one
+/// renamed over, each as `rtguard_rename_decide` judges it.
+#[inline(always)]
+fn rename_unprotected(ctx: &LsmContext) -> bool {
+    let old_dir = path_btf_dentry(BtfPtr::arg(ctx, 0));
+    let new_dir = path_btf_dentry(BtfPtr::arg(ctx, 2));
+    let exchange = ctx.arg::<u64>(4) & RENAME_EXCHANGE != 0;
+    let over = if !old_dir.is_null() && old_dir == new_dir && !exchange {
+        FileOp::Replace
+    } else {
+        FileOp::Rename
+    };
+    let new = BtfPtr::arg(ctx, 3);
+    name_unprotected(new)
+        && surely_unprotected(BtfPtr::arg(ctx, 1), FileOp::Rename)
+        && surely_unprotected(new, over)
+}
+
+/// `path->dentry` by a direct load.
+#[inline(always)]
+fn path_btf_dentry(path: BtfPtr) -> BtfPtr {
+    if path.is_null() {
+        return path;
+    }
+    path.ptr(offset!(path_dentry))
 }
 
 /// `security_path_truncate(const struct path *path)`
 #[lsm(hook = "path_truncate")]
 pub fn path_truncate(ctx: LsmContext) -> i32 {
-    chained(&ctx, 1, |off| {
-        decide_path(off, FileOp::Truncate, arg_scalar(&ctx, 0))
-    })
+    chained_fast(
+        &ctx,
+        1,
+        || surely_unprotected(path_btf_dentry(BtfPtr::arg(&ctx, 0)), FileOp::Truncate),
+        |off| decide_path(off, FileOp::Truncate, arg_scalar(&ctx, 0)),
+    )
 }
 
 /// `security_path_chmod(const struct path *path, umode_t mode)`
 #[lsm(hook = "path_chmod")]
 pub fn path_chmod(ctx: LsmContext) -> i32 {
-    chained(&ctx, 2, |off| {
-        decide_path(off, FileOp::Chmod, arg_scalar(&ctx, 0))
-    })
+    chained_fast(
+        &ctx,
+        2,
+        || surely_unprotected(path_btf_dentry(BtfPtr::arg(&ctx, 0)), FileOp::Chmod),
+        |off| decide_path(off, FileOp::Chmod, arg_scalar(&ctx, 0)),
+    )
 }
 
 /// `security_path_chown(const struct path *path, kuid_t uid, kgid_t gid)`
 #[lsm(hook = "path_chown")]
 pub fn path_chown(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |off| {
-        decide_path(off, FileOp::Chown, arg_scalar(&ctx, 0))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || surely_unprotected(path_btf_dentry(BtfPtr::arg(&ctx, 0)), FileOp::Chown),
+        |off| decide_path(off, FileOp::Chown, arg_scalar(&ctx, 0)),
+    )
 }
 
 /// `security_path_symlink(const struct path *dir, struct dentry *dentry, const char *old_name)`
 #[lsm(hook = "path_symlink")]
 pub fn path_symlink(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_path_mknod(const struct path *dir, struct dentry *dentry, umode_t mode,
 /// unsigned int dev)`: also what `open(O_CREAT)` calls for a new file.
 #[lsm(hook = "path_mknod")]
 pub fn path_mknod(ctx: LsmContext) -> i32 {
-    chained(&ctx, 4, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        4,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_path_mkdir(const struct path *dir, struct dentry *dentry, umode_t mode)`
 #[lsm(hook = "path_mkdir")]
 pub fn path_mkdir(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_path_link(struct dentry *old_dentry, const struct path *new_dir,
 /// struct dentry *new_dentry)`
 #[lsm(hook = "path_link")]
 pub fn path_link(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 2)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64)),
+    )
 }
 
 // ---- inode hooks (fallback without CONFIG_SECURITY_PATH) ---------------------------------
@@ -147,58 +215,82 @@ pub fn path_link(ctx: LsmContext) -> i32 {
 /// `security_inode_create(struct inode *dir, struct dentry *dentry, umode_t mode)`
 #[lsm(hook = "inode_create")]
 pub fn inode_create(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_inode_symlink(struct inode *dir, struct dentry *dentry, const char *old_name)`
 #[lsm(hook = "inode_symlink")]
 pub fn inode_symlink(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_inode_mkdir(struct inode *dir, struct dentry *dentry, umode_t mode)`
 #[lsm(hook = "inode_mkdir")]
 pub fn inode_mkdir(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_inode_mknod(struct inode *dir, struct dentry *dentry, umode_t mode, dev_t dev)`
 #[lsm(hook = "inode_mknod")]
 pub fn inode_mknod(ctx: LsmContext) -> i32 {
-    chained(&ctx, 4, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64))
-    })
+    chained_fast(
+        &ctx,
+        4,
+        || name_unprotected(BtfPtr::arg(&ctx, 1)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 1) as u64)),
+    )
 }
 
 /// `security_inode_link(struct dentry *old_dentry, struct inode *dir,
 /// struct dentry *new_dentry)`
 #[lsm(hook = "inode_link")]
 pub fn inode_link(ctx: LsmContext) -> i32 {
-    chained(&ctx, 3, |_| {
-        restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64))
-    })
+    chained_fast(
+        &ctx,
+        3,
+        || name_unprotected(BtfPtr::arg(&ctx, 2)),
+        |_| restated(rtguard_name_decide(arg_scalar(&ctx, 2) as u64)),
+    )
 }
 
 /// `security_inode_unlink(struct inode *dir, struct dentry *dentry)`
 #[lsm(hook = "inode_unlink")]
 pub fn inode_unlink(ctx: LsmContext) -> i32 {
-    chained(&ctx, 2, |off| {
-        decide(off, FileOp::Unlink, arg_scalar(&ctx, 1))
-    })
+    chained_fast(
+        &ctx,
+        2,
+        || surely_unprotected(BtfPtr::arg(&ctx, 1), FileOp::Unlink),
+        |off| decide(off, FileOp::Unlink, arg_scalar(&ctx, 1)),
+    )
 }
 
 /// `security_inode_rmdir(struct inode *dir, struct dentry *dentry)`
 #[lsm(hook = "inode_rmdir")]
 pub fn inode_rmdir(ctx: LsmContext) -> i32 {
-    chained(&ctx, 2, |off| {
-        decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1))
-    })
+    chained_fast(
+        &ctx,
+        2,
+        || {
+            let dentry = BtfPtr::arg(&ctx, 1);
+            rmdir_cannot_remove(dentry) || surely_unprotected(dentry, FileOp::Rmdir)
+        },
+        |off| decide(off, FileOp::Rmdir, arg_scalar(&ctx, 1)),
+    )
 }
 
 /// `inode_rename(old_dir, old_dentry, new_dir, new_dentry)`, the LSM hook: for
@@ -342,19 +434,174 @@ pub fn inode_file_setattr(ctx: LsmContext) -> i32 {
 /// `security_file_open(struct file *file)`: writes and O_TRUNC.
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
-    chained(&ctx, 1, |off| {
-        let file = arg_scalar(&ctx, 0);
-        report_identity(off, file);
-        let writes = file_mode(off, file).is_some_and(|m| m & FMODE_WRITE != 0)
-            || file_flags(off, file).is_some_and(|f| f & O_TRUNC != 0);
-        if !writes {
-            return 0;
-        }
-        match file_dentry(off, file) {
-            Some(dentry) => decide(off, FileOp::OpenWrite, dentry),
-            None => 0,
-        }
-    })
+    chained_fast(
+        &ctx,
+        1,
+        || open_unprotected(&ctx),
+        |off| {
+            let file = arg_scalar(&ctx, 0);
+            report_identity(off, file);
+            let writes = file_mode(off, file).is_some_and(|m| m & FMODE_WRITE != 0)
+                || file_flags(off, file).is_some_and(|f| f & O_TRUNC != 0);
+            if !writes {
+                return 0;
+            }
+            let Some(dentry) = file_dentry(off, file) else {
+                return 0;
+            };
+            let target = rtguard_oom_adjust_target(file as u64, dentry as u64);
+            if target != 0 {
+                return restated(rtguard_process_decide(target, OP_OOM_ADJUST));
+            }
+            // The global function answers in codes, not errnos: the verifier knows nothing
+            // of what it returns, and an LSM program must provably return 0 or an errno.
+            match rtguard_cgroup_control(dentry as u64) {
+                CGROUP_REFUSED => EPERM,
+                CGROUP_ALLOWED => 0,
+                _ => decide(off, FileOp::OpenWrite, dentry),
+            }
+        },
+    )
+}
+
+/// The fast path of `file_open`: a read, or a write to nothing protected. The identity
+/// probe's opens take the full path, which reports them.
+#[inline(always)]
+fn open_unprotected(ctx: &LsmContext) -> bool {
+    if identity_probe_wanted() {
+        return false;
+    }
+    let file = BtfPtr::arg(ctx, 0);
+    if file.is_null() {
+        return false;
+    }
+    let writes = file.load::<u32>(offset!(file_f_mode)) & FMODE_WRITE != 0
+        || file.load::<u32>(offset!(file_f_flags)) & O_TRUNC != 0;
+    if !writes {
+        return true;
+    }
+    let dentry = file.ptr(offset!(file_f_path) + offset!(path_dentry));
+    // A procfs or cgroup file may control a process: the full path looks.
+    let sb = dentry.ptr(offset!(dentry_d_sb));
+    if sb.is_null() {
+        return false;
+    }
+    let magic = sb.load::<u64>(offset!(super_block_s_magic));
+    magic != PROC_SUPER_MAGIC
+        && magic != CGROUP2_SUPER_MAGIC
+        && surely_unprotected(dentry, FileOp::OpenWrite)
+}
+
+/// `PROC_SUPER_MAGIC` and `CGROUP2_SUPER_MAGIC` (include/uapi/linux/magic.h).
+const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+
+/// The process whose `/proc/PID/oom_score_adj` (or `oom_adj`, the older scale of the same
+/// value) `file` is, or 0 for any other file. At 1000 the OOM killer takes the process
+/// first: the process layer judges the write. A BPF function of its own, so its frame
+/// is not on `file_open`'s stack when the process decision runs.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_oom_adjust_target(file: u64, dentry: u64) -> u64 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let (file, dentry) = (file as KernelPtr, dentry as KernelPtr);
+    if dentry_sb_magic(&off, dentry) != Some(PROC_SUPER_MAGIC) {
+        return 0;
+    }
+    let mut name = [0u8; 16];
+    let Some(name_ptr) = dentry_name(&off, dentry) else {
+        return 0;
+    };
+    match unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, &mut name) } {
+        Ok(name) if name == b"oom_score_adj" || name == b"oom_adj" => {}
+        _ => return 0,
+    }
+    file_inode(&off, file)
+        .and_then(|inode| proc_inode_task(&off, inode))
+        .map_or(0, |task| task as u64)
+}
+
+/// [`rtguard_cgroup_control`]'s answers: refused, allowed (pid 1, or audit mode), or a file
+/// that is neither `cgroup.kill` nor `cgroup.freeze` of a cgroup holding a protected
+/// process.
+const CGROUP_REFUSED: u32 = 1;
+const CGROUP_ALLOWED: u32 = 0;
+const NOT_CGROUP_CONTROL: u32 = 2;
+
+/// `cgroup.kill` (which kills everything in the cgroup and below it) or `cgroup.freeze`
+/// (which stops it) of a cgroup that holds a protected process, opened for writing:
+/// refused except from pid 1, which kills and freezes units' cgroups itself. The daemon
+/// keeps `PROTECTED_CGROUPS` to a census of the running processes.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_cgroup_control(dentry: u64) -> u32 {
+    let Some(off) = resolved_offsets() else {
+        return NOT_CGROUP_CONTROL;
+    };
+    let off = &off;
+    let dentry = dentry as KernelPtr;
+    if dentry_sb_magic(off, dentry) != Some(CGROUP2_SUPER_MAGIC) {
+        return NOT_CGROUP_CONTROL;
+    }
+    let mut name = [0u8; 16];
+    let Some(name_ptr) = dentry_name(off, dentry) else {
+        return NOT_CGROUP_CONTROL;
+    };
+    match unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, &mut name) } {
+        Ok(name) if name == b"cgroup.kill" || name == b"cgroup.freeze" => {}
+        _ => return NOT_CGROUP_CONTROL,
+    }
+    let Some(parent) = dentry_parent(off, dentry) else {
+        return NOT_CGROUP_CONTROL;
+    };
+    let Some(cgroup) = dentry_key(off, parent) else {
+        return NOT_CGROUP_CONTROL;
+    };
+    let Some(&rule_id) = (unsafe { PROTECTED_CGROUPS.get(cgroup) }) else {
+        return NOT_CGROUP_CONTROL;
+    };
+    if (bpf_get_current_pid_tgid() >> 32) as u32 == 1 {
+        return CGROUP_ALLOWED;
+    }
+    let Some(target) = dentry_key(off, dentry) else {
+        return NOT_CGROUP_CONTROL;
+    };
+    let m = Match {
+        protection: FileProtection {
+            rule_id,
+            ops: FileOp::OpenWrite.bit(),
+            flags: 0,
+            package: NO_PACKAGE,
+        },
+        anchor: cgroup,
+        anchor_dentry: parent as u64,
+    };
+    let task = current_task();
+    if rule_enforces(rule_id) {
+        report(
+            off,
+            FileOp::OpenWrite,
+            Decision::Blocked,
+            target,
+            &m,
+            dentry,
+            task,
+        );
+        CGROUP_REFUSED
+    } else {
+        report(
+            off,
+            FileOp::OpenWrite,
+            Decision::WouldBlock,
+            target,
+            &m,
+            dentry,
+            task,
+        );
+        CGROUP_ALLOWED
+    }
 }
 
 // ---- mounts (both sets) ----------------------------------------------------------------------
@@ -425,17 +672,25 @@ fn decide_mount(off: &KernelOffsets, path: KernelPtr) -> i32 {
 /// computes for the file, so userspace can compare it with the one it resolved.
 #[inline(always)]
 fn report_identity(off: &KernelOffsets, file: KernelPtr) {
+    if !identity_probe_wanted() {
+        return;
+    }
     let Some(probe) = IDENTITY_PROBE.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: an array map's value, valid for the program's run.
     let probe = unsafe { &mut *probe };
-    if probe.tid == 0 || probe.tid != bpf_get_current_pid_tgid() as u32 {
-        return;
-    }
     if let Some(key) = file_inode(off, file).and_then(|inode| inode_key(off, inode)) {
         probe.seen = key;
     }
+}
+
+/// Whether the current thread is the daemon's identity probe.
+#[inline(always)]
+fn identity_probe_wanted() -> bool {
+    IDENTITY_PROBE
+        .get(0)
+        .is_some_and(|probe| probe.tid != 0 && probe.tid == bpf_get_current_pid_tgid() as u32)
 }
 
 #[inline(always)]
@@ -570,12 +825,15 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
         }
         Some(Found::Denied(m)) => m,
     };
-    let upgradable = m.protection.flags & FILE_UPGRADABLE != 0;
-    match trust(task, m.protection.rule_id, upgradable) {
-        Trust::PackageManager => {
+    match trust(task, m.protection.rule_id, m.protection.flags) {
+        Trust::PackageManager
+            if package_manager_may(off, op, &m, target, incoming as KernelPtr) =>
+        {
             report(off, op, Decision::AllowedUpgrade, target, &m, dentry, task);
             return 0;
         }
+        // The package manager removing what it is not upgrading: decided as for anyone.
+        Trust::PackageManager => {}
         // A tree's own writers at work: not an event, or the runtime would flood the log.
         Trust::Writer => return 0,
         Trust::None => {}
@@ -586,6 +844,53 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
     } else {
         report(off, op, Decision::WouldBlock, target, &m, dentry, task);
         0
+    }
+}
+
+/// What the package manager's own process may do to an upgradable object.
+/// - Rename a new file over it: the shape of every upgrade and reinstall (dpkg's
+///   `NAME.dpkg-new`, rpm's `NAME;XXXXXXXX`). The new file takes the object's protection
+///   at once, and the one replaced loses it: dpkg keeps it as `NAME.dpkg-tmp` (or the
+///   status file as `status-old`) and removes it later, maybe from another process.
+///   The process is then upgrading the object's package, unless the object is one of
+///   dpkg's records, which a removal rewrites too.
+/// - Remove or rename it only while upgrading its package (the files a new version
+///   drops), or when a window allows removal. Removing a package any other way, as an
+///   install that `Conflicts:` with it or `dpkg --purge --pending` would, is refused.
+///   A configuration file may be renamed, as dpkg keeps the old one as `NAME.dpkg-old`.
+/// - Anything else in place, as before.
+#[inline(always)]
+fn package_manager_may(
+    off: &KernelOffsets,
+    op: FileOp,
+    m: &Match,
+    target: InodeKey,
+    incoming: KernelPtr,
+) -> bool {
+    let p = &m.protection;
+    let upgrade = UpgradeKey {
+        tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
+        package: p.package,
+    };
+    match op {
+        FileOp::Replace => {
+            if p.package != NO_PACKAGE && p.flags & FILE_PACKAGE_RECORD == 0 {
+                let _ = UPGRADES.insert(upgrade, 1u8, 0);
+            }
+            if m.anchor == target {
+                if let Some(new) = dentry_key(off, incoming) {
+                    let _ = PROTECTED_INODES.insert(new, *p, 0);
+                    let _ = PROTECTED_INODES.remove(target);
+                }
+            }
+            true
+        }
+        FileOp::Unlink | FileOp::Rmdir | FileOp::Rename => {
+            p.flags & FILE_REMOVABLE != 0
+                || (op == FileOp::Rename && p.flags & FILE_EDITABLE != 0)
+                || (p.package != NO_PACKAGE && unsafe { UPGRADES.get(upgrade) }.is_some())
+        }
+        _ => true,
     }
 }
 
@@ -770,32 +1075,49 @@ pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u6
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    match child_key(&off, InodeKey::new(tree_dev, tree_ino), child as KernelPtr) {
-        Some(key) => u32::from(unsafe { EXCLUDED_CHILDREN.get(key) }.is_some()),
-        None => 0,
-    }
+    let tree = InodeKey::new(tree_dev, tree_ino);
+    u32::from(child_lookup(&off, tree, child as KernelPtr, &EXCLUDED_CHILDREN).is_some())
 }
 
-/// The (directory, name) key of `child` under `dir`, built in the per-CPU slot: looked up
-/// by reference, since a copy would put its 80 bytes back on the stack.
+/// How many times `child_lookup` builds its key when another task keeps overwriting it,
+/// before it keeps the last lookup.
+const CHILD_LOOKUP_ATTEMPTS: u32 = 4;
+
+/// Looks up the (directory, name) key of `child` under `dir` in `map`. The key is built
+/// in a per-CPU slot and looked up by reference, since a copy would put its 80 bytes back
+/// on the stack. A BPF LSM program runs with migration, not preemption, disabled: on a
+/// preemptible kernel another task on this CPU can build its own key in the slot while
+/// this one is preempted. The slot's stamp says so, and the lookup is done again.
 #[inline(always)]
-fn child_key(
+fn child_lookup<V: Copy>(
     off: &KernelOffsets,
     dir: InodeKey,
     child: KernelPtr,
-) -> Option<&'static ExcludedChildKey> {
+    map: &HashMap<ExcludedChildKey, V>,
+) -> Option<V> {
     let name = dentry_name(off, child)?;
-    let key = EXCLUDED_CHILD_KEY.get_ptr_mut(0)?;
-    // Per-CPU, and LSM programs don't nest on one CPU: nothing else writes it meanwhile.
-    let key = unsafe { &mut *key };
-    key.tree = dir;
-    key.name = [0; EXCLUDED_NAME_LEN + 1];
-    // A longer name fills the buffer without its end and matches no key, since keys are
-    // NUL-terminated within it.
-    if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }.is_err() {
-        return None;
+    let slot = EXCLUDED_CHILD_KEY.get_ptr_mut(0)?;
+    let mut found = None;
+    for _ in 0..CHILD_LOOKUP_ATTEMPTS {
+        // SAFETY: an array map's value, valid for the program's run.
+        let stamp = unsafe { (*slot).stamp.wrapping_add(1) };
+        let key = unsafe { &mut (*slot).key };
+        unsafe { (*slot).stamp = stamp };
+        key.tree = dir;
+        key.name = [0; EXCLUDED_NAME_LEN + 1];
+        // A longer name fills the buffer without its end and matches no key, since keys
+        // are NUL-terminated within it.
+        if unsafe { bpf_probe_read_kernel_str_bytes(name, &mut key.name) }.is_err() {
+            return None;
+        }
+        found = unsafe { map.get(key) }.copied();
+        // The lookup is done before the stamp is read again, not after.
+        compiler_fence(Ordering::SeqCst);
+        if unsafe { core::ptr::read_volatile(&(*slot).stamp) } == stamp {
+            break;
+        }
     }
-    Some(key)
+    found
 }
 
 /// A name about to be created (`dentry`, still negative, or a rename's target): refused
@@ -819,10 +1141,7 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
     if unsafe { NAME_DIRECTORIES.get(dir) }.is_none() {
         return 0;
     }
-    let Some(key) = child_key(off, dir, d) else {
-        return 0;
-    };
-    let Some(&rule_id) = (unsafe { PROTECTED_NAMES.get(key) }) else {
+    let Some(rule_id) = child_lookup(off, dir, d, &PROTECTED_NAMES) else {
         return 0;
     };
     let m = Match {
@@ -830,7 +1149,7 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
             rule_id,
             ops: FileOp::Create.bit(),
             flags: 0,
-            _pad: 0,
+            package: NO_PACKAGE,
         },
         anchor: dir,
         anchor_dentry: parent as u64,
@@ -845,17 +1164,18 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
     }
 }
 
-/// One level of the trust walk over the task and its ancestors: `WALK_PACKAGE_MANAGER`,
-/// `WALK_WRITER`, `WALK_END` at the top, or the parent task.
+/// One level of the trust walk over the task and its ancestors: `WALK_PACKAGE_MANAGER`
+/// (asked with `package_manager` set, for the task itself only), `WALK_WRITER`,
+/// `WALK_END` at the top, or the parent task.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_trust_level(task: u64, rule_id: u32, upgradable: u32) -> u64 {
+pub extern "C" fn rtguard_trust_level(task: u64, rule_id: u32, package_manager: u32) -> u64 {
     let Some(off) = resolved_offsets() else {
         return WALK_END;
     };
     let t = task as KernelPtr;
     if let Some(exe) = task_exe(&off, t) {
-        if upgradable != 0
+        if package_manager != 0
             && unsafe { TRUSTED_EXES.get(TrustKey::new(exe, TRUST_PACKAGE_MANAGER)) }.is_some()
         {
             return WALK_PACKAGE_MANAGER;
@@ -879,16 +1199,26 @@ enum Trust {
 }
 
 /// Whether the task, or one of its ancestors, runs an executable trusted for `rule_id`,
-/// or (for upgradable objects) the package manager. One walk answers both.
+/// or the package manager for an object whose `flags` let it. One walk answers both.
+/// - An upgradable object: the task itself must be the package manager. What it runs
+///   (maintainer scripts of any package, `pre-invoke` hooks) gets no more than any other
+///   process.
+/// - A removable one (a window allows its package's removal): the package manager's
+///   whole process tree, as its own maintainer scripts disable and purge its units.
 #[inline(always)]
-fn trust(task: KernelPtr, rule_id: u32, upgradable: bool) -> Trust {
+fn trust(task: KernelPtr, rule_id: u32, flags: u32) -> Trust {
     let mut t = task as u64;
+    let mut package_manager = u32::from(flags & FILE_UPGRADABLE != 0);
+    let in_tree = u32::from(flags & FILE_REMOVABLE != 0);
     for _ in 0..MAX_TRUST_ANCESTRY {
-        match rtguard_trust_level(t, rule_id, u32::from(upgradable)) {
+        match rtguard_trust_level(t, rule_id, package_manager) {
             WALK_END => return Trust::None,
             WALK_WRITER => return Trust::Writer,
             WALK_PACKAGE_MANAGER => return Trust::PackageManager,
-            parent => t = parent,
+            parent => {
+                t = parent;
+                package_manager = in_tree;
+            }
         }
     }
     Trust::None

@@ -38,10 +38,79 @@ pub fn read_ptr(base: KernelPtr, offset: u32) -> Option<KernelPtr> {
 }
 
 /// The offsets, or `None` if the loader never filled them (the programs then do nothing).
+/// A copy of the whole block: the fast path reads single fields with [`offset!`] instead.
 #[inline(always)]
 pub fn resolved_offsets() -> Option<KernelOffsets> {
     let off = offsets();
     off.is_resolved().then_some(off)
+}
+
+/// One field of the offsets block, read on its own from the frozen `.rodata`: the verifier
+/// knows its value, which a load through a [`BtfPtr`] needs, and nothing else is copied.
+macro_rules! offset {
+    ($field:ident) => {
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(crate::maps::OFFSETS.$field)) }
+    };
+}
+pub(crate) use offset;
+
+/// [`KernelOffsets::is_resolved`] from the three fields it reads.
+#[inline(always)]
+pub fn offsets_resolved() -> bool {
+    offset!(inode_i_sb) != 0 && offset!(super_block_s_dev) != 0 && offset!(inode_setattr_args) != 0
+}
+
+/// A pointer the verifier typed from the kernel's BTF: a hook's argument, or a pointer
+/// field loaded through one. A load through it is one instruction, which the JIT makes
+/// fault-safe (a bad address reads as 0), where [`read_at`] is a helper call. The offset
+/// must be known to the verifier ([`offset!`]); and a global function cannot take such a
+/// pointer (only scalars, see [`arg_scalar`]), so these loads stay in the hooks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BtfPtr(*const u8);
+
+impl BtfPtr {
+    /// Argument `n` of a BTF-typed program, as the verifier typed it.
+    #[inline(always)]
+    pub fn arg(ctx: &impl EbpfContext, n: usize) -> Self {
+        let slot = unsafe { (ctx.as_ptr() as *const *const u8).add(n) };
+        Self(unsafe { core::ptr::read_volatile(slot) })
+    }
+
+    #[inline(always)]
+    pub fn is_null(self) -> bool {
+        self.0.is_null()
+    }
+
+    /// The field at `offset`, which must be a `T` in the pointed-to struct.
+    #[inline(always)]
+    pub fn load<T: Copy>(self, offset: u32) -> T {
+        unsafe { core::ptr::read_volatile(self.0.wrapping_add(offset as usize).cast::<T>()) }
+    }
+
+    /// The pointer field at `offset`.
+    #[inline(always)]
+    pub fn ptr(self, offset: u32) -> BtfPtr {
+        Self(self.load::<*const u8>(offset))
+    }
+}
+
+/// An inode's identity as [`inode_key`] has it, by direct loads; `None` on btrfs, whose
+/// subvolume devices only [`rtguard_inode_dev`]'s reads find (a `container_of` the
+/// verifier does not allow through a BTF pointer).
+#[inline(always)]
+pub fn btf_inode_key(inode: BtfPtr) -> Option<InodeKey> {
+    if inode.is_null() {
+        return None;
+    }
+    let sb = inode.ptr(offset!(inode_i_sb));
+    if sb.is_null() {
+        return None;
+    }
+    if sb.load::<u64>(offset!(super_block_s_magic)) == BTRFS_SUPER_MAGIC {
+        return None;
+    }
+    let dev: u32 = sb.load(offset!(super_block_s_dev));
+    Some(InodeKey::new(dev, inode.load(offset!(inode_i_ino))))
 }
 
 /// An inode's identity as `stat(2)` reports it, which is what userspace resolved the
@@ -122,18 +191,6 @@ fn dentry_inode(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {
 #[inline(always)]
 pub fn dentry_key(off: &KernelOffsets, dentry: KernelPtr) -> Option<InodeKey> {
     inode_key(off, dentry_inode(off, dentry)?)
-}
-
-/// `S_IFMT` and `S_IFDIR` in `i_mode` (the stat(2) ABI).
-const S_IFMT: u16 = 0o170000;
-const S_IFDIR: u16 = 0o040000;
-
-/// Whether the dentry is a directory; false for a negative dentry.
-#[inline(always)]
-pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> bool {
-    dentry_inode(off, dentry)
-        .and_then(|inode| read_at::<u16>(inode, off.inode_i_mode))
-        .is_some_and(|mode| mode & S_IFMT == S_IFDIR)
 }
 
 /// Identity and `i_generation` of the inode behind a dentry; `None` for a negative dentry.
@@ -265,6 +322,30 @@ pub fn task_disposition(off: &KernelOffsets, task: KernelPtr, sig: u32) -> Dispo
     read_at::<u64>(sighand, at).map_or(Disposition::Default, Disposition::from_handler)
 }
 
+/// The process a procfs inode is about: `pid_task(proc_pid(inode), PIDTYPE_PID)`. Only
+/// for an inode of a `/proc/PID/…` file; `None` where the offsets are not known or the
+/// process has exited.
+#[inline(always)]
+pub fn proc_inode_task(off: &KernelOffsets, inode: KernelPtr) -> Option<KernelPtr> {
+    if !off.proc_pid_resolved() {
+        return None;
+    }
+    // container_of(inode, struct proc_inode, vfs_inode)
+    let proc_inode = inode
+        .cast::<u8>()
+        .wrapping_sub(off.proc_inode_vfs_inode as usize)
+        .cast::<c_void>();
+    let pid = read_ptr(proc_inode, off.proc_inode_pid)?;
+    // hlist_entry(pid->tasks[PIDTYPE_PID].first, struct task_struct, pid_links[PIDTYPE_PID])
+    let first = read_ptr(pid, off.pid_tasks)?;
+    Some(
+        first
+            .cast::<u8>()
+            .wrapping_sub(off.task_pid_links as usize)
+            .cast::<c_void>(),
+    )
+}
+
 #[inline(always)]
 pub fn task_parent(off: &KernelOffsets, task: KernelPtr) -> Option<KernelPtr> {
     read_ptr(task, off.task_real_parent)
@@ -296,6 +377,38 @@ pub fn bprm_exe(off: &KernelOffsets, bprm: KernelPtr) -> Option<InodeKey> {
 #[inline(always)]
 pub fn bprm_filename(off: &KernelOffsets, bprm: KernelPtr) -> Option<*const u8> {
     read_ptr(bprm, off.linux_binprm_filename).map(|p| p.cast())
+}
+
+/// Whether this `bprm_check_security` call is an exec's first. For a `#!` script or a
+/// binfmt_misc handler the hook runs again for the interpreter, after the kernel pointed
+/// `bprm->interp` away from `bprm->filename`.
+#[inline(always)]
+pub fn bprm_is_first_pass(off: &KernelOffsets, bprm: KernelPtr) -> bool {
+    // Compared as plain numbers: LLVM compares two `Option`s' payloads even where one is
+    // `None`, through a register the verifier sees as never written.
+    let interp = read_ptr(bprm, off.linux_binprm_interp).map_or(0, |p| p as u64);
+    let filename = read_ptr(bprm, off.linux_binprm_filename).map_or(0, |p| p as u64);
+    interp == filename
+}
+
+/// The caller's argv array (a user-space pointer) for the exec the current task is in,
+/// from the registers it entered the syscall with. `None` for an exec entered by another
+/// syscall than the native `execve` / `execveat` (a 32-bit or x32 caller's).
+#[inline(always)]
+pub fn exec_syscall_argv(off: &KernelOffsets) -> Option<u64> {
+    let regs =
+        unsafe { generated::bpf_task_pt_regs(generated::bpf_get_current_task_btf()) } as KernelPtr;
+    // The low 32 bits: x32 callers set bit 30 of the number, and no native number needs
+    // more.
+    let nr = read_at::<u32>(regs, off.pt_regs_syscall_nr)?;
+    let argv = if nr == off.execve_nr {
+        off.pt_regs_execve_argv
+    } else if nr == off.execveat_nr {
+        off.pt_regs_execveat_argv
+    } else {
+        return None;
+    };
+    read_at::<u64>(regs, argv)
 }
 
 /// Copies the current task's command line (the argv strings at `mm->arg_start`) into

@@ -15,12 +15,12 @@
 mod chain;
 mod degraded;
 mod exec;
+mod fast_path;
 mod file;
 mod kernel;
 mod maps;
 mod process;
 mod sysctl;
-mod task_storage;
 mod tree_cache;
 
 #[cfg(target_arch = "bpf")]

@@ -6,10 +6,12 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use guard_common::{
-    file::{ExcludedChildKey, MAX_EXCLUDED_CHILDREN, MAX_PROTECTED_NAMES},
+    file::{
+        ExcludedChildKey, UpgradeKey, MAX_EXCLUDED_CHILDREN, MAX_PROTECTED_NAMES, MAX_UPGRADES,
+    },
     rule::{RuleEntry, MAX_RULES},
     FileEvent, FileProtection, FsLayout, GuardConfig, IdentityProbe, InodeKey, KernelOffsets,
     TrustKey, EVENT_RING_BYTES, MAX_PROTECTED_INODES, MAX_PROTECTED_TREES, MAX_TRUSTED_EXES,
@@ -22,6 +24,12 @@ use guard_common::{
 /// The identity probe: the daemon's thread id, and the key of the file it opened last.
 #[map]
 pub static IDENTITY_PROBE: Array<IdentityProbe> = Array::with_max_entries(1, 0);
+
+/// Packages the package manager's processes are upgrading (see `file::package_manager_may`).
+/// The kernel fills it on the hot path, so it is preallocated; LRU, so a process that
+/// ended makes room.
+#[map]
+pub static UPGRADES: LruHashMap<UpgradeKey, u8> = LruHashMap::with_max_entries(MAX_UPGRADES, 0);
 
 /// Protected objects and the ancestor directories of each, by identity. A host protects a
 /// few thousand inodes; preallocated, the 65,536 entries would take 6 MiB from the start.
@@ -53,10 +61,19 @@ pub static PROTECTED_NAMES: HashMap<ExcludedChildKey, u32> =
 pub static NAME_DIRECTORIES: HashMap<InodeKey, u32> =
     HashMap::with_max_entries(MAX_PROTECTED_NAMES, BPF_F_NO_PREALLOC);
 
-/// The key `rtguard_excluded_child` builds, one per CPU: on the stack its 80 bytes would
-/// take the deepest call chain (a rename's) past the verifier's 512-byte limit on 6.1.
+/// The (directory, name) key a lookup of a child builds, one per CPU: on the stack its 80
+/// bytes would take the deepest call chain (a rename's) past the verifier's 512-byte limit
+/// on 6.1.
+#[repr(C)]
+pub struct ChildKeySlot {
+    pub key: ExcludedChildKey,
+    /// Counts the keys built here, so a lookup can tell that another task built one
+    /// while it was preempted (see `file::child_lookup`).
+    pub stamp: u32,
+}
+
 #[map]
-pub static EXCLUDED_CHILD_KEY: PerCpuArray<ExcludedChildKey> = PerCpuArray::with_max_entries(1, 0);
+pub static EXCLUDED_CHILD_KEY: PerCpuArray<ChildKeySlot> = PerCpuArray::with_max_entries(1, 0);
 
 /// Superblocks (by `s_dev`) that hold a tree root: the parent walk is skipped for every
 /// other filesystem, so unrelated writes pay one lookup. By superblock, not by the

@@ -2,7 +2,8 @@
 //! the shims, rtguard) is refused unless it comes from pid 1, from the process itself, or
 //! from a supervisor the policy names. Whether it would is read from the target's own
 //! dispositions (`ProcessProtection::refusal` in guard-common decides). A ptrace attach to
-//! one, which lets the tracer kill or rewrite it, is refused the same way.
+//! one, which lets the tracer kill or rewrite it, is refused the same way, and so is
+//! writing its `/proc/PID/oom_score_adj` (the file layer's `file_open` finds the process).
 
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
@@ -14,7 +15,8 @@ use aya_ebpf::{
 use guard_common::{
     event::EventKind,
     process::{
-        ProcessReason, MAX_PROTECTED_PROCESSES, MAX_SIGNAL, OP_PTRACE_ATTACH, PTRACE_MODE_ATTACH,
+        ProcessReason, MAX_PROTECTED_CGROUPS, MAX_PROTECTED_PROCESSES, MAX_SIGNAL, OP_OOM_ADJUST,
+        OP_PTRACE_ATTACH, PTRACE_MODE_ATTACH,
     },
     Decision, ProcessEvent, ProcessProtection, TrustKey,
 };
@@ -33,6 +35,14 @@ use crate::{
 #[map]
 pub static PROTECTED_PROCESSES: HashMap<guard_common::InodeKey, ProcessProtection> =
     HashMap::with_max_entries(MAX_PROTECTED_PROCESSES, BPF_F_NO_PREALLOC);
+
+/// The cgroups that hold protected processes, and their ancestors, by the cgroup
+/// directory's identity → rule id: `cgroup.kill` or `cgroup.freeze` there would end or
+/// stop them. The daemon keeps it to a census of `/proc`, as membership changes with no
+/// hook of ours.
+#[map]
+pub static PROTECTED_CGROUPS: HashMap<guard_common::InodeKey, u32> =
+    HashMap::with_max_entries(MAX_PROTECTED_CGROUPS, BPF_F_NO_PREALLOC);
 
 /// One process event under construction per CPU.
 #[map]
@@ -77,7 +87,7 @@ pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
 #[inline(never)]
 pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     // Signal 0 only probes for existence; real signals are 1..=64.
-    if op == 0 || (op > MAX_SIGNAL && op != OP_PTRACE_ATTACH) {
+    if op == 0 || (op > MAX_SIGNAL && op != OP_PTRACE_ATTACH && op != OP_OOM_ADJUST) {
         return 0;
     }
     let Some(off) = resolved_offsets() else {
@@ -95,6 +105,8 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     // signal to one thread kills the whole group.
     let reason = if op == OP_PTRACE_ATTACH {
         ProcessReason::PtraceAttach
+    } else if op == OP_OOM_ADJUST {
+        ProcessReason::OomAdjust
     } else {
         match p.refusal(op, task_disposition(&off, target, op)) {
             Some(reason) => reason,
@@ -111,6 +123,11 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     if unsafe { TRUSTED_EXES.get(TrustKey::new(actor_exe, p.rule_id)) }.is_some() {
         return 0;
     }
+    // The runtime sets its own daemons' OOM scores: containerd sets each shim's right
+    // after starting it (the shim is no longer its child by then), dockerd containerd's.
+    if op == OP_OOM_ADJUST && unsafe { PROTECTED_PROCESSES.get(actor_exe) }.is_some() {
+        return 0;
+    }
     let enforce = rule_enforces(p.rule_id);
     let decision = if enforce {
         Decision::Blocked
@@ -121,7 +138,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
         unsafe {
             (*ev).target_exe = target_exe;
             (*ev).rule_id = p.rule_id;
-            (*ev).signal = if op == OP_PTRACE_ATTACH { 0 } else { op };
+            (*ev).signal = if op > MAX_SIGNAL { 0 } else { op };
             (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
             (*ev).reason = reason as u32;
             fill_header(

@@ -24,12 +24,11 @@ use guard_common::{
         TreeCacheEntry, TreeCacheKey, MAX_TREE_CACHE, TREE_EPOCH_POLICY, TREE_EPOCH_RENAME,
         TREE_EPOCH_SLOTS,
     },
-    FileOp, KernelOffsets,
+    FileOp, InodeKey, KernelOffsets,
 };
 
 use crate::kernel::{
-    arg_scalar, atomic_add, dentry_is_dir, dentry_key_generation, read_ptr, resolved_offsets,
-    KernelPtr,
+    atomic_add, btf_inode_key, dentry_key_generation, offset, offsets_resolved, BtfPtr, KernelPtr,
 };
 
 /// Directory → the operations its walk found unprotected, as of two epochs.
@@ -102,6 +101,26 @@ pub fn probe(off: &KernelOffsets, dir: KernelPtr, op: FileOp) -> Probe {
     let Some((dir_key, generation)) = dentry_key_generation(off, dir) else {
         return Probe::Uncached;
     };
+    probe_key(dir_key, generation, epochs, op)
+}
+
+/// [`probe`] for the fast path: the directory's identity by direct loads. True only for
+/// [`Probe::Clear`]; btrfs directories are left to [`probe`].
+#[inline(always)]
+pub fn remembers_clear(dir: BtfPtr, op: FileOp) -> bool {
+    let Some(epochs) = Epochs::now() else {
+        return false;
+    };
+    let inode = dir.ptr(offset!(dentry_d_inode));
+    let Some(dir_key) = btf_inode_key(inode) else {
+        return false;
+    };
+    let generation: u32 = inode.load(offset!(inode_i_generation));
+    matches!(probe_key(dir_key, generation, epochs, op), Probe::Clear)
+}
+
+#[inline(always)]
+fn probe_key(dir_key: InodeKey, generation: u32, epochs: Epochs, op: FileOp) -> Probe {
     // A filesystem that leaves i_generation at 0 could give a removed directory's number
     // to a new one inside a tree; its directories are not cached.
     if generation == 0 {
@@ -143,22 +162,34 @@ pub fn record(pending: &Pending, op: FileOp) {
 
 /// After `vfs_rename(struct renamedata *)` returns: if a directory moved (either side,
 /// for RENAME_EXCHANGE), everything cached may be stale. A rename that failed bumps too;
-/// that only costs walks.
+/// that only costs walks. Runs after every rename, so it reads by direct loads.
 #[fexit(function = "vfs_rename")]
 pub fn vfs_rename_done(ctx: FExitContext) -> i32 {
-    let Some(off) = resolved_offsets() else {
-        return 0;
-    };
-    if off.renamedata_old_dentry == 0 {
+    if !offsets_resolved() || offset!(renamedata_old_dentry) == 0 {
         return 0;
     }
-    let rd = arg_scalar(&ctx, 0);
-    let is_dir = |offset| read_ptr(rd, offset).is_some_and(|d| dentry_is_dir(&off, d));
-    if is_dir(off.renamedata_old_dentry) || is_dir(off.renamedata_new_dentry) {
+    let rd = BtfPtr::arg(&ctx, 0);
+    if is_dir(rd.ptr(offset!(renamedata_old_dentry)))
+        || is_dir(rd.ptr(offset!(renamedata_new_dentry)))
+    {
         if let Some(epoch) = TREE_EPOCHS.get_ptr_mut(TREE_EPOCH_RENAME) {
             // Renames run on every CPU at once: an atomic add, so no bump is lost.
             atomic_add(epoch, 1);
         }
     }
     0
+}
+
+/// `S_IFMT` and `S_IFDIR` in `i_mode` (the stat(2) ABI).
+const S_IFMT: u16 = 0o170000;
+const S_IFDIR: u16 = 0o040000;
+
+/// Whether the dentry is a directory; false for a negative dentry.
+#[inline(always)]
+pub fn is_dir(dentry: BtfPtr) -> bool {
+    if dentry.is_null() {
+        return false;
+    }
+    let inode = dentry.ptr(offset!(dentry_d_inode));
+    !inode.is_null() && inode.load::<u16>(offset!(inode_i_mode)) & S_IFMT == S_IFDIR
 }

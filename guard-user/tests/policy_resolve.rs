@@ -9,8 +9,12 @@ use std::{
 };
 
 use guard_common::{
+    exec::{removal_script_rule, EXE_REMOVAL_SCRIPT},
     exec::{Reason, Verdict, NO_CLASS, OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN},
-    file::{FILE_UPGRADABLE, OPS_ALL, OPS_ANCESTOR},
+    file::{
+        package_id, FILE_PACKAGE_RECORD, FILE_REMOVABLE, FILE_UPGRADABLE, NO_PACKAGE, OPS_ALL,
+        OPS_ANCESTOR,
+    },
 };
 use guard_user::{
     policy::{self, Policy},
@@ -1094,7 +1098,7 @@ fn a_removal_window_opens_its_package_and_the_units_it_ships_only() {
     }
     assert_eq!(
         file_flags(&f, &tables, "/usr/bin/containerd"),
-        FILE_UPGRADABLE
+        FILE_UPGRADABLE | FILE_REMOVABLE
     );
     assert_eq!(
         file_flags(
@@ -1124,7 +1128,10 @@ fn a_removal_window_lets_dpkg_remove_the_files_of_a_group_that_denies_upgrades()
     );
     let removal = windows(&[("runc", true)]);
     let tables = KernelTables::from_rule_set(&set, &removal, T0).unwrap();
-    assert_eq!(file_flags(&f, &tables, "/usr/sbin/runc"), FILE_UPGRADABLE);
+    assert_eq!(
+        file_flags(&f, &tables, "/usr/sbin/runc"),
+        FILE_UPGRADABLE | FILE_REMOVABLE
+    );
     assert_eq!(
         classify_in(&set, &removal, T0, &["dpkg", "-r", "runc"]).1,
         Reason::RemovalInWindow
@@ -1312,4 +1319,74 @@ fn exclusions_below_a_tree_hold_by_name_even_before_they_exist() {
     .unwrap();
     let key = guard_common::file::ExcludedChildKey::new(docker, b"volumes").unwrap();
     assert!(tables.excluded_children.contains_key(&key));
+}
+
+/// dpkg's records of a protected package and the status file are protected with it:
+/// the records carry the package, so an upgrade and a removal window treat them as its
+/// files; the status file is always dpkg's to rewrite and never to remove. The package's
+/// `prerm` is a removal script, until a window allows the package's removal.
+#[test]
+fn the_dpkg_database_is_protected_with_the_packages() {
+    let f = debian_host();
+    f.file("/var/lib/dpkg/info/containerd.prerm", "#!/bin/sh\n");
+    f.file("/var/lib/dpkg/info/containerd.io.list", "/.\n");
+    let text = PRODUCTION.replacen(
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"allow\"",
+        "packages = [\"containerd\", \"runc\", \"docker.io\"]\nupgrade = \"deny\"",
+        1,
+    );
+    let set = f.resolve(&policy::parse("deny.toml", &text).unwrap());
+    let origin = |inside: &str| {
+        set.objects
+            .iter()
+            .find(|o| o.path == Path::new(inside))
+            .map(|o| o.origin.clone())
+    };
+    assert_eq!(
+        origin("/var/lib/dpkg/status"),
+        Some(Origin::PackageRecord { package: None })
+    );
+    assert_eq!(
+        origin("/var/lib/dpkg/info/containerd.list"),
+        Some(Origin::PackageRecord {
+            package: Some("containerd".to_owned())
+        })
+    );
+    assert_eq!(origin("/var/lib/dpkg/info/containerd.io.list"), None);
+
+    let protection = |tables: &KernelTables, inside: &str| {
+        let key = resolve::inode_key(&std::fs::symlink_metadata(f.path(inside)).unwrap());
+        tables.inodes[&key]
+    };
+    let none = MaintenanceState::default();
+    let tables = KernelTables::from_rule_set(&set, &none, T0).unwrap();
+    let status = protection(&tables, "/var/lib/dpkg/status");
+    assert_eq!(status.flags, FILE_UPGRADABLE | FILE_PACKAGE_RECORD);
+    assert_eq!(status.package, NO_PACKAGE);
+    let list = protection(&tables, "/var/lib/dpkg/info/containerd.list");
+    assert_eq!(list.flags, FILE_PACKAGE_RECORD, "upgrades are denied");
+    assert_eq!(list.package, package_id(b"containerd"));
+    assert_eq!(
+        protection(&tables, "/usr/bin/containerd").package,
+        package_id(b"containerd")
+    );
+    let prerm = resolve::inode_key(
+        &std::fs::metadata(f.path("/var/lib/dpkg/info/containerd.prerm")).unwrap(),
+    );
+    let class = tables.exec.exe_classes[&prerm];
+    assert_eq!(class & EXE_REMOVAL_SCRIPT, EXE_REMOVAL_SCRIPT);
+    assert!(removal_script_rule(class).is_some());
+
+    let removal = windows(&[("containerd", true)]);
+    let tables = KernelTables::from_rule_set(&set, &removal, T0).unwrap();
+    assert_eq!(
+        protection(&tables, "/var/lib/dpkg/info/containerd.list").flags,
+        FILE_UPGRADABLE | FILE_REMOVABLE | FILE_PACKAGE_RECORD
+    );
+    assert_eq!(
+        protection(&tables, "/var/lib/dpkg/status").flags,
+        FILE_UPGRADABLE | FILE_PACKAGE_RECORD,
+        "never removable"
+    );
+    assert!(!tables.exec.exe_classes.contains_key(&prerm));
 }

@@ -2,6 +2,7 @@
 //! steps the kernel can call one BPF function at a time.
 
 use super::{
+    removal_script_rule,
     scan::{Hit, Scan},
     ClassEntry, Classification, CommandLine, CommandTables, ObjectEntry, Reason, Verdict, WordKey,
     BINARY_LOADER, BINARY_MULTICALL, CLASS_REMOVE_SUFFIX, LINE_KERNEL_EXEC, LINE_TRUNCATED,
@@ -32,32 +33,61 @@ const LOADER_ARGV0: u64 = fnv1a(b"--argv0");
 /// Loader options read before its program; a program further out is not found, and the
 /// exec is not guarded (see policy/README.md, "Exec identity").
 const MAX_LOADER_OPTIONS: usize = 8;
+/// The loader's arguments read, argv[0] aside: its options, each with a value, then its
+/// program.
+pub const LOADER_ARGUMENTS: usize = 2 * MAX_LOADER_OPTIONS + 1;
+/// No `--argv0` given to the loader. (Not an `Option`: for `None` the compiler leaves the
+/// payload's register unset, and the BPF verifier refuses to read it.)
+const NO_ARGV0: usize = usize::MAX;
 
-/// Finds the class of an exec and where its arguments start.
+/// A dynamic loader's command line, read so far ([`Classifier::loader_argument`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LoaderScan {
+    /// The next argument is the value of a loader option.
+    value_next: bool,
+    /// Loader options seen.
+    options: usize,
+    /// The argument `--argv0` gave, or [`NO_ARGV0`].
+    argv0: usize,
+}
+
+/// Where the program an exec runs is named, and its file's class
+/// ([`Classifier::start`], [`Classifier::loader_argument`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Located {
+    /// The argument that is the program's argv[0].
+    name: usize,
+    /// The program's first own argument.
+    args: usize,
+    /// The class of the program's file, or [`NO_CLASS`].
+    file: u32,
+}
+
+/// `i`, or [`MAX_ARGV_TOKENS`] past the last slot, with a bound the BPF verifier sees.
 ///
-/// The executed file decides when it is known: by its inode (`exe_class`), else by the
-/// basename of the path the kernel executed. argv[0] only chooses among the personalities
-/// of one file (a multi-call binary, `telinit` for systemctl) or names the class when the
-/// file is unknown; a program ignores an argv[0] that names another class
-/// (`exec -a apt-get /usr/bin/dpkg --remove x` is dpkg). A dynamic loader hands the choice
-/// to the program it runs.
-fn find_class<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> (u32, usize) {
-    let count = if (line.count as usize) < MAX_ARGV_TOKENS {
+/// An index read back from the classifier's state is any number to the verifier, and
+/// Linux 6.1's learns no bound from comparing it with the argument count (a register).
+/// Called after that comparison, next to the access: the optimiser would drop a plain
+/// comparison with the constant as implied by it, so the index is read as if it could
+/// have changed.
+#[inline(always)]
+fn argument_index(i: usize) -> usize {
+    // SAFETY: a read of a local.
+    let i = unsafe { core::ptr::read_volatile(&i) };
+    if i < MAX_ARGV_TOKENS {
+        i
+    } else {
+        MAX_ARGV_TOKENS
+    }
+}
+
+/// The arguments the capture holds.
+fn argument_count(line: &CommandLine) -> usize {
+    if (line.count as usize) < MAX_ARGV_TOKENS {
         line.count as usize
     } else {
         MAX_ARGV_TOKENS
-    };
-    if let Some(file) = tables.binary(line.filename_base) {
-        if file.flags & BINARY_LOADER != 0 {
-            return loaded_program(tables, line, count);
-        }
     }
-    let file = if line.exe_class != NO_CLASS {
-        line.exe_class
-    } else {
-        class_of_file(tables, line.filename_base)
-    };
-    named_or_file(tables, line, count, 0, 1, file)
 }
 
 /// The class a file of this basename belongs to, if it is one program (not a multi-call
@@ -71,6 +101,25 @@ fn class_of_file<T: CommandTables + ?Sized>(tables: &T, base: u64) -> u32 {
 
 /// The class of a program whose argv[0] is argument `name` and whose own arguments start
 /// at `args`, given the class of its file (`file`, or [`NO_CLASS`]).
+/// A protected package's removal script ([`EXE_REMOVAL_SCRIPT`]): destructive when dpkg
+/// runs it to remove the package (`prerm remove …`, `prerm purge`), charged to `rule`;
+/// not guarded when it runs for an upgrade (`prerm upgrade 1.7`) or anything else. When
+/// its argument could not be read, it is judged as a removal (`Reason::ArgvOverflow`).
+fn removal_script(line: &CommandLine, count: usize, rule: u32) -> Classification {
+    const REMOVE: u64 = fnv1a(b"remove");
+    const PURGE: u64 = fnv1a(b"purge");
+    let verb = if count > 1 { line.tokens.get(1) } else { None };
+    let (reason, verb_token) = match verb {
+        Some(token) if token.whole == REMOVE || token.whole == PURGE => (Reason::RemovalScript, 1),
+        None if line.flags & LINE_TRUNCATED != 0 => (Reason::ArgvOverflow, NO_TOKEN),
+        _ => return Classification::new(Verdict::Allowed, Reason::NotGuarded, NO_CLASS),
+    };
+    let mut c = Classification::new(Verdict::Destructive, reason, NO_CLASS);
+    c.rule = rule;
+    c.verb_token = verb_token;
+    c
+}
+
 fn named_or_file<T: CommandTables + ?Sized>(
     tables: &T,
     line: &CommandLine,
@@ -80,12 +129,18 @@ fn named_or_file<T: CommandTables + ?Sized>(
     file: u32,
 ) -> (u32, usize) {
     let mut named = (NO_CLASS, args);
-    if let Some(first) = line.tokens.get(name).filter(|_| name < count) {
+    // Both indexes come back from the classifier's state: see `argument_index`.
+    let first = if name < count {
+        line.tokens.get(argument_index(name))
+    } else {
+        None
+    };
+    if let Some(first) = first {
         if let Some(b) = tables.binary(first.base) {
             if b.flags & (BINARY_MULTICALL | BINARY_LOADER) == 0 {
                 named = (b.class, args);
             } else if b.flags & BINARY_MULTICALL != 0 && args < count {
-                if let Some(applet) = line.tokens.get(args) {
+                if let Some(applet) = line.tokens.get(argument_index(args)) {
                     let class = class_of_file(tables, applet.base);
                     if class != NO_CLASS {
                         named = (class, args + 1);
@@ -100,60 +155,72 @@ fn named_or_file<T: CommandTables + ?Sized>(
     named
 }
 
-/// The class of the program a dynamic loader runs: its first non-option argument, with the
-/// loader's own options (and their values) skipped. `--argv0 NAME` is the argv[0] the
-/// program sees, which matters to a multi-call binary.
-fn loaded_program<T: CommandTables + ?Sized>(
-    tables: &T,
-    line: &CommandLine,
-    count: usize,
-) -> (u32, usize) {
-    let mut i = 1;
-    let mut argv0 = None;
-    for _ in 0..MAX_LOADER_OPTIONS {
-        let Some(token) = line.tokens.get(i).filter(|_| i < count) else {
-            return (NO_CLASS, 0);
-        };
-        if token.flags & TOKEN_OPTION == 0 {
-            break;
-        }
-        if LOADER_VALUE_OPTIONS.contains(&token.whole) {
-            if token.whole == LOADER_ARGV0 {
-                argv0 = Some(i + 1);
-            }
-            i += 2;
-        } else {
-            i += 1;
-        }
-    }
-    let Some(program) = line.tokens.get(i).filter(|_| i < count) else {
-        return (NO_CLASS, 0);
+impl Located {
+    /// No program found (a loader with nothing to run): no class.
+    const NOTHING: Self = Self {
+        name: MAX_ARGV_TOKENS,
+        args: 0,
+        file: NO_CLASS,
     };
-    if program.flags & TOKEN_OPTION != 0 {
-        return (NO_CLASS, 0);
-    }
-    let file = class_of_file(tables, program.base);
-    named_or_file(tables, line, count, argv0.unwrap_or(i), i + 1, file)
 }
 
 /// Classifies one exec against the compiled tables. Never panics, allocates nothing, and
 /// every loop has a constant bound.
 ///
-/// This is [`Classifier::start`], one [`Classifier::step`] per argument and
+/// This is [`Classifier::start`] (and one [`Classifier::loader_argument`] per argument of a
+/// dynamic loader) and [`Classifier::select`], one [`Classifier::step`] per
+/// argument (and one [`Classifier::letter`] per letter of a short-option cluster), and
 /// [`Classifier::finish`]. The kernel makes the same calls, each from its own BPF
-/// function, so the verifier checks the per-argument work once rather than once per
-/// argument.
+/// function, so the verifier checks the per-argument and per-letter work once rather
+/// than once per argument and letter.
 pub fn classify<T: CommandTables + ?Sized>(tables: &T, line: &CommandLine) -> Classification {
     let mut classifier = Classifier::IDLE;
-    if let Some(done) = classifier.start(tables, line) {
+    if classifier.start(tables, line) {
+        for j in 1..=LOADER_ARGUMENTS {
+            if !classifier.loader_argument(tables, line, j) {
+                break;
+            }
+        }
+    }
+    if let Some(done) = classifier.select(tables, line) {
         return done;
     }
     for i in 0..MAX_ARGV_TOKENS {
-        if !classifier.step(tables, line, i) {
-            break;
+        match classifier.step(tables, line, i) {
+            Step::End => break,
+            Step::Next => {}
+            Step::Letters => {
+                if !read_cluster(|j| classifier.letter(tables, line, i, j)) {
+                    classifier.cluster_unread(line, i);
+                }
+            }
         }
     }
     classifier.finish(tables, line)
+}
+
+/// What [`Classifier::step`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Step {
+    /// Past the last argument.
+    End = 0,
+    /// Go on with the next argument.
+    Next = 1,
+    /// A cluster of short options: read its letters, then go on.
+    Letters = 2,
+}
+
+/// Reads a short-option cluster: `letter(j)` for j = 1, 2, … until it returns false (the
+/// cluster ended). Returns false if the token's head ran out first.
+#[inline(always)]
+pub fn read_cluster(mut letter: impl FnMut(usize) -> bool) -> bool {
+    for j in 1..TOKEN_HEAD_BYTES {
+        if !letter(j) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The classifier between arguments: what the arguments seen so far say, and where the
@@ -170,6 +237,8 @@ pub struct Classifier {
     /// argument as its value.
     maybe_value: bool,
     last_candidate: u32,
+    located: Located,
+    loader: LoaderScan,
 }
 
 impl Classifier {
@@ -217,17 +286,108 @@ impl Classifier {
         expecting_object: false,
         maybe_value: false,
         last_candidate: NO_TOKEN,
+        located: Located::NOTHING,
+        loader: LoaderScan {
+            value_next: false,
+            options: 0,
+            argv0: NO_ARGV0,
+        },
     };
 
-    /// Selects the class and resets the state. Returns the final answer when there is
-    /// nothing to scan (the binary belongs to no class).
-    pub fn start<T: CommandTables + ?Sized>(
+    /// Resets the state and finds where the program is named, the first half of finding
+    /// its class ([`Classifier::select`] is the second). Returns true for a dynamic
+    /// loader, whose arguments the caller then reads with [`Classifier::loader_argument`]
+    /// (from 1 to [`LOADER_ARGUMENTS`]). The kernel makes each of these a BPF function, so
+    /// the verifier checks the class choice once, not once per place a loader's options
+    /// can end.
+    ///
+    /// The executed file decides when it is known: by its inode (`exe_class`), else by the
+    /// basename of the path the kernel executed. argv[0] only chooses among the
+    /// personalities of one file (a multi-call binary, `telinit` for systemctl) or names
+    /// the class when the file is unknown; a program ignores an argv[0] that names another
+    /// class (`exec -a apt-get /usr/bin/dpkg --remove x` is dpkg). A dynamic loader hands
+    /// the choice to the program it runs.
+    pub fn start<T: CommandTables + ?Sized>(&mut self, tables: &T, line: &CommandLine) -> bool {
+        *self = Self::IDLE;
+        if tables
+            .binary(line.filename_base)
+            .is_some_and(|file| file.flags & BINARY_LOADER != 0)
+        {
+            return true;
+        }
+        let file = if line.exe_class != NO_CLASS {
+            line.exe_class
+        } else {
+            class_of_file(tables, line.filename_base)
+        };
+        self.located = Located {
+            name: 0,
+            args: 1,
+            file,
+        };
+        false
+    }
+
+    /// Reads argument `j` of a dynamic loader's command line (callers go from 1 upwards):
+    /// the program it runs is its first argument that is not an option, with the loader's
+    /// own options (and their values) skipped. `--argv0 NAME` is the argv[0] the program
+    /// sees, which matters to a multi-call binary. Returns false once the program is found,
+    /// or can't be (nothing is then located, and the exec is not guarded).
+    pub fn loader_argument<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+        j: usize,
+    ) -> bool {
+        if j >= argument_count(line) {
+            return false;
+        }
+        let Some(token) = line.tokens.get(j) else {
+            return false;
+        };
+        let loader = &mut self.loader;
+        if loader.value_next {
+            loader.value_next = false;
+            return true;
+        }
+        if token.flags & TOKEN_OPTION == 0 {
+            self.located = Located {
+                name: if loader.argv0 == NO_ARGV0 {
+                    j
+                } else {
+                    loader.argv0
+                },
+                args: j + 1,
+                file: class_of_file(tables, token.base),
+            };
+            return false;
+        }
+        if loader.options == MAX_LOADER_OPTIONS {
+            return false;
+        }
+        loader.options += 1;
+        if LOADER_VALUE_OPTIONS.contains(&token.whole) {
+            loader.value_next = true;
+            if token.whole == LOADER_ARGV0 {
+                loader.argv0 = j + 1;
+            }
+        }
+        true
+    }
+
+    /// Selects the class of what [`Classifier::start`] located. Returns the final answer
+    /// when there is nothing to scan (the program belongs to no class).
+    pub fn select<T: CommandTables + ?Sized>(
         &mut self,
         tables: &T,
         line: &CommandLine,
     ) -> Option<Classification> {
-        *self = Self::IDLE;
-        let (class_id, start) = find_class(tables, line);
+        let count = argument_count(line);
+        let Located { name, args, file } = self.located;
+        if let Some(rule) = removal_script_rule(file) {
+            return Some(removal_script(line, count, rule));
+        }
+        let (class_id, start) = named_or_file(tables, line, count, name, args, file);
         let entry = match (class_id != NO_CLASS).then(|| tables.class(class_id)) {
             Some(Some(entry)) => entry,
             _ => {
@@ -242,34 +402,30 @@ impl Classifier {
         self.scan.entry = entry;
         self.scan.prefix_lens = tables.config().prefix_lens;
         self.start = start;
-        self.count = if (line.count as usize) < MAX_ARGV_TOKENS {
-            line.count as usize
-        } else {
-            MAX_ARGV_TOKENS
-        };
+        self.count = count;
         None
     }
 
-    /// Reads argument `i` (callers go from 0 upwards). Returns false once past the last
-    /// argument.
+    /// Reads argument `i` (callers go from 0 upwards). Returns [`Step::End`] once past the
+    /// last argument, and [`Step::Letters`] for a cluster of short options (`-rf`), whose
+    /// letters the caller then reads with [`Classifier::letter`] ([`read_cluster`]).
     pub fn step<T: CommandTables + ?Sized>(
         &mut self,
         tables: &T,
         line: &CommandLine,
         i: usize,
-    ) -> bool {
+    ) -> Step {
         if i >= self.count {
-            return false;
+            return Step::End;
         }
         if i < self.start {
-            return true;
+            return Step::Next;
         }
         let Some(token) = line.tokens.get(i) else {
-            return false;
+            return Step::End;
         };
         let class_id = self.scan.class;
         let entry = self.scan.entry;
-        let prefix_lens = self.scan.prefix_lens;
         let scan = &mut self.scan;
         let index = i as u32;
         let consumed = self.skip_next;
@@ -290,11 +446,11 @@ impl Classifier {
             scan.bare_pending = false;
         }
         if consumed {
-            return true;
+            return Step::Next;
         }
         if is_end {
             self.options_done = true;
-            return true;
+            return Step::Next;
         }
 
         if is_option {
@@ -317,56 +473,9 @@ impl Classifier {
                     None => self.maybe_value = token.flags & TOKEN_HAS_VALUE == 0,
                 }
             } else {
-                let len = token.len as usize;
-                let mut ended = false;
-                for j in 1..TOKEN_HEAD_BYTES {
-                    if j >= len {
-                        ended = true;
-                        break;
-                    }
-                    let c = token.head[j];
-                    let Some(word) = tables.word(&WordKey::new(class_id, short_option_hash(c)))
-                    else {
-                        // An option letter the class does not know; if it is the last, it
-                        // may take the next argument.
-                        self.maybe_value = j + 1 == len;
-                        continue;
-                    };
-                    self.maybe_value = false;
-                    let rest = j + 1 < len;
-                    if word.flags & WORD_TAKES_VALUE != 0 {
-                        if !rest {
-                            self.skip_next = true;
-                        }
-                        scan.word(word.flags, index);
-                        ended = true;
-                        break;
-                    }
-                    scan.word(word.flags, index);
-                    if scan.expect_object(word.flags, index) {
-                        if rest {
-                            scan.bare_pending = false;
-                            let attached = token.head.get(j + 1..len.min(TOKEN_HEAD_BYTES));
-                            if let Some(bytes) = attached {
-                                let object = tables.attached_token(
-                                    bytes,
-                                    len > TOKEN_HEAD_BYTES,
-                                    &prefix_lens,
-                                );
-                                scan.candidate(tables, &object, index);
-                            }
-                        } else {
-                            self.expecting_object = true;
-                        }
-                        ended = true;
-                        break;
-                    }
-                }
-                if !ended && len > TOKEN_HEAD_BYTES {
-                    scan.unparsed = true;
-                }
+                return Step::Letters;
             }
-            return true;
+            return Step::Next;
         }
 
         self.positional += 1;
@@ -383,7 +492,7 @@ impl Classifier {
                 _ if maybe_value => self.positional -= 1,
                 _ => {}
             }
-            return true;
+            return Step::Next;
         }
         if scan.verbs & WORD_SWITCH != 0 {
             scan.switch_targets += 1;
@@ -395,12 +504,12 @@ impl Classifier {
         if let Some(word) = word {
             if word.flags & MODIFIER_FLAGS != 0 {
                 scan.word(word.flags, index);
-                return true;
+                return Step::Next;
             }
             if entry.verb_position == 0 && word.flags & VERB_FLAGS != 0 {
                 scan.word(word.flags, index);
                 self.expecting_object = scan.expect_object(word.flags, index);
-                return true;
+                return Step::Next;
             }
         }
         match entry.objects {
@@ -413,7 +522,74 @@ impl Classifier {
             OBJECTS_LAST => self.last_candidate = index,
             _ => scan.candidate(tables, token, index),
         }
-        true
+        Step::Next
+    }
+
+    /// Reads letter `j` (from 1) of the short-option cluster that is argument `i`. Returns
+    /// false once the cluster has ended: past its last letter, or at a letter that takes a
+    /// value or an object (the rest of the cluster is that value).
+    pub fn letter<T: CommandTables + ?Sized>(
+        &mut self,
+        tables: &T,
+        line: &CommandLine,
+        i: usize,
+        j: usize,
+    ) -> bool {
+        let Some(token) = line.tokens.get(i) else {
+            return false;
+        };
+        let len = token.len as usize;
+        if j >= len {
+            return false;
+        }
+        let Some(&c) = token.head.get(j) else {
+            return false;
+        };
+        let class_id = self.scan.class;
+        let prefix_lens = self.scan.prefix_lens;
+        let index = i as u32;
+        let scan = &mut self.scan;
+        let Some(word) = tables.word(&WordKey::new(class_id, short_option_hash(c))) else {
+            // An option letter the class does not know; if it is the last, it may take the
+            // next argument.
+            self.maybe_value = j + 1 == len;
+            return true;
+        };
+        self.maybe_value = false;
+        let rest = j + 1 < len;
+        if word.flags & WORD_TAKES_VALUE != 0 {
+            if !rest {
+                self.skip_next = true;
+            }
+            scan.word(word.flags, index);
+            return false;
+        }
+        scan.word(word.flags, index);
+        if !scan.expect_object(word.flags, index) {
+            return true;
+        }
+        if rest {
+            scan.bare_pending = false;
+            if let Some(bytes) = token.head.get(j + 1..len.min(TOKEN_HEAD_BYTES)) {
+                let object = tables.attached_token(bytes, len > TOKEN_HEAD_BYTES, &prefix_lens);
+                scan.candidate(tables, &object, index);
+            }
+        } else {
+            self.expecting_object = true;
+        }
+        false
+    }
+
+    /// After a cluster whose letters ran past the token's head without ending: the rest
+    /// was not read, so the command can't be shown harmless.
+    pub fn cluster_unread(&mut self, line: &CommandLine, i: usize) {
+        if line
+            .tokens
+            .get(i)
+            .is_some_and(|t| t.len as usize > TOKEN_HEAD_BYTES)
+        {
+            self.scan.unparsed = true;
+        }
     }
 
     /// The decision, once every argument has been read. `tables` is needed again for an

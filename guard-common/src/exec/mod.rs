@@ -1,8 +1,8 @@
 //! The exec-layer command classifier: one function, two callers.
 //!
-//! The kernel program captures argv at `sys_enter_execve`, reduces every argument to an
-//! [`ArgToken`] (a handful of hashes plus the first bytes) with [`ArgToken::new`], and
-//! decides at `bprm_check_security` with [`classify`]. `rtguard explain` and the degraded
+//! The kernel program, at `bprm_check_security`, reads the caller's argv, reduces every
+//! argument to an [`ArgToken`] (a handful of hashes plus the first bytes) with
+//! [`ArgToken::new`], and decides with [`classify`]. `rtguard explain` and the degraded
 //! (audit-only) mode build the same [`CommandLine`] from a real argv and call the same
 //! [`classify`] over the same compiled tables. There is no second implementation of the
 //! matching logic anywhere.

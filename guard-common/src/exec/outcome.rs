@@ -84,6 +84,9 @@ pub enum Reason {
     /// The kernel started a program of a guarded class itself (a usermode helper), with
     /// arguments no syscall showed.
     KernelExec = 20,
+    /// A protected package's `prerm` run to remove it (`remove`, `purge`), with no window
+    /// open for its removal: how dpkg starts removing a package, whatever asked for it.
+    RemovalScript = 21,
 }
 
 impl Reason {
@@ -200,6 +203,7 @@ mod tests {
             (Reason::RemovalInWindow, "removal-in-window"),
             (Reason::StopsEverything, "stops-everything"),
             (Reason::KernelExec, "kernel-exec"),
+            (Reason::RemovalScript, "removal-script"),
         ];
         assert_eq!(words.len(), Reason::COUNT);
         for (reason, word) in words {
@@ -207,6 +211,6 @@ mod tests {
             assert_eq!(Reason::from_u32(reason as u32), Some(reason));
         }
         assert_eq!(Reason::from_u32(0), None);
-        assert_eq!(Reason::from_u32(21), None);
+        assert_eq!(Reason::from_u32(22), None);
     }
 }

@@ -14,6 +14,23 @@ pub const MAX_COMMAND_OBJECTS: u32 = 8192;
 
 pub const NO_CLASS: u32 = u32::MAX;
 
+/// Set in an executable's class ([`CommandLine::exe_class`](super::CommandLine::exe_class))
+/// that is not a command class but a protected package's `prerm`, with the id of the rule
+/// protecting the package in the other bits. dpkg runs `prerm remove` before it removes a
+/// package's files, for `dpkg -r` and for an install that `Conflicts:` with the package
+/// alike, and stops the removal when the script fails, with the package still installed.
+pub const EXE_REMOVAL_SCRIPT: u32 = 1 << 31;
+
+/// The rule of a removal script's class ([`EXE_REMOVAL_SCRIPT`]), `None` for a command
+/// class or [`NO_CLASS`].
+pub const fn removal_script_rule(exe_class: u32) -> Option<u32> {
+    if exe_class != NO_CLASS && exe_class & EXE_REMOVAL_SCRIPT != 0 {
+        Some(exe_class & !EXE_REMOVAL_SCRIPT)
+    } else {
+        None
+    }
+}
+
 // WordEntry::flags
 /// Destroys the objects it names (`remove`, `-r`, `stop`, `-X`).
 pub const WORD_DESTRUCTIVE: u32 = 1 << 0;

@@ -938,3 +938,58 @@ fn switching_to_a_target_without_the_runtime_stops_everything() {
         assert_eq!(id_run(args).0, Allowed, "{args:?}");
     }
 }
+
+#[test]
+fn a_protected_packages_prerm_is_refused_when_dpkg_runs_it_to_remove_the_package() {
+    use Reason::*;
+    use Verdict::*;
+    let script = "/var/lib/dpkg/info/containerd.prerm";
+    let class = EXE_REMOVAL_SCRIPT | 7;
+    let removal = |args: &[&str]| {
+        let mut line = CommandLine::EMPTY;
+        for arg in args {
+            line.push(arg.as_bytes(), &LENS);
+        }
+        line.set_filename(script.as_bytes(), &LENS);
+        line.exe_class = class;
+        classify(&Identity, &line)
+    };
+    // An install that conflicts with it, `dpkg -r`, `dpkg -P`.
+    for args in [
+        &[script, "remove", "in-favour", "other", "1.0"][..],
+        &[script, "remove"],
+        &[script, "purge"],
+    ] {
+        let c = removal(args);
+        assert_eq!(
+            (c.verdict(), c.reason()),
+            (Some(Destructive), Some(RemovalScript))
+        );
+        assert_eq!((c.rule, c.verb_token), (7, 1), "{args:?}");
+    }
+    // An upgrade runs it too, and passes.
+    for args in [
+        &[script, "upgrade", "1.7.0"][..],
+        &[script, "deconfigure", "in-favour", "x", "1.0"],
+        &[script],
+    ] {
+        assert_eq!(
+            exec_file(script, class, args),
+            (Allowed, NotGuarded),
+            "{args:?}"
+        );
+    }
+    // Run where its argv cannot be read (a 32-bit caller's exec): judged as a removal.
+    let mut unseen = CommandLine::EMPTY;
+    unseen.flags = LINE_TRUNCATED;
+    unseen.set_filename(script.as_bytes(), &LENS);
+    unseen.exe_class = class;
+    let c = classify(&Identity, &unseen);
+    assert_eq!(
+        (c.verdict(), c.reason(), c.rule),
+        (Some(Destructive), Some(ArgvOverflow), 7)
+    );
+    assert_eq!(removal_script_rule(class), Some(7));
+    assert_eq!(removal_script_rule(NO_CLASS), None);
+    assert_eq!(removal_script_rule(3), None);
+}

@@ -1,14 +1,16 @@
 //! The overhead benchmark, guest side: what always-on protection costs a host.
 //!
 //! Each round runs every workload without rtguard and right after with it (the production
-//! policy plus 10,000 more protected files), or the other way round: the order alternates
-//! from round to round, and each pair runs back to back, so drift in the machine (the
-//! emulator shares the host) favours neither side. Then one more run of each workload with
-//! the kernel counting the programs' runs and time, the daemon's memory, and the time from
-//! `rtguard run` to READY=1. Results go to stdout as [`record`] lines.
+//! policy plus 10,000 more protected files and a tree protected as /var/lib/containerd is),
+//! or the other way round: the order alternates from round to round, and each pair runs
+//! back to back, so drift in the machine (the emulator shares the host) favours neither
+//! side. Then one more run of each workload with the kernel counting the programs' runs and
+//! time, the daemon's memory, and the time from `rtguard run` to READY=1. Results go to
+//! stdout as [`record`] lines.
 //!
 //! It needs root and a kernel with BPF LSM, so `cargo xtask bench` runs it inside the
-//! Debian VMs (`overhead --guest [--rounds N]`); run any other way it only says so.
+//! Debian VMs (`overhead --guest [--rounds N]`); run any other way it only says so. A copy
+//! of it is also the trusted writer of the bench policy's tree (`--trusted-writer DIR`).
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
@@ -34,14 +36,15 @@ use guard_user::{
 
 use common::RunningGuard;
 use record::{Accounting, Guard, MapMemory, Memory, ProgramRuns, Record, Run, Setup, Start};
-use workloads::{Workdir, Workload};
+use workloads::{Workdir, Workload, WriterTree, TRUSTED_WRITER_MODE};
 
 const DEFAULT_ROUNDS: u32 = 7;
 /// The shipped production policy with this runner as a supervisor of the rtguard daemon:
 /// the policy refuses fatal signals to rtguard from anyone else, and the runner stops the
 /// daemon after each run.
 const PRODUCTION_POLICY: &str = "/etc/rtguard/bench-production.toml";
-/// The production policy plus a rule protecting every file under [`PROTECTED_DIR`].
+/// The production policy plus a rule protecting every file under [`PROTECTED_DIR`] and the
+/// tree [`WRITER_TREE`].
 const BENCH_POLICY: &str = "/etc/rtguard/bench-10k.toml";
 const PROTECTED_DIR: &str = "/srv/rtguard-bench";
 /// 100 directories of 100 files: the 10,000 extra protected objects.
@@ -52,9 +55,27 @@ const PROTECTED_FILES_PER_DIR: u32 = 100;
 const WORKDIR: &str = "/var/tmp/rtguard-bench";
 /// A directory on the filesystem of the protected trees (the guest's root filesystem).
 const TREE_ROOT: &str = "/etc/containerd";
+/// The bench policy's tree, protected as /var/lib/containerd is in production: with
+/// [`TRUSTED_WRITER`] as its trusted writer (containerd there) and [`EXCLUDED_SUBTREE`]
+/// left to whoever writes it (the overlayfs snapshotter's layers there).
+const WRITER_TREE: &str = "/srv/rtguard-bench-tree";
+const EXCLUDED_SUBTREE: &str = "/srv/rtguard-bench-tree/snapshots";
+/// A copy of this runner, outside the tree.
+const TRUSTED_WRITER: &str = "/usr/local/libexec/rtguard-bench/writer";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
+    if let [_, mode, dir] = args.as_slice() {
+        if mode == TRUSTED_WRITER_MODE {
+            return match workloads::churn(Path::new(dir)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("trusted writer in {dir}: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     if !args.iter().any(|a| a == "--guest") {
         eprintln!("the overhead benchmark runs as root in the VMs: cargo xtask bench");
         return ExitCode::SUCCESS;
@@ -76,8 +97,13 @@ fn main() -> ExitCode {
 
 fn bench(rounds: u32) -> Result<()> {
     usage::set_stats_enabled(false)?;
-    let workdir = Workdir::prepare(Path::new(WORKDIR)).context("preparing the workloads")?;
-    let workloads = workloads::all();
+    let tree = WriterTree {
+        root: PathBuf::from(WRITER_TREE),
+        excluded: PathBuf::from(EXCLUDED_SUBTREE),
+        writer: PathBuf::from(TRUSTED_WRITER),
+    };
+    let workdir = Workdir::prepare(Path::new(WORKDIR), tree).context("preparing the workloads")?;
+    let workloads = workloads::all(&workdir);
     workloads::write_tree(
         Path::new(PROTECTED_DIR),
         PROTECTED_DIRS,
@@ -154,7 +180,7 @@ fn bench(rounds: u32) -> Result<()> {
             }
         }
     }
-    fs::remove_dir_all(WORKDIR).ok();
+    workdir.remove().ok();
     Ok(())
 }
 
@@ -230,7 +256,7 @@ fn start(policy: &str) -> Result<RunningGuard> {
         }
     };
     let ready = started.elapsed();
-    if guard.status != "enforcing" {
+    if guard.status != common::enforcing_status() {
         bail!("rtguard is ready but not enforcing: {}", guard.status);
     }
     let steps = DaemonStatus::read(&guard.status_file)?
@@ -302,7 +328,14 @@ fn write_bench_policy() -> Result<()> {
              # The benchmark's 10,000 extra protected objects.\n\
              [[paths]]\n\
              name = \"bench-objects\"\n\
-             paths = [\"{PROTECTED_DIR}/*/*\"]\n"
+             paths = [\"{PROTECTED_DIR}/*/*\"]\n\
+             \n\
+             # The benchmark's tree, protected as runtime-state protects /var/lib/containerd.\n\
+             [[trees]]\n\
+             name = \"bench-tree\"\n\
+             paths = [\"{WRITER_TREE}\"]\n\
+             trusted_writers = [\"{TRUSTED_WRITER}\"]\n\
+             exclude = [\"{EXCLUDED_SUBTREE}\"]\n"
         ),
     )?;
     Ok(())

@@ -1,5 +1,7 @@
-//! The workloads: what a host does all day that rtguard's hooks see, none of it touching
-//! a protected object. Each run leaves its directory as it found it.
+//! The workloads: what a host does all day that rtguard's hooks see. The first four touch
+//! no protected object; the last two work inside a protected tree the way the runtime does,
+//! as its trusted writer and in an excluded subtree. Each run leaves its directory as it
+//! found it.
 
 use std::{
     ffi::CString,
@@ -24,9 +26,25 @@ const PACKAGE_DIRS: u32 = 100;
 const PACKAGE_FILES_PER_DIR: u32 = 100;
 const PACKAGE_FILE_BYTES: usize = 512;
 
-/// Where the workloads work. All of it is unprotected.
+/// Runs this executable as the trusted writer: `overhead --trusted-writer DIR` churns files
+/// in DIR (which it creates and removes) and exits.
+pub const TRUSTED_WRITER_MODE: &str = "--trusted-writer";
+
+/// Where the workloads work. `root` is unprotected; `tree` is a protected tree.
 pub struct Workdir {
     pub root: PathBuf,
+    pub tree: WriterTree,
+}
+
+/// A protected tree the way the production policy protects /var/lib/containerd: one
+/// executable is its trusted writer (containerd there) and one subdirectory directly below
+/// its root is excluded (the snapshotter's layers there).
+pub struct WriterTree {
+    pub root: PathBuf,
+    /// The excluded subdirectory, directly below `root`.
+    pub excluded: PathBuf,
+    /// A copy of this executable, which the policy names the tree's trusted writer.
+    pub writer: PathBuf,
 }
 
 pub struct Workload {
@@ -41,7 +59,7 @@ impl Workload {
     }
 }
 
-pub fn all() -> Vec<Workload> {
+pub fn all(dir: &Workdir) -> Vec<Workload> {
     vec![
         Workload {
             name: "exec-heavy",
@@ -71,18 +89,49 @@ pub fn all() -> Vec<Workload> {
             ),
             run: package_manager,
         },
+        Workload {
+            name: "trusted-writer",
+            description: format!(
+                "the protected tree's trusted writer ({}, started once per run) creates and \
+                 writes ({CHURN_BYTES} B), renames, unlinks {CHURN_FILES} files in a new \
+                 directory of the tree {}, then removes it: the trust walk on every operation",
+                dir.tree.writer.display(),
+                dir.tree.root.display()
+            ),
+            run: trusted_writer,
+        },
+        Workload {
+            name: "image-extract",
+            description: format!(
+                "tar -x package-manager's tree of {} files into {} inside the tree's excluded \
+                 subtree {}, then rm -rf it, as a snapshotter unpacks an image layer",
+                PACKAGE_DIRS * PACKAGE_FILES_PER_DIR,
+                dir.layer().display(),
+                dir.tree.excluded.display()
+            ),
+            run: image_extract,
+        },
     ]
 }
 
 impl Workdir {
     /// Creates the directory and what the workloads read: the files to open and the
-    /// package tarball.
-    pub fn prepare(root: &Path) -> io::Result<Self> {
-        if root.exists() {
-            fs::remove_dir_all(root)?;
+    /// package tarball; and the tree, its excluded subdirectory and its writer (before any
+    /// policy naming them is resolved).
+    pub fn prepare(root: &Path, tree: WriterTree) -> io::Result<Self> {
+        for old in [root, &tree.root] {
+            if old.exists() {
+                fs::remove_dir_all(old)?;
+            }
         }
+        fs::create_dir_all(&tree.excluded)?;
+        if let Some(parent) = tree.writer.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::copy(std::env::current_exe()?, &tree.writer)?;
         let dir = Workdir {
             root: root.to_owned(),
+            tree,
         };
         fs::create_dir_all(dir.read_dir())?;
         let block = vec![b'r'; READ_BYTES];
@@ -112,6 +161,29 @@ impl Workdir {
 
     fn tarball(&self) -> PathBuf {
         self.root.join("package.tar")
+    }
+
+    /// Unpacks the package tarball into `dest`, with `tar`, as a package manager or a
+    /// snapshotter would.
+    fn untar_into(&self, dest: &Path) -> io::Result<()> {
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(self.tarball())
+            .arg("-C")
+            .arg(dest))
+    }
+
+    /// Where image-extract unpacks, as containerd's overlayfs snapshotter unpacks a layer
+    /// into `snapshots/N/fs`.
+    fn layer(&self) -> PathBuf {
+        self.tree.excluded.join("1").join("fs")
+    }
+
+    /// Removes the directory, the tree and the writer.
+    pub fn remove(self) -> io::Result<()> {
+        fs::remove_dir_all(&self.root)?;
+        fs::remove_dir_all(&self.tree.root)?;
+        fs::remove_file(&self.tree.writer)
     }
 }
 
@@ -156,23 +228,28 @@ fn exec_heavy(_: &Workdir) -> io::Result<()> {
 }
 
 fn file_churn(dir: &Workdir) -> io::Result<()> {
-    let churn = dir.root.join("churn");
-    fs::create_dir(&churn)?;
+    churn(&dir.root.join("churn"))
+}
+
+/// Creates `dir`, creates, writes, renames and unlinks [`CHURN_FILES`] files in it, and
+/// removes it: file-churn's work, and the trusted writer's.
+pub fn churn(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir)?;
     let content = [b'c'; CHURN_BYTES];
     for i in 0..CHURN_FILES {
-        let mut file = fs::File::create(churn.join(format!("new{i:05}")))?;
+        let mut file = fs::File::create(dir.join(format!("new{i:05}")))?;
         file.write_all(&content)?;
     }
     for i in 0..CHURN_FILES {
         fs::rename(
-            churn.join(format!("new{i:05}")),
-            churn.join(format!("old{i:05}")),
+            dir.join(format!("new{i:05}")),
+            dir.join(format!("old{i:05}")),
         )?;
     }
     for i in 0..CHURN_FILES {
-        fs::remove_file(churn.join(format!("old{i:05}")))?;
+        fs::remove_file(dir.join(format!("old{i:05}")))?;
     }
-    fs::remove_dir(&churn)
+    fs::remove_dir(dir)
 }
 
 fn open_heavy(dir: &Workdir) -> io::Result<()> {
@@ -193,12 +270,24 @@ fn open_heavy(dir: &Workdir) -> io::Result<()> {
 fn package_manager(dir: &Workdir) -> io::Result<()> {
     let unpacked = dir.root.join("package");
     fs::create_dir(&unpacked)?;
-    run(Command::new("tar")
-        .arg("-xf")
-        .arg(dir.tarball())
-        .arg("-C")
-        .arg(&unpacked))?;
+    dir.untar_into(&unpacked)?;
     run(Command::new("rm").arg("-rf").arg(&unpacked))
+}
+
+fn trusted_writer(dir: &Workdir) -> io::Result<()> {
+    run(Command::new(&dir.tree.writer)
+        .arg(TRUSTED_WRITER_MODE)
+        .arg(dir.tree.root.join("churn")))
+}
+
+fn image_extract(dir: &Workdir) -> io::Result<()> {
+    let layer = dir.layer();
+    fs::create_dir_all(&layer)?;
+    dir.untar_into(&layer)?;
+    let snapshot = layer
+        .parent()
+        .expect("the layer is in a snapshot directory");
+    run(Command::new("rm").arg("-rf").arg(snapshot))
 }
 
 fn run(cmd: &mut Command) -> io::Result<()> {

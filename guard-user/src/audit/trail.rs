@@ -202,7 +202,7 @@ impl AuditTrail {
             .context
             .record(Layer::Process, ev.op(), ev.decision.into(), actor)
             .target(target);
-        if !ev.is_ptrace() {
+        if ev.is_signal() {
             record = record.signal(ev.signal).signal_reason(ev.reason.as_str());
         }
         if let Some(rule) = legend.rule(ev.rule_id) {
@@ -501,6 +501,23 @@ mod tests {
                 target_comm: "containerd".to_owned(),
                 target_exe: InodeKey::from_stat(254, 1, 1311),
                 actor: actor(4_000_011, "strace", &["strace", "-p", "4000010"]),
+            },
+            &legend,
+        );
+        trail.process_decision(
+            &ProcessDecision {
+                decision: KernelDecision::Blocked,
+                rule_id: 9,
+                signal: 0,
+                reason: ProcessReason::OomAdjust,
+                target_pid: 4_000_010,
+                target_comm: "containerd".to_owned(),
+                target_exe: InodeKey::from_stat(254, 1, 1311),
+                actor: actor(
+                    4_000_012,
+                    "choom",
+                    &["choom", "-n", "1000", "-p", "4000010"],
+                ),
             },
             &legend,
         );

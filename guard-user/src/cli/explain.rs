@@ -406,6 +406,12 @@ fn describe(
                  in, the protected {kinds} included"
             )
         }
+        Some(Reason::RemovalScript) => format!(
+            "`{program}` is a protected package's pre-removal script, run with {verb}: dpkg \
+             runs it first when it removes the package, whatever asked for that (`dpkg -r`, \
+             an install that conflicts with it); refusing it stops the removal with the \
+             package still installed"
+        ),
         Some(Reason::KernelExec) => format!(
             "the kernel started `{program}` itself (a usermode helper), so its arguments were \
              never seen, and it belongs to a class that acts on protected {kinds}"

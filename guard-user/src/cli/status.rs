@@ -191,6 +191,17 @@ fn render(s: &DaemonStatus) -> String {
             s.events.dropped
         ),
     );
+    if s.events.not_judged > 0 {
+        line(
+            "NOT JUDGED:",
+            format!(
+                "{} operations: the kernel skipped the guard's programs on a CPU where one \
+                 was already running (fmod_ret on a preemptible kernel; booting with bpf \
+                 in the LSM list avoids it)",
+                s.events.not_judged
+            ),
+        );
+    }
     if s.maintenance.is_empty() {
         line("maintenance:", "no window open".to_owned());
     }
@@ -247,6 +258,12 @@ fn render_usage(u: &Usage) -> String {
         out.push_str(&format!(
             "{:<14} not counted (sysctl kernel.bpf_stats_enabled=1 counts runs and time)\n",
             "bpf runs:"
+        ));
+    }
+    for p in u.programs.iter().filter(|p| p.recursion_misses > 0) {
+        out.push_str(&format!(
+            "{:<14} {:<16} {:>10} calls skipped by the kernel (already running on that CPU)\n",
+            "bpf skipped:", p.name, p.recursion_misses
         ));
     }
     for p in u.programs.iter().filter(|p| p.run_count > 0) {

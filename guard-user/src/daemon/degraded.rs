@@ -164,7 +164,7 @@ impl PathMatcher {
                 rule_id,
                 ops: 0,
                 flags: guard_common::file::FILE_TREE_EXCLUDED,
-                _pad: 0,
+                package: guard_common::file::NO_PACKAGE,
             };
             m.trees.push((normalize(&tree.join(name)), excluded));
         }
@@ -294,8 +294,9 @@ impl super::Daemon {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for syscall events")?;
                     let before = self.published.events.would_block;
-                    self.drain_observed(ready.get_inner_mut(), &matcher, &tables, &mut argv);
+                    // Cleared before the drain: see the serve loop.
                     ready.clear_ready();
+                    self.drain_observed(ready.get_inner_mut(), &matcher, &tables, &mut argv);
                     if self.published.events.would_block != before {
                         self.publish();
                     }
@@ -376,7 +377,7 @@ mod tests {
             rule_id,
             ops,
             flags,
-            _pad: 0,
+            package: guard_common::file::NO_PACKAGE,
         }
     }
 

@@ -7,6 +7,7 @@
 //!
 //! [`start::run`] is the entry point; the CLI only turns arguments into [`Options`].
 
+mod census;
 mod decisions;
 pub mod degraded;
 pub mod notice;
@@ -35,6 +36,7 @@ use self::{
 };
 use crate::{
     audit::{config_history::History, AuditTrail},
+    host::usage,
     loader::{Guard, LoadError, Mode, PinDir},
     tables::{maintenance::MaintenanceState, KernelTables},
 };
@@ -130,6 +132,34 @@ impl Daemon {
             self.published.events.dropped = dropped;
         }
         Ok(())
+    }
+
+    /// Moves the kernel's count of hook calls it skipped the guard's programs for into
+    /// the published counters, the log and the audit log (`runs-skipped`). Only fmod_ret
+    /// programs are skipped so, when one is already running on the CPU: on a preemptible
+    /// kernel, while the task running it is preempted. Those operations went unjudged.
+    pub(super) fn account_skipped_runs(&mut self) {
+        let Ok(usage) = usage::of_process(std::process::id()) else {
+            return;
+        };
+        let skipped = usage.skipped_runs();
+        if skipped > self.published.events.not_judged {
+            let new = skipped - self.published.events.not_judged;
+            let programs: Vec<String> = usage
+                .programs
+                .iter()
+                .filter(|p| p.recursion_misses > 0)
+                .map(|p| format!("{} {}", p.name, p.recursion_misses))
+                .collect();
+            let note = format!(
+                "the kernel skipped the guard's programs {new} times, on a CPU where one was \
+                 already running; those operations were not judged (in total: {})",
+                programs.join(", ")
+            );
+            warn!("{note}");
+            self.trail.notice("runs-skipped", &note);
+            self.published.events.not_judged = skipped;
+        }
     }
 
     pub(super) fn publish(&mut self) {

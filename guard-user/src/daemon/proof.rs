@@ -57,6 +57,7 @@ impl Daemon {
             self.trail.proof(true, &proof.detail);
         }
         self.published.proof = Some(proof);
+        self.account_skipped_runs();
         self.assess(guard);
         self.publish();
     }

@@ -249,7 +249,7 @@ fn file_layer(
             rule_id: SELF_TEST_RULE,
             ops: OPS_ALL,
             flags: 0,
-            _pad: 0,
+            package: guard_common::file::NO_PACKAGE,
         },
     )?;
     let path = c_path(&canary);

@@ -14,6 +14,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use super::{
+    census::{find_cgroup2_root, CENSUS_INTERVAL},
     layers,
     reload::until,
     status::GuardState,
@@ -101,6 +102,8 @@ impl Daemon {
             self.published.state == GuardState::Enforcing,
         );
         notify(&format!("READY=1\nSTATUS={started}")).ok();
+        let cgroup_root = find_cgroup2_root();
+        let mut census_at = Instant::now();
 
         // SAFETY: the ring buffer owns its map fd, which stays open and unchanged for as
         // long as the RingBuf lives, and the AsyncFd owns the RingBuf.
@@ -175,6 +178,7 @@ impl Daemon {
             };
             let expiry = until(self.windows.next_expiry());
             let proof_due = deadline(Some(proof_at));
+            let census_due = deadline(cgroup_root.is_some().then_some(census_at));
             let notice_due = deadline(
                 (self.notices.as_ref())
                     .and_then(|n| n.due())
@@ -183,6 +187,11 @@ impl Daemon {
             tokio::select! {
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for events")?;
+                    // Readiness is cleared before the drain, not after: the kernel wakes the
+                    // reader only when it had caught up, so an event queued between the
+                    // drain's end and a later clear would wait for the next wake-up, with
+                    // its record and its notice, for as long as nothing else happens.
+                    ready.clear_ready();
                     if self.drain_events(ready.get_inner_mut(), &guard.installed().legend) && resync_at.is_none() {
                         resync_at = Some(Instant::now() + RESYNC_DELAY);
                         resync_cause = "the package manager replaced protected files";
@@ -190,7 +199,6 @@ impl Daemon {
                     if !self.package_operations.is_empty() {
                         operations_at.get_or_insert_with(|| Instant::now() + OPERATION_POLL);
                     }
-                    ready.clear_ready();
                     self.account_drops(&guard)?;
                     // Counters change with every event; publish them at most once a second.
                     if last_publish.elapsed() >= Duration::from_secs(1) {
@@ -200,8 +208,8 @@ impl Daemon {
                 }
                 ready = config_edit => {
                     let mut ready = ready.context("waiting for configuration edits")?;
-                    ready.get_inner_mut().drain(&self.history);
                     ready.clear_ready();
+                    ready.get_inner_mut().drain(&self.history);
                 }
                 changed = mount_change => {
                     changed.context("watching the mount table")?;
@@ -250,6 +258,12 @@ impl Daemon {
                     };
                 }
                 _ = notice_due => self.write_notices(false),
+                _ = census_due => {
+                    if let Some(root) = &cgroup_root {
+                        self.census(&mut guard, root);
+                    }
+                    census_at = Instant::now() + CENSUS_INTERVAL;
+                }
                 _ = proof_due => {
                     self.prove(&mut guard, ring.get_mut());
                     proof_at = Instant::now() + self.proof_interval;

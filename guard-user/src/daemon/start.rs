@@ -179,12 +179,14 @@ pub fn run(options: Options) -> Outcome {
         options.file_hooks,
         options.mechanism,
         generation.0.as_ref(),
+        &mut |step| stopwatch.lap(step),
     ) {
         Ok(guard) => Some(guard),
         Err(e @ LoadError::EnforcementUnavailable { .. }) if options.allow_degraded => {
             eprintln!("rtguard: {e}");
             eprintln!("rtguard: running degraded (--allow-degraded): nothing is blocked");
             published.reason = e.to_string();
+            stopwatch.lap("enforcement refused");
             None
         }
         Err(e @ LoadError::EnforcementUnavailable { .. }) => {
@@ -199,7 +201,6 @@ pub fn run(options: Options) -> Outcome {
             return Outcome::Failed;
         }
     };
-    stopwatch.lap("programs");
     // Parsing the kernel's BTF (several MiB on recent kernels) left the heap large; the
     // daemon will not need that memory again.
     // SAFETY: malloc_trim only returns free heap memory to the kernel.

@@ -53,6 +53,10 @@ pub struct EventCounters {
     pub allowed_edit: u64,
     /// Events the kernel could not queue.
     pub dropped: u64,
+    /// Hook calls the kernel skipped the guard's programs for (see
+    /// `ProgramUsage::recursion_misses`): operations that were not judged.
+    #[serde(default)]
+    pub not_judged: u64,
 }
 
 impl EventCounters {

@@ -143,7 +143,7 @@ impl ExecDecision {
 pub struct ProcessDecision {
     pub decision: Decision,
     pub rule_id: u32,
-    /// The signal; 0 for a ptrace attach.
+    /// The signal; 0 for a ptrace attach or an `oom_score_adj` write.
     pub signal: i32,
     /// Why the signal counts as ending or stopping the target, or that it was a ptrace
     /// attach.
@@ -156,27 +156,31 @@ pub struct ProcessDecision {
 }
 
 impl ProcessDecision {
-    pub fn is_ptrace(&self) -> bool {
-        self.reason == ProcessReason::PtraceAttach
+    /// Whether a signal was sent (not a ptrace attach or an `oom_score_adj` write).
+    pub fn is_signal(&self) -> bool {
+        !matches!(
+            self.reason,
+            ProcessReason::PtraceAttach | ProcessReason::OomAdjust
+        )
     }
 
-    /// The audit record's `op`: `kill` or `ptrace`.
+    /// The audit record's `op`: `kill`, `ptrace` or `oom-adjust`.
     pub fn op(&self) -> &'static str {
-        if self.is_ptrace() {
-            "ptrace"
-        } else {
-            "kill"
+        match self.reason {
+            ProcessReason::PtraceAttach => "ptrace",
+            ProcessReason::OomAdjust => "oom-adjust",
+            _ => "kill",
         }
     }
 
     /// What was attempted, for people: `signal 1 to containerd (pid 70)`, `ptrace attach
-    /// to containerd (pid 70)`.
+    /// to containerd (pid 70)`, `a write to the oom_score_adj of containerd (pid 70)`.
     pub fn what(&self) -> String {
         let target = format!("{} (pid {})", self.target_comm, self.target_pid);
-        if self.is_ptrace() {
-            format!("ptrace attach to {target}")
-        } else {
-            format!("signal {} to {target}", self.signal)
+        match self.reason {
+            ProcessReason::PtraceAttach => format!("ptrace attach to {target}"),
+            ProcessReason::OomAdjust => format!("a write to the oom_score_adj of {target}"),
+            _ => format!("signal {} to {target}", self.signal),
         }
     }
 }

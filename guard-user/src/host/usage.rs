@@ -7,8 +7,9 @@
 //! it holds and what they cost, and the kernel's program and map lists give their names.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     io,
+    os::fd::{AsFd, AsRawFd},
     path::{Path, PathBuf},
 };
 
@@ -41,6 +42,12 @@ pub struct ProgramUsage {
     /// program cost at start-up.
     #[serde(default)]
     pub verified_insns: u64,
+    /// Calls the kernel did not run it for, because it was already running on that CPU
+    /// (counted whether or not runs are). Only trampoline programs of the tracing type
+    /// (fmod_ret) are skipped so; on a preemptible kernel, a task preempted inside one
+    /// makes every other task on that CPU skip it until it resumes.
+    #[serde(default)]
+    pub recursion_misses: u64,
 }
 
 impl ProgramUsage {
@@ -76,6 +83,12 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Hook calls the kernel ran none of the programs for (see
+    /// [`ProgramUsage::recursion_misses`]): operations that were not judged.
+    pub fn skipped_runs(&self) -> u64 {
+        self.programs.iter().map(|p| p.recursion_misses).sum()
+    }
+
     /// Memory held by all the maps.
     pub fn map_bytes(&self) -> u64 {
         self.maps.iter().map(|m| m.memlock_bytes).sum()
@@ -95,6 +108,7 @@ pub fn of_process(pid: u32) -> Result<Usage, UsageError> {
     let fdinfo = proc_dir.join("fdinfo");
     let mut programs = BTreeMap::new();
     let mut maps = BTreeMap::new();
+    let mut linked = BTreeSet::new();
     let entries = std::fs::read_dir(&fdinfo).map_err(|source| UsageError::Io {
         path: fdinfo.clone(),
         source,
@@ -111,10 +125,13 @@ pub fn of_process(pid: u32) -> Result<Usage, UsageError> {
             Some(Held::Map(m)) => {
                 maps.insert(m.id, m);
             }
+            Some(Held::Link { prog_id }) => {
+                linked.insert(prog_id);
+            }
             None => {}
         }
     }
-    name_programs(&mut programs);
+    name_programs(&mut programs, &linked);
     name_maps(&mut maps);
     Ok(Usage {
         pid,
@@ -153,16 +170,33 @@ fn read(path: &Path) -> Result<String, UsageError> {
 enum Held {
     Program(ProgramUsage),
     Map(MapUsage),
+    Link { prog_id: u32 },
 }
 
-/// Reads a BPF program or map fd's fdinfo. Link fds also name a `prog_id` but carry no
-/// run counters; they, and every other kind of fd, are skipped.
+/// The counters of a loaded program, read through an fd this process opens for it.
+fn program_counters(info: &aya::programs::ProgramInfo) -> Option<ProgramUsage> {
+    let fd = info.fd().ok()?;
+    let text =
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_fd().as_raw_fd())).ok()?;
+    match parse_fdinfo(&text)? {
+        Held::Program(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// Reads a BPF program, map or link fd's fdinfo; every other kind of fd is skipped. A
+/// link names its program but carries no run counters.
 fn parse_fdinfo(text: &str) -> Option<Held> {
     let field = |key: &str| -> Option<u64> {
         text.lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
             .and_then(|v| v.trim().parse().ok())
     };
+    if let (Some(_), Some(prog_id)) = (field("link_id"), field("prog_id")) {
+        return Some(Held::Link {
+            prog_id: prog_id as u32,
+        });
+    }
     if let (Some(id), Some(run_time_ns), Some(run_count)) =
         (field("prog_id"), field("run_time_ns"), field("run_cnt"))
     {
@@ -172,6 +206,7 @@ fn parse_fdinfo(text: &str) -> Option<Held> {
             run_count,
             run_time_ns,
             verified_insns: field("verified_insns").unwrap_or(0),
+            recursion_misses: field("recursion_misses").unwrap_or(0),
         }));
     }
     let id = field("map_id")?;
@@ -184,9 +219,18 @@ fn parse_fdinfo(text: &str) -> Option<Held> {
     }))
 }
 
-fn name_programs(programs: &mut BTreeMap<u32, ProgramUsage>) {
+/// Names the programs held, in one pass over the kernel's program list. Programs held
+/// only through a link (`linked`: fmod_ret's) are added on the way, their counters read
+/// through an fd of this process's own.
+fn name_programs(programs: &mut BTreeMap<u32, ProgramUsage>, linked: &BTreeSet<u32>) {
     for info in aya::programs::loaded_programs().flatten() {
-        if let Some(p) = programs.get_mut(&info.id()) {
+        let id = info.id();
+        if !programs.contains_key(&id) && linked.contains(&id) {
+            if let Some(p) = program_counters(&info) {
+                programs.insert(id, p);
+            }
+        }
+        if let Some(p) = programs.get_mut(&id) {
             p.name = info.name_as_str().unwrap_or_default().to_owned();
         }
     }
@@ -237,7 +281,7 @@ mod tests {
     fn reads_a_program_fd() {
         let text = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nprog_type:\t29\n\
                     prog_jited:\t1\nprog_tag:\t0123456789abcdef\nmemlock:\t4096\nprog_id:\t42\n\
-                    run_time_ns:\t123456\nrun_cnt:\t789\nrecursion_misses:\t0\nverified_insns:\t900\n";
+                    run_time_ns:\t123456\nrun_cnt:\t789\nrecursion_misses:\t3\nverified_insns:\t900\n";
         assert_eq!(
             parse_fdinfo(text),
             Some(Held::Program(ProgramUsage {
@@ -246,6 +290,7 @@ mod tests {
                 run_count: 789,
                 run_time_ns: 123456,
                 verified_insns: 900,
+                recursion_misses: 3,
             }))
         );
     }
@@ -268,10 +313,10 @@ mod tests {
     }
 
     #[test]
-    fn skips_links_and_other_fds() {
+    fn reads_links_and_skips_other_fds() {
         let link = "pos:\t0\nflags:\t02000000\nmnt_id:\t15\nino:\t1057\nlink_type:\ttracing\n\
                     link_id:\t3\nprog_tag:\t0123456789abcdef\nprog_id:\t42\nattach_type:\t27\n";
-        assert_eq!(parse_fdinfo(link), None);
+        assert_eq!(parse_fdinfo(link), Some(Held::Link { prog_id: 42 }));
         assert_eq!(parse_fdinfo("pos:\t0\nflags:\t02\nmnt_id:\t21\n"), None);
     }
 

@@ -3,6 +3,7 @@
 //! functions, and a refusal is turned into the reason an operator can act on.
 
 use std::{
+    cell::OnceCell,
     io,
     os::fd::{AsFd, OwnedFd},
     path::Path,
@@ -10,44 +11,49 @@ use std::{
 };
 
 use aya::{
-    programs::{fexit::FExitLinkId, FExit, Lsm, Program, ProgramError, TracePoint},
+    programs::{fexit::FExitLinkId, FExit, Lsm, Program, ProgramError},
     Btf, Ebpf, EbpfLoader,
 };
-use guard_common::{names, GuardConfig};
+use guard_common::{names, GuardConfig, KernelOffsets};
 use tracing::{debug, info, warn};
 
 use crate::tables::KernelTables;
 
+use super::kernel_btf::KernelBtf;
+
 use super::{
-    active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, mounts,
-    offsets_from, pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode,
-    ModifyReturnError, OffsetError, TreeCache, EXEC_CAPTURE, EXEC_HOOK, KERNEL_BTF,
-    KERNEL_ENOTSUPP, OPTIONAL_HOOKS, PROCESS_HOOKS, RENAME_WATCH, UNUSED_RING_BYTES,
+    active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, offsets_from,
+    pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode, ModifyReturnError,
+    TreeCache, EXEC_HOOK, KERNEL_ENOTSUPP, OPTIONAL_HOOKS, PROCESS_HOOKS, RENAME_WATCH,
+    UNUSED_RING_BYTES,
 };
 
 impl Guard {
-    pub(super) fn load_with(
+    /// One attempt with `mechanism`. `kernel` and `loader` are shared with a second
+    /// attempt; the loader borrows the attempt's globals, so they live in `globals`, one
+    /// per attempt. `lap` ends each step ("object", "verify", "attach") as it completes.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn load_with<'a>(
         mode: Mode,
         choice: HookChoice,
         mechanism: Mechanism,
         mechanism_why: mechanism::Why,
         lsms: &io::Result<Vec<String>>,
         generation: Option<&Generation>,
+        kernel: &KernelBtf,
+        loader: &mut EbpfLoader<'a>,
+        globals: &'a OnceCell<Globals>,
+        lap: &mut dyn FnMut(&'static str),
     ) -> Result<Self, LoadError> {
-        let kernel_btf =
-            btf_rs::Btf::from_file(KERNEL_BTF).map_err(|source| OffsetError::Read {
-                path: KERNEL_BTF.into(),
-                source,
-            })?;
-        let offsets = offsets_from(&kernel_btf, mechanism)?;
+        let offsets = offsets_from(&kernel.types, mechanism)?;
         debug!(?offsets, "resolved kernel struct offsets from BTF");
-        // Read while vmlinux's BTF is at hand; the module's BTF is split BTF on top of it.
-        let btrfs = fs_layout::btrfs_layout(&kernel_btf, Path::new(fs_layout::BTRFS_BTF))?;
-        let path_hooks = has_hook(&kernel_btf, mechanism, "path_unlink");
+        // The module's BTF is split BTF on top of vmlinux's.
+        let btrfs = fs_layout::btrfs_layout(&kernel.types, Path::new(fs_layout::BTRFS_BTF))?;
+        let path_hooks = has_hook(&kernel.types, mechanism, "path_unlink");
         let missing: Vec<&'static str> = OPTIONAL_HOOKS
             .iter()
             .copied()
-            .filter(|hook| !has_hook(&kernel_btf, mechanism, hook))
+            .filter(|hook| !has_hook(&kernel.types, mechanism, hook))
             .collect();
         let file_hooks = match choice {
             HookChoice::Auto if path_hooks => FileHooks::Path,
@@ -55,19 +61,15 @@ impl Guard {
             HookChoice::Only(FileHooks::Path) if !path_hooks => return Err(LoadError::NoPathHooks),
             HookChoice::Only(hooks) => hooks,
         };
-        drop(kernel_btf);
 
         let config = GuardConfig {
             enforce: u32::from(mode == Mode::Enforce),
             runtime_mnt_ns: runtime_mount_namespace(),
         };
-        let mut loader = EbpfLoader::new();
+        let Globals { offsets, config } = globals.get_or_init(|| Globals { offsets, config });
         loader
-            // The exec captures live in task storage, for which aya has no typed map;
-            // the kernel creates it all the same, and only the programs use it.
-            .allow_unsupported_maps()
-            .override_global(names::OFFSETS, &offsets, true)
-            .override_global(names::GUARD_CONFIG, &config, true)
+            .override_global(names::OFFSETS, offsets, true)
+            .override_global(names::GUARD_CONFIG, config, true)
             // Degraded mode's ring buffer: the enforcing guard never writes it, so it gets
             // the smallest size the kernel takes instead of 256 KiB.
             .map_max_entries(names::SYSCALL_EVENTS, UNUSED_RING_BYTES);
@@ -80,7 +82,9 @@ impl Guard {
         if let Some(layout) = btrfs {
             fs_layout::write(&mut ebpf, layout)?;
         }
-        let btf = Btf::from_sys_fs()?;
+        lap("object");
+
+        let btf = &kernel.aya;
         let enforcing: Vec<&'static str> = file_hooks
             .hooks()
             .iter()
@@ -89,14 +93,17 @@ impl Guard {
             .copied()
             .filter(|hook| !missing.contains(hook))
             .collect();
-        let captures: Vec<&'static str> = EXEC_CAPTURE.iter().map(|&(name, ..)| name).collect();
         let mut attached = Vec::new();
         let mut lsm_links = Vec::new();
         let mut modify_return_links = Vec::new();
-        let mut capture_links = Vec::new();
+        // The rename watcher is optional: without it the tree-walk cache is off.
+        let rename_watch_loaded =
+            (offsets.renamedata_old_dentry != 0).then(|| load_rename_watch(&mut ebpf, btf));
+        let sysctl_loaded = super::sysctl::load(&mut ebpf);
         match mechanism {
             Mechanism::BpfLsm => {
-                load_programs(&mut ebpf, &btf, &[&enforcing[..], &captures[..]].concat())?;
+                load_programs(&mut ebpf, btf, &enforcing)?;
+                lap("verify");
                 for &hook in &enforcing {
                     let program: &mut Lsm = program_mut(&mut ebpf, hook)?;
                     let link = program
@@ -108,30 +115,21 @@ impl Guard {
                 }
             }
             Mechanism::ModifyReturn => {
-                load_programs(&mut ebpf, &btf, &captures)?;
-                for (hook, link) in attach_modify_return(&ebpf, &btf, &enforcing, lsms)? {
+                let loaded = load_modify_return(&ebpf, btf, &enforcing, lsms)?;
+                lap("verify");
+                for (hook, link) in attach_modify_return(loaded, &enforcing, lsms)? {
                     debug!(hook, "attached fmod_ret program");
                     modify_return_links.push((hook, link));
                     attached.push(hook);
                 }
             }
         }
-        // The capture runs on every exec on the host; attach it last, once the decision
-        // program it feeds is in place. Tracepoints are attached through tracefs.
-        mounts::tracefs()?;
-        for &(name, category, tracepoint) in EXEC_CAPTURE {
-            let program: &mut TracePoint = program_mut(&mut ebpf, name)?;
-            let link = program
-                .attach(category, tracepoint)
-                .map_err(|source| LoadError::Program { hook: name, source })?;
-            capture_links.push((name, link));
-            debug!(tracepoint, "attached exec capture");
-        }
-        let (rename_watch, tree_cache) = if offsets.renamedata_old_dentry == 0 {
-            let reason = "the kernel's vfs_rename takes no struct renamedata".to_owned();
-            (None, TreeCache::Off { reason })
-        } else {
-            match attach_rename_watch(&mut ebpf, &btf) {
+        let (rename_watch, tree_cache) = match rename_watch_loaded {
+            None => {
+                let reason = "the kernel's vfs_rename takes no struct renamedata".to_owned();
+                (None, TreeCache::Off { reason })
+            }
+            Some(loaded) => match loaded.and_then(|()| attach_rename_watch(&mut ebpf)) {
                 Ok(link) => {
                     attached.push(RENAME_WATCH.0);
                     (Some(link), TreeCache::On)
@@ -145,9 +143,10 @@ impl Guard {
                         },
                     )
                 }
-            }
+            },
         };
-        let sysctl_guard = super::sysctl::attach(&mut ebpf);
+        let sysctl_guard = super::sysctl::attach(&mut ebpf, sysctl_loaded);
+        lap("attach");
         info!(
             mechanism = mechanism.as_str(),
             hooks = file_hooks.as_str(),
@@ -163,24 +162,38 @@ impl Guard {
             attached,
             lsm_links,
             modify_return_links,
-            capture_links,
             rename_watch,
             tree_cache,
             sysctl_guard,
             pinned: Vec::new(),
             installed: KernelTables::default(),
+            protected_cgroups: Default::default(),
         })
     }
 }
 
-/// Loads and attaches the rename watcher. It runs after `vfs_rename`, a kernel function,
-/// so it needs fexit (BPF trampolines), which every kernel with BPF LSM has.
-fn attach_rename_watch(ebpf: &mut Ebpf, btf: &Btf) -> Result<FExitLinkId, LoadError> {
+/// The read-only globals of one load attempt.
+pub(super) struct Globals {
+    offsets: KernelOffsets,
+    config: GuardConfig,
+}
+
+/// Loads the rename watcher. It runs after `vfs_rename`, a kernel function, so it needs
+/// fexit (BPF trampolines), which every kernel with BPF LSM has.
+fn load_rename_watch(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), LoadError> {
     let (name, function) = RENAME_WATCH;
     let program: &mut FExit = program_mut(ebpf, name)?;
     program
         .load(function, btf)
-        .and_then(|()| program.attach())
+        .map_err(|source| LoadError::Program { hook: name, source })
+}
+
+/// Attaches the loaded rename watcher.
+fn attach_rename_watch(ebpf: &mut Ebpf) -> Result<FExitLinkId, LoadError> {
+    let name = RENAME_WATCH.0;
+    let program: &mut FExit = program_mut(ebpf, name)?;
+    program
+        .attach()
         .map_err(|source| LoadError::Program { hook: name, source })
 }
 
@@ -201,16 +214,11 @@ fn load_programs(ebpf: &mut Ebpf, btf: &Btf, names: &[&'static str]) -> Result<(
     in_parallel(queue, |(name, program)| load_program(name, program, btf)).map(drop)
 }
 
-/// Loads the enforcing programs as fmod_ret programs on the `security_*` functions and
-/// attaches them, sharing `ebpf`'s maps. A kernel that refuses them (no BPF trampolines,
-/// lockdown) can enforce with neither mechanism, and the error says what would fix it.
-fn attach_modify_return(
-    ebpf: &Ebpf,
-    btf: &Btf,
-    hooks: &[&'static str],
-    lsms: &io::Result<Vec<String>>,
-) -> Result<Vec<(&'static str, OwnedFd)>, LoadError> {
-    let unavailable = |e: ModifyReturnError| match e.errno() {
+/// Why fmod_ret is refused, when the kernel says so: a kernel that refuses these
+/// programs (no BPF trampolines, lockdown) can enforce with neither mechanism, and the
+/// error says what would fix it.
+fn modify_return_unavailable(lsms: &io::Result<Vec<String>>, e: ModifyReturnError) -> LoadError {
+    match e.errno() {
         Some(errno @ (libc::EPERM | libc::EINVAL | KERNEL_ENOTSUPP | libc::EOPNOTSUPP)) => {
             let mut reason = format!(
                 "the kernel refused fmod_ret programs ({:?})",
@@ -223,28 +231,55 @@ fn attach_modify_return(
             LoadError::EnforcementUnavailable { reason }
         }
         _ => LoadError::ModifyReturn(e),
-    };
+    }
+}
+
+/// Loads the enforcing programs as fmod_ret programs on the `security_*` functions,
+/// sharing `ebpf`'s maps, several at a time.
+fn load_modify_return(
+    ebpf: &Ebpf,
+    btf: &Btf,
+    hooks: &[&'static str],
+    lsms: &io::Result<Vec<String>>,
+) -> Result<Vec<(&'static str, String, OwnedFd)>, LoadError> {
+    let unavailable = |e| modify_return_unavailable(lsms, e);
     let object = modify_return::ModifyReturnObject::new(crate::EBPF_OBJECT, ebpf, btf)
         .map_err(unavailable)?;
-    let loaded = in_parallel(hooks.to_vec(), |hook| {
+    in_parallel(hooks.to_vec(), |hook| {
         let function = mechanism::security_function(hook);
         object
             .load(hook, &function, btf)
-            .and_then(|prog| {
-                modify_return::attach(prog.as_fd()).map_err(|source| ModifyReturnError::Attach {
-                    program: hook.to_owned(),
-                    function: function.clone(),
-                    source,
-                })
-            })
-            .map(|link| (hook, link))
-            .inspect(|_| debug!(program = hook, function, "loaded as fmod_ret"))
+            .map(|prog| (hook, function, prog))
             .map_err(unavailable)
-    })?;
-    // Attached in the order asked for, whatever order the threads finished in.
-    let mut ordered = loaded;
-    ordered.sort_by_key(|(hook, _)| hooks.iter().position(|h| h == hook));
-    Ok(ordered)
+    })
+}
+
+/// Attaches the loaded fmod_ret programs, in the order [`load_modify_return`] was asked
+/// for, whatever order its threads finished in.
+fn attach_modify_return(
+    mut loaded: Vec<(&'static str, String, OwnedFd)>,
+    hooks: &[&'static str],
+    lsms: &io::Result<Vec<String>>,
+) -> Result<Vec<(&'static str, OwnedFd)>, LoadError> {
+    loaded.sort_by_key(|(hook, ..)| hooks.iter().position(|h| h == hook));
+    loaded
+        .into_iter()
+        .map(|(hook, function, prog)| {
+            modify_return::attach(prog.as_fd())
+                .map(|link| (hook, link))
+                .inspect(|_| debug!(program = hook, function, "loaded as fmod_ret"))
+                .map_err(|source| {
+                    modify_return_unavailable(
+                        lsms,
+                        ModifyReturnError::Attach {
+                            program: hook.to_owned(),
+                            function,
+                            source,
+                        },
+                    )
+                })
+        })
+        .collect()
 }
 
 /// Runs `work` on every item, several at a time. Loading is where the kernel verifies a
@@ -292,9 +327,6 @@ fn load_program(name: &'static str, program: &mut Program, btf: &Btf) -> Result<
         Program::Lsm(lsm) => lsm
             .load(name, btf)
             .map_err(|source| classify_load_error(name, source)),
-        Program::TracePoint(tp) => tp
-            .load()
-            .map_err(|source| LoadError::Program { hook: name, source }),
         _ => Err(LoadError::Program {
             hook: name,
             source: ProgramError::UnexpectedProgramType,

@@ -5,7 +5,8 @@
 //! - [`Guard`] (here) holds the loaded programs, their links and the installed tables;
 //! - `attach`: verification, attachment, and why a refusal happened;
 //! - [`mechanism`]: BPF LSM or fmod_ret, and the active LSM list;
-//! - [`offsets`]: kernel struct offsets from BTF; [`fs_layout`]: btrfs's identities;
+//! - [`kernel_btf`]: the kernel's BTF, parsed once per start; [`offsets`]: kernel struct
+//!   offsets from it; [`fs_layout`]: btrfs's identities;
 //! - `sync`: map contents brought to the tables without a gap;
 //! - [`pins`]: enforcement that outlives the process; [`degraded`]: degraded mode's
 //!   syscall tracepoints; [`mounts`]: the filesystems the programs need.
@@ -13,6 +14,7 @@
 mod attach;
 pub mod degraded;
 pub mod fs_layout;
+pub mod kernel_btf;
 pub mod mechanism;
 pub mod modify_return;
 pub mod mounts;
@@ -21,7 +23,11 @@ pub mod pins;
 mod sync;
 pub mod sysctl;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    cell::OnceCell,
+    collections::BTreeMap,
+    os::fd::{AsFd, OwnedFd},
+};
 
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
@@ -29,16 +35,16 @@ use aya::{
         fexit::FExitLinkId,
         links::{FdLink, PinnedLink},
         lsm::LsmLinkId,
-        trace_point::TracePointLinkId,
-        FExit, Lsm, ProgramError, TracePoint,
+        FExit, Lsm, ProgramError,
     },
-    Ebpf,
+    Ebpf, EbpfLoader,
 };
-use guard_common::names;
+use guard_common::{names, InodeKey};
 use tracing::{info, warn};
 
 use self::{
     attach::program_mut,
+    kernel_btf::KernelBtf,
     sync::{array_mut, map_err},
 };
 use crate::tables::KernelTables;
@@ -51,11 +57,6 @@ pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_B
 pub use pins::{Generation, PinDir, PinsError};
 pub use sysctl::SysctlGuard;
 
-/// The exec layer's argv capture: (program, tracepoint category, tracepoint name).
-const EXEC_CAPTURE: &[(&str, &str, &str)] = &[
-    ("exec_capture_execve", "syscalls", "sys_enter_execve"),
-    ("exec_capture_execveat", "syscalls", "sys_enter_execveat"),
-];
 /// The exec layer's decision (an LSM hook, like the file layer's and the process layer's).
 const EXEC_HOOK: &str = "bprm_check_security";
 /// The process layer: signals, and ptrace attaches.
@@ -217,7 +218,6 @@ pub struct Guard {
     lsm_links: Vec<(&'static str, LsmLinkId)>,
     /// The enforcing programs' links under fmod_ret, by hook.
     modify_return_links: Vec<(&'static str, OwnedFd)>,
-    capture_links: Vec<(&'static str, TracePointLinkId)>,
     /// The tree-walk cache's rename watcher, when it attached.
     rename_watch: Option<FExitLinkId>,
     tree_cache: TreeCache,
@@ -226,17 +226,26 @@ pub struct Guard {
     /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
     pinned: Vec<PinnedLink>,
     installed: KernelTables,
+    /// The cgroups that hold protected processes, as last put in the kernel's map (the
+    /// rule), and where they are.
+    protected_cgroups: BTreeMap<InodeKey, (u32, std::path::PathBuf)>,
 }
 
 impl Guard {
     /// Loads and attaches the file, exec and process layers on the running kernel, with
     /// the mechanism `mechanism` picks ([`mechanism::choose`]). With a generation, the
     /// maps a successor reads ([`pins::PINNED_MAPS`]) are pinned in it from the start.
+    ///
+    /// `lap` is called as each step ends, for the start-up report: "btf" (the kernel's
+    /// BTF parsed), "object" (maps created, globals written), "verify" (every program
+    /// loaded, which is where the kernel verifies it) and "attach"; when BPF LSM is
+    /// refused and fmod_ret is tried, "bpf-lsm refused" ends the first attempt.
     pub fn load(
         mode: Mode,
         choice: HookChoice,
         mechanism: MechanismChoice,
         generation: Option<&Generation>,
+        lap: &mut dyn FnMut(&'static str),
     ) -> Result<Self, LoadError> {
         // The active LSM list picks the mechanism; it lives in securityfs.
         if let Err(e) = mounts::securityfs() {
@@ -245,17 +254,45 @@ impl Guard {
         let lsms = active_lsms();
         let (chosen, why) = mechanism::choose(mechanism, &lsms);
         info!(mechanism = chosen.as_str(), "{why}");
-        match Self::load_with(mode, choice, chosen, why, &lsms, generation) {
+        let (kernel, loader) = std::thread::scope(|scope| {
+            // aya 0.14's `EbpfLoader::new` parses the kernel's BTF on its own, and nothing
+            // can skip that parse or borrow its result (`btf()` only replaces it): let it
+            // run while ours does. Programs and loader then share the same parsed BTF.
+            let loader = scope.spawn(EbpfLoader::new);
+            let kernel = KernelBtf::read();
+            let loader = loader.join().expect("the loader-creating thread panicked");
+            (kernel, loader)
+        });
+        let kernel = kernel?;
+        // Declared before the loader, which borrows them.
+        let globals: [OnceCell<attach::Globals>; 2] = Default::default();
+        let mut loader: EbpfLoader<'_> = loader;
+        loader.btf(Some(&kernel.aya));
+        lap("btf");
+        let mut attempt = |n: usize, mechanism, why, lap: &mut dyn FnMut(&'static str)| {
+            Self::load_with(
+                mode,
+                choice,
+                mechanism,
+                why,
+                &lsms,
+                generation,
+                &kernel,
+                &mut loader,
+                &globals[n],
+                lap,
+            )
+        };
+        match attempt(0, chosen, why, lap) {
             // `bpf` is listed, yet the kernel refused the LSM programs: fmod_ret may still
             // be allowed, and if not, the error says both.
             Err(LoadError::EnforcementUnavailable { reason: lsm })
                 if mechanism == MechanismChoice::Auto && chosen == Mechanism::BpfLsm =>
             {
                 warn!("{lsm}; trying fmod_ret");
+                lap("bpf-lsm refused");
                 let why = mechanism::Why::LsmRefused(lsm.clone());
-                let fallback = Mechanism::ModifyReturn;
-                Self::load_with(mode, choice, fallback, why, &lsms, generation).map_err(|e| match e
-                {
+                attempt(1, Mechanism::ModifyReturn, why, lap).map_err(|e| match e {
                     LoadError::EnforcementUnavailable { reason } => {
                         LoadError::EnforcementUnavailable {
                             reason: format!("{lsm}, and {reason}"),
@@ -317,19 +354,6 @@ impl Guard {
                     })?;
                 self.pinned.push(pinned);
             }
-        }
-        for (name, id) in std::mem::take(&mut self.capture_links) {
-            let program: &mut TracePoint = program_mut(&mut self.ebpf, name)?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| LoadError::Program { hook: name, source })?;
-            // On kernels with BPF links for perf events (5.15+) a tracepoint attachment
-            // is an fd link that can be pinned.
-            let link = FdLink::try_from(link).map_err(|e| LoadError::PinLink {
-                program: name,
-                source: Box::new(e),
-            })?;
-            self.pinned.push(pin(name, link)?);
         }
         Ok(self.pinned.len())
     }

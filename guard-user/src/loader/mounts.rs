@@ -1,7 +1,7 @@
-//! The kernel filesystems the programs need: tracefs (to attach tracepoints), bpffs (to
-//! pin links) and securityfs (the active LSM list, which picks the enforcement
-//! mechanism). systemd mounts them at boot; minimal inits and some cloud images do not.
-//! Where one is missing, rtguard mounts it where systemd would, and says so.
+//! The kernel filesystems the programs need: tracefs (to attach degraded mode's
+//! tracepoints), bpffs (to pin links) and securityfs (the active LSM list, which picks
+//! the enforcement mechanism). systemd mounts them at boot; minimal inits and some cloud
+//! images do not. Where one is missing, rtguard mounts it where systemd would, and says so.
 
 use std::{
     io,

@@ -84,6 +84,12 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         mm_arg_end: member_offset(btf, "mm_struct", "arg_end")?,
         linux_binprm_file: member_offset(btf, "linux_binprm", "file")?,
         linux_binprm_filename: member_offset(btf, "linux_binprm", "filename")?,
+        linux_binprm_interp: member_offset(btf, "linux_binprm", "interp")?,
+        pt_regs_syscall_nr: member_offset(btf, "pt_regs", syscall_abi::NR)?,
+        pt_regs_execve_argv: member_offset(btf, "pt_regs", syscall_abi::EXECVE_ARGV)?,
+        pt_regs_execveat_argv: member_offset(btf, "pt_regs", syscall_abi::EXECVEAT_ARGV)?,
+        execve_nr: syscall_abi::EXECVE,
+        execveat_nr: syscall_abi::EXECVEAT,
         inode_setattr_args: hook_arity(btf, mechanism, "inode_setattr")?,
         inode_setxattr_args: hook_arity(btf, mechanism, "inode_setxattr")?,
         inode_rename_args: hook_arity(btf, mechanism, "inode_rename")?,
@@ -104,8 +110,27 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
             + member_offset(btf, "k_sigaction", "sa")?
             + member_offset(btf, "sigaction", "sa_handler")?,
         k_sigaction_size: struct_size(btf, "k_sigaction")?,
+        proc_inode_pid: optional(member_offset(btf, "proc_inode", "pid"))?,
+        proc_inode_vfs_inode: optional(member_offset(btf, "proc_inode", "vfs_inode"))?,
+        pid_tasks: optional(member_offset(btf, "pid", "tasks"))?,
+        task_pid_links: optional(member_offset(btf, "task_struct", "pid_links"))?,
     })
 }
+
+/// How this architecture enters a syscall: the `struct pt_regs` members with the number
+/// and with argv of `execve(filename, argv, envp)` and `execveat(dirfd, filename, argv,
+/// envp, flags)`, and their numbers.
+#[cfg(target_arch = "x86_64")]
+mod syscall_abi {
+    pub const NR: &str = "orig_ax";
+    pub const EXECVE_ARGV: &str = "si";
+    pub const EXECVEAT_ARGV: &str = "dx";
+    pub const EXECVE: u32 = 59;
+    pub const EXECVEAT: u32 = 322;
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("rtguard knows where execve's arguments are in struct pt_regs on x86_64 only");
 
 /// An offset only an optional feature needs: 0 when the kernel lacks the struct or
 /// member, any other error as it is.
@@ -255,7 +280,20 @@ mod tests {
         assert!(off.sighand_action_handler > 0);
         assert_eq!(off.sighand_action_handler % 8, 0);
         assert!(off.k_sigaction_size >= 32);
+        assert!(off.proc_pid_resolved(), "{off:?}");
         assert_eq!(off.k_sigaction_size % 8, 0);
+        // x86_64's pt_regs is the entry code's stack frame: r15 … r8, ax, cx, dx, si, di,
+        // orig_ax, ip, … in 8-byte slots.
+        assert_eq!(
+            (
+                off.pt_regs_execveat_argv,
+                off.pt_regs_execve_argv,
+                off.pt_regs_syscall_nr
+            ),
+            (12 * 8, 13 * 8, 15 * 8)
+        );
+        assert_eq!(off.linux_binprm_interp % 8, 0);
+        assert_ne!(off.linux_binprm_interp, off.linux_binprm_filename);
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! new before it removes what is gone, so a protected object is never unprotected in
 //! between. The self-test's canaries and the identity probe go through here too.
 
-use std::path::Path;
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     maps::{Array, HashMap, MapData},
@@ -136,6 +139,7 @@ impl Guard {
             &tables.processes,
         )?;
         self.installed = tables;
+        self.name_cgroups();
         self.trees_changed()
     }
 
@@ -160,6 +164,42 @@ impl Guard {
 
     /// Puts one entry straight into a hash map, outside the installed tables: the
     /// self-test's canaries. Undo with [`Guard::canary_remove`].
+    /// Brings the kernel's protected cgroups (`PROTECTED_CGROUPS`) to `cgroups`: each
+    /// cgroup directory's identity → rule id and path (see `daemon::census`). The paths
+    /// go into the legend, so a record names the cgroup file that was refused. Nothing is
+    /// done when the census found what it found last time.
+    pub fn protect_cgroups(
+        &mut self,
+        cgroups: BTreeMap<InodeKey, (u32, PathBuf)>,
+    ) -> Result<(), LoadError> {
+        if cgroups == self.protected_cgroups {
+            return Ok(());
+        }
+        let rules = |c: &BTreeMap<InodeKey, (u32, PathBuf)>| -> BTreeMap<InodeKey, u32> {
+            c.iter().map(|(&key, (rule, _))| (key, *rule)).collect()
+        };
+        sync_hash(
+            hash_mut::<InodeKey, u32>(&mut self.ebpf, names::PROTECTED_CGROUPS)?,
+            names::PROTECTED_CGROUPS,
+            &rules(&self.protected_cgroups),
+            &rules(&cgroups),
+        )?;
+        self.protected_cgroups = cgroups;
+        self.name_cgroups();
+        Ok(())
+    }
+
+    /// Puts the protected cgroups' paths in the installed legend.
+    fn name_cgroups(&mut self) {
+        for (key, (_, path)) in &self.protected_cgroups {
+            self.installed
+                .legend
+                .paths
+                .entry(*key)
+                .or_insert_with(|| path.clone());
+        }
+    }
+
     pub(crate) fn canary_insert<K: aya::Pod, V: aya::Pod>(
         &mut self,
         map: &'static str,

@@ -54,15 +54,23 @@ impl std::fmt::Display for SysctlGuard {
     }
 }
 
-/// Loads the program and attaches it to the root cgroup, or says why not.
-pub(super) fn attach(ebpf: &mut Ebpf) -> SysctlGuard {
-    let guard = cgroup2_root().and_then(|cgroup| {
+/// Loads the program, where there is a cgroup v2 root to attach it to: returns that
+/// root, or why not.
+pub(super) fn load(ebpf: &mut Ebpf) -> Result<PathBuf, String> {
+    let cgroup = cgroup2_root()?;
+    let program: &mut CgroupSysctl = program_mut(ebpf, PROGRAM).map_err(|e| e.to_string())?;
+    program
+        .load()
+        .map_err(|e| format!("the kernel refused the cgroup sysctl program: {e}"))?;
+    Ok(cgroup)
+}
+
+/// Attaches the program [`load`] loaded to the root cgroup, or says why not.
+pub(super) fn attach(ebpf: &mut Ebpf, loaded: Result<PathBuf, String>) -> SysctlGuard {
+    let guard = loaded.and_then(|cgroup| {
         let dir = std::fs::File::open(&cgroup)
             .map_err(|e| format!("opening {}: {e}", cgroup.display()))?;
         let program: &mut CgroupSysctl = program_mut(ebpf, PROGRAM).map_err(|e| e.to_string())?;
-        program
-            .load()
-            .map_err(|e| format!("the kernel refused the cgroup sysctl program: {e}"))?;
         // A BPF link attaches as one of several: no program attached below the root can
         // replace it.
         let prog = program.fd().map_err(|e| e.to_string())?;

@@ -107,6 +107,37 @@ impl DpkgDb {
             .collect())
     }
 
+    /// The status file, as a path inside the root.
+    pub fn status_file() -> PathBuf {
+        Path::new(ADMIN_DIR).join("status")
+    }
+
+    /// dpkg's records of the package, as paths inside the root: `info/<pkg>.<ext>` and
+    /// `info/<pkg>:<arch>.<ext>` (the file list, checksums, conffiles, maintainer scripts).
+    pub fn records(&self, package: &DpkgPackage) -> io::Result<Vec<PathBuf>> {
+        let plain = format!("{}.", package.name);
+        let with_arch = package
+            .arch
+            .as_ref()
+            .map(|arch| format!("{}:{arch}.", package.name));
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&self.info)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let ours = name.strip_prefix(&plain).or_else(|| {
+                with_arch
+                    .as_deref()
+                    .and_then(|prefix| name.strip_prefix(prefix))
+            });
+            // `<pkg>.<ext>`, with no further dot: `containerd.list`, not `containerd.io.list`.
+            if ours.is_some_and(|ext| !ext.is_empty() && !ext.contains('.')) {
+                out.push(Path::new(ADMIN_DIR).join("info").join(name));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Reads `info/<pkg>:<arch>.<ext>` (Multi-Arch: same) or `info/<pkg>.<ext>`; a missing
     /// file reads as empty.
     fn read_info(&self, package: &DpkgPackage, ext: &str) -> io::Result<String> {
@@ -204,5 +235,48 @@ mod tests {
         assert_eq!(p[0].version.as_deref(), Some("1.7.27-1"));
         assert_eq!(p[1].state, "config-files");
         assert!(!p[1].is_installed());
+    }
+
+    #[test]
+    fn records_are_the_packages_own_info_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [
+            "docker.list",
+            "docker.io.list",
+            "docker.io.md5sums",
+            "docker.io.postinst",
+            "containerd:amd64.list",
+            "containerd.io.list",
+        ] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let db = DpkgDb {
+            info: dir.path().to_owned(),
+            packages: Vec::new(),
+            has_status: true,
+        };
+        let package = |name: &str, arch: Option<&str>| DpkgPackage {
+            name: name.to_owned(),
+            arch: arch.map(str::to_owned),
+            version: None,
+            state: "installed".to_owned(),
+        };
+        let info = |name: &str| Path::new("/var/lib/dpkg/info").join(name);
+        assert_eq!(
+            db.records(&package("docker.io", None)).unwrap(),
+            [
+                info("docker.io.list"),
+                info("docker.io.md5sums"),
+                info("docker.io.postinst")
+            ]
+        );
+        assert_eq!(
+            db.records(&package("docker", None)).unwrap(),
+            [info("docker.list")]
+        );
+        assert_eq!(
+            db.records(&package("containerd", Some("amd64"))).unwrap(),
+            [info("containerd:amd64.list")]
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! The file lives in the state directory, so windows survive a daemon restart.
 //!
 //! What an open window relaxes, in both layers that see packages, is decided here
-//! ([`file_upgradable`], [`commands_at`]), per package: a window for runc opens nothing of
+//! ([`package_manager_flags`], [`commands_at`]), per package: a window for runc opens nothing of
 //! containerd.
 
 use std::{
@@ -18,9 +18,10 @@ use std::{
 
 use guard_common::{
     exec::{
-        ObjectEntry, ObjectKey, MAX_COMMAND_OBJECTS, OBJECT_NAME, OBJECT_PREFIX,
-        OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN, UPGRADE_WINDOW,
+        removal_script_rule, ObjectEntry, ObjectKey, MAX_COMMAND_OBJECTS, OBJECT_NAME,
+        OBJECT_PREFIX, OBJECT_REMOVAL_OPEN, OBJECT_WINDOW_OPEN, UPGRADE_WINDOW,
     },
+    file::{FILE_REMOVABLE, FILE_UPGRADABLE},
     hash::fnv1a,
 };
 use serde::{Deserialize, Serialize};
@@ -29,7 +30,7 @@ use time::OffsetDateTime;
 use crate::{
     host::paths,
     policy::{commands::ObjectName, CompiledCommands, ObjectKind, Upgrade},
-    resolve::{Origin, ResolvedObject, RuleSet},
+    resolve::{ExeClass, Origin, ResolvedObject, RuleSet},
 };
 
 /// The state file in `dir`.
@@ -201,37 +202,62 @@ fn package_name(package: &str) -> &str {
     package.split(':').next().unwrap_or(package)
 }
 
-/// Whether the file layer lets the package manager (dpkg, rpm and what they run) replace
-/// or remove `object` at `now`:
-/// - files of a package whose group says `upgrade = "allow"`, always;
-/// - files of a package whose group says `window`, while a window is open for it;
-/// - files of a package with a window open that allows removal, whatever its group, so a
-///   removal the exec layer lets through is not stopped half-way;
-/// - the files of a unit (unit file, drop-ins, enablement links) that such a package
-///   ships, which its postrm disables.
-pub fn file_upgradable(
+/// What the package manager may do to `object` at `now` (`FILE_*` bits, see
+/// `guard_common::file`):
+/// - [`FILE_UPGRADABLE`]: replace it, as an upgrade or reinstall does, and remove it while
+///   upgrading its package: its group allows upgrades, or a window for its package is
+///   open. dpkg's status file is always upgradable: dpkg rewrites it for every package.
+/// - [`FILE_REMOVABLE`] as well: remove it outright. A window allowing removal of its
+///   package (or of a package shipping its unit) is open, or it is a configuration
+///   tree's entry, where dpkg keeps its `*.dpkg-*` bookkeeping.
+pub fn package_manager_flags(
     set: &RuleSet,
     object: &ResolvedObject,
     windows: &MaintenanceState,
     now: OffsetDateTime,
-) -> bool {
-    let by_group = match set.rule(object.rule).and_then(|r| r.upgrade) {
-        Some(Upgrade::Allow) => true,
-        Some(Upgrade::Window) => match &object.origin {
-            Origin::Package { package, .. } => windows.is_open(package, now),
-            _ => false,
-        },
-        Some(Upgrade::Deny) | None => false,
+) -> u32 {
+    let removable = match &object.origin {
+        Origin::Package { package, .. }
+        | Origin::PackageRecord {
+            package: Some(package),
+        } => windows.allows_removal(package, now),
+        Origin::Unit { unit, .. } => unit_removal_open(set, unit, windows, now),
+        Origin::Path { .. } | Origin::PackageRecord { package: None } => false,
+        Origin::TreeEntry { .. } => true,
     };
-    by_group
-        || match &object.origin {
-            Origin::Package { package, .. } => windows.allows_removal(package, now),
-            Origin::Unit { unit, .. } => unit_removal_open(set, unit, windows, now),
-            Origin::Path { .. } => false,
-            // Configuration trees are package-managed too: dpkg replaces and removes
-            // its `*.dpkg-*` bookkeeping there during upgrades.
-            Origin::TreeEntry { .. } => true,
-        }
+    let upgradable = removable
+        || matches!(object.origin, Origin::PackageRecord { package: None })
+        || match set.rule(object.rule).and_then(|r| r.upgrade) {
+            Some(Upgrade::Allow) => true,
+            Some(Upgrade::Window) => object
+                .origin
+                .package()
+                .is_some_and(|package| windows.is_open(package, now)),
+            Some(Upgrade::Deny) | None => false,
+        };
+    match (upgradable, removable) {
+        (_, true) => FILE_UPGRADABLE | FILE_REMOVABLE,
+        (true, false) => FILE_UPGRADABLE,
+        (false, false) => 0,
+    }
+}
+
+/// Whether `exe` is a protected package's removal script (see `EXE_REMOVAL_SCRIPT`)
+/// with a window open for the package's removal, so dpkg may run it.
+pub fn removal_script_open(
+    exe: &ExeClass,
+    windows: &MaintenanceState,
+    now: OffsetDateTime,
+) -> bool {
+    if removal_script_rule(exe.class).is_none() {
+        return false;
+    }
+    // `info/<package>.prerm` or `info/<package>:<arch>.prerm`.
+    exe.path
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.split(':').next())
+        .is_some_and(|package| windows.allows_removal(package, now))
 }
 
 /// Whether a package shipping `unit`'s unit file has a window open that allows removal.
@@ -250,7 +276,7 @@ fn unit_removal_open(
 /// object's window bits set. The kernel's maps and `rtguard explain` are both built from
 /// this, and the classifier reads the bits (see `guard_common::exec`).
 /// - A package gets `OBJECT_WINDOW_OPEN` while a window is open for it and its group says
-///   `upgrade = "window"` (the rule [`file_upgradable`] applies to its files), and
+///   `upgrade = "window"` (the rule [`package_manager_flags`] applies to its files), and
 ///   `OBJECT_REMOVAL_OPEN` while that window allows removal.
 /// - A unit gets `OBJECT_REMOVAL_OPEN` while a package shipping its unit file has a
 ///   window that allows removal: the package's prerm stops it (`deb-systemd-invoke stop`).

@@ -12,8 +12,8 @@ use std::{
 
 use guard_common::{
     file::{
-        ExcludedChildKey, FILE_EDITABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, OPS_ALL,
-        OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
+        package_id, ExcludedChildKey, FILE_EDITABLE, FILE_PACKAGE_RECORD, FILE_TREE_EXCLUDED,
+        FILE_UPGRADABLE, NO_PACKAGE, OPS_ALL, OPS_ANCESTOR, OPS_REMOVE, TRUST_PACKAGE_MANAGER,
     },
     process::GO_RUNTIME_FATAL,
     rule::{RuleEntry, RuleKind, GUARD_DEPENDENCIES_RULE, RULE_ENFORCE},
@@ -27,7 +27,7 @@ use self::maintenance::MaintenanceState;
 pub use self::{command_line::CommandLinePaths, legend::Legend};
 use crate::{
     policy::CompiledCommands,
-    resolve::{inode_key, superblock_dev, ResolveError, RuleSet},
+    resolve::{inode_key, superblock_dev, Origin, ResolveError, RuleSet},
 };
 
 /// The rule name of what the programs depend on themselves, in the audit log.
@@ -89,7 +89,12 @@ impl ExecTables {
         }
         Self {
             commands: maintenance::commands_at(set, windows, now),
-            exe_classes: set.exe_classes.iter().map(|e| (e.key, e.class)).collect(),
+            exe_classes: set
+                .exe_classes
+                .iter()
+                .filter(|e| !maintenance::removal_script_open(e, windows, now))
+                .map(|e| (e.key, e.class))
+                .collect(),
             trusted_callers,
         }
     }
@@ -99,7 +104,7 @@ impl KernelTables {
     /// The kernel's tables for a resolved policy. Keys were taken by the resolver;
     /// ancestors are resolved here from the objects' paths under the rule set's root.
     /// What the package manager may replace, and which commands pass, depends on the
-    /// maintenance windows open at `now` (see [`maintenance::file_upgradable`]).
+    /// maintenance windows open at `now` (see [`maintenance::package_manager_flags`]).
     pub fn from_rule_set(
         set: &RuleSet,
         windows: &MaintenanceState,
@@ -137,8 +142,7 @@ impl KernelTables {
             t.trusted.insert(TrustKey::new(exe.key, exe.rule));
         }
         for object in &set.objects {
-            let upgradable = maintenance::file_upgradable(set, object, windows, now);
-            let mut flags = if upgradable { FILE_UPGRADABLE } else { 0 };
+            let mut flags = maintenance::package_manager_flags(set, object, windows, now);
             // Configuration files: edits pass (and are reported), removal does not.
             let ops = if object.origin.is_editable() {
                 flags |= FILE_EDITABLE;
@@ -146,7 +150,13 @@ impl KernelTables {
             } else {
                 OPS_ALL
             };
-            merge(&mut t.inodes, object.key, object.rule, ops, flags);
+            if let Origin::PackageRecord { .. } = object.origin {
+                flags |= FILE_PACKAGE_RECORD;
+            }
+            let entry = merge(&mut t.inodes, object.key, object.rule, ops, flags);
+            if let (NO_PACKAGE, Some(package)) = (entry.package, object.origin.package()) {
+                entry.package = package_id(package.as_bytes());
+            }
             t.legend.paths.insert(object.key, object.path.clone());
         }
         for tree in &set.trees {
@@ -193,7 +203,7 @@ impl KernelTables {
                     rule_id: excluded.rule,
                     ops: 0,
                     flags: FILE_TREE_EXCLUDED,
-                    _pad: 0,
+                    package: NO_PACKAGE,
                 },
             );
             t.legend.paths.insert(excluded.key, excluded.path.clone());
@@ -354,15 +364,16 @@ fn merge(
     rule_id: u32,
     ops: u32,
     flags: u32,
-) {
+) -> &mut FileProtection {
     let entry = map.entry(key).or_insert(FileProtection {
         rule_id,
         ops: 0,
         flags: 0,
-        _pad: 0,
+        package: NO_PACKAGE,
     });
     entry.ops |= ops;
     entry.flags |= flags;
+    entry
 }
 
 fn stat_key(path: &Path) -> Result<InodeKey, ResolveError> {

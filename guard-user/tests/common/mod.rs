@@ -567,3 +567,117 @@ pub fn write_runtime_installation(root: &Path) {
     write_file(&root.join("unprotected"), b"anything\n", 0o644);
     std::fs::copy("/bin/sh", root.join("tools/writer")).unwrap();
 }
+
+/// A child process that is killed and reaped when dropped, so a test that fails leaves no
+/// process behind for the next one (a stray containerd is found by the next `pkill`).
+pub struct Spawned(pub Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// The image's containerd, started as a daemon of the test (with its default
+/// configuration), killed when the test ends.
+pub fn spawn_containerd() -> Spawned {
+    Spawned(
+        Command::new("/usr/bin/containerd")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start /usr/bin/containerd"),
+    )
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Asserts the process has not exited.
+    pub fn assert_alive(&mut self, after: &str) {
+        assert!(
+            matches!(self.0.try_wait(), Ok(None)),
+            "the process died after `{after}`"
+        );
+    }
+}
+
+/// A .deb built in a test: its control fields, files and maintainer scripts.
+pub struct TestDeb<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    /// Extra control fields, each ending in a newline (`"Conflicts: x\n"`).
+    pub fields: &'a str,
+    /// Absolute path → contents.
+    pub files: &'a [(&'a str, &'a str)],
+    /// Maintainer script name (`preinst`, `postinst`, …) → its shell commands.
+    pub scripts: &'a [(&'a str, &'a str)],
+}
+
+impl TestDeb<'_> {
+    /// A package named `name`, version 1.0, shipping `/usr/share/<name>/marker`.
+    pub fn marker(name: &str) -> TestDeb<'_> {
+        TestDeb {
+            name,
+            version: "1.0",
+            fields: "",
+            files: &[],
+            scripts: &[],
+        }
+    }
+
+    /// Builds `<name>_<version>_all.deb` in `dir`.
+    pub fn build(&self, dir: &Path) -> PathBuf {
+        let root = dir.join(format!("{}-{}-root", self.name, self.version));
+        std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        let marker = format!("/usr/share/{}/marker", self.name);
+        let files: Vec<(&str, &str)> = if self.files.is_empty() {
+            vec![(marker.as_str(), self.name)]
+        } else {
+            self.files.to_vec()
+        };
+        for (path, contents) in files {
+            let path = root.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, contents).unwrap();
+        }
+        for (script, body) in self.scripts {
+            write_file(
+                &root.join("DEBIAN").join(script),
+                format!("#!/bin/sh\nset -e\n{body}\n").as_bytes(),
+                0o755,
+            );
+        }
+        std::fs::write(
+            root.join("DEBIAN/control"),
+            format!(
+                "Package: {}\nVersion: {}\nArchitecture: all\n\
+                 Maintainer: rtguard tests <tests@localhost>\n{}\
+                 Description: rtguard test package\n",
+                self.name, self.version, self.fields
+            ),
+        )
+        .unwrap();
+        let deb = dir.join(format!("{}_{}_all.deb", self.name, self.version));
+        let out = sh(&format!(
+            "dpkg-deb --root-owner-group --build {} {}",
+            root.display(),
+            deb.display()
+        ));
+        assert!(out.status.success(), "{out:?}");
+        deb
+    }
+}
+
+/// Every record of the audit log at `audit` (none if it does not exist yet).
+pub fn audit_log(audit: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}

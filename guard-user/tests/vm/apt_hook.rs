@@ -36,29 +36,13 @@ impl Drop for HookInstalled {
     }
 }
 
-/// Builds `name`_1.0_all.deb in `dir` with the given extra control fields.
+/// `name`_1.0_all.deb in `dir` with the given extra control fields.
 fn build_deb(dir: &Path, name: &str, fields: &str) -> PathBuf {
-    let root = dir.join(format!("{name}-root"));
-    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
-    std::fs::create_dir_all(root.join(format!("usr/share/{name}"))).unwrap();
-    std::fs::write(root.join(format!("usr/share/{name}/marker")), name).unwrap();
-    std::fs::write(
-        root.join("DEBIAN/control"),
-        format!(
-            "Package: {name}\nVersion: 1.0\nArchitecture: all\n\
-             Maintainer: rtguard tests <tests@localhost>\n{fields}\
-             Description: rtguard test package\n"
-        ),
-    )
-    .unwrap();
-    let deb = dir.join(format!("{name}_1.0_all.deb"));
-    let out = sh(&format!(
-        "dpkg-deb --root-owner-group --build {} {}",
-        root.display(),
-        deb.display()
-    ));
-    assert!(out.status.success(), "{out:?}");
-    deb
+    TestDeb {
+        fields,
+        ..TestDeb::marker(name)
+    }
+    .build(dir)
 }
 
 /// Runs an apt command; returns (exit code, stdout and stderr).

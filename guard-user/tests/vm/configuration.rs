@@ -278,17 +278,22 @@ fn dpkg_keeps_or_replaces_an_edited_conffile_as_asked_with_the_guard_on() {
     let original = std::fs::read(CONFIG).unwrap();
     let _restore = RestoreConfig(original.clone());
     let deb = containerd_deb();
-    let guard = start_production(&audit, &[]);
     let edited = b"# edited by the operator\nversion = 2\n";
     std::fs::write(CONFIG, edited).unwrap();
 
     // Keep the operator's version: dpkg leaves the package's beside it as *.dpkg-dist.
+    package_changed_the_conffile();
+    let guard = start_production(&audit, &[]);
     reinstall_answering(&deb, "--force-confold");
     assert_eq!(std::fs::read(CONFIG).unwrap(), edited);
     let dist = format!("{CONFIG}.dpkg-dist");
     assert_eq!(std::fs::read(&dist).unwrap(), original);
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
 
     // Take the package's: the operator's is kept as *.dpkg-old.
+    package_changed_the_conffile();
+    let guard = start_production(&audit, &[]);
     reinstall_answering(&deb, "--force-confnew");
     assert_eq!(std::fs::read(CONFIG).unwrap(), original);
     let old = format!("{CONFIG}.dpkg-old");
@@ -312,7 +317,6 @@ fn dpkg_keeps_or_replaces_an_edited_conffile_as_asked_with_the_guard_on() {
 /// Reinstalls `deb` with dpkg, answering its conffile question with `answer`; nothing
 /// in it may be refused.
 fn reinstall_answering(deb: &Path, answer: &str) {
-    package_changed_the_conffile();
     let out = sh(&format!(
         "timeout 120 dpkg -i {answer} {} 2>&1",
         deb.display()
@@ -325,7 +329,8 @@ fn reinstall_answering(deb: &Path, answer: &str) {
 /// Makes dpkg believe the installed version shipped another config.toml, so a reinstall
 /// finds the conffile changed both by the package and by the operator: the case where
 /// dpkg asks, and `--force-confold` / `--force-confnew` answer. (The same version again
-/// would otherwise leave an edited conffile alone.)
+/// would otherwise leave an edited conffile alone.) It edits dpkg's status file, which
+/// only dpkg may write while a guard runs: call it with none running.
 fn package_changed_the_conffile() {
     expect_allowed(&format!(
         "sed -i -E 's#^ ({CONFIG}) [0-9a-f]{{32}}# \\1 00000000000000000000000000000000#' /var/lib/dpkg/status \

@@ -61,6 +61,30 @@ fn self_test_and_status_report_enforcement() {
             p["verified_insns"], p["name"]
         );
     }
+    // Where start-up went, step by step: the loader reports its own steps.
+    let steps: Vec<(&str, u64)> = status["startup"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s["step"].as_str()?, s["micros"].as_u64()?)))
+        .collect();
+    for (step, micros) in &steps {
+        println!("  start-up {step:>9}: {:>6} ms", micros / 1000);
+    }
+    for step in [
+        "policy",
+        "btf",
+        "object",
+        "verify",
+        "attach",
+        "self-test",
+        "maps",
+    ] {
+        assert!(
+            steps.iter().any(|(s, _)| *s == step),
+            "start-up step {step}: {json}"
+        );
+    }
     let status_file = guard.status_file.clone();
     drop(guard);
     assert_eq!(

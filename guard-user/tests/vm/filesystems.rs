@@ -74,15 +74,6 @@ impl Drop for Disk {
 
 /// A process of a protected executable, killed when the test ends (after the guard
 /// that protects it is stopped: declare it first).
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
 /// The common installation ([`write_runtime_installation`]) under `root`, with
 /// `tools/daemon`, a copy of /bin/sleep, to run as a protected process.
 fn install_runtime(root: &Path) {
@@ -103,8 +94,8 @@ fn policy_text(root: &Path) -> String {
 }
 
 /// Starts the installation's daemon (its executable lives on the filesystem under test).
-fn start_daemon(root: &Path) -> Daemon {
-    Daemon(
+fn start_daemon(root: &Path) -> Spawned {
+    Spawned(
         Command::new(root.join("tools/daemon"))
             .arg("1000")
             .stdin(Stdio::null())
@@ -155,7 +146,7 @@ fn stat_dev(path: &Path) -> String {
 /// left in place; the tree's trusted writer at work, and a file it creates afterwards
 /// protected; the daemon surviving a SIGTERM; the audit record naming the object by the
 /// device and inode `stat(2)` gives.
-fn refuses_the_uninstaller(root: &Path, daemon: &mut Daemon, audit: &Path) {
+fn refuses_the_uninstaller(root: &Path, daemon: &mut Spawned, audit: &Path) {
     let p = |rel: &str| root.join(rel).display().to_string();
     let mut protected = vec![root.join("bin/containerd"), root.join("bin/ctr")];
     protected.extend(walk(&root.join("lib/containerd")));

@@ -55,14 +55,6 @@ fn status_json(guard: &RunningGuard) -> (i32, serde_json::Value) {
     (code, value)
 }
 
-fn audit_records(audit: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(audit)
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 #[test]
 fn enforcement_is_proven_again_at_the_interval_and_status_shows_when() {
     let s = scratch();
@@ -196,7 +188,7 @@ fn switching_ftrace_off_is_refused_and_writing_its_value_is_not() {
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
 
-    let records = audit_records(&audit);
+    let records = audit_log(&audit);
     let writes: Vec<&serde_json::Value> = records
         .iter()
         .filter(|r| r["op"] == "sysctl-write")
@@ -301,7 +293,7 @@ fn a_proof_that_fails_turns_status_non_zero_with_the_reason_and_is_audited() {
     assert!(status.success(), "{log}");
     assert!(log.contains("ENFORCEMENT NOT PROVEN"), "{log}");
 
-    let records = audit_records(&audit);
+    let records = audit_log(&audit);
     let op = |op: &str| records.iter().filter(|r| r["op"] == op).count();
     assert_eq!(
         op("proof-failed"),
@@ -357,7 +349,7 @@ fn the_bpf_filesystem_holding_the_pins_cannot_be_unmounted() {
     );
     assert!(bpffs(), "still mounted");
     assert!(pin_dir.is_dir(), "the pins are still there");
-    let records = audit_records(&audit);
+    let records = audit_log(&audit);
     assert!(
         records.iter().any(|r| r["op"] == "unmount"
             && r["decision"] == "blocked"

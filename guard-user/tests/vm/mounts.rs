@@ -1,6 +1,7 @@
 //! Mounts: a host whose init mounted neither tracefs nor the BPF filesystem (minimal
-//! inits, some cloud images), where rtguard mounts them where systemd would, says so, and
-//! enforces; and mounts over protected objects, refused in the runtime's mount namespace.
+//! inits, some cloud images), where rtguard mounts bpffs where systemd would, says so, and
+//! enforces without tracefs; and mounts over protected objects, refused in the runtime's
+//! mount namespace.
 //! Data disks mounted late on protected paths are in `filesystems.rs`.
 
 use std::path::{Path, PathBuf};
@@ -17,11 +18,30 @@ fn is_bpffs(path: &str) -> bool {
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC)
 }
 
+/// Mounts tracefs again when the test ends, as the guest's init had it.
+struct MountTracefsAgain;
+
+impl Drop for MountTracefsAgain {
+    fn drop(&mut self) {
+        sh(&format!(
+            "mountpoint -q {TRACEFS} || mount -t tracefs tracefs {TRACEFS}"
+        ));
+    }
+}
+
+/// rtguard mounts bpffs (its pins live there) and says so. Enforcing needs no tracefs:
+/// only degraded mode's syscall tracepoints do, and rtguard leaves it unmounted.
 #[test]
-fn tracefs_and_bpffs_are_mounted_when_the_host_booted_without_them() {
+fn bpffs_is_mounted_when_the_host_booted_without_it_and_tracefs_is_not_needed() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
     let pin_dir = PathBuf::from(BPFFS).join("rtguard-test-mounts");
+    // Declared before the guard: after a failure, too, the pins go once it has stopped.
+    let _remount = MountTracefsAgain;
+    let _unload = UnloadOnDrop {
+        pin_dir: pin_dir.clone(),
+        audit: audit.clone(),
+    };
     // As a minimal init leaves the host (the guest's init mounted both).
     sh(&format!("umount {TRACEFS}; umount {BPFFS}"));
     assert!(
@@ -32,9 +52,12 @@ fn tracefs_and_bpffs_are_mounted_when_the_host_booted_without_them() {
 
     let guard = start_production(&audit, &["--pin", "--pin-dir", pin_dir.to_str().unwrap()]);
     assert!(guard.status.contains("enforcing"), "{}", guard.status);
-    assert!(Path::new(TRACEFS).join("events").is_dir());
     assert!(is_bpffs(BPFFS));
-    // The exec layer, whose argv capture is a tracepoint, and the file layer enforce.
+    assert!(
+        !Path::new(TRACEFS).join("events").exists(),
+        "rtguard mounted tracefs, which enforcing does not need"
+    );
+    // The exec layer and the file layer enforce.
     expect_denied("rm -f /usr/sbin/runc");
     let out = std::process::Command::new("bash")
         .args(["-c", "apt-get remove -y runc"])
@@ -56,10 +79,6 @@ fn tracefs_and_bpffs_are_mounted_when_the_host_booted_without_them() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    assert!(
-        log.contains("tracefs was not mounted: mounted it at /sys/kernel/tracing"),
-        "{log}"
-    );
     assert!(
         log.contains("bpffs was not mounted: mounted it at /sys/fs/bpf"),
         "{log}"

@@ -5,29 +5,79 @@
 use std::{
     path::Path,
     process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use crate::common::*;
 
 /// Runs `script` in bash on a pseudo-terminal of its own, as a person at a terminal would,
-/// and returns what the terminal showed. The session stays `linger` seconds after the
-/// command, as the person's shell would: the notice comes from the daemon, which first
-/// records every refusal (hundreds for an `rm -rf`, slow under emulation).
-fn on_terminal_for(script: &str, linger: u32) -> String {
-    let out = Command::new("script")
-        .args([
-            "-qec",
-            &format!("bash -c '{script}'; echo exit=$?; sleep {linger}"),
-            "/dev/null",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .expect("spawn script");
-    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+/// and returns what the terminal showed. The session stays open after the command, as the
+/// person's shell would: the notice comes from the daemon, which first records every
+/// refusal (hundreds for an `rm -rf`, slow under emulation). The screen is returned once
+/// the command has ended, `ready` holds for it, and neither the screen nor `audit` has
+/// changed for two seconds, long enough for a second notice to show.
+fn on_terminal_until(script: &str, audit: &Path, mut ready: impl FnMut(&str) -> bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("screen");
+    let _session = Spawned(
+        Command::new("script")
+            .args([
+                "-qfec",
+                &format!("bash -c '{script}'; echo exit=$?; sleep 600"),
+            ])
+            .arg(&typescript)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn script"),
+    );
+    let screen = || {
+        let bytes = std::fs::read(&typescript).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).replace('\r', "")
+    };
+    let audit_size = || std::fs::metadata(audit).map(|m| m.len()).unwrap_or(0);
+    let start = Instant::now();
+    loop {
+        let now = screen();
+        if now.contains("exit=") && ready(&now) {
+            break;
+        }
+        // Not a timing assertion: the limit only stops a hung test.
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "`{script}` never ended with its refusals handled; the terminal showed:\n{now}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seen = (screen(), audit_size());
+    let mut unchanged_since = Instant::now();
+    while unchanged_since.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = (screen(), audit_size());
+        if now != seen {
+            seen = now;
+            unchanged_since = Instant::now();
+        }
+    }
+    seen.0
 }
 
-fn on_terminal(script: &str) -> String {
-    on_terminal_for(script, 2)
+/// [`on_terminal_until`] a notice has been shown.
+fn on_terminal(script: &str, audit: &Path) -> String {
+    on_terminal_until(script, audit, |screen| !notices(screen).is_empty())
+}
+
+/// [`on_terminal_until`] the audit log has a new record: the daemon has handled the
+/// refusal, and a notice, if one were due, would be written within the next two seconds.
+fn on_terminal_unnoticed(script: &str, audit: &Path) -> String {
+    let records = audit_records(audit);
+    on_terminal_until(script, audit, |_| audit_records(audit) > records)
+}
+
+fn audit_records(audit: &Path) -> usize {
+    std::fs::read_to_string(audit)
+        .map(|text| text.lines().count())
+        .unwrap_or(0)
 }
 
 /// The notices' first lines on a terminal.
@@ -67,18 +117,13 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
     for i in 0..300 {
         std::fs::write(many.join(format!("f{i}")), b"x").unwrap();
     }
-    let mut containerd = Command::new("/usr/bin/containerd")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start /usr/bin/containerd");
+    let mut containerd = spawn_containerd();
     assert_eq!(package_states(), "ii |ii |");
     let guard = start_production(&audit, &[]);
 
     // A package removal: refused at exec, with the rule, the explanation and the way to
     // do it on purpose.
-    let screen = on_terminal("apt-get remove -y containerd");
+    let screen = on_terminal("apt-get remove -y containerd", &audit);
     assert!(screen.contains("exit=126"), "{screen}");
     assert!(screen.contains("Operation not permitted"), "{screen}");
     let lines = notices(&screen);
@@ -108,7 +153,7 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
     );
 
     // `rm -rf` over hundreds of files: refused for each, told once, with the count.
-    let screen = on_terminal_for(&format!("rm -rf {}", many.display()), 10);
+    let screen = on_terminal(&format!("rm -rf {}", many.display()), &audit);
     assert!(screen.contains("exit=1"), "{screen}");
     let lines = notices(&screen);
     assert_eq!(lines.len(), 1, "one notice for the whole rm: {screen}");
@@ -135,13 +180,13 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
     );
 
     // A firewall flush and a signal to the runtime.
-    let screen = on_terminal("iptables -t nat -F DOCKER");
+    let screen = on_terminal("iptables -t nat -F DOCKER", &audit);
     assert!(screen.contains("exit=126"), "{screen}");
     let lines = notices(&screen);
     assert_eq!(lines.len(), 1, "{screen}");
     assert!(lines[0].contains("refused `-F` of DOCKER"), "{screen}");
-    let pid = containerd.id();
-    let screen = on_terminal(&format!("kill -9 {pid}"));
+    let pid = containerd.pid();
+    let screen = on_terminal(&format!("kill -9 {pid}"), &audit);
     let lines = notices(&screen);
     assert_eq!(lines.len(), 1, "{screen}");
     assert!(
@@ -154,14 +199,11 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
         lines[0].ends_with("the process layer protects containerd (rule runtime-daemons)."),
         "{screen}"
     );
-    assert!(
-        matches!(containerd.try_wait(), Ok(None)),
-        "containerd lives"
-    );
+    containerd.assert_alive(&format!("kill -9 {pid}"));
 
     // The same terminal, but the command in a mount namespace of its own (as in a
     // container): its terminal's number names no node the daemon can be sure of.
-    let screen = on_terminal("unshare -m apt-get remove -y containerd");
+    let screen = on_terminal_unnoticed("unshare -m apt-get remove -y containerd", &audit);
     assert!(screen.contains("exit=126"), "{screen}");
     assert!(notices(&screen).is_empty(), "{screen}");
 
@@ -172,8 +214,7 @@ fn refusals_are_explained_on_the_terminal_once_per_command() {
 
     assert_eq!(package_states(), "ii |ii |");
     drop(guard);
-    containerd.kill().ok();
-    containerd.wait().ok();
+    drop(containerd);
     std::fs::remove_dir_all(many).unwrap();
 }
 
@@ -209,7 +250,7 @@ fn audit_mode_says_it_let_the_command_through_and_a_policy_can_turn_notices_off(
 
     write_policy("audit", true);
     let guard = start();
-    let screen = on_terminal(&format!("rm -rf {}", tree.display()));
+    let screen = on_terminal(&format!("rm -rf {}", tree.display()), &audit);
     assert!(screen.contains("exit=0"), "{screen}");
     let lines = notices(&screen);
     assert_eq!(lines.len(), 1, "{screen}");
@@ -222,7 +263,7 @@ fn audit_mode_says_it_let_the_command_through_and_a_policy_can_turn_notices_off(
 
     write_policy("enforce", false);
     let guard = start();
-    let screen = on_terminal(&format!("rm -rf {}", tree.display()));
+    let screen = on_terminal_unnoticed(&format!("rm -rf {}", tree.display()), &audit);
     assert!(screen.contains("Operation not permitted"), "{screen}");
     assert!(notices(&screen).is_empty(), "{screen}");
     assert_eq!(std::fs::read_dir(&tree).unwrap().count(), 20);

@@ -1,5 +1,6 @@
 //! The process layer under the shipped production policy: a running containerd survives
-//! the signals an uninstaller sends it, while unprotected processes can still be killed.
+//! the signals an uninstaller sends it and keeps its place with the OOM killer, while
+//! unprotected processes can still be killed and adjusted.
 
 use std::{
     path::PathBuf,
@@ -8,29 +9,7 @@ use std::{
 
 use crate::common::*;
 
-/// A child process killed when the test ends, however it ends.
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-impl Daemon {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn assert_alive(&mut self, after: &str) {
-        assert!(
-            matches!(self.0.try_wait(), Ok(None)),
-            "the daemon died after `{after}`"
-        );
-    }
-}
-
+/// Runs `script` in bash (whose `kill` is a builtin).
 fn bash(script: &str) -> std::process::Output {
     Command::new("bash")
         .args(["-c", script])
@@ -43,15 +22,8 @@ fn a_running_containerd_survives_kill_pkill_and_killall() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
     // Declared before the guard, so the guard is stopped first and the daemon can go.
-    let mut containerd = Daemon(
-        Command::new("/usr/bin/containerd")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start /usr/bin/containerd"),
-    );
-    let mut sleeper = Daemon(Command::new("sleep").arg("1000").spawn().unwrap());
+    let mut containerd = spawn_containerd();
+    let mut sleeper = Spawned(Command::new("sleep").arg("1000").spawn().unwrap());
     let guard = start_production(&audit, &[]);
     let pid = containerd.pid();
 
@@ -103,7 +75,7 @@ fn a_running_containerd_survives_kill_pkill_and_killall() {
 }
 
 /// `kill -SIG PID` through the shell's builtin: refused with EPERM, and the target alive.
-fn expect_refused(daemon: &mut Daemon, signal: &str) {
+fn expect_refused(daemon: &mut Spawned, signal: &str) {
     let command = format!("kill -{signal} {}", daemon.pid());
     let out = bash(&command);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -115,7 +87,7 @@ fn expect_refused(daemon: &mut Daemon, signal: &str) {
 }
 
 /// `kill -SIG PID` passes, and the target is still alive afterwards.
-fn expect_passed(daemon: &mut Daemon, signal: &str) {
+fn expect_passed(daemon: &mut Spawned, signal: &str) {
     let command = format!("kill -{signal} {}", daemon.pid());
     let out = bash(&command);
     assert!(
@@ -148,14 +120,7 @@ fn containerd_survives_the_signals_its_go_runtime_exits_on_and_still_dumps_on_us
     // socket left by an earlier containerd would say it serves too early.
     let socket = std::path::Path::new("/run/containerd/containerd.sock");
     std::fs::remove_file(socket).ok();
-    let mut containerd = Daemon(
-        Command::new("/usr/bin/containerd")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start /usr/bin/containerd"),
-    );
+    let mut containerd = spawn_containerd();
     let guard = start_production(&audit, &[]);
     let pid = containerd.pid();
     eventually("containerd serves", || socket.exists());
@@ -241,7 +206,7 @@ fn a_handled_signal_passes_and_is_delivered_while_default_fatal_ones_are_refused
         hups = hups.display(),
         terms = terms.display()
     );
-    let mut shell = Daemon(
+    let mut shell = Spawned(
         Command::new(&exe)
             .args(["-c", &script])
             .stdin(Stdio::null())
@@ -361,7 +326,7 @@ fn a_ptrace_attach_to_a_protected_process_is_refused_except_to_its_supervisor() 
     );
     let script = dir.path().join("seize.py");
     std::fs::write(&script, PTRACE_SEIZE).unwrap();
-    let mut shell = Daemon(
+    let mut shell = Spawned(
         Command::new(&exe)
             .args(["-c", "while :; do sleep 0.1; done"])
             .stdin(Stdio::null())
@@ -428,4 +393,129 @@ fn a_ptrace_attach_to_a_protected_process_is_refused_except_to_its_supervisor() 
             && l.contains(&format!(r#""pid":{pid},"#))),
         "a blocked ptrace record:\n{records}"
     );
+}
+
+/// `oom_score_adj` at 1000 makes a process the OOM killer's first choice. A protected
+/// process's is written by itself, pid 1 and its supervisors only, through any of its
+/// threads' procfs entries and the older `oom_adj` alike; other processes' are as usual.
+#[test]
+fn a_protected_process_keeps_its_oom_score_adj() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut containerd = spawn_containerd();
+    let sleeper = Spawned(Command::new("sleep").arg("1000").spawn().unwrap());
+    let pid = containerd.pid();
+    let oom_score_adj =
+        |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap();
+    // A Go program starts its threads at once; one that is not the main thread.
+    let mut thread = None;
+    eventually("containerd has a second thread", || {
+        thread = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|tid| *tid != pid.to_string());
+        thread.is_some()
+    });
+    let thread = thread.unwrap();
+    let before = oom_score_adj(pid);
+    let guard = start_production(&audit, &[]);
+
+    for command in [
+        format!("echo 1000 > /proc/{pid}/oom_score_adj"),
+        format!("echo 15 > /proc/{pid}/oom_adj"),
+        format!("echo 1000 > /proc/{pid}/task/{thread}/oom_score_adj"),
+        format!("echo -1000 > /proc/{pid}/oom_score_adj"),
+    ] {
+        expect_denied(&command);
+    }
+    expect_failed(&format!("choom -n 1000 -p {pid}"));
+    assert_eq!(oom_score_adj(pid), before);
+    // Reading it, and another process's, as usual.
+    expect_allowed(&format!("cat /proc/{pid}/oom_score_adj"));
+    expect_allowed(&format!("echo 500 > /proc/{}/oom_score_adj", sleeper.pid()));
+    assert_eq!(oom_score_adj(sleeper.pid()), "500\n");
+    containerd.assert_alive("the writes");
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = audit_log(&audit);
+    assert!(
+        records.iter().any(|r| r["layer"] == "process"
+            && r["op"] == "oom-adjust"
+            && r["decision"] == "blocked"
+            && r["rule"] == "runtime-daemons"
+            && r["target"]["pid"] == pid),
+        "a blocked oom-adjust record: {records:?}"
+    );
+}
+
+/// Cgroups made for one test, removed (innermost first) when it ends, after the
+/// processes in them (declare this first, so it is dropped last).
+struct TestCgroups(Vec<PathBuf>);
+
+impl Drop for TestCgroups {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            std::fs::remove_dir(dir).ok();
+        }
+    }
+}
+
+/// `cgroup.kill` kills everything in a cgroup and below it, and `cgroup.freeze` stops it.
+/// For the cgroup that holds containerd and its ancestors both are refused (pid 1 may:
+/// systemd stops and freezes units so); another cgroup's are as usual.
+#[test]
+fn the_cgroups_holding_a_protected_process_are_neither_killed_nor_frozen() {
+    let root = PathBuf::from("/sys/fs/cgroup");
+    assert!(
+        root.join("cgroup.controllers").exists(),
+        "cgroup v2 is mounted on {}",
+        root.display()
+    );
+    let outer = root.join("rtguard-test-outer");
+    let inner = outer.join("inner");
+    let other = root.join("rtguard-test-other");
+    let cgroups = TestCgroups(vec![outer.clone(), inner.clone(), other.clone()]);
+    for dir in &cgroups.0 {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut containerd = spawn_containerd();
+    let mut sleeper = Spawned(Command::new("sleep").arg("1000").spawn().unwrap());
+    std::fs::write(inner.join("cgroup.procs"), containerd.pid().to_string()).unwrap();
+    std::fs::write(other.join("cgroup.procs"), sleeper.pid().to_string()).unwrap();
+    let guard = start_production(&audit, &[]);
+    // The daemon finds which cgroups hold protected processes by a census of /proc.
+    eventually("containerd's cgroup is guarded", || {
+        write_open_refused(&inner.join("cgroup.kill"))
+    });
+
+    for cgroup in [&inner, &outer] {
+        for file in ["cgroup.kill", "cgroup.freeze"] {
+            expect_denied(&format!("echo 1 > {}", cgroup.join(file).display()));
+        }
+    }
+    let events = std::fs::read_to_string(inner.join("cgroup.events")).unwrap();
+    assert!(events.contains("frozen 0"), "{events}");
+    containerd.assert_alive("cgroup.kill");
+
+    expect_allowed(&format!("echo 1 > {}", other.join("cgroup.kill").display()));
+    use std::os::unix::process::ExitStatusExt as _;
+    assert_eq!(sleeper.0.wait().unwrap().signal(), Some(9));
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = audit_log(&audit);
+    assert!(
+        records.iter().any(|r| r["op"] == "open-write"
+            && r["decision"] == "blocked"
+            && r["rule"] == "runtime-daemons"
+            && r["target"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("rtguard-test-outer/inner/cgroup.kill"))),
+        "a blocked record for cgroup.kill: {records:?}"
+    );
+    drop(containerd);
 }

@@ -16,7 +16,8 @@ use super::{
 
 /// Debian's fonts-dejavu-core (installed by `cargo xtask setup`).
 const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-const SIZE: (u32, u32) = (960, 520);
+/// Wide enough for six workloads' names under their bars.
+const SIZE: (u32, u32) = (1200, 520);
 const COLOURS: [RGBColor; 4] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xff, 0x7f, 0x0e),

@@ -44,7 +44,7 @@ pub struct AuditRecord {
     pub rule: Option<String>,
     pub layer: Layer,
     /// What was attempted, in the layer's words: `unlink`, `rmdir`, `rename`, `truncate`,
-    /// `open-write`, `setattr`, `link`, `exec`, `kill`, or for the daemon layer
+    /// `open-write`, `setattr`, `link`, `exec`, `kill`, `ptrace`, `oom-adjust`, or for the daemon layer
     /// `start`, `policy-reload`, `maintenance-open`, …
     pub op: String,
     pub decision: Decision,

@@ -127,6 +127,19 @@ impl Builder<'_> {
         at: Location,
     ) -> Option<usize> {
         let (_, meta) = self.lstat(path, at)?;
+        self.file_found(path, meta, rule, origin, files_only, at)
+    }
+
+    /// [`Builder::file`] with the entry's lstat already taken (by a glob's walk).
+    pub(super) fn file_found(
+        &mut self,
+        path: &Path,
+        meta: std::fs::Metadata,
+        rule: u32,
+        origin: &Origin,
+        files_only: bool,
+        at: Location,
+    ) -> Option<usize> {
         if files_only && meta.is_dir() {
             return Some(0);
         }
@@ -246,12 +259,14 @@ impl Builder<'_> {
         }
     }
 
-    /// In-root paths a pattern names that exist.
-    pub(super) fn expand(&mut self, pattern: &PathPattern) -> Vec<PathBuf> {
+    /// In-root paths a pattern names that exist, each with its lstat (symlinks not
+    /// followed), which the glob's walk took from the directory it listed: one `fstatat`
+    /// per match instead of an `lstat` of every component of its path.
+    pub(super) fn expand(&mut self, pattern: &PathPattern) -> Vec<Found> {
         let Some(glob) = &pattern.glob else {
             let path = PathBuf::from(&pattern.text);
             return match self.lstat(&path, pattern.location) {
-                Some(_) => vec![path],
+                Some((_, meta)) => vec![Found { path, meta }],
                 None => Vec::new(),
             };
         };
@@ -275,17 +290,42 @@ impl Builder<'_> {
         if literal {
             depth = 0;
         }
-        let mut found = Vec::new();
+        let mut matched = Vec::new();
         let Ok(host) = self.root.resolve(&base, true) else {
-            return found;
+            return Vec::new();
         };
-        walk(&host, &base, depth, &mut |inside| {
+        walk(&host, &base, depth, &mut |inside, entry| {
             if glob.is_match(inside) && !is_unpack_transient(inside) {
-                found.push(inside.to_owned());
+                // The walk reaches entries through real directories only, so the entry's
+                // own lstat is the one `Root::lstat` of its in-root path would take,
+                // with the same st_dev (a btrfs subvolume's, for its root directory).
+                matched.push((inside.to_owned(), entry.and_then(|e| e.metadata().ok())));
             }
         });
-        found.sort();
+        matched.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut found = Vec::with_capacity(matched.len());
+        for (path, meta) in matched {
+            // The walk's starting directory has no entry of its own.
+            let meta = match meta {
+                Some(meta) => meta,
+                None => match self.lstat(&path, pattern.location) {
+                    Some((_, meta)) => meta,
+                    None => continue,
+                },
+            };
+            found.push(Found { path, meta });
+        }
         found
+    }
+
+    /// The identity a found path runs as (symlinks followed inside the root), when it
+    /// is a regular file.
+    pub(super) fn executable(&mut self, found: &Found, at: Location) -> Option<InodeKey> {
+        if found.meta.file_type().is_symlink() {
+            let (host, key) = self.stat(&found.path, at)?;
+            return host.is_file().then_some(key);
+        }
+        found.meta.is_file().then(|| inode_key(&found.meta))
     }
 
     /// Executables a list of patterns names, by the identity of what they run.
@@ -298,11 +338,11 @@ impl Builder<'_> {
         let mut items = Vec::new();
         for pattern in patterns {
             let mut count = 0;
-            for path in self.expand(pattern) {
-                if let Some((host, key)) = self.stat(&path, pattern.location) {
-                    if host.is_file() && !exes.iter().any(|e: &ResolvedExe| e.key == key) {
+            for found in self.expand(pattern) {
+                if let Some(key) = self.executable(&found, pattern.location) {
+                    if !exes.iter().any(|e: &ResolvedExe| e.key == key) {
                         exes.push(ResolvedExe {
-                            path,
+                            path: found.path,
                             key,
                             rule,
                             go_runtime: false,
@@ -328,9 +368,30 @@ fn not_found(e: &io::Error) -> bool {
     )
 }
 
+/// A path a pattern named, and its lstat.
+pub(super) struct Found {
+    pub(super) path: PathBuf,
+    pub(super) meta: std::fs::Metadata,
+}
+
 /// Depth-first walk without following symlinked directories (no loops, no escapes).
-fn walk(host: &Path, inside: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) {
-    visit(inside);
+/// `visit` gets each in-root path and, below the start, its directory entry.
+fn walk(
+    host: &Path,
+    inside: &Path,
+    depth: usize,
+    visit: &mut dyn FnMut(&Path, Option<&std::fs::DirEntry>),
+) {
+    visit(inside, None);
+    walk_below(host, inside, depth, visit);
+}
+
+fn walk_below(
+    host: &Path,
+    inside: &Path,
+    depth: usize,
+    visit: &mut dyn FnMut(&Path, Option<&std::fs::DirEntry>),
+) {
     if depth == 0 {
         return;
     }
@@ -344,8 +405,11 @@ fn walk(host: &Path, inside: &Path, depth: usize, visit: &mut dyn FnMut(&Path)) 
         let child_host = host.join(&name);
         let child_inside = inside.join(&name);
         match entry.file_type() {
-            Ok(t) if t.is_dir() => walk(&child_host, &child_inside, depth - 1, visit),
-            Ok(_) => visit(&child_inside),
+            Ok(t) if t.is_dir() => {
+                visit(&child_inside, Some(&entry));
+                walk_below(&child_host, &child_inside, depth - 1, visit);
+            }
+            Ok(_) => visit(&child_inside, Some(&entry)),
             Err(_) => {}
         }
     }
@@ -484,6 +548,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
         });
     }
     b.command_exes();
+    b.removal_scripts();
     for (unit, key) in &b.unit_files {
         if let Some(packages) = b.package_files.get(key) {
             b.set

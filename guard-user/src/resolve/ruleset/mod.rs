@@ -117,9 +117,28 @@ pub enum Origin {
     TreeEntry {
         tree: PathBuf,
     },
+    /// dpkg's record of a protected package (`/var/lib/dpkg/info/<package>.*`), or, with no
+    /// package, the status file: written by dpkg only. Removing `containerd.list` or
+    /// editing the package's stanza out of `status` are known "force-remove" recipes.
+    PackageRecord {
+        package: Option<String>,
+    },
 }
 
 impl Origin {
+    /// The package the object belongs to, for the kernel's [`package_id`].
+    ///
+    /// [`package_id`]: guard_common::file::package_id
+    pub fn package(&self) -> Option<&str> {
+        match self {
+            Origin::Package { package, .. }
+            | Origin::PackageRecord {
+                package: Some(package),
+            } => Some(package),
+            _ => None,
+        }
+    }
+
     /// A configuration file: edits pass, removal and renaming away are refused.
     pub fn is_editable(&self) -> bool {
         matches!(

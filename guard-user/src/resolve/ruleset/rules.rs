@@ -8,7 +8,7 @@ use std::{
 };
 
 use guard_common::{
-    exec::MAX_CLASSES,
+    exec::{EXE_REMOVAL_SCRIPT, MAX_CLASSES},
     file::{ExcludedChildKey, EXCLUDED_NAME_LEN},
     InodeKey,
 };
@@ -20,7 +20,8 @@ use super::{
 use crate::{
     policy::{self, validate::signal_name, Location, PathPattern, RuleBody},
     resolve::{
-        dpkg::DpkgDb,
+        dpkg::{DpkgDb, DpkgPackage},
+        inode_key,
         rpm::RpmDb,
         units::{unit_entries, UnitRole},
     },
@@ -74,13 +75,22 @@ impl Builder<'_> {
                             None => missing += 1,
                         }
                     }
+                    if files.is_empty() && pkg.is_installed() {
+                        let message = format!(
+                            "package {} is installed but dpkg lists no files for it \
+                             (its info/{}.list is missing or empty): they are not protected",
+                            pkg.name, pkg.name
+                        );
+                        self.warn(spec.location, message);
+                    }
+                    let records = self.package_records(db, pkg, rule, spec.location);
                     let state = if pkg.is_installed() || pkg.state == "unknown" {
                         ItemState::Installed
                     } else {
                         ItemState::Partial
                     };
                     let mut detail = format!(
-                        "dpkg {}{}{}: {} files protected ({} conffiles)",
+                        "dpkg {}{}{}: {} files protected ({} conffiles), {records} dpkg records",
                         pkg.state,
                         pkg.version
                             .as_deref()
@@ -179,9 +189,16 @@ impl Builder<'_> {
                 pattern: pattern.text.clone(),
             };
             let mut count = 0;
-            for path in self.expand(pattern) {
+            for found in self.expand(pattern) {
                 count += self
-                    .file(&path, rule, &origin, false, pattern.location)
+                    .file_found(
+                        &found.path,
+                        found.meta,
+                        rule,
+                        &origin,
+                        false,
+                        pattern.location,
+                    )
                     .unwrap_or(0);
             }
             total += count;
@@ -505,6 +522,24 @@ impl Builder<'_> {
     /// PATH (unique to one class, and not a multi-call binary, whose argv[0] decides what
     /// it is), and each class's trusted callers. The kernel classifies an exec of a bound
     /// file by its class whatever argv[0] says.
+    /// The `prerm` of each protected package, as an executable of its own kind
+    /// ([`EXE_REMOVAL_SCRIPT`]): refused when dpkg runs it to remove the package.
+    pub(super) fn removal_scripts(&mut self) {
+        let scripts: Vec<ExeClass> = self
+            .set
+            .objects
+            .iter()
+            .filter(|o| matches!(o.origin, Origin::PackageRecord { package: Some(_) }))
+            .filter(|o| o.path.extension().is_some_and(|ext| ext == "prerm"))
+            .map(|o| ExeClass {
+                path: o.path.clone(),
+                key: o.key,
+                class: EXE_REMOVAL_SCRIPT | o.rule,
+            })
+            .collect();
+        self.set.exe_classes.extend(scripts);
+    }
+
     pub(super) fn command_exes(&mut self) {
         let policy = self.policy;
         let mut by_key: HashMap<InodeKey, (PathBuf, Option<u32>)> = HashMap::new();
@@ -540,11 +575,19 @@ impl Builder<'_> {
                 }
             }
             for pattern in &class.trusted_callers {
-                for path in self.expand(pattern) {
-                    let Ok((host, key)) = self.root.stat(&path) else {
+                for found in self.expand(pattern) {
+                    let key = if found.meta.file_type().is_symlink() {
+                        match self.root.stat(&found.path) {
+                            Ok((host, key)) if host.is_file() => key,
+                            _ => continue,
+                        }
+                    } else if found.meta.is_file() {
+                        inode_key(&found.meta)
+                    } else {
                         continue;
                     };
-                    if !host.is_file() || class_id as u32 >= MAX_CLASSES {
+                    let path = found.path;
+                    if class_id as u32 >= MAX_CLASSES {
                         continue;
                     }
                     let bit = 1u32 << class_id;
@@ -565,5 +608,35 @@ impl Builder<'_> {
             .collect();
         exe_classes.sort_by(|x, y| x.path.cmp(&y.path));
         self.set.exe_classes = exe_classes;
+    }
+
+    /// Protects dpkg's records of `pkg` (`info/<pkg>.*`) and the status file, as written
+    /// by dpkg only. Returns how many records were protected.
+    fn package_records(
+        &mut self,
+        db: &DpkgDb,
+        pkg: &DpkgPackage,
+        rule: u32,
+        at: Location,
+    ) -> usize {
+        let records = db.records(pkg).unwrap_or_else(|e| {
+            self.warn(
+                at,
+                format!("cannot list dpkg's records of {}: {e}", pkg.name),
+            );
+            Vec::new()
+        });
+        let package = Origin::PackageRecord {
+            package: Some(pkg.name.clone()),
+        };
+        let count = records
+            .iter()
+            .filter_map(|path| self.file(path, rule, &package, true, at))
+            .sum();
+        if db.has_status {
+            let status = Origin::PackageRecord { package: None };
+            self.file(&DpkgDb::status_file(), rule, &status, true, at);
+        }
+        count
     }
 }

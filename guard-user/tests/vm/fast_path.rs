@@ -1,0 +1,161 @@
+//! The file layer's fast path: the common case ("not protected") decided in the hook, with
+//! the full decision only for what could be protected. Every case here first makes the
+//! guard remember the directories involved as holding no tree (an unprotected operation
+//! of the same kind in each), so that the fast path, not the walk, answers first; a fast
+//! path that said "not protected" where the full decision refuses lets the case through.
+
+use crate::common::*;
+
+/// ```text
+/// bin/containerd, bin/ctr                protected objects (bin/ is their ancestor)
+/// hardlink                               another name of bin/containerd
+/// lib/containerd/{meta.db,io/state}      protected tree, trusted writer: tools/writer
+/// outside/                               an ordinary directory
+/// ```
+struct Installation {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+}
+
+impl Installation {
+    fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("rtguard-fast-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let root = dir.path().to_owned();
+        write_runtime_installation(&root);
+        std::fs::create_dir_all(root.join("outside")).unwrap();
+        std::fs::hard_link(root.join("bin/containerd"), root.join("hardlink")).unwrap();
+        Self { _dir: dir, root }
+    }
+
+    fn p(&self, rel: &str) -> String {
+        self.root.join(rel).display().to_string()
+    }
+
+    fn start(&self) -> RunningGuard {
+        start_ready_guard(&[
+            "--protect",
+            &self.p("bin/containerd"),
+            "--protect",
+            &self.p("bin/ctr"),
+            "--protect-tree",
+            &self.p("lib/containerd"),
+            "--trust",
+            &self.p("tools/writer"),
+        ])
+    }
+
+    /// An unlink, a rename, a write-open and a chmod of a scratch file in `dir`: each
+    /// leaves `dir` remembered as holding no tree for that operation.
+    fn warm(&self, dir: &str) {
+        let d = self.p(dir);
+        expect_allowed(&format!(
+            "set -e; echo x > {d}/.warm; chmod 600 {d}/.warm; mv {d}/.warm {d}/.warm2; \
+             : > {d}/.warm2; rm {d}/.warm2"
+        ));
+    }
+}
+
+#[test]
+fn the_fast_path_never_allows_what_the_full_decision_refuses() {
+    let i = Installation::new();
+    let protected = [
+        "bin",
+        "bin/containerd",
+        "bin/ctr",
+        "hardlink",
+        "lib/containerd",
+        "lib/containerd/meta.db",
+        "lib/containerd/io",
+        "lib/containerd/io/state",
+    ]
+    .map(|rel| i.root.join(rel));
+    let before = snapshot(&protected);
+    let guard = i.start();
+    for dir in [".", "bin", "lib", "outside"] {
+        i.warm(dir);
+    }
+    // A protected object, in a directory remembered as holding no tree.
+    for op in ["rm -f", "chmod 000", ": >", "truncate -s0"] {
+        expect_denied(&format!("{op} {}", i.p("bin/containerd")));
+    }
+    expect_denied(&format!("mv {} {}/moved", i.p("bin/ctr"), i.p("outside")));
+    // Renamed over from a remembered directory.
+    expect_denied(&format!(
+        "echo new > {0}/over && mv {0}/over {1}",
+        i.p("outside"),
+        i.p("bin/ctr")
+    ));
+    // The same object by another name, in another remembered directory.
+    expect_denied(&format!("rm -f {}", i.p("hardlink")));
+    // An ancestor of protected objects, renamed in a remembered directory.
+    expect_denied(&format!("mv {} {}", i.p("bin"), i.p("bin.old")));
+    // A tree root, in a remembered directory, and the tree's members.
+    expect_denied(&format!(
+        "mv {} {}/moved",
+        i.p("lib/containerd"),
+        i.p("outside")
+    ));
+    expect_denied(&format!("rm -rf {}", i.p("lib/containerd")));
+    expect_denied(&format!("rm -f {}", i.p("lib/containerd/io/state")));
+    expect_denied(&format!(": > {}", i.p("lib/containerd/meta.db")));
+    assert_eq!(snapshot(&protected), before, "protected objects changed");
+
+    // The tree's trusted writer passes where everyone else is refused.
+    let state = i.p("lib/containerd/io/state");
+    expect_allowed(&format!(
+        "{} -c 'echo stopped > {state}'",
+        i.p("tools/writer")
+    ));
+    assert_eq!(std::fs::read(&state).unwrap(), b"stopped\n");
+    expect_denied(&format!("rm -f {state}"));
+
+    // And ordinary work in the remembered directories still passes.
+    for dir in [".", "bin", "lib", "outside"] {
+        i.warm(dir);
+    }
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    for op in ["unlink", "rename", "open-write", "chmod"] {
+        assert!(
+            log.contains(&format!("blocked {op} of a protected object")),
+            "no blocked {op} in:\n{log}"
+        );
+    }
+}
+
+/// What a decision costs: the kernel's run counts and times per program for a file-heavy
+/// workload on the filesystem of a protected tree, and the instructions verified to load
+/// each program. Printed for comparison between builds; the times are the guest's, under
+/// emulation, so only their ratios mean anything.
+#[test]
+fn cost_of_unprotected_decisions() {
+    let i = Installation::new();
+    let guard = i.start();
+    std::fs::write(guard_user::host::usage::BPF_STATS_SYSCTL, "1\n").unwrap();
+    let work = i.p("outside");
+    expect_allowed(&format!(
+        "set -e; cd {work}; for n in $(seq 1 500); do echo $n > f$n; chmod 600 f$n; \
+         mv f$n g$n; rm g$n; done"
+    ));
+    let usage = guard_user::host::usage::of_process(guard.pid()).unwrap();
+    std::fs::write(guard_user::host::usage::BPF_STATS_SYSCTL, "0\n").unwrap();
+    let mut verified = 0;
+    for p in &usage.programs {
+        verified += p.verified_insns;
+        match p.mean_ns() {
+            Some(mean) => println!(
+                "  cost: {:<16} {:>6} runs, {mean:>8.0} ns per run, {:>6} instructions verified",
+                p.name, p.run_count, p.verified_insns
+            ),
+            None => println!(
+                "  cost: {:<16} {:>6} runs, {:>8} ns per run, {:>6} instructions verified",
+                p.name, 0, "-", p.verified_insns
+            ),
+        }
+    }
+    println!("  cost: {verified} instructions verified in all");
+    drop(guard);
+}
