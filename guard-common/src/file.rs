@@ -265,8 +265,9 @@ pub struct TreeCacheKey {
 }
 
 /// What the tree-walk cache knows about a directory: the operations for which the walk
-/// from it up to the filesystem's root found no tree that denies them. Valid only while
-/// both epochs are what they were when the walk started.
+/// from it up to the filesystem's root found no tree that denies them, and those for
+/// which it found `tree`. Valid only while both epochs are what they were when the walk
+/// started.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TreeCacheEntry {
@@ -274,7 +275,10 @@ pub struct TreeCacheEntry {
     pub policy_epoch: u64,
     /// Mask of [`FileOp`] bits found unprotected.
     pub clear_ops: u32,
-    pub _pad: u32,
+    /// Mask of [`FileOp`] bits denied by the tree rooted at `tree`.
+    pub denied_ops: u32,
+    /// The root of the tree the walk found for `denied_ops`.
+    pub tree: crate::InodeKey,
 }
 
 /// Slot of [`TREE_EPOCHS`](crate::names::TREE_EPOCHS) the kernel bumps after every
@@ -331,7 +335,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<FileProtection>(), 16);
         assert_eq!(core::mem::size_of::<TrustKey>(), 16);
         assert_eq!(core::mem::size_of::<TreeCacheKey>(), 16);
-        assert_eq!(core::mem::size_of::<TreeCacheEntry>(), 24);
+        assert_eq!(core::mem::size_of::<TreeCacheEntry>(), 40);
         assert_eq!(core::mem::size_of::<ExcludedChildKey>(), 80);
         assert_eq!(core::mem::size_of::<UpgradeKey>(), 8);
     }

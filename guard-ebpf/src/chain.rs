@@ -29,7 +29,7 @@ pub fn chained(ctx: &LsmContext, ret_arg: usize, check: impl FnOnce(&KernelOffse
         return previous;
     }
     match resolved_offsets() {
-        Some(off) => check(&off),
+        Some(off) => check(off),
         None => 0,
     }
 }
@@ -51,7 +51,7 @@ pub fn chained_fast(
         return 0;
     }
     match resolved_offsets() {
-        Some(off) => check(&off),
+        Some(off) => check(off),
         None => 0,
     }
 }

@@ -31,7 +31,6 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray},
     programs::LsmContext,
 };
-use core::sync::atomic::{compiler_fence, Ordering};
 
 use guard_common::{
     event::{EventKind, EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
@@ -51,7 +50,8 @@ use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
         arg_scalar, bprm_exe, bprm_filename, bprm_is_first_pass, current_task, exec_syscall_argv,
-        fill_header, read_ptr, resolved_offsets, task_exe, verifier_bound, KernelPtr,
+        fill_header, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, verifier_bound,
+        KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
 };
@@ -229,9 +229,8 @@ pub extern "C" fn rtguard_exec_capture() -> i32 {
     let Some(cap) = CAPTURE_SCRATCH.get_ptr_mut(0) else {
         return 0;
     };
-    let stamp = unsafe { ((*cap).stamp.wrapping_add(1) & STAMP_MASK).max(1) };
+    let stamp = unsafe { stamp_take(&raw mut (*cap).stamp) };
     unsafe {
-        (*cap).stamp = stamp;
         (*cap).line.count = 0;
         (*cap).line.flags = 0;
         (*cap).line.filename_base = FNV_OFFSET;
@@ -243,7 +242,7 @@ pub extern "C" fn rtguard_exec_capture() -> i32 {
         unsafe { (*cap).line.flags = LINE_KERNEL_EXEC };
         return stamp as i32;
     }
-    let Some(argv) = exec_syscall_argv(&off) else {
+    let Some(argv) = exec_syscall_argv(off) else {
         unsafe { (*cap).line.flags = LINE_TRUNCATED };
         return stamp as i32;
     };
@@ -256,9 +255,6 @@ pub extern "C" fn rtguard_exec_capture() -> i32 {
     }
     stamp as i32
 }
-
-/// Stamps stay positive as an `i32` return value.
-const STAMP_MASK: u32 = 0x3fff_ffff;
 
 /// How many times an exec is judged when another exec overwrites its per-CPU state
 /// meanwhile, before the last judgement is kept (see `bprm_check_security`).
@@ -352,7 +348,7 @@ pub fn bprm_check_security(ctx: LsmContext) -> i32 {
 #[inline(never)]
 pub extern "C" fn rtguard_exec_first_pass(bprm: u64) -> i32 {
     resolved_offsets().map_or(0, |off| {
-        i32::from(bprm_is_first_pass(&off, bprm as KernelPtr))
+        i32::from(bprm_is_first_pass(off, bprm as KernelPtr))
     })
 }
 
@@ -372,8 +368,8 @@ pub extern "C" fn rtguard_exec_judge(bprm: u64) -> i32 {
         return 0;
     }
     let bprm = bprm as KernelPtr;
-    let exe = bprm_exe(&off, bprm);
-    let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
+    let exe = bprm_exe(off, bprm);
+    let filename = bprm_filename(off, bprm).map_or(0, |p| p as u64);
     unsafe {
         (*cap).line.filename_base = rtguard_exec_filename_hash(filename);
         // A kernel-started program is known by the path the kernel was given, not by its
@@ -386,7 +382,7 @@ pub extern "C" fn rtguard_exec_judge(bprm: u64) -> i32 {
                 .unwrap_or(NO_CLASS)
         };
         // The caller is still the old image here: its exe is the program that called execve.
-        (*cap).line.trusted_classes = task_exe(&off, current_task())
+        (*cap).line.trusted_classes = task_exe(off, current_task())
             .and_then(|k| TRUSTED_CALLERS.get(k).copied())
             .unwrap_or(0);
     }
@@ -419,15 +415,9 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64, stamp: i32) -> i32 {
         return 0;
     };
     let c = *c;
-    // The answer is copied out before the stamp is read, not after.
-    compiler_fence(Ordering::SeqCst);
-    if stamp != 0 && unsafe { core::ptr::read_volatile(&(*cap).stamp) } != stamp as u32 {
+    if stamp != 0 && !unsafe { stamp_kept(&raw const (*cap).stamp, stamp as u32) } {
         return JUDGE_AGAIN;
     }
-    let task = current_task();
-    let bprm = bprm as KernelPtr;
-    let exe = bprm_exe(&off, bprm);
-    let filename = bprm_filename(&off, bprm).map_or(0, |p| p as u64);
     // Audit mode as a whole reports what an enforcing rule would block.
     let enforce = unsafe { core::ptr::read_volatile(&GUARD_CONFIG.enforce) } != 0;
     let rule = if enforce {
@@ -441,6 +431,11 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64, stamp: i32) -> i32 {
         Action::Report => (Decision::WouldBlock, 0),
         Action::AllowLogged => (Decision::AllowedUpgrade, 0),
     };
+    // Only a reported exec needs its identity: most execs have left above.
+    let task = current_task();
+    let bprm = bprm as KernelPtr;
+    let exe = bprm_exe(off, bprm);
+    let filename = bprm_filename(off, bprm).map_or(0, |p| p as u64);
     report(
         &c,
         decision,
@@ -618,12 +613,12 @@ fn report(
         (*ev).classification = *c;
         (*ev).argc = count;
         (*ev).line_flags = cap.line.flags;
-        let actor_exe = task_exe(&off, task).unwrap_or_default();
+        let actor_exe = task_exe(off, task).unwrap_or_default();
         fill_header(
             &mut (*ev).header,
             EventKind::Exec,
             decision,
-            &off,
+            off,
             task,
             actor_exe,
         );

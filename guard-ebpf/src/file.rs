@@ -15,7 +15,6 @@ use aya_ebpf::{
     maps::HashMap,
     programs::LsmContext,
 };
-use core::sync::atomic::{compiler_fence, Ordering};
 use guard_common::{
     event::{EventKind, EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
@@ -34,7 +33,8 @@ use crate::{
         arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
         dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags, file_inode,
         file_mode, fill_header, iattr_valid, inode_key, offset, path_dentry, proc_inode_task,
-        read_ptr, resolved_offsets, task_exe, task_mnt_ns, task_parent, BtfPtr, KernelPtr,
+        read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, task_mnt_ns, task_parent,
+        BtfPtr, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -507,19 +507,19 @@ pub extern "C" fn rtguard_oom_adjust_target(file: u64, dentry: u64) -> u64 {
         return 0;
     };
     let (file, dentry) = (file as KernelPtr, dentry as KernelPtr);
-    if dentry_sb_magic(&off, dentry) != Some(PROC_SUPER_MAGIC) {
+    if dentry_sb_magic(off, dentry) != Some(PROC_SUPER_MAGIC) {
         return 0;
     }
     let mut name = [0u8; 16];
-    let Some(name_ptr) = dentry_name(&off, dentry) else {
+    let Some(name_ptr) = dentry_name(off, dentry) else {
         return 0;
     };
     match unsafe { bpf_probe_read_kernel_str_bytes(name_ptr, &mut name) } {
         Ok(name) if name == b"oom_score_adj" || name == b"oom_adj" => {}
         _ => return 0,
     }
-    file_inode(&off, file)
-        .and_then(|inode| proc_inode_task(&off, inode))
+    file_inode(off, file)
+        .and_then(|inode| proc_inode_task(off, inode))
         .map_or(0, |task| task as u64)
 }
 
@@ -540,7 +540,6 @@ pub extern "C" fn rtguard_cgroup_control(dentry: u64) -> u32 {
     let Some(off) = resolved_offsets() else {
         return NOT_CGROUP_CONTROL;
     };
-    let off = &off;
     let dentry = dentry as KernelPtr;
     if dentry_sb_magic(off, dentry) != Some(CGROUP2_SUPER_MAGIC) {
         return NOT_CGROUP_CONTROL;
@@ -576,7 +575,6 @@ pub extern "C" fn rtguard_cgroup_control(dentry: u64) -> u32 {
             package: NO_PACKAGE,
         },
         anchor: cgroup,
-        anchor_dentry: parent as u64,
     };
     let task = current_task();
     if rule_enforces(rule_id) {
@@ -728,21 +726,21 @@ pub extern "C" fn rtguard_rename_decide(
         return 0;
     };
     let (old_dir, new_dir) = if mode & RENAME_DIRS_ARE_PATHS != 0 {
-        let dentry = |path: u64| path_dentry(&off, path as KernelPtr).map_or(0, |d| d as u64);
+        let dentry = |path: u64| path_dentry(off, path as KernelPtr).map_or(0, |d| d as u64);
         (dentry(old_dir), dentry(new_dir))
     } else {
         (old_dir, new_dir)
     };
     let replace = old_dir != 0 && old_dir == new_dir && mode & RENAME_EXCHANGE == 0;
-    let verdict = decide(&off, FileOp::Rename, old as KernelPtr);
+    let verdict = decide(off, FileOp::Rename, old as KernelPtr);
     if verdict != 0 {
         return verdict;
     }
     // The target name usually does not exist yet (negative dentry): nothing to check.
     if replace {
-        decide_replacing(&off, FileOp::Replace, new as KernelPtr, old as KernelPtr)
+        decide_replacing(off, FileOp::Replace, new as KernelPtr, old as KernelPtr)
     } else {
-        decide(&off, FileOp::Rename, new as KernelPtr)
+        decide(off, FileOp::Rename, new as KernelPtr)
     }
 }
 
@@ -755,16 +753,16 @@ fn decide_setattr(off: &KernelOffsets, dentry: KernelPtr, attr: KernelPtr) -> i3
     }
 }
 
-/// The protection that applies, and where it was found: the anchor's identity and its
-/// dentry (the target's own, or the tree root's above it).
+/// The protection that applies, and where it was found: the anchor's identity (the
+/// target's own, or the tree root's above it).
 ///
 /// No depth: a walk that returned the level it stopped at would hand the verifier a
 /// different constant from each level, and it would check everything after the walk once
-/// per level. The event's names are collected up to the anchor's dentry instead.
+/// per level. The event's names are collected up to the anchor instead, found again by
+/// identity (a remembered tree root comes with no dentry).
 struct Match {
     protection: FileProtection,
     anchor: InodeKey,
-    anchor_dentry: u64,
 }
 
 #[inline(always)]
@@ -799,7 +797,6 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let off = &off;
     let Some(op) = FileOp::from_u32(op_bit) else {
         return 0;
     };
@@ -917,7 +914,6 @@ fn find_protection(
         let m = Match {
             protection: *p,
             anchor: target,
-            anchor_dentry: dentry as u64,
         };
         if p.denies(op) {
             return Some(Found::Denied(m));
@@ -929,11 +925,7 @@ fn find_protection(
                 .filter(|&d| d != dentry)
                 .and_then(|d| Some((d, dentry_key(off, d)?)));
             return Some(Found::Edit(match parent {
-                Some((d, key)) => Match {
-                    anchor: key,
-                    anchor_dentry: d as u64,
-                    ..m
-                },
+                Some((_, key)) => Match { anchor: key, ..m },
                 None => m,
             }));
         }
@@ -948,7 +940,6 @@ fn find_protection(
             return Some(Found::Denied(Match {
                 protection,
                 anchor: target,
-                anchor_dentry: dentry as u64,
             }))
         }
         TreeRoot::Not => {}
@@ -960,6 +951,12 @@ fn find_protection(
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
     let pending = match tree_cache::probe(off, parent, op) {
         Probe::Clear => return None,
+        // The tables changed since bump the policy epoch: a root no longer in the tree
+        // table has just been removed from it, and protects nothing.
+        Probe::Denied(anchor) => {
+            let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
+            return Some(Found::Denied(Match { protection, anchor }));
+        }
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,
     };
@@ -970,27 +967,29 @@ fn find_protection(
         match rtguard_tree_level(d, op.bit()) {
             WALK_CLEAR => {
                 if let Some(pending) = &pending {
-                    tree_cache::record(pending, op);
+                    tree_cache::record_clear(pending, op);
                 }
                 return None;
             }
             WALK_FAILED => return None,
             WALK_FOUND => {
                 let anchor = dentry_key(off, d as KernelPtr)?;
-                // Excluded by name is as stable as any other "no tree above": the same
-                // rename and policy epochs end it.
+                // The answer holds for everything in `parent` unless it hung on the
+                // target's own name: `parent` is the tree root, and the target's name
+                // may or may not be excluded. Other than that, excluded by name is as
+                // stable as any other "no tree above": the same epochs end it.
+                let pending = pending.as_ref().filter(|_| child != dentry as u64);
                 if rtguard_excluded_child(anchor.ino, anchor.dev, child) != 0 {
-                    if let Some(pending) = &pending {
-                        tree_cache::record(pending, op);
+                    if let Some(pending) = pending {
+                        tree_cache::record_clear(pending, op);
                     }
                     return None;
                 }
                 let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
-                return Some(Found::Denied(Match {
-                    protection,
-                    anchor,
-                    anchor_dentry: d,
-                }));
+                if let Some(pending) = pending {
+                    tree_cache::record_denied(pending, op, anchor);
+                }
+                return Some(Found::Denied(Match { protection, anchor }));
             }
             parent => {
                 child = d;
@@ -1034,6 +1033,8 @@ const WALK_END: u64 = 0;
 const WALK_WRITER: u64 = 1;
 /// Returned by `rtguard_trust_level`: the package manager, for an upgradable object.
 const WALK_PACKAGE_MANAGER: u64 = 2;
+/// Returned by `rtguard_name_level`: the dentry is the anchor (its name is not taken).
+const WALK_AT_ANCHOR: u64 = 1;
 
 // The walks below do one level per call and are global functions, so the verifier checks
 // each body once instead of once per unrolled iteration: a 32-level walk then costs the
@@ -1051,7 +1052,7 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
         return WALK_FAILED;
     };
     let d = dentry as KernelPtr;
-    let Some(key) = dentry_key(&off, d) else {
+    let Some(key) = dentry_key(off, d) else {
         return WALK_FAILED;
     };
     match tree_root(key, op_bit) {
@@ -1059,8 +1060,8 @@ pub extern "C" fn rtguard_tree_level(dentry: u64, op_bit: u32) -> u64 {
         TreeRoot::Denies(_) => return WALK_FOUND,
         TreeRoot::Not => {}
     }
-    match dentry_parent(&off, d) {
-        Some(parent) if parent == d && dentry_is_fs_root(&off, d) => WALK_CLEAR,
+    match dentry_parent(off, d) {
+        Some(parent) if parent == d && dentry_is_fs_root(off, d) => WALK_CLEAR,
         Some(parent) if parent == d => WALK_FAILED,
         Some(parent) => parent as u64,
         None => WALK_FAILED,
@@ -1076,7 +1077,7 @@ pub extern "C" fn rtguard_excluded_child(tree_ino: u64, tree_dev: u32, child: u6
         return 0;
     };
     let tree = InodeKey::new(tree_dev, tree_ino);
-    u32::from(child_lookup(&off, tree, child as KernelPtr, &EXCLUDED_CHILDREN).is_some())
+    u32::from(child_lookup(off, tree, child as KernelPtr, &EXCLUDED_CHILDREN).is_some())
 }
 
 /// How many times `child_lookup` builds its key when another task keeps overwriting it,
@@ -1100,9 +1101,8 @@ fn child_lookup<V: Copy>(
     let mut found = None;
     for _ in 0..CHILD_LOOKUP_ATTEMPTS {
         // SAFETY: an array map's value, valid for the program's run.
-        let stamp = unsafe { (*slot).stamp.wrapping_add(1) };
+        let stamp = unsafe { stamp_take(&raw mut (*slot).stamp) };
         let key = unsafe { &mut (*slot).key };
-        unsafe { (*slot).stamp = stamp };
         key.tree = dir;
         key.name = [0; EXCLUDED_NAME_LEN + 1];
         // A longer name fills the buffer without its end and matches no key, since keys
@@ -1111,9 +1111,7 @@ fn child_lookup<V: Copy>(
             return None;
         }
         found = unsafe { map.get(key) }.copied();
-        // The lookup is done before the stamp is read again, not after.
-        compiler_fence(Ordering::SeqCst);
-        if unsafe { core::ptr::read_volatile(&(*slot).stamp) } == stamp {
+        if unsafe { stamp_kept(&raw const (*slot).stamp, stamp) } {
             break;
         }
     }
@@ -1130,7 +1128,6 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let off = &off;
     let d = dentry as KernelPtr;
     let Some(parent) = dentry_parent(off, d) else {
         return 0;
@@ -1152,7 +1149,6 @@ pub extern "C" fn rtguard_name_decide(dentry: u64) -> i32 {
             package: NO_PACKAGE,
         },
         anchor: dir,
-        anchor_dentry: parent as u64,
     };
     let task = current_task();
     if rule_enforces(rule_id) {
@@ -1174,7 +1170,7 @@ pub extern "C" fn rtguard_trust_level(task: u64, rule_id: u32, package_manager: 
         return WALK_END;
     };
     let t = task as KernelPtr;
-    if let Some(exe) = task_exe(&off, t) {
+    if let Some(exe) = task_exe(off, t) {
         if package_manager != 0
             && unsafe { TRUSTED_EXES.get(TrustKey::new(exe, TRUST_PACKAGE_MANAGER)) }.is_some()
         {
@@ -1184,7 +1180,7 @@ pub extern "C" fn rtguard_trust_level(task: u64, rule_id: u32, package_manager: 
             return WALK_WRITER;
         }
     }
-    match task_parent(&off, t) {
+    match task_parent(off, t) {
         Some(parent) if parent != t => parent as u64,
         _ => WALK_END,
     }
@@ -1225,13 +1221,23 @@ fn trust(task: KernelPtr, rule_id: u32, flags: u32) -> Trust {
 }
 
 /// Copies the dentry's name into the event scratch slot `slot` and returns its parent
-/// (`WALK_END` if there is none).
+/// (`WALK_END` if there is none), or `WALK_AT_ANCHOR` if the dentry is the anchor
+/// `(anchor_ino, anchor_dev)`. Directories have one dentry each, so the identity finds it.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn rtguard_name_level(dentry: u64, slot: u32) -> u64 {
+pub extern "C" fn rtguard_name_level(
+    dentry: u64,
+    slot: u32,
+    anchor_ino: u64,
+    anchor_dev: u32,
+) -> u64 {
     let Some(off) = resolved_offsets() else {
         return WALK_END;
     };
+    let d = dentry as KernelPtr;
+    if matches!(dentry_key(off, d), Some(k) if k.ino == anchor_ino && k.dev == anchor_dev) {
+        return WALK_AT_ANCHOR;
+    }
     let Some(ev) = EVENT_SCRATCH.get_ptr_mut(0) else {
         return WALK_END;
     };
@@ -1239,14 +1245,13 @@ pub extern "C" fn rtguard_name_level(dentry: u64, slot: u32) -> u64 {
     // two); callers pass slots below it. An `if slot >= N` check alone would be folded
     // into the index arithmetic and lost.
     let index = slot as usize & (EVENT_PATH_COMPONENTS - 1);
-    let d = dentry as KernelPtr;
     let name_slot: &mut [u8; EVENT_NAME_LEN] = unsafe { &mut (*ev).names[index] };
-    if let Some(name) = dentry_name(&off, d) {
+    if let Some(name) = dentry_name(off, d) {
         if unsafe { bpf_probe_read_kernel_str_bytes(name, name_slot) }.is_err() {
             name_slot[0] = 0;
         }
     }
-    match dentry_parent(&off, d) {
+    match dentry_parent(off, d) {
         Some(parent) if parent != d => parent as u64,
         _ => WALK_END,
     }
@@ -1281,18 +1286,21 @@ fn report(
             (*ev).names[slot][0] = 0;
         }
     }
-    // Names from the target up to (not including) the tree root that matched.
+    // Names from the target up to (not including) the anchor that matched.
     let mut d = dentry as u64;
     let mut count = 0u32;
     for slot in 0..EVENT_PATH_COMPONENTS as u32 {
-        if d == m.anchor_dentry || d == WALK_END {
+        if d == WALK_END {
             break;
         }
-        d = rtguard_name_level(d, slot);
+        d = rtguard_name_level(d, slot, m.anchor.ino, m.anchor.dev);
+        if d == WALK_AT_ANCHOR {
+            break;
+        }
         count += 1;
     }
-    // Every slot used and the tree root still above: the path is cut short.
-    let truncated = d != m.anchor_dentry && d != WALK_END;
+    // Every slot used and the anchor still above: the path is cut short.
+    let truncated = d != WALK_AT_ANCHOR && d != WALK_END;
     unsafe {
         (*ev).name_count = count;
         (*ev).flags = if truncated { EVENT_PATH_TRUNCATED } else { 0 };

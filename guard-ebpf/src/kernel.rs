@@ -11,7 +11,10 @@ use aya_ebpf::{
     },
     EbpfContext,
 };
-use core::ffi::c_void;
+use core::{
+    ffi::c_void,
+    sync::atomic::{compiler_fence, Ordering},
+};
 use guard_common::{
     event::{ActorCmdline, EventHeader, EventKind, ACTOR_CMDLINE_LEN, CMDLINE_TRUNCATED},
     fs_layout::BTRFS_SUPER_MAGIC,
@@ -38,9 +41,8 @@ pub fn read_ptr(base: KernelPtr, offset: u32) -> Option<KernelPtr> {
 }
 
 /// The offsets, or `None` if the loader never filled them (the programs then do nothing).
-/// A copy of the whole block: the fast path reads single fields with [`offset!`] instead.
 #[inline(always)]
-pub fn resolved_offsets() -> Option<KernelOffsets> {
+pub fn resolved_offsets() -> Option<&'static KernelOffsets> {
     let off = offsets();
     off.is_resolved().then_some(off)
 }
@@ -306,8 +308,8 @@ pub extern "C" fn rtguard_task_terminal(task: u64) -> u64 {
         return 0;
     };
     let task = task as KernelPtr;
-    let mnt_ns = task_mnt_ns(&off, task).unwrap_or(0);
-    u64::from(mnt_ns) << 32 | u64::from(task_tty(&off, task))
+    let mnt_ns = task_mnt_ns(off, task).unwrap_or(0);
+    u64::from(mnt_ns) << 32 | u64::from(task_tty(off, task))
 }
 
 /// What `task`'s thread group does with signal `sig` (1 to 64):
@@ -497,3 +499,34 @@ pub fn atomic_add(counter: *mut u64, n: u64) {
 pub fn verifier_bound<const N: usize>(i: usize) -> usize {
     unsafe { core::ptr::read_volatile(&i) & (N - 1) }
 }
+
+/// Takes a per-CPU scratch slot by bumping its stamp; returns the stamp now held (never
+/// 0, and positive as an `i32`).
+///
+/// BPF LSM programs run with migration, not preemption, disabled. On a preemptible kernel
+/// another task can run a program on this CPU while one is preempted, and fill the same
+/// per-CPU slot. So whoever fills a slot takes a stamp first, and after using what it
+/// wrote there checks with [`stamp_kept`] that the slot is still its own.
+///
+/// # Safety
+/// `stamp` points into a map value, valid for the program's run.
+#[inline(always)]
+pub unsafe fn stamp_take(stamp: *mut u32) -> u32 {
+    let taken = (unsafe { *stamp }.wrapping_add(1) & STAMP_MASK).max(1);
+    unsafe { *stamp = taken };
+    taken
+}
+
+/// Whether the slot still holds the stamp `taken` from [`stamp_take`]: no other task
+/// filled it since. Whatever was read from the slot is read before the stamp, not after.
+///
+/// # Safety
+/// As for [`stamp_take`].
+#[inline(always)]
+pub unsafe fn stamp_kept(stamp: *const u32, taken: u32) -> bool {
+    compiler_fence(Ordering::SeqCst);
+    (unsafe { core::ptr::read_volatile(stamp) }) == taken
+}
+
+/// Stamps stay positive as an `i32` return value.
+const STAMP_MASK: u32 = 0x3fff_ffff;

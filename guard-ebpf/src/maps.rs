@@ -125,11 +125,13 @@ pub static GUARD_CONFIG: GuardConfig = GuardConfig {
     runtime_mnt_ns: 0,
 };
 
-/// Reads a load-time global. The volatile read keeps the compiler from folding the
-/// placeholder value in; the loader rewrites the .rodata bytes before load.
+/// The load-time offsets block. The loader rewrites its .rodata bytes before load, so the
+/// compiler must not fold the all-zero placeholder into the code: the reference passes
+/// through `black_box`, after which only the fields a caller reads are loaded. (A
+/// volatile read of the whole block, as before, loaded all of its fields on every call.)
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    core::hint::black_box(&OFFSETS)
 }
 
 /// Whether a rule's matches are denied: the rule says enforce and the guard is not

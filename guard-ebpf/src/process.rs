@@ -94,7 +94,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
         return 0;
     };
     let target = target as KernelPtr;
-    let Some(target_exe) = task_exe(&off, target) else {
+    let Some(target_exe) = task_exe(off, target) else {
         return 0;
     };
     let Some(p) = (unsafe { PROTECTED_PROCESSES.get(target_exe) }).copied() else {
@@ -108,7 +108,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     } else if op == OP_OOM_ADJUST {
         ProcessReason::OomAdjust
     } else {
-        match p.refusal(op, task_disposition(&off, target, op)) {
+        match p.refusal(op, task_disposition(off, target, op)) {
             Some(reason) => reason,
             None => return 0,
         }
@@ -116,10 +116,10 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
     let task = current_task();
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // pid 1 supervises everything; a process may signal itself (its own shutdown path).
-    if tgid == 1 || task_tgid(&off, target) == Some(tgid) {
+    if tgid == 1 || task_tgid(off, target) == Some(tgid) {
         return 0;
     }
-    let actor_exe = task_exe(&off, task).unwrap_or_default();
+    let actor_exe = task_exe(off, task).unwrap_or_default();
     if unsafe { TRUSTED_EXES.get(TrustKey::new(actor_exe, p.rule_id)) }.is_some() {
         return 0;
     }
@@ -139,13 +139,13 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
             (*ev).target_exe = target_exe;
             (*ev).rule_id = p.rule_id;
             (*ev).signal = if op > MAX_SIGNAL { 0 } else { op };
-            (*ev).target_pid = task_tgid(&off, target).unwrap_or(0);
+            (*ev).target_pid = task_tgid(off, target).unwrap_or(0);
             (*ev).reason = reason as u32;
             fill_header(
                 &mut (*ev).header,
                 EventKind::Process,
                 decision,
-                &off,
+                off,
                 task,
                 actor_exe,
             );
@@ -156,7 +156,7 @@ pub extern "C" fn rtguard_process_decide(target: u64, op: u32) -> i32 {
                     .cast::<[u8; 16]>(),
             )
             .unwrap_or_default();
-            current_cmdline(&off, task, &mut (*ev).cmdline);
+            current_cmdline(off, task, &mut (*ev).cmdline);
         }
         if EVENTS.output::<ProcessEvent>(unsafe { &*ev }, 0).is_err() {
             count_dropped_event();

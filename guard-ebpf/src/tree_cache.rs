@@ -11,8 +11,14 @@
 //! - the *policy epoch*, bumped by userspace after it changes the tree tables. Zero means
 //!   the cache is off: userspace turns it on once `vfs_rename_done` is attached.
 //!
-//! Only "no tree denies this operation here" is cached. A walk that finds a tree runs
-//! again every time, so what is protected is always decided by the tables themselves.
+//! Both answers are kept: "no tree denies this operation here", and "the tree rooted at T
+//! denies it". A remembered root is looked up in the tree table again each time, so a
+//! tree that is gone is not applied; one that is added bumps the policy epoch.
+//!
+//! An answer is remembered only where it depends on the directory alone. A name-based
+//! exclusion directly below the tree root depends on the target's own name when the
+//! directory *is* the tree root, so no answer is kept for it there (see
+//! `file::find_protection`).
 
 use aya_ebpf::{
     macros::{fexit, map},
@@ -75,13 +81,16 @@ fn epoch(slot: u32) -> Option<u64> {
 pub struct Pending {
     key: TreeCacheKey,
     epochs: Epochs,
-    clear_ops: u32,
+    /// The entry as it stands, if it is of these epochs (else all empty).
+    known: TreeCacheEntry,
 }
 
 pub enum Probe {
     /// No tree above the directory denies the operation.
     Clear,
-    /// Walk, then [`record`] the answer if nothing was found.
+    /// The tree rooted here denies the operation for everything below the directory.
+    Denied(InodeKey),
+    /// Walk, then [`record_clear`] or [`record_denied`] the answer.
     Miss(Pending),
     /// The cache is off, or this directory cannot be cached: walk.
     Uncached,
@@ -131,30 +140,61 @@ fn probe_key(dir_key: InodeKey, generation: u32, epochs: Epochs, op: FileOp) -> 
         dev: dir_key.dev,
         generation,
     };
-    let mut clear_ops = 0;
+    let mut known = TreeCacheEntry::default();
     if let Some(entry) = unsafe { TREE_CACHE.get(key) } {
         if epochs.stamped(entry) {
             if entry.clear_ops & op.bit() != 0 {
                 return Probe::Clear;
             }
-            clear_ops = entry.clear_ops;
+            if entry.denied_ops & op.bit() != 0 {
+                return Probe::Denied(entry.tree);
+            }
+            known = *entry;
         }
     }
-    Probe::Miss(Pending {
-        key,
-        epochs,
-        clear_ops,
-    })
+    Probe::Miss(Pending { key, epochs, known })
 }
 
 /// Records that the walk from the directory found nothing that denies `op`.
 #[inline(always)]
-pub fn record(pending: &Pending, op: FileOp) {
+pub fn record_clear(pending: &Pending, op: FileOp) {
+    let known = &pending.known;
+    store(
+        pending,
+        TreeCacheEntry {
+            clear_ops: known.clear_ops | op.bit(),
+            ..*known
+        },
+    );
+}
+
+/// Records that the walk from the directory found the tree rooted at `tree` denying `op`.
+/// An entry holds one tree: finding another (nested trees that deny different
+/// operations) replaces what was known of the first.
+#[inline(always)]
+pub fn record_denied(pending: &Pending, op: FileOp, tree: InodeKey) {
+    let known = &pending.known;
+    let denied_ops = if known.tree == tree {
+        known.denied_ops | op.bit()
+    } else {
+        op.bit()
+    };
+    store(
+        pending,
+        TreeCacheEntry {
+            denied_ops,
+            tree,
+            ..*known
+        },
+    );
+}
+
+#[inline(always)]
+fn store(pending: &Pending, entry: TreeCacheEntry) {
     let entry = TreeCacheEntry {
         rename_epoch: pending.epochs.rename,
         policy_epoch: pending.epochs.policy,
-        clear_ops: pending.clear_ops | op.bit(),
-        _pad: 0,
+        ..entry
     };
     // A full map evicts its least recently used entry; a failed insert costs a walk.
     let _ = TREE_CACHE.insert(pending.key, entry, 0);

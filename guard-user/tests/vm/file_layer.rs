@@ -348,6 +348,106 @@ fn a_directory_moved_into_a_tree_is_protected_at_once() {
     expect_denied(&format!("mv {tree}/moved {}/moved", install.p("outside")));
 }
 
+/// The guard also remembers which tree a directory is in, and directories an exclusion by
+/// name cleared. Each remembered answer is the walk's own, and gives way as soon as the
+/// walk would answer otherwise:
+/// - an exclusion by name directly below the tree root decides for that name only: work in
+///   an excluded directory (or file) created after the start must not open the root's
+///   other entries;
+/// - records made from a remembered tree root still name the file by its path;
+/// - a directory the trusted writer moves out of the tree is unprotected at the next
+///   operation, and protected again once moved back in;
+/// - a tree dropped from the policy protects nothing after the reload.
+#[test]
+fn the_tree_walk_cache_answers_as_the_walk_would() {
+    let scratch = tempfile::tempdir_in("/tmp").unwrap();
+    let s = scratch.path();
+    let tree = s.join("data");
+    for d in ["keep", "work/sub"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    for f in ["keep.txt", "work/sub/f1", "work/sub/f2", "work/sub/f3"] {
+        std::fs::write(tree.join(f), b"kept\n").unwrap();
+    }
+    let writer = s.join("writer");
+    std::fs::copy("/bin/sh", &writer).unwrap();
+    let policy = s.join("policy.toml");
+    let policy_with = |trees: &str| {
+        format!(
+            "environment = \"test\"\nmode = \"enforce\"\n\n\
+             [[paths]]\nname = \"writer\"\npaths = [\"{w}\"]\n\n{trees}",
+            w = writer.display()
+        )
+    };
+    std::fs::write(
+        &policy,
+        policy_with(&format!(
+            "[[trees]]\nname = \"data\"\npaths = [\"{t}\"]\n\
+             trusted_writers = [\"{w}\"]\nexclude = [\"{t}/scratch\"]\n",
+            t = tree.display(),
+            w = writer.display()
+        )),
+    )
+    .unwrap();
+    let audit = s.join("audit.jsonl");
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let t = tree.display();
+
+    // Excluded by name, as a directory and as a file, each created after the start: every
+    // operation on it passes, and each is followed by the same operation on a protected
+    // neighbour in the same directory, the tree root.
+    expect_allowed(&format!(
+        "mkdir {t}/scratch && echo x > {t}/scratch/f && rm {t}/scratch/f && rmdir {t}/scratch"
+    ));
+    expect_denied(&format!("rmdir {t}/keep"));
+    expect_allowed(&format!("echo x > {t}/scratch"));
+    expect_denied(&format!(": > {t}/keep.txt"));
+    expect_allowed(&format!("rm {t}/scratch"));
+    expect_denied(&format!("rm -f {t}/keep.txt"));
+    assert!(tree.join("keep").is_dir());
+    assert_eq!(std::fs::read(tree.join("keep.txt")).unwrap(), b"kept\n");
+
+    // Two refusals in one directory: the first walks, the second is answered from what
+    // the first found. Both records name the file by its path.
+    expect_denied(&format!("rm -f {t}/work/sub/f1"));
+    expect_denied(&format!("rm -f {t}/work/sub/f2"));
+    let records = std::fs::read_to_string(&audit).unwrap();
+    for f in ["f1", "f2"] {
+        let path = format!("{t}/work/sub/{f}");
+        assert!(
+            records
+                .lines()
+                .any(|l| l.contains(r#""decision":"blocked""#)
+                    && l.contains(&format!(r#""path":"{path}""#))),
+            "no record for {path}:\n{records}"
+        );
+    }
+
+    // Out of the tree with the writer's hand, and back in with anyone's.
+    let outside = s.join("outside");
+    let o = outside.display();
+    expect_allowed(&format!("{} -c 'mv {t}/work {o}'", writer.display()));
+    expect_allowed(&format!("rm {o}/sub/f1"));
+    expect_allowed(&format!("mv {o} {t}/work"));
+    expect_denied(&format!("rm -f {t}/work/sub/f2"));
+    assert_eq!(std::fs::read(tree.join("work/sub/f2")).unwrap(), b"kept\n");
+
+    // The tree leaves the policy: after the reload its files are anyone's.
+    std::fs::write(&policy, policy_with("")).unwrap();
+    guard.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("the dropped tree is unprotected", || {
+        sh(&format!("rm -f {t}/work/sub/f2")).status.success()
+    });
+    expect_allowed(&format!("rm {t}/work/sub/f3 && rmdir {t}/keep"));
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// A record names a file below a tree root by its path: the root's, then the names the
 /// kernel collected on its way up. A file deeper than the kernel collects names for is
 /// marked as cut short, and its path still ends in the file's own name.

@@ -275,10 +275,10 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         );
         let _ = writeln!(
             md,
-            "- The file layer remembers directories with no protected tree above them (the \
-             tree-walk cache), so the walk runs once per directory, not once per operation. \
-             Each run with rtguard starts a new daemon, with an empty cache, and pays for \
-             filling it."
+            "- The file layer remembers, per directory, what the walk up to a tree root found \
+             (no tree, or the tree's root: the tree-walk cache), so the walk runs once per \
+             directory, not once per operation. Each run with rtguard starts a new daemon, \
+             with an empty cache, and pays for filling it."
         );
         let _ = writeln!(
             md,
