@@ -951,12 +951,15 @@ fn find_protection(
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
     let pending = match tree_cache::probe(off, parent, op) {
         Probe::Clear => return None,
-        // The tables changed since bump the policy epoch: a root no longer in the tree
-        // table has just been removed from it, and protects nothing.
-        Probe::Denied(anchor) => {
-            let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
-            return Some(Found::Denied(Match { protection, anchor }));
-        }
+        // Still a root that denies the operation: the walk would stop there too. Anything
+        // else means the tables are changing and the policy epoch is about to move on;
+        // until then the walk decides.
+        Probe::Denied(anchor) => match tree_root(anchor, op.bit()) {
+            TreeRoot::Denies(protection) => {
+                return Some(Found::Denied(Match { protection, anchor }))
+            }
+            _ => None,
+        },
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,
     };

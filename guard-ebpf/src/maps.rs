@@ -126,12 +126,14 @@ pub static GUARD_CONFIG: GuardConfig = GuardConfig {
 };
 
 /// The load-time offsets block. The loader rewrites its .rodata bytes before load, so the
-/// compiler must not fold the all-zero placeholder into the code: the reference passes
-/// through `black_box`, after which only the fields a caller reads are loaded. (A
-/// volatile read of the whole block, as before, loaded all of its fields on every call.)
+/// compiler must not fold the all-zero placeholder into the code: the reference itself is
+/// read through a volatile load, after which the compiler cannot tell what it points to,
+/// and only the fields a caller uses are loaded. (A volatile read of the whole block
+/// loaded all of its fields on every call.)
 #[inline(always)]
 pub fn offsets() -> &'static KernelOffsets {
-    core::hint::black_box(&OFFSETS)
+    let block: &'static KernelOffsets = &OFFSETS;
+    unsafe { core::ptr::read_volatile(&block) }
 }
 
 /// Whether a rule's matches are denied: the rule says enforce and the guard is not
