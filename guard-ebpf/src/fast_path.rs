@@ -1,25 +1,32 @@
 //! The file layer's fast path: almost every file operation touches nothing protected, and
 //! this answers that in the hook itself, by direct loads through the hook's BTF-typed
-//! arguments and as few lookups as the answer needs. It only ever says "not protected",
-//! and only where `rtguard_file_decide` (or `rtguard_name_decide`) would return 0 without
-//! reporting anything; everything else, and whatever it cannot read, goes to the full
-//! decision, which decides as before.
+//! arguments and as few lookups as the answer needs. It only ever says "allowed", and
+//! only where `rtguard_file_decide` (or `rtguard_name_decide`) would return 0 without
+//! reporting anything: nothing protected, or a tree's trusted writer at work in it.
+//! Everything else, and whatever it cannot read, goes to the full decision, which decides
+//! as before.
 
-use guard_common::FileOp;
+use aya_ebpf::helpers::generated::bpf_get_current_task_btf;
+use guard_common::{
+    file::{FILE_TREE_EXCLUDED, FILE_UPGRADABLE, TRUST_PACKAGE_MANAGER},
+    FileOp, TrustKey,
+};
 
 use crate::{
     kernel::{btf_inode_key, offset, BtfPtr},
-    maps::{NAME_DIRECTORIES, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES},
-    tree_cache,
+    maps::{NAME_DIRECTORIES, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES},
+    tree_cache::{self, Remembered},
 };
 
 /// True when the full decision for `op` on `dentry` is certainly "allowed, nothing to
-/// report": the same steps as `find_protection`, in its order, stopping where it would
-/// allow:
+/// report": the same steps as `find_protection` and `rtguard_file_decide`, in their
+/// order, stopping where they would allow:
 /// - a negative dentry has no identity;
 /// - the object itself is not protected (no entry by identity: this covers hard links);
 /// - its filesystem holds no tree root, or it roots no tree itself and the tree-walk cache
-///   remembers its directory as having no tree above that denies `op`.
+///   remembers its directory as having no tree above that denies `op`, or
+/// - remembers the tree above, and the acting task is that tree's trusted writer
+///   ([`writes_in_tree`]).
 ///
 /// btrfs identities (subvolume devices), a dentry that is its own parent and anything the
 /// cache does not remember go to the full decision.
@@ -53,7 +60,49 @@ pub fn surely_unprotected(dentry: BtfPtr, op: FileOp) -> bool {
     if parent.is_null() || parent == dentry {
         return false;
     }
-    tree_cache::remembers_clear(parent, op)
+    match tree_cache::remembered(parent, op) {
+        Remembered::Clear => true,
+        Remembered::Denied(tree) => writes_in_tree(tree, op),
+        Remembered::Unknown => false,
+    }
+}
+
+/// True when the tree rooted at `tree` still denies `op` (as the walk's `tree_root` has
+/// it) and the current task runs an executable trusted for the tree's rule: the full
+/// decision's `Trust::Writer`, which allows without a report. Only the task itself, as
+/// the trust walk's first level sees it, and never the package manager on an object it
+/// could upgrade (that walk answers `Trust::PackageManager` first, which may report). A
+/// command the writer starts is found by the full decision's walk over its ancestors.
+#[inline(always)]
+fn writes_in_tree(tree: guard_common::InodeKey, op: FileOp) -> bool {
+    let Some(protection) = (unsafe { PROTECTED_TREES.get(tree) }) else {
+        return false;
+    };
+    if protection.flags & FILE_TREE_EXCLUDED != 0 || protection.ops & op.bit() == 0 {
+        return false;
+    }
+    // The task as the verifier types it, so each step below is one load.
+    let task = BtfPtr::from_btf(unsafe { bpf_get_current_task_btf() }.cast());
+    if task.is_null() {
+        return false;
+    }
+    let mm = task.ptr(offset!(task_mm));
+    if mm.is_null() {
+        return false;
+    }
+    let exe_file = mm.ptr(offset!(mm_exe_file));
+    if exe_file.is_null() {
+        return false;
+    }
+    let Some(exe) = btf_inode_key(exe_file.ptr(offset!(file_f_inode))) else {
+        return false;
+    };
+    if protection.flags & FILE_UPGRADABLE != 0
+        && unsafe { TRUSTED_EXES.get(TrustKey::new(exe, TRUST_PACKAGE_MANAGER)) }.is_some()
+    {
+        return false;
+    }
+    unsafe { TRUSTED_EXES.get(TrustKey::new(exe, protection.rule_id)) }.is_some()
 }
 
 /// True when `rmdir` of `dentry` cannot remove anything: it is not a directory, so the

@@ -78,6 +78,12 @@ impl BtfPtr {
         Self(unsafe { core::ptr::read_volatile(slot) })
     }
 
+    /// A pointer a helper returned typed (`bpf_get_current_task_btf`).
+    #[inline(always)]
+    pub fn from_btf(ptr: *const u8) -> Self {
+        Self(ptr)
+    }
+
     #[inline(always)]
     pub fn is_null(self) -> bool {
         self.0.is_null()

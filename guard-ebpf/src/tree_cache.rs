@@ -113,19 +113,33 @@ pub fn probe(off: &KernelOffsets, dir: KernelPtr, op: FileOp) -> Probe {
     probe_key(dir_key, generation, epochs, op)
 }
 
-/// [`probe`] for the fast path: the directory's identity by direct loads. True only for
-/// [`Probe::Clear`]; btrfs directories are left to [`probe`].
+/// What [`remembered`] knows of a directory.
+pub enum Remembered {
+    /// No tree above the directory denies the operation.
+    Clear,
+    /// The tree rooted here denies it.
+    Denied(InodeKey),
+    /// Nothing: the full decision walks.
+    Unknown,
+}
+
+/// [`probe`] for the fast path: the directory's identity by direct loads; btrfs
+/// directories are left to [`probe`].
 #[inline(always)]
-pub fn remembers_clear(dir: BtfPtr, op: FileOp) -> bool {
+pub fn remembered(dir: BtfPtr, op: FileOp) -> Remembered {
     let Some(epochs) = Epochs::now() else {
-        return false;
+        return Remembered::Unknown;
     };
     let inode = dir.ptr(offset!(dentry_d_inode));
     let Some(dir_key) = btf_inode_key(inode) else {
-        return false;
+        return Remembered::Unknown;
     };
     let generation: u32 = inode.load(offset!(inode_i_generation));
-    matches!(probe_key(dir_key, generation, epochs, op), Probe::Clear)
+    match probe_key(dir_key, generation, epochs, op) {
+        Probe::Clear => Remembered::Clear,
+        Probe::Denied(tree) => Remembered::Denied(tree),
+        Probe::Miss(_) | Probe::Uncached => Remembered::Unknown,
+    }
 }
 
 #[inline(always)]

@@ -1,8 +1,8 @@
-//! The file layer's fast path: the common case ("not protected") decided in the hook, with
-//! the full decision only for what could be protected. Every case here first makes the
-//! guard remember the directories involved as holding no tree (an unprotected operation
-//! of the same kind in each), so that the fast path, not the walk, answers first; a fast
-//! path that said "not protected" where the full decision refuses lets the case through.
+//! The file layer's fast path: the common case ("not protected", or a tree's trusted
+//! writer at work in it) decided in the hook, with the full decision only for what could
+//! be refused. Every case here first makes the guard remember the directories involved
+//! (an operation of the same kind in each), so that the fast path, not the walk, answers
+//! first; a fast path that allowed what the full decision refuses lets the case through.
 
 use crate::common::*;
 
@@ -111,6 +111,23 @@ fn the_fast_path_never_allows_what_the_full_decision_refuses() {
     ));
     assert_eq!(std::fs::read(&state).unwrap(), b"stopped\n");
     expect_denied(&format!("rm -f {state}"));
+
+    // Now the cache remembers `io` as in the tree. The writer's own writes there are
+    // answered in the hook; the commands it starts, by the full decision's walk over
+    // their ancestors. Everyone else in the same directory is still refused.
+    let w = i.p("tools/writer");
+    let io = i.p("lib/containerd/io");
+    expect_allowed(&format!("{w} -c 'echo a > {io}/new; echo b >> {io}/new'"));
+    expect_allowed(&format!(
+        "{w} -c 'echo x > {io}/w1 && mv {io}/w1 {io}/w2 && rm {io}/w2'"
+    ));
+    for op in [": >", "rm -f", "chmod 000"] {
+        expect_denied(&format!("{op} {io}/new"));
+    }
+    expect_denied(&format!("mv {io}/new {io}/new2"));
+    assert_eq!(std::fs::read(format!("{io}/new")).unwrap(), b"a\nb\n");
+    expect_denied(&format!("rm -f {state}"));
+    assert_eq!(std::fs::read(&state).unwrap(), b"stopped\n");
 
     // And ordinary work in the remembered directories still passes.
     for dir in [".", "bin", "lib", "outside"] {
