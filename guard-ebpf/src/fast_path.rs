@@ -8,8 +8,8 @@
 
 use aya_ebpf::helpers::generated::bpf_get_current_task_btf;
 use guard_common::{
-    file::{FILE_TREE_EXCLUDED, FILE_UPGRADABLE, TRUST_PACKAGE_MANAGER},
-    FileOp, TrustKey,
+    file::{FILE_UPGRADABLE, TRUST_PACKAGE_MANAGER},
+    FileOp, FileProtection, TrustKey,
 };
 
 use crate::{
@@ -62,25 +62,19 @@ pub fn surely_unprotected(dentry: BtfPtr, op: FileOp) -> bool {
     }
     match tree_cache::remembered(parent, op) {
         Remembered::Clear => true,
-        Remembered::Denied(tree) => writes_in_tree(tree, op),
+        Remembered::Denied(protection) => writes_in_tree(&protection),
         Remembered::Unknown => false,
     }
 }
 
-/// True when the tree rooted at `tree` still denies `op` (as the walk's `tree_root` has
-/// it) and the current task runs an executable trusted for the tree's rule: the full
+/// True when the current task runs an executable trusted for the rule of the tree
+/// `protection` (remembered above the target, and still denying the operation): the full
 /// decision's `Trust::Writer`, which allows without a report. Only the task itself, as
 /// the trust walk's first level sees it, and never the package manager on an object it
 /// could upgrade (that walk answers `Trust::PackageManager` first, which may report). A
 /// command the writer starts is found by the full decision's walk over its ancestors.
 #[inline(always)]
-fn writes_in_tree(tree: guard_common::InodeKey, op: FileOp) -> bool {
-    let Some(protection) = (unsafe { PROTECTED_TREES.get(tree) }) else {
-        return false;
-    };
-    if protection.flags & FILE_TREE_EXCLUDED != 0 || protection.ops & op.bit() == 0 {
-        return false;
-    }
+fn writes_in_tree(protection: &FileProtection) -> bool {
     // The task as the verifier types it, so each step below is one load.
     let task = BtfPtr::from_btf(unsafe { bpf_get_current_task_btf() }.cast());
     if task.is_null() {

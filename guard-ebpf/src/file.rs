@@ -19,8 +19,8 @@ use guard_common::{
     event::{EventKind, EVENT_NAME_LEN, EVENT_PATH_COMPONENTS, EVENT_PATH_TRUNCATED},
     file::{
         ExcludedChildKey, UpgradeKey, EXCLUDED_NAME_LEN, FILE_EDITABLE, FILE_PACKAGE_RECORD,
-        FILE_REMOVABLE, FILE_TREE_EXCLUDED, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY,
-        NO_PACKAGE, OPS_EDIT, TRUST_PACKAGE_MANAGER,
+        FILE_REMOVABLE, FILE_UPGRADABLE, MAX_TREE_DEPTH, MAX_TRUST_ANCESTRY, NO_PACKAGE, OPS_EDIT,
+        TRUST_PACKAGE_MANAGER,
     },
     process::OP_OOM_ADJUST,
     Decision, FileEvent, FileOp, FileProtection, InodeKey, KernelOffsets, TrustKey,
@@ -42,7 +42,7 @@ use crate::{
         PROTECTED_NAMES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES, UPGRADES,
     },
     process::{rtguard_process_decide, PROTECTED_CGROUPS},
-    tree_cache::{self, Probe},
+    tree_cache::{self, tree_root, Probe, TreeRoot},
 };
 
 /// `FMODE_WRITE` in `file->f_mode` (include/linux/fs.h; stable since 2.6).
@@ -812,10 +812,7 @@ pub extern "C" fn rtguard_file_decide(op_bit: u32, dentry: u64, incoming: u64) -
             // (gone from this name, or kept by dpkg as `*.dpkg-old`) loses it; userspace
             // resolves again after this event and comes to the same tables.
             if op == FileOp::Replace {
-                if let Some(key) = dentry_key(off, incoming as KernelPtr) {
-                    let _ = PROTECTED_INODES.insert(key, m.protection, 0);
-                    let _ = PROTECTED_INODES.remove(target);
-                }
+                move_protection(off, &m.protection, target, incoming as KernelPtr);
             }
             report(off, op, Decision::AllowedEdit, target, &m, dentry, task);
             return 0;
@@ -875,10 +872,7 @@ fn package_manager_may(
                 let _ = UPGRADES.insert(upgrade, 1u8, 0);
             }
             if m.anchor == target {
-                if let Some(new) = dentry_key(off, incoming) {
-                    let _ = PROTECTED_INODES.insert(new, *p, 0);
-                    let _ = PROTECTED_INODES.remove(target);
-                }
+                move_protection(off, p, target, incoming);
             }
             true
         }
@@ -888,6 +882,22 @@ fn package_manager_may(
                 || (p.package != NO_PACKAGE && unsafe { UPGRADES.get(upgrade) }.is_some())
         }
         _ => true,
+    }
+}
+
+/// A file renamed over a protected object takes its protection at once, and the object
+/// replaced (gone from its name, or kept as `*.dpkg-tmp` / `*.dpkg-old`) loses it;
+/// userspace resolves again after the event and comes to the same tables.
+#[inline(always)]
+fn move_protection(
+    off: &KernelOffsets,
+    protection: &FileProtection,
+    target: InodeKey,
+    incoming: KernelPtr,
+) {
+    if let Some(new) = dentry_key(off, incoming) {
+        let _ = PROTECTED_INODES.insert(new, *protection, 0);
+        let _ = PROTECTED_INODES.remove(target);
     }
 }
 
@@ -923,9 +933,9 @@ fn find_protection(
             // which userspace's tables learn only when it resolves again.
             let parent = dentry_parent(off, dentry)
                 .filter(|&d| d != dentry)
-                .and_then(|d| Some((d, dentry_key(off, d)?)));
+                .and_then(|d| dentry_key(off, d));
             return Some(Found::Edit(match parent {
-                Some((_, key)) => Match { anchor: key, ..m },
+                Some(key) => Match { anchor: key, ..m },
                 None => m,
             }));
         }
@@ -951,15 +961,9 @@ fn find_protection(
     let parent = dentry_parent(off, dentry).filter(|&p| p != dentry)?;
     let pending = match tree_cache::probe(off, parent, op) {
         Probe::Clear => return None,
-        // Still a root that denies the operation: the walk would stop there too. Anything
-        // else means the tables are changing and the policy epoch is about to move on;
-        // until then the walk decides.
-        Probe::Denied(anchor) => match tree_root(anchor, op.bit()) {
-            TreeRoot::Denies(protection) => {
-                return Some(Found::Denied(Match { protection, anchor }))
-            }
-            _ => None,
-        },
+        Probe::Denied(anchor, protection) => {
+            return Some(Found::Denied(Match { protection, anchor }))
+        }
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,
     };
@@ -1002,25 +1006,6 @@ fn find_protection(
     }
     // Deeper than the walk goes: nothing found, and nothing learnt.
     None
-}
-
-/// What the tree table says of one directory, for one operation.
-enum TreeRoot {
-    /// It roots an excluded subtree: nothing at or below it is protected by a tree.
-    Excluded,
-    /// It roots a tree that denies the operation.
-    Denies(FileProtection),
-    /// Neither: the walk goes on above it.
-    Not,
-}
-
-#[inline(always)]
-fn tree_root(key: InodeKey, op_bit: u32) -> TreeRoot {
-    match unsafe { PROTECTED_TREES.get(key) } {
-        Some(t) if t.flags & FILE_TREE_EXCLUDED != 0 => TreeRoot::Excluded,
-        Some(t) if t.ops & op_bit != 0 => TreeRoot::Denies(*t),
-        _ => TreeRoot::Not,
-    }
 }
 
 /// Returned by `rtguard_tree_level`: no tree denies the operation from here up (the

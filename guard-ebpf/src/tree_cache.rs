@@ -27,14 +27,18 @@ use aya_ebpf::{
 };
 use guard_common::{
     file::{
-        TreeCacheEntry, TreeCacheKey, MAX_TREE_CACHE, TREE_EPOCH_POLICY, TREE_EPOCH_RENAME,
-        TREE_EPOCH_SLOTS,
+        TreeCacheEntry, TreeCacheKey, FILE_TREE_EXCLUDED, MAX_TREE_CACHE, TREE_EPOCH_POLICY,
+        TREE_EPOCH_RENAME, TREE_EPOCH_SLOTS,
     },
-    FileOp, InodeKey, KernelOffsets,
+    FileOp, FileProtection, InodeKey, KernelOffsets,
 };
 
-use crate::kernel::{
-    atomic_add, btf_inode_key, dentry_key_generation, offset, offsets_resolved, BtfPtr, KernelPtr,
+use crate::{
+    kernel::{
+        atomic_add, btf_inode_key, dentry_key_generation, offset, offsets_resolved, BtfPtr,
+        KernelPtr,
+    },
+    maps::PROTECTED_TREES,
 };
 
 /// Directory → the operations its walk found unprotected, as of two epochs.
@@ -77,6 +81,25 @@ fn epoch(slot: u32) -> Option<u64> {
         .map(|value| unsafe { core::ptr::read_volatile(value) })
 }
 
+/// What the tree table says of one directory, for one operation.
+pub enum TreeRoot {
+    /// It roots an excluded subtree: nothing at or below it is protected by a tree.
+    Excluded,
+    /// It roots a tree that denies the operation.
+    Denies(FileProtection),
+    /// Neither: the walk goes on above it.
+    Not,
+}
+
+#[inline(always)]
+pub fn tree_root(key: InodeKey, op_bit: u32) -> TreeRoot {
+    match unsafe { PROTECTED_TREES.get(key) } {
+        Some(t) if t.flags & FILE_TREE_EXCLUDED != 0 => TreeRoot::Excluded,
+        Some(t) if t.ops & op_bit != 0 => TreeRoot::Denies(*t),
+        _ => TreeRoot::Not,
+    }
+}
+
 /// A directory the walk has yet to answer for, and what its entry already says.
 pub struct Pending {
     key: TreeCacheKey,
@@ -88,8 +111,9 @@ pub struct Pending {
 pub enum Probe {
     /// No tree above the directory denies the operation.
     Clear,
-    /// The tree rooted here denies the operation for everything below the directory.
-    Denied(InodeKey),
+    /// The tree rooted here denies the operation for everything below the directory, with
+    /// this protection.
+    Denied(InodeKey, FileProtection),
     /// Walk, then [`record_clear`] or [`record_denied`] the answer.
     Miss(Pending),
     /// The cache is off, or this directory cannot be cached: walk.
@@ -117,8 +141,8 @@ pub fn probe(off: &KernelOffsets, dir: KernelPtr, op: FileOp) -> Probe {
 pub enum Remembered {
     /// No tree above the directory denies the operation.
     Clear,
-    /// The tree rooted here denies it.
-    Denied(InodeKey),
+    /// A tree above denies it, with this protection.
+    Denied(FileProtection),
     /// Nothing: the full decision walks.
     Unknown,
 }
@@ -137,7 +161,7 @@ pub fn remembered(dir: BtfPtr, op: FileOp) -> Remembered {
     let generation: u32 = inode.load(offset!(inode_i_generation));
     match probe_key(dir_key, generation, epochs, op) {
         Probe::Clear => Remembered::Clear,
-        Probe::Denied(tree) => Remembered::Denied(tree),
+        Probe::Denied(_, protection) => Remembered::Denied(protection),
         Probe::Miss(_) | Probe::Uncached => Remembered::Unknown,
     }
 }
@@ -160,8 +184,13 @@ fn probe_key(dir_key: InodeKey, generation: u32, epochs: Epochs, op: FileOp) -> 
             if entry.clear_ops & op.bit() != 0 {
                 return Probe::Clear;
             }
+            // Still a root that denies the operation, as the walk would find it. Anything
+            // else means the tables are changing and the policy epoch is about to move
+            // on; until then the walk decides.
             if entry.denied_ops & op.bit() != 0 {
-                return Probe::Denied(entry.tree);
+                if let TreeRoot::Denies(protection) = tree_root(entry.tree, op.bit()) {
+                    return Probe::Denied(entry.tree, protection);
+                }
             }
             known = *entry;
         }
