@@ -53,6 +53,8 @@ pub enum EventKind {
     Process = 3,
     /// A [`SysctlEvent`](crate::sysctl::SysctlEvent).
     Sysctl = 4,
+    /// A [`NetfilterEvent`](crate::netfilter::NetfilterEvent).
+    Netfilter = 5,
 }
 
 /// The task that acted, as the kernel read it in that task's own context.

@@ -11,6 +11,7 @@ pub mod file;
 pub mod fs_layout;
 pub mod hash;
 pub mod inode;
+pub mod netfilter;
 pub mod offsets;
 pub mod process;
 pub mod rule;
@@ -52,6 +53,8 @@ pub mod names {
     pub const IDENTITY_PROBE: &str = "IDENTITY_PROBE";
     pub const PROTECTED_SYSCTLS: &str = "PROTECTED_SYSCTLS";
     pub const PROTECTED_CGROUPS: &str = "PROTECTED_CGROUPS";
+    pub const NETFILTER_CONFIG: &str = "NETFILTER_CONFIG";
+    pub const NETFILTER_LIVE: &str = "NETFILTER_LIVE";
 }
 
 /// Capacity of the protected-inode hash map (objects and their ancestor directories).
@@ -109,4 +112,7 @@ mod user {
     unsafe impl aya::Pod for super::exec::Classification {}
     unsafe impl aya::Pod for super::sysctl::SysctlKey {}
     unsafe impl aya::Pod for super::sysctl::SysctlEvent {}
+    unsafe impl aya::Pod for super::netfilter::NetfilterConfig {}
+    unsafe impl aya::Pod for super::netfilter::LiveObject {}
+    unsafe impl aya::Pod for super::netfilter::NetfilterEvent {}
 }

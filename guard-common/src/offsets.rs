@@ -115,6 +115,15 @@ pub struct KernelOffsets {
     pub proc_inode_vfs_inode: u32,
     pub pid_tasks: u32,
     pub task_pid_links: u32,
+    /// `struct sock` → `sk_protocol` (a u16 since Linux 5.6), `__sk_common.skc_net.net`,
+    /// `struct net` → `ns.inum`, and `struct sk_buff` → `data` and `len`: which netlink
+    /// family a `sendmsg` goes to, in which network namespace, and its bytes (netlink
+    /// copies a message into one linear buffer).
+    pub sock_sk_protocol: u32,
+    pub sock_net: u32,
+    pub net_ns_inum: u32,
+    pub sk_buff_data: u32,
+    pub sk_buff_len: u32,
 }
 
 impl KernelOffsets {

@@ -28,7 +28,7 @@ use crate::maps::{offsets, FS_LAYOUT};
 pub type KernelPtr = *const c_void;
 
 #[inline(always)]
-fn read_at<T>(base: KernelPtr, offset: u32) -> Option<T> {
+pub fn read_at<T>(base: KernelPtr, offset: u32) -> Option<T> {
     if base.is_null() {
         return None;
     }

@@ -19,6 +19,7 @@ mod fast_path;
 mod file;
 mod kernel;
 mod maps;
+mod netfilter;
 mod process;
 mod sysctl;
 mod tree_cache;

@@ -475,7 +475,7 @@ fn bad_arguments_exit_2() {
         ),
         (
             vec!["--layer", "network"],
-            "possible values: file, exec, process, daemon",
+            "possible values: file, exec, process, netfilter, daemon",
         ),
         (
             vec!["--since", "1h", "--until", "2h"],

@@ -10,7 +10,9 @@ use tracing::error;
 
 use super::{Actor, AuditLog, AuditRecord, Decision, Layer, RecordContext, Target};
 use crate::{
-    events::{ExecDecision, FileDecision, KernelActor, ProcessDecision, SysctlDecision},
+    events::{
+        ExecDecision, FileDecision, KernelActor, NetfilterDecision, ProcessDecision, SysctlDecision,
+    },
     host::proc::Procfs,
     tables::{maintenance::MaintenanceWindow, Legend},
 };
@@ -220,6 +222,21 @@ impl AuditTrail {
             .record(Layer::File, "sysctl-write", ev.decision.into(), actor)
             .target(Target::default().with_path(ev.path()))
             .note(format!("value written: {:?}", ev.value));
+        if let Some(rule) = legend.rule(ev.rule_id) {
+            record = record.rule(rule);
+        }
+        self.write(&record);
+    }
+
+    /// A netfilter batch that would take a protected chain or set away: `op` says how,
+    /// the target names what, the note how much of the batch was read.
+    pub fn netfilter_decision(&mut self, ev: &NetfilterDecision, legend: &Legend) {
+        let actor = self.kernel_actor(&ev.actor);
+        let mut record = self
+            .context
+            .record(Layer::Netfilter, ev.op.as_str(), ev.decision.into(), actor)
+            .target(Target::netfilter(ev.object_text()))
+            .note(format!("batch of {} messages read", ev.messages));
         if let Some(rule) = legend.rule(ev.rule_id) {
             record = record.rule(rule);
         }

@@ -136,6 +136,9 @@ fn render(s: &DaemonStatus) -> String {
     if let Some(sysctls) = &s.sysctls {
         line("sysctls:", sysctls.clone());
     }
+    if let Some(netfilter) = &s.netfilter {
+        line("netfilter:", netfilter.clone());
+    }
     line(
         "persistence:",
         match &s.pinned {

@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 use super::{notice::Refusal, Daemon};
 use crate::{
     audit,
-    events::{self, Event, ExecDecision, FileDecision, ProcessDecision},
+    events::{self, Event, ExecDecision, FileDecision, NetfilterDecision, ProcessDecision},
     tables::Legend,
 };
 
@@ -39,6 +39,7 @@ impl Daemon {
             Event::Exec(ev) => ev.rule_id(),
             Event::Process(ev) => ev.rule_id,
             Event::Sysctl(ev) => ev.rule_id,
+            Event::Netfilter(ev) => ev.rule_id,
         };
         if rule_id == SELF_TEST_RULE {
             debug!("a canary's event after its proof: {event:?}");
@@ -84,6 +85,12 @@ impl Daemon {
                     ev.path()
                 );
                 self.trail.sysctl_decision(&ev, legend);
+                ev.decision
+            }
+            Event::Netfilter(ev) => {
+                log_netfilter_decision(&ev, legend);
+                self.trail.netfilter_decision(&ev, legend);
+                self.note(Refusal::netfilter(&ev, legend));
                 ev.decision
             }
         };
@@ -138,6 +145,21 @@ fn log_process_decision(ev: &ProcessDecision, legend: &Legend) {
         "{} {}",
         ev.decision.as_str(),
         ev.what()
+    );
+}
+
+fn log_netfilter_decision(ev: &NetfilterDecision, legend: &Legend) {
+    warn!(
+        decision = ev.decision.as_str(),
+        rule = legend.rule(ev.rule_id).unwrap_or("?"),
+        op = ev.op.as_str(),
+        messages = ev.messages,
+        pid = ev.actor.tgid,
+        comm = ev.actor.comm,
+        "{} netfilter batch: {} of {}",
+        ev.decision.as_str(),
+        ev.op.as_str(),
+        ev.object_text()
     );
 }
 

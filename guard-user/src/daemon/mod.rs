@@ -87,6 +87,7 @@ impl Daemon {
             error!("identity mismatch, objects on this filesystem are not protected: {check}");
         }
         self.published.identities = checks;
+        self.published.netfilter = Some(guard.netfilter_mirror().to_string());
         self.assess(guard);
         // After the start, a change of state must show at once.
         if self.tables_generation > 1 {
@@ -265,9 +266,10 @@ pub(super) fn layers(attached: &[&'static str]) -> Vec<(String, Vec<String>)> {
     let layer_of = |hook: &str| match hook {
         "bprm_check_security" => "exec",
         "task_kill" | "ptrace_access_check" => "process",
+        "netlink_send" => "netfilter",
         _ => "file",
     };
-    ["file", "exec", "process"]
+    ["file", "exec", "process", "netfilter"]
         .into_iter()
         .map(|layer| {
             let hooks = attached
@@ -448,6 +450,7 @@ mod tests {
             "bprm_check_security",
             "task_kill",
             "file_open",
+            "netlink_send",
         ]);
         assert_eq!(
             got,
@@ -458,6 +461,7 @@ mod tests {
                 ),
                 ("exec".to_owned(), vec!["bprm_check_security".to_owned()]),
                 ("process".to_owned(), vec!["task_kill".to_owned()]),
+                ("netfilter".to_owned(), vec!["netlink_send".to_owned()]),
             ]
         );
     }

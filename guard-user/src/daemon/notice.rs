@@ -29,7 +29,7 @@ use tracing::debug;
 
 use crate::{
     audit::record::command_text,
-    events::{ExecDecision, FileDecision, KernelActor, ProcessDecision},
+    events::{ExecDecision, FileDecision, KernelActor, NetfilterDecision, ProcessDecision},
     policy::ObjectKind,
     tables::Legend,
 };
@@ -141,6 +141,22 @@ impl Refusal {
             format!(
                 "the process layer protects {} (rule {rule})",
                 ev.target_comm
+            ),
+        )
+    }
+
+    /// A refused netfilter batch (`nft flush ruleset`, `iptables-restore` without
+    /// Docker's chains).
+    pub fn netfilter(ev: &NetfilterDecision, legend: &Legend) -> Option<Self> {
+        let audit_mode = refused(ev.decision)?;
+        let rule = legend.rule(ev.rule_id).unwrap_or("?");
+        Self::by(
+            &ev.actor,
+            audit_mode,
+            format!("{} taking away {}", ev.op.as_str(), ev.object_text()),
+            format!(
+                "the netfilter layer protects Docker's firewall state (rule {rule}); a batch \
+                 that declares the chain again passes"
             ),
         )
     }

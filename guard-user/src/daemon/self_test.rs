@@ -6,7 +6,9 @@
 //! - exec: a canary script is classed as a command that is destructive whatever its
 //!   arguments, and a child process tries to execute it;
 //! - process: rtguard's own executable is protected against SIGTERM for a moment, and one
-//!   child process tries to terminate another.
+//!   child process tries to terminate another;
+//! - netfilter: a chain name no tool makes is protected, and a child process sends an
+//!   nf_tables batch deleting it.
 //!
 //! Each check needs the kernel's answer (EPERM in enforce mode, success in audit mode)
 //! and its event naming the synthetic rule. The canaries are removed from the maps
@@ -39,6 +41,10 @@ use guard_common::{
     exec::{ClassEntry, CommandConfig, MAX_CLASSES, OBJECTS_ANY, WORD_BARE, WORD_DESTRUCTIVE},
     file::OPS_ALL,
     names,
+    netfilter::{
+        family, nft_msg, nfta, CANARY_CHAIN, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END,
+        NFNL_SUBSYS_NFTABLES,
+    },
     rule::{RuleEntry, RuleKind, RULE_ENFORCE, SELF_TEST_RULE},
     Decision, FileProtection, InodeKey, ProcessProtection,
 };
@@ -188,6 +194,8 @@ pub fn run(
     results.push(exec_layer(guard, ring, scratch.path())?);
     guard.canary_set(names::RULES, SELF_TEST_RULE, rule(RuleKind::Processes))?;
     results.push(process_layer(guard, ring)?);
+    guard.canary_set(names::RULES, SELF_TEST_RULE, rule(RuleKind::Netfilter))?;
+    results.push(netfilter_layer(guard, ring)?);
     guard.canary_set(names::RULES, SELF_TEST_RULE, RuleEntry::default())?;
     Ok(results)
 }
@@ -412,6 +420,85 @@ fn process_layer(
             intact,
         },
     ))
+}
+
+/// Netfilter layer: a child process sends an nf_tables batch deleting a chain whose name
+/// is protected under the synthetic rule. The chain does not exist: a protected name the
+/// daemon has not seen is refused as such, so nothing on the host is touched either way
+/// (let through, the batch fails in nf_tables with ENOENT, after the send).
+fn netfilter_layer(
+    guard: &mut Guard,
+    ring: &mut Events<'_>,
+) -> Result<SelfTestResult, SelfTestError> {
+    guard.netfilter_canary(Some(SELF_TEST_RULE))?;
+    let batch = canary_batch();
+    // SAFETY: socket, sendto and close are async-signal-safe; `batch` outlives the child.
+    let errno = in_child(|| unsafe {
+        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER);
+        if fd < 0 {
+            return -1;
+        }
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as u16;
+        let sent = libc::sendto(
+            fd,
+            batch.as_ptr().cast(),
+            batch.len(),
+            0,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        );
+        if sent < 0 {
+            return -1;
+        }
+        libc::close(fd)
+    });
+    guard.netfilter_canary(None)?;
+    let event = ring.wait_for(|ev| match ev {
+        Event::Netfilter(n) if n.rule_id == SELF_TEST_RULE => Some(n.decision),
+        _ => None,
+    });
+    Ok(verdict(
+        "netfilter",
+        guard.mode(),
+        "an nf_tables batch deleting a protected chain",
+        Attempt {
+            errno: errno?,
+            event,
+            intact: true,
+        },
+    ))
+}
+
+/// `NFT_MSG_DELCHAIN` of [`CANARY_CHAIN`] in table `inet rtguard`, framed as a batch.
+fn canary_batch() -> Vec<u8> {
+    fn attr(out: &mut Vec<u8>, kind: u16, value: &[u8]) {
+        out.extend((4 + value.len() as u16 + 1).to_ne_bytes());
+        out.extend(kind.to_ne_bytes());
+        out.extend(value);
+        out.push(0);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    fn message(out: &mut Vec<u8>, kind: u16, family: u8, res_id: u16, attrs: &[u8]) {
+        out.extend((20 + attrs.len() as u32).to_ne_bytes());
+        out.extend(kind.to_ne_bytes());
+        out.extend((libc::NLM_F_REQUEST as u16).to_ne_bytes());
+        out.extend(0u32.to_ne_bytes());
+        out.extend(0u32.to_ne_bytes());
+        out.extend([family, 0]);
+        out.extend(res_id.to_be_bytes());
+        out.extend(attrs);
+    }
+    let mut attrs = Vec::new();
+    attr(&mut attrs, nfta::CHAIN_TABLE, b"rtguard");
+    attr(&mut attrs, nfta::CHAIN_NAME, CANARY_CHAIN);
+    let mut out = Vec::new();
+    let subsystem = u16::from(NFNL_SUBSYS_NFTABLES);
+    message(&mut out, NFNL_MSG_BATCH_BEGIN, 0, subsystem, &[]);
+    let delchain = subsystem << 8 | u16::from(nft_msg::DELCHAIN);
+    message(&mut out, delchain, family::INET, 0, &attrs);
+    message(&mut out, NFNL_MSG_BATCH_END, 0, subsystem, &[]);
+    out
 }
 
 /// Writes a canary file and returns its identity.

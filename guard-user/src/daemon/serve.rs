@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     audit::config_history::Watcher,
-    host::{mount_table::MountTable, notify::notify},
+    host::{mount_table::MountTable, nftables::NftMonitor, notify::notify},
     loader::Guard,
     tables::KernelTables,
 };
@@ -37,6 +37,10 @@ const RESYNC_DELAY: Duration = Duration::from_millis(200);
 /// again once it has; not before, when half-unpacked `*.dpkg-new` files would match
 /// the policy's globs and be protected in dpkg's way.
 const OPERATION_POLL: Duration = Duration::from_millis(500);
+/// After nf_tables announced a change, wait this long for the rest of its burst, then
+/// read the protected chains and sets again. dockerd creates its chains one command at a
+/// time; a chain is refused by name from the start whether or not it is mirrored yet.
+const NFT_RESYNC_DELAY: Duration = Duration::from_millis(20);
 
 impl Daemon {
     /// Fills the maps, announces readiness and streams decisions until told to stop.
@@ -143,6 +147,21 @@ impl Daemon {
                 None
             }
         };
+        // The protected chains and sets that exist are read again after every change
+        // nf_tables commits (dockerd creating its chains after the start).
+        // SAFETY: the monitor owns its socket, which stays open and unchanged for as long
+        // as the monitor lives, and the AsyncFd owns the monitor.
+        let mut nft_watch = match NftMonitor::open().and_then(|m| {
+            unsafe { AsyncFd::register_with_interest(m, Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+        }) {
+            Ok(watch) => Some(watch),
+            Err(e) => {
+                warn!("chains and sets created after the start are not noticed: {e}");
+                None
+            }
+        };
+        let mut nft_resync_at: Option<Instant> = None;
         // Enforcement is proven again on the canaries at a fixed interval (and after every
         // reload): it can stop under a running guard with every program still attached.
         let mut proof_at = Instant::now() + self.proof_interval;
@@ -166,6 +185,13 @@ impl Daemon {
                 }
             };
             let resync = deadline(resync_at);
+            let nft_change = async {
+                match &mut nft_watch {
+                    Some(watch) => watch.readable_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let nft_resync = deadline(nft_resync_at);
             let operations = deadline(operations_at);
             let mount_change = async {
                 match &mount_watch {
@@ -222,6 +248,21 @@ impl Daemon {
                         resync_at = Some(Instant::now());
                         resync_cause = "a mount on a protected path";
                     }
+                }
+                ready = nft_change => {
+                    let mut ready = ready.context("watching nf_tables")?;
+                    ready.clear_ready();
+                    // One commit announces every object it touched: read the ruleset
+                    // once the burst is over.
+                    if ready.get_inner().drain() {
+                        nft_resync_at.get_or_insert_with(|| Instant::now() + NFT_RESYNC_DELAY);
+                    }
+                }
+                _ = nft_resync => {
+                    nft_resync_at = None;
+                    guard.sync_netfilter()?;
+                    self.published.netfilter = Some(guard.netfilter_mirror().to_string());
+                    self.publish();
                 }
                 _ = expiry => self.expire_windows(&mut guard)?,
                 _ = resync => {

@@ -152,6 +152,7 @@ pub fn run(options: Options) -> Outcome {
         mechanism: None,
         file_hooks: None,
         tree_cache: None,
+        netfilter: None,
         sysctls: None,
         protected: ProtectedCounts::default(),
         self_test: Vec::new(),

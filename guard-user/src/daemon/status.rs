@@ -116,6 +116,9 @@ pub struct DaemonStatus {
     /// Whether the sysctls the programs depend on are protected, or why not.
     #[serde(default)]
     pub sysctls: Option<String>,
+    /// What the netfilter layer covers and how many protected chains and sets exist.
+    #[serde(default)]
+    pub netfilter: Option<String>,
     pub protected: ProtectedCounts,
     pub self_test: Vec<SelfTestResult>,
     /// One identity check per filesystem holding protected objects, from the last time
@@ -292,6 +295,7 @@ mod tests {
             file_hooks: Some("path".into()),
             tree_cache: Some("on".into()),
             sysctls: None,
+            netfilter: None,
             protected: ProtectedCounts {
                 inodes: 3,
                 trees: 1,

@@ -7,13 +7,15 @@ use guard_common::{
         EVENT_PATH_TRUNCATED, EXEC_ARG_LONGER, EXEC_EVENT_ARGS, EXEC_EVENT_ARG_LEN,
     },
     exec::LINE_TRUNCATED,
+    netfilter::{self, NetfilterEvent, NetfilterOp},
     process::ProcessReason,
     sysctl::SysctlEvent,
     Decision, ExecEvent, FileEvent, FileOp, ProcessEvent,
 };
 
 use super::{
-    Event, ExecDecision, FileDecision, KernelActor, KernelCmdline, ProcessDecision, SysctlDecision,
+    Event, ExecDecision, FileDecision, KernelActor, KernelCmdline, NetfilterDecision,
+    ProcessDecision, SysctlDecision,
 };
 
 impl KernelActor {
@@ -86,6 +88,34 @@ pub fn decode_sysctl(bytes: &[u8]) -> Result<SysctlDecision, DecodeError> {
     })
 }
 
+/// Decodes a refused (or reported) netfilter batch.
+pub fn decode_netfilter(bytes: &[u8]) -> Result<NetfilterDecision, DecodeError> {
+    let raw: NetfilterEvent = read_record(bytes, EventKind::Netfilter)?;
+    let op = NetfilterOp::try_from(raw.op).map_err(|_| DecodeError::Unknown {
+        field: "op",
+        value: raw.op,
+    })?;
+    let name = |words: &netfilter::NameWords| {
+        let (bytes, len) = netfilter::name_bytes(words);
+        String::from_utf8_lossy(&bytes[..len]).into_owned()
+    };
+    Ok(NetfilterDecision {
+        decision: decision(raw.header.decision)?,
+        rule_id: raw.rule_id,
+        op,
+        family: netfilter::family::name(raw.family as u8),
+        object_kind: match raw.object_kind {
+            netfilter::PATTERN_CHAIN => Some("chain"),
+            netfilter::PATTERN_SET => Some("set"),
+            _ => None,
+        },
+        table: name(&raw.table),
+        object: name(&raw.object),
+        messages: raw.messages,
+        actor: KernelActor::from_raw(&raw.header.actor, &raw.cmdline),
+    })
+}
+
 /// Decodes one ring buffer record of any layer, by the kind its header names.
 pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
     let header: EventHeader = read_prefix(bytes)?;
@@ -94,6 +124,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Event, DecodeError> {
         Some(EventKind::Exec) => decode_exec(bytes).map(Event::Exec),
         Some(EventKind::Process) => decode_process(bytes).map(Event::Process),
         Some(EventKind::Sysctl) => decode_sysctl(bytes).map(Event::Sysctl),
+        Some(EventKind::Netfilter) => decode_netfilter(bytes).map(Event::Netfilter),
         None => Err(DecodeError::Unknown {
             field: "kind",
             value: header.kind,

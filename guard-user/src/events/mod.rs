@@ -8,12 +8,14 @@ use std::path::PathBuf;
 
 use guard_common::{
     exec::{Classification, Reason, Verdict, NO_OBJECT, NO_TOKEN},
+    netfilter::NetfilterOp,
     process::ProcessReason,
     Decision, FileOp, InodeKey,
 };
 
 pub use self::decode::{
-    c_string, decode_exec, decode_file, decode_process, decode_record, decode_sysctl, DecodeError,
+    c_string, decode_exec, decode_file, decode_netfilter, decode_process, decode_record,
+    decode_sysctl, DecodeError,
 };
 use crate::tables::Legend;
 
@@ -206,6 +208,70 @@ impl SysctlDecision {
     }
 }
 
+/// A decoded netfilter batch that would take a protected chain or set away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetfilterDecision {
+    pub decision: Decision,
+    pub rule_id: u32,
+    pub op: NetfilterOp,
+    /// The family as nft names it (`ip`, `ip6`, `inet`, `any`).
+    pub family: &'static str,
+    /// `chain` or `set`; `None` when the batch named no one object (a flush of every
+    /// set, a deletion by handle).
+    pub object_kind: Option<&'static str>,
+    /// Empty where the message named none.
+    pub table: String,
+    pub object: String,
+    /// Messages of the batch read before the decision.
+    pub messages: u32,
+    /// Who sent the batch, with its command line.
+    pub actor: KernelActor,
+}
+
+impl NetfilterDecision {
+    /// What was taken away, as nft would name it: `chain ip nat DOCKER`, `table ip nat`,
+    /// `set docker-ext-bridges-v4`, `the ruleset`.
+    pub fn object_text(&self) -> String {
+        if self.op == NetfilterOp::DeleteByHandle {
+            return if self.table.is_empty() {
+                format!("a table of family {} (by handle)", self.family)
+            } else {
+                format!(
+                    "an object of table {} {} (by handle)",
+                    self.family, self.table
+                )
+            };
+        }
+        let mut words: Vec<&str> = Vec::new();
+        if let Some(kind) = self.object_kind {
+            words.push(kind);
+        } else if !self.table.is_empty() {
+            words.push("table");
+        }
+        if self.op == NetfilterOp::IpsetChange {
+            words.push(&self.object);
+        } else {
+            if self.family != "any" && (!self.table.is_empty() || self.object_kind.is_some()) {
+                words.push(self.family);
+            }
+            words.extend([self.table.as_str(), self.object.as_str()]);
+        }
+        let text = words
+            .into_iter()
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if text.is_empty() {
+            match self.op {
+                NetfilterOp::IpsetChange => "every ipset".to_owned(),
+                _ => format!("every table ({})", self.family),
+            }
+        } else {
+            text
+        }
+    }
+}
+
 /// A decoded ring buffer record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -213,4 +279,5 @@ pub enum Event {
     Exec(ExecDecision),
     Process(ProcessDecision),
     Sysctl(SysctlDecision),
+    Netfilter(NetfilterDecision),
 }

@@ -24,8 +24,8 @@ use super::kernel_btf::KernelBtf;
 use super::{
     active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, offsets_from,
     pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode, ModifyReturnError,
-    TreeCache, EXEC_HOOK, KERNEL_ENOTSUPP, OPTIONAL_HOOKS, PROCESS_HOOKS, RENAME_WATCH,
-    UNUSED_RING_BYTES,
+    TreeCache, EXEC_HOOK, KERNEL_ENOTSUPP, NETFILTER_HOOK, OPTIONAL_HOOKS, PROCESS_HOOKS,
+    RENAME_WATCH, UNUSED_RING_BYTES,
 };
 
 impl Guard {
@@ -90,6 +90,7 @@ impl Guard {
             .iter()
             .chain([&EXEC_HOOK])
             .chain(PROCESS_HOOKS)
+            .chain([&NETFILTER_HOOK])
             .copied()
             .filter(|hook| !missing.contains(hook))
             .collect();
@@ -168,6 +169,8 @@ impl Guard {
             pinned: Vec::new(),
             installed: KernelTables::default(),
             protected_cgroups: Default::default(),
+            netfilter_written: Default::default(),
+            netfilter_mirror: Default::default(),
         })
     }
 }

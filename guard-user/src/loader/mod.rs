@@ -18,6 +18,7 @@ pub mod kernel_btf;
 pub mod mechanism;
 pub mod modify_return;
 pub mod mounts;
+mod netfilter;
 pub mod offsets;
 pub mod pins;
 mod sync;
@@ -53,12 +54,15 @@ use crate::tables::KernelTables;
 pub use crate::policy::Mode;
 pub use mechanism::{active_lsms, bpf_lsm_inactive, Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
+pub use netfilter::NetfilterMirror;
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
 pub use sysctl::SysctlGuard;
 
 /// The exec layer's decision (an LSM hook, like the file layer's and the process layer's).
 const EXEC_HOOK: &str = "bprm_check_security";
+/// The netfilter layer: what a `sendmsg` on a netlink socket carries.
+const NETFILTER_HOOK: &str = "netlink_send";
 /// The process layer: signals, and ptrace attaches.
 const PROCESS_HOOKS: &[&str] = &["task_kill", "ptrace_access_check"];
 /// Hooks of the file layer that older kernels do not have: attached where they exist.
@@ -183,7 +187,7 @@ pub enum LoadError {
     Btf(#[from] aya::BtfError),
     #[error("cannot load the kernel programs: {0}")]
     Object(#[from] aya::EbpfError),
-    #[error("program {hook}: {source}")]
+    #[error("program {hook}: {}", program_error_text(source))]
     Program {
         hook: &'static str,
         #[source]
@@ -203,6 +207,30 @@ pub enum LoadError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+/// Lines of a refused program's verifier log kept in the error. The log traces every
+/// instruction the verifier walked and can run to megabytes; its last lines say why.
+const VERIFIER_LOG_TAIL: usize = 40;
+
+/// A program error as operators read it: a refused load's verifier log cut to its end.
+fn program_error_text(error: &ProgramError) -> String {
+    match error {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(VERIFIER_LOG_TAIL)..].join("\n");
+            format!(
+                "the kernel refused it ({io_error}); the verifier's log, last {} of {} lines:\n{tail}",
+                lines.len().min(VERIFIER_LOG_TAIL),
+                lines.len()
+            )
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The loaded, attached programs and their maps. Dropping it detaches everything that
@@ -229,6 +257,10 @@ pub struct Guard {
     /// The cgroups that hold protected processes, as last put in the kernel's map (the
     /// rule), and where they are.
     protected_cgroups: BTreeMap<InodeKey, (u32, std::path::PathBuf)>,
+    /// The netfilter config as last written, and what the mirror of protected chains
+    /// and sets holds.
+    netfilter_written: guard_common::netfilter::NetfilterConfig,
+    netfilter_mirror: NetfilterMirror,
 }
 
 impl Guard {

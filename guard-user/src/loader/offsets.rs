@@ -114,6 +114,14 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         proc_inode_vfs_inode: optional(member_offset(btf, "proc_inode", "vfs_inode"))?,
         pid_tasks: optional(member_offset(btf, "pid", "tasks"))?,
         task_pid_links: optional(member_offset(btf, "task_struct", "pid_links"))?,
+        sock_sk_protocol: member_offset(btf, "sock", "sk_protocol")?,
+        // `possible_net_t`, an anonymous struct's typedef, holds the pointer as its only
+        // member.
+        sock_net: member_offset(btf, "sock", "__sk_common")?
+            + member_offset(btf, "sock_common", "skc_net")?,
+        net_ns_inum: member_offset(btf, "net", "ns")? + member_offset(btf, "ns_common", "inum")?,
+        sk_buff_data: member_offset(btf, "sk_buff", "data")?,
+        sk_buff_len: member_offset(btf, "sk_buff", "len")?,
     })
 }
 

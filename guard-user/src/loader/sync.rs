@@ -140,6 +140,7 @@ impl Guard {
         )?;
         self.installed = tables;
         self.name_cgroups();
+        self.sync_netfilter()?;
         self.trees_changed()
     }
 

@@ -10,6 +10,7 @@ use guard_common::{
         WORD_HITS_ALL, WORD_INSTALL, WORD_REPORT_ONLY, WORD_SAFE_TARGET, WORD_SWITCH,
         WORD_TAKES_VALUE, WORD_UPGRADE,
     },
+    netfilter::MAX_NAME_PATTERNS,
     rule::MAX_RULES,
 };
 use toml::Spanned;
@@ -408,8 +409,20 @@ pub fn validate(
             RuleBody::Services { units },
         );
     }
+    let mut netfilter_names = 0;
     for r in &file.netfilter {
         let name = c.name(&r.name);
+        let before = netfilter_names;
+        netfilter_names += r.chains.len() + r.sets.len();
+        if netfilter_names > MAX_NAME_PATTERNS && before <= MAX_NAME_PATTERNS {
+            c.error(
+                r.name.span(),
+                format!(
+                    "rule `{name}` brings the policy's chain and set names past \
+                     {MAX_NAME_PATTERNS}, as many as the kernel compares"
+                ),
+            );
+        }
         if r.chains.is_empty() && r.tables.is_empty() && r.sets.is_empty() {
             c.error(
                 r.name.span(),

@@ -4,6 +4,7 @@
 mod command_line;
 mod legend;
 pub mod maintenance;
+pub mod netfilter;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -63,6 +64,8 @@ pub struct KernelTables {
     pub processes: BTreeMap<InodeKey, ProcessProtection>,
     /// Sysctls whose writes are refused (by name) → rule: what the programs depend on.
     pub sysctls: BTreeMap<SysctlKey, u32>,
+    /// Netfilter layer: the protected chain and set names.
+    pub netfilter: guard_common::netfilter::NetfilterConfig,
     /// What the keys, rule ids and object indexes stand for, to name them in events.
     pub legend: Legend,
 }
@@ -119,6 +122,7 @@ impl KernelTables {
         }
         t.guard_dependencies(set.policy.mode == crate::policy::Mode::Enforce);
         t.exec = ExecTables::from_rule_set(set, windows, now);
+        t.netfilter = netfilter::config(set);
         t.legend.objects = t.exec.commands.object_names.clone();
         for exe in &set.processes {
             let rule = set.rule(exe.rule);

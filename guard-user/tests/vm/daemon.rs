@@ -39,7 +39,7 @@ fn self_test_and_status_report_enforcement() {
         .filter(|r| r["passed"] == true)
         .filter_map(|r| r["layer"].as_str())
         .collect();
-    assert_eq!(layers, ["file", "exec", "process"], "{json}");
+    assert_eq!(layers, ["file", "exec", "process", "netfilter"], "{json}");
     assert!(
         json.contains("path_unlink") && json.contains("vfs_rename_done"),
         "attached programs listed: {json}"
@@ -94,7 +94,7 @@ fn self_test_and_status_report_enforcement() {
     );
 
     let records = std::fs::read_to_string(&audit).unwrap();
-    for layer in ["file", "exec", "process"] {
+    for layer in ["file", "exec", "process", "netfilter"] {
         assert!(
             records
                 .lines()

@@ -19,6 +19,7 @@ mod host_guest;
 mod liveness;
 mod mechanism;
 mod mounts;
+mod netfilter_layer;
 mod notices;
 mod package_manager;
 mod packaging;

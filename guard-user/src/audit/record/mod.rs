@@ -85,6 +85,9 @@ pub enum Layer {
     Exec,
     /// Signals to protected daemons.
     Process,
+    /// Netfilter batches (nftables, iptables-nft, ipset) that take protected chains or
+    /// sets away.
+    Netfilter,
     /// The guard's own lifecycle: start, stop, policy reload, maintenance windows, unload.
     Daemon,
 }
@@ -211,13 +214,20 @@ impl SignalDetail {
 }
 
 impl Layer {
-    pub const ALL: [Layer; 4] = [Layer::File, Layer::Exec, Layer::Process, Layer::Daemon];
+    pub const ALL: [Layer; 5] = [
+        Layer::File,
+        Layer::Exec,
+        Layer::Process,
+        Layer::Netfilter,
+        Layer::Daemon,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Layer::File => "file",
             Layer::Exec => "exec",
             Layer::Process => "process",
+            Layer::Netfilter => "netfilter",
             Layer::Daemon => "daemon",
         }
     }

@@ -25,6 +25,9 @@ pub struct Target {
     /// Process layer: that process's comm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comm: Option<String>,
+    /// Netfilter layer: the chain, set or table, as nft names it (`chain ip nat DOCKER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netfilter: Option<String>,
 }
 
 /// A device number as major and minor, written `"254:1"`.
@@ -65,6 +68,14 @@ impl Target {
         self
     }
 
+    /// A netfilter object, as nft names it.
+    pub fn netfilter(object: impl Into<String>) -> Self {
+        Self {
+            netfilter: Some(object.into()),
+            ..Self::default()
+        }
+    }
+
     pub fn with_process(mut self, pid: u32, comm: impl Into<String>) -> Self {
         self.pid = Some(pid);
         self.comm = Some(comm.into());
@@ -73,7 +84,9 @@ impl Target {
 
     /// What a person calls the target: its path, else its package, else `dev:ino`.
     pub fn describe(&self) -> String {
-        let mut out = if let Some(path) = &self.path {
+        let mut out = if let Some(object) = &self.netfilter {
+            object.clone()
+        } else if let Some(path) = &self.path {
             path.clone()
         } else if let Some(package) = &self.package {
             package.clone()

@@ -505,6 +505,8 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
             supervisors: Vec::new(),
             exe_classes: Vec::new(),
             trusted_callers: Vec::new(),
+            netfilter_names: Vec::new(),
+            netfilter_classes: 0,
             package_databases,
             unit_packages: BTreeMap::new(),
             reports: Vec::new(),

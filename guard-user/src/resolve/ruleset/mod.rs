@@ -235,6 +235,18 @@ pub struct TrustedCaller {
     pub classes: u32,
 }
 
+/// A chain or set name a `[[netfilter]]` rule protects (`DOCKER*`), for the netfilter
+/// layer's patterns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NetfilterName {
+    pub rule: u32,
+    /// `guard_common::netfilter::PATTERN_CHAIN` or `PATTERN_SET`.
+    pub kind: u32,
+    /// The name without a trailing `*`.
+    pub literal: String,
+    pub wildcard: bool,
+}
+
 /// Everything a policy protects on one host.
 #[derive(Clone, Debug, Serialize)]
 pub struct RuleSet {
@@ -264,6 +276,10 @@ pub struct RuleSet {
     /// Exec layer, host-dependent half (the tables are in `commands`).
     pub exe_classes: Vec<ExeClass>,
     pub trusted_callers: Vec<TrustedCaller>,
+    /// Netfilter layer: the protected chain and set names, and the command classes (bits)
+    /// whose trusted callers may change them.
+    pub netfilter_names: Vec<NetfilterName>,
+    pub netfilter_classes: u32,
     pub package_databases: Vec<String>,
     /// Units whose unit file a package of a `[[packages]]` rule ships, with those
     /// packages: a window that allows removing the package lets its maintainer scripts

@@ -10,12 +10,12 @@ use std::{
 use guard_common::{
     exec::{EXE_REMOVAL_SCRIPT, MAX_CLASSES},
     file::{ExcludedChildKey, EXCLUDED_NAME_LEN},
-    InodeKey,
+    netfilter, InodeKey,
 };
 
 use super::{
-    build::Builder, report::item, ExcludedChild, ExeClass, ItemReport, ItemState, Origin,
-    ProtectedName, ResolvedTree, TrustedCaller,
+    build::Builder, report::item, ExcludedChild, ExeClass, ItemReport, ItemState, NetfilterName,
+    Origin, ProtectedName, ResolvedTree, TrustedCaller,
 };
 use crate::{
     policy::{self, validate::signal_name, Location, PathPattern, RuleBody},
@@ -409,6 +409,21 @@ impl Builder<'_> {
             return (Vec::new(), 0);
         };
         let mut items = Vec::new();
+        // The netfilter layer compares chain and set names in the kernel; tables are
+        // the exec layer's (which tables hold protected chains, the kernel itself says).
+        for (kind, names) in [
+            (netfilter::PATTERN_CHAIN, chains),
+            (netfilter::PATTERN_SET, sets),
+        ] {
+            for n in names {
+                self.set.netfilter_names.push(NetfilterName {
+                    rule: rule.id,
+                    kind,
+                    literal: n.literal.clone(),
+                    wildcard: n.wildcard,
+                });
+            }
+        }
         for (kind, names) in [
             (policy::ObjectKind::Chains, chains),
             (policy::ObjectKind::Tables, tables),
@@ -416,6 +431,11 @@ impl Builder<'_> {
         ] {
             if names.is_empty() {
                 continue;
+            }
+            for (id, class) in self.policy.commands.iter().enumerate() {
+                if class.objects.contains(&kind) && id < MAX_CLASSES as usize {
+                    self.set.netfilter_classes |= 1 << id;
+                }
             }
             let classes: Vec<&str> = self
                 .policy

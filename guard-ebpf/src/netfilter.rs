@@ -1,0 +1,770 @@
+//! Netfilter layer: a firewall change is judged by the batch the kernel receives, whatever
+//! tool built it (see `guard_common::netfilter`).
+//!
+//! `security_netlink_send(sk, skb)` runs in `netlink_sendmsg` before the message is handed
+//! to nfnetlink, in the sender's context, with the whole `sendmsg` copied into one linear
+//! buffer. nfnetlink reads a buffer that starts with `NFNL_MSG_BATCH_BEGIN` as one batch up
+//! to `NFNL_MSG_BATCH_END` (anything after it is ignored), and any other buffer as single
+//! messages; nf_tables changes only in a batch, ipset only outside one.
+//!
+//! The batch is walked with `bpf_loop`, one message per call, so its length costs the
+//! verifier nothing. Each message that takes a protected chain or set away sets that
+//! object's bit; a later `NEWCHAIN`/`NEWSET` declaring it again clears it
+//! (`iptables-save | grep -v KUBE- | iptables-restore` flushes Docker's tables and declares
+//! its chains again). A bit still set at the end of the batch refuses it.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_probe_read_kernel,
+        generated::{self, bpf_loop},
+    },
+    macros::{lsm, map},
+    maps::{Array, PerCpuArray},
+    programs::LsmContext,
+};
+use core::ffi::c_void;
+use guard_common::{
+    event::EventKind,
+    netfilter::{
+        family, ipset, nft_msg, nfta, LiveObject, NameWords, NetfilterConfig, NetfilterEvent,
+        NetfilterOp, MAX_BATCH_MESSAGES, MAX_LIVE_OBJECTS, MAX_MESSAGE_ATTRS, NETLINK_NETFILTER,
+        NFGENMSG_LEN, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_IPSET,
+        NFNL_SUBSYS_NFTABLES, NF_NAME_LEN, NLA_TYPE_MASK, NLMSG_HDR_LEN, PATTERN_CHAIN,
+        PATTERN_SET,
+    },
+    Decision, InodeKey, KernelOffsets,
+};
+
+use crate::{
+    chain::{after_previous, restated, EPERM},
+    exec::TRUSTED_CALLERS,
+    kernel::{
+        arg_scalar, current_cmdline, current_task, fill_header, read_at, read_ptr,
+        resolved_offsets, stamp_kept, stamp_take, task_exe, task_parent, KernelPtr,
+    },
+    maps::{count_dropped_event, rule_enforces, EVENTS},
+};
+
+/// Slot 0: the patterns, the host's network namespace, the trusted classes.
+#[map]
+pub static NETFILTER_CONFIG: Array<NetfilterConfig> = Array::with_max_entries(1, 0);
+
+/// The protected chains and sets that exist, as the daemon last read them.
+#[map]
+pub static NETFILTER_LIVE: Array<LiveObject> = Array::with_max_entries(MAX_LIVE_OBJECTS, 0);
+
+/// What an attribute is to the message it is in.
+const ROLE_TABLE: u32 = 1;
+const ROLE_NAME: u32 = 2;
+const ROLE_HANDLE: u32 = 4;
+const ROLE_RULE: u32 = 8;
+
+/// Every kind of live object.
+const ALL_KINDS: u32 = PATTERN_CHAIN | PATTERN_SET;
+
+/// What a message asks of the live objects.
+const TAKE: u32 = 1;
+const DECLARE: u32 = 2;
+/// A deletion by handle: is anything protected where it points?
+const ANY: u32 = 3;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Refusal {
+    /// `NetfilterOp`; 0 while nothing is refused.
+    op: u32,
+    rule_id: u32,
+    family: u32,
+    kind: u32,
+    table: NameWords,
+    object: NameWords,
+}
+
+/// The walk's state, one per CPU. In a map value, not on the stack: the verifier tracks
+/// what a program keeps on its stack, and a `bpf_loop` callback whose stack state changes
+/// every call (the offset, the count) is verified again for each state it sees. A map
+/// value's contents are unknown to it, so the callback is verified once.
+///
+/// A task preempted mid-walk can find the slot filled by another's walk on the same CPU:
+/// the walk takes a stamp first and is done again if the stamp has changed at its end.
+#[repr(C)]
+pub struct BatchWalk {
+    stamp: u32,
+    len: u32,
+    data: u64,
+    /// Where the next message starts.
+    offset: u32,
+    messages: u32,
+    /// Set at the batch's end, the buffer's end, or a refusal.
+    done: u32,
+    /// The buffer starts a batch.
+    batch: u32,
+    /// Live objects (by index) the batch takes away and has not declared again.
+    pending: u64,
+    /// How each pending object is taken away (`NetfilterOp`), a byte each.
+    ops: [u64; MAX_LIVE_OBJECTS as usize / 8],
+    refusal: Refusal,
+    /// The message being read: its attributes' range, what they said, and which
+    /// attribute numbers name its table, its object, a handle and one rule.
+    msg: Message,
+    /// The live-object scan the message asks for.
+    scan: Scan,
+}
+
+#[repr(C)]
+struct Message {
+    attr: u32,
+    end: u32,
+    command: u32,
+    family: u32,
+    seen: u32,
+    ipset: u32,
+    table_attr: u32,
+    name_attr: u32,
+    handle_attr: u32,
+    rule_attr: u32,
+    table: NameWords,
+    name: NameWords,
+}
+
+#[repr(C)]
+struct Scan {
+    /// `TAKE`, `DECLARE` or `ANY`.
+    action: u32,
+    kinds: u32,
+    op: u32,
+    by_table: u32,
+    by_name: u32,
+    /// The rule of the last live object the scan matched; 0 if none.
+    found_rule: u32,
+}
+
+#[map]
+pub static NETFILTER_WALK: PerCpuArray<BatchWalk> = PerCpuArray::with_max_entries(1, 0);
+
+/// Walks of one `sendmsg` before the last one's answer is taken, overwritten or not.
+const WALK_ATTEMPTS: u32 = 3;
+
+impl BatchWalk {
+    #[inline(always)]
+    fn set_op(&mut self, i: u32, op: u32) {
+        let slot = ((i >> 3) & 7) as usize;
+        let shift = (i & 7) * 8;
+        self.ops[slot] = (self.ops[slot] & !(0xff << shift)) | (u64::from(op & 0xff) << shift);
+    }
+
+    #[inline(always)]
+    fn op(&self, i: u32) -> u32 {
+        ((self.ops[((i >> 3) & 7) as usize] >> ((i & 7) * 8)) & 0xff) as u32
+    }
+}
+
+/// Whether two names are the same, word by word: compared as arrays they become a call of
+/// a byte-wise `memcmp`, which the verifier walks once per byte and call.
+#[inline(always)]
+fn same(a: &NameWords, b: &NameWords) -> bool {
+    ((a[0] ^ b[0]) | (a[1] ^ b[1]) | (a[2] ^ b[2]) | (a[3] ^ b[3])) == 0
+}
+
+/// Copies a name word by word (volatile, for the same reason as [`same`]: a `memmove`).
+#[inline(always)]
+fn copy(to: &mut NameWords, from: &NameWords) {
+    for i in 0..4 {
+        unsafe { core::ptr::write_volatile(&mut to[i], from[i]) };
+    }
+}
+
+/// A zero name, stored word by word (a `memset` otherwise).
+#[inline(always)]
+fn clear(name: &mut NameWords) {
+    for w in name.iter_mut() {
+        unsafe { core::ptr::write_volatile(w, 0) };
+    }
+}
+
+/// `security_netlink_send(struct sock *sk, struct sk_buff *skb)`.
+#[lsm(hook = "netlink_send")]
+pub fn netlink_send(ctx: LsmContext) -> i32 {
+    after_previous(&ctx, 2, || {
+        restated(rtguard_netfilter_decide(
+            arg_scalar(&ctx, 0) as u64,
+            arg_scalar(&ctx, 1) as u64,
+        ))
+    })
+}
+
+/// Judges one `sendmsg` on a netlink socket: 0, or `EPERM` for a netfilter batch that
+/// takes a protected chain or set away.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let sk = sk as KernelPtr;
+    if read_at::<u16>(sk, off.sock_sk_protocol) != Some(NETLINK_NETFILTER) {
+        return 0;
+    }
+    let Some(config) = NETFILTER_CONFIG.get(0) else {
+        return 0;
+    };
+    if config.host_net_ns == 0 {
+        return 0;
+    }
+    let net_ns = read_ptr(sk, off.sock_net).and_then(|net| read_at::<u32>(net, off.net_ns_inum));
+    if net_ns != Some(config.host_net_ns) {
+        return 0;
+    }
+    let skb = skb as KernelPtr;
+    let (Some(data), Some(len)) = (
+        read_ptr(skb, off.sk_buff_data),
+        read_at::<u32>(skb, off.sk_buff_len),
+    ) else {
+        return 0;
+    };
+    let first: Option<[u16; 4]> = unsafe { bpf_probe_read_kernel(data.cast()) }.ok();
+    let batch = u32::from(first.is_some_and(|h| h[2] == NFNL_MSG_BATCH_BEGIN));
+    let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
+        return 0;
+    };
+    let w = unsafe { &mut *w };
+    // What the walk found, copied out of the shared slot before its stamp is checked.
+    let mut refusal = Refusal {
+        op: 0,
+        rule_id: 0,
+        family: 0,
+        kind: 0,
+        table: [0; 4],
+        object: [0; 4],
+    };
+    let mut messages = 0;
+    for attempt in 1..=WALK_ATTEMPTS {
+        let stamp = unsafe { stamp_take(&raw mut w.stamp) };
+        w.len = len;
+        w.data = data as u64;
+        w.offset = 0;
+        w.messages = 0;
+        w.done = 0;
+        w.batch = batch;
+        w.pending = 0;
+        w.refusal.op = 0;
+        unsafe {
+            bpf_loop(
+                MAX_BATCH_MESSAGES,
+                walk_message as *mut c_void,
+                core::ptr::null_mut(),
+                0,
+            );
+        }
+        settle(w, config);
+        refusal.op = w.refusal.op;
+        refusal.rule_id = w.refusal.rule_id;
+        refusal.family = w.refusal.family;
+        refusal.kind = w.refusal.kind;
+        copy(&mut refusal.table, &w.refusal.table);
+        copy(&mut refusal.object, &w.refusal.object);
+        messages = w.messages;
+        if attempt == WALK_ATTEMPTS || unsafe { stamp_kept(&raw const w.stamp, stamp) } {
+            break;
+        }
+    }
+    if refusal.op == 0 {
+        return 0;
+    }
+    let task = current_task();
+    let exe = task_exe(off, task);
+    if trusted(exe, config.trusted_classes)
+        || trusted(
+            task_parent(off, task).and_then(|p| task_exe(off, p)),
+            config.trusted_classes,
+        )
+    {
+        return 0;
+    }
+    let enforce = rule_enforces(refusal.rule_id);
+    let decision = if enforce {
+        Decision::Blocked
+    } else {
+        Decision::WouldBlock
+    };
+    report(
+        off,
+        task,
+        exe.unwrap_or_default(),
+        decision,
+        &refusal,
+        messages,
+    );
+    if enforce {
+        EPERM
+    } else {
+        0
+    }
+}
+
+/// The walk's answer once it has stopped: a batch it could not read to the end is refused
+/// while protected objects exist, and the first object still taken away is the refusal.
+#[inline(always)]
+fn settle(w: &mut BatchWalk, config: &NetfilterConfig) {
+    if w.refusal.op != 0 {
+        return;
+    }
+    if w.done == 0 && (config.live_count != 0 || config.live_overflow != 0) {
+        w.refusal.op = NetfilterOp::TooLarge as u32;
+        w.refusal.rule_id = config.patterns[0].rule_id;
+        w.refusal.family = 0;
+        w.refusal.kind = 0;
+        clear(&mut w.refusal.table);
+        clear(&mut w.refusal.object);
+        return;
+    }
+    if w.pending == 0 {
+        return;
+    }
+    for i in 0..MAX_LIVE_OBJECTS {
+        if w.pending & (1 << i) == 0 {
+            continue;
+        }
+        if let Some(o) = NETFILTER_LIVE.get(i) {
+            w.refusal.op = w.op(i);
+            w.refusal.rule_id = o.rule_id;
+            w.refusal.family = o.family;
+            w.refusal.kind = o.kind;
+            copy(&mut w.refusal.table, &o.table);
+            copy(&mut w.refusal.object, &o.name);
+        }
+        break;
+    }
+}
+
+/// Whether `exe` may change protected chains: it is a trusted caller of a firewall
+/// command class (dockerd), or its parent is (the `iptables` dockerd runs).
+#[inline(always)]
+fn trusted(exe: Option<InodeKey>, classes: u32) -> bool {
+    exe.and_then(|k| unsafe { TRUSTED_CALLERS.get(k) }.copied())
+        .is_some_and(|c| c & classes != 0)
+}
+
+/// Attribute numbers no attribute has.
+const NO_ATTR: u32 = u32::MAX;
+
+/// One message of the buffer: `bpf_loop`'s callback. Returns 1 to stop. Its attributes
+/// and the live objects are walked by callbacks of their own, each verified once.
+#[inline(never)]
+extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
+        return 1;
+    };
+    let w = unsafe { &mut *w };
+    let start = w.offset;
+    let body = start + NLMSG_HDR_LEN + NFGENMSG_LEN;
+    if body > w.len || start > w.len {
+        w.done = 1;
+        return 1;
+    }
+    // nlmsg_len, nlmsg_type | nlmsg_flags << 16, seq, pid, nfgenmsg.
+    let Ok(header) =
+        (unsafe { bpf_probe_read_kernel((w.data + u64::from(start)) as *const [u32; 5]) })
+    else {
+        w.done = 1;
+        return 1;
+    };
+    let msg_len = header[0];
+    let msg_type = header[1] as u16;
+    if msg_len < NLMSG_HDR_LEN + NFGENMSG_LEN {
+        w.done = 1;
+        return 1;
+    }
+    let end = (start + ((msg_len + 3) & !3)).min(w.len);
+    w.offset = end;
+    w.messages += 1;
+    let subsystem = (msg_type >> 8) as u8;
+    let command = msg_type as u8;
+    if w.batch != 0 {
+        if msg_type == NFNL_MSG_BATCH_END {
+            w.done = 1;
+            return 1;
+        }
+        if index == 0 || subsystem != NFNL_SUBSYS_NFTABLES {
+            return 0;
+        }
+    } else if subsystem != NFNL_SUBSYS_IPSET {
+        return 0;
+    }
+    let m = &mut w.msg;
+    m.ipset = u32::from(w.batch == 0);
+    m.command = u32::from(command);
+    m.family = header[4] & 0xff;
+    (m.table_attr, m.name_attr, m.handle_attr, m.rule_attr) = if m.ipset != 0 {
+        ipset_attrs(command)
+    } else {
+        nft_attrs(command)
+    };
+    if m.table_attr == NO_ATTR && m.name_attr == NO_ATTR && m.handle_attr == NO_ATTR {
+        return 0;
+    }
+    let Some(config) = NETFILTER_CONFIG.get(0) else {
+        return 1;
+    };
+    m.attr = body;
+    m.end = end;
+    m.seen = 0;
+    clear(&mut m.table);
+    clear(&mut m.name);
+    unsafe {
+        bpf_loop(
+            MAX_MESSAGE_ATTRS,
+            walk_attr as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
+    }
+    if w.msg.ipset != 0 {
+        judge_ipset(w, config);
+    } else {
+        judge_nft(w, config);
+    }
+    // bpf_loop's callback must provably return 0 or 1.
+    if unsafe { core::ptr::read_volatile(&w.done) } != 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// One attribute of the message being read: `bpf_loop`'s callback.
+#[inline(never)]
+extern "C" fn walk_attr(_index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
+        return 1;
+    };
+    let (data, m) = unsafe { ((*w).data, &mut (*w).msg) };
+    let attr = m.attr;
+    if attr + 4 > m.end {
+        return 1;
+    }
+    let Ok(header) = (unsafe { bpf_probe_read_kernel((data + u64::from(attr)) as *const u32) })
+    else {
+        return 1;
+    };
+    let len = header & 0xffff;
+    if len < 4 {
+        return 1;
+    }
+    let kind = (header >> 16) & u32::from(NLA_TYPE_MASK);
+    let payload = data + u64::from(attr) + 4;
+    if kind == m.table_attr {
+        read_name(&mut m.table, payload, len - 4);
+        m.seen |= ROLE_TABLE;
+    } else if kind == m.name_attr {
+        read_name(&mut m.name, payload, len - 4);
+        m.seen |= ROLE_NAME;
+    } else if kind == m.handle_attr {
+        m.seen |= ROLE_HANDLE;
+    } else if kind == m.rule_attr {
+        m.seen |= ROLE_RULE;
+    }
+    m.attr = attr + ((len + 3) & !3);
+    0
+}
+
+/// The attribute numbers of an nf_tables message's table, object name, handle and rule
+/// (`enum nft_*_attributes`); `NO_ATTR` for a message the layer does not read.
+#[inline(always)]
+fn nft_attrs(command: u8) -> (u32, u32, u32, u32) {
+    let a = |n: u16| u32::from(n);
+    match command {
+        nft_msg::DELTABLE | nft_msg::DESTROYTABLE => {
+            (a(nfta::TABLE_NAME), NO_ATTR, a(nfta::TABLE_HANDLE), NO_ATTR)
+        }
+        nft_msg::NEWCHAIN | nft_msg::DELCHAIN | nft_msg::DESTROYCHAIN => (
+            a(nfta::CHAIN_TABLE),
+            a(nfta::CHAIN_NAME),
+            a(nfta::CHAIN_HANDLE),
+            NO_ATTR,
+        ),
+        // A rule by handle or by its id in the batch is one rule; its chain is the name.
+        nft_msg::DELRULE | nft_msg::DESTROYRULE => (
+            a(nfta::RULE_TABLE),
+            a(nfta::RULE_CHAIN),
+            a(nfta::RULE_HANDLE),
+            a(nfta::RULE_ID),
+        ),
+        nft_msg::NEWSET | nft_msg::DELSET | nft_msg::DESTROYSET => (
+            a(nfta::SET_TABLE),
+            a(nfta::SET_NAME),
+            a(nfta::SET_HANDLE),
+            NO_ATTR,
+        ),
+        _ => (NO_ATTR, NO_ATTR, NO_ATTR, NO_ATTR),
+    }
+}
+
+/// ipset's: the set, and for a swap the other set (kept where a table name would be).
+#[inline(always)]
+fn ipset_attrs(command: u8) -> (u32, u32, u32, u32) {
+    let a = |n: u16| u32::from(n);
+    match command {
+        ipset::CMD_SWAP => (
+            a(ipset::ATTR_SETNAME2),
+            a(ipset::ATTR_SETNAME),
+            NO_ATTR,
+            NO_ATTR,
+        ),
+        ipset::CMD_DESTROY | ipset::CMD_FLUSH | ipset::CMD_RENAME => {
+            (NO_ATTR, a(ipset::ATTR_SETNAME), NO_ATTR, NO_ATTR)
+        }
+        _ => (NO_ATTR, NO_ATTR, NO_ATTR, NO_ATTR),
+    }
+}
+
+/// A name attribute's payload (`len` bytes, NUL included) as NUL-padded words. The read
+/// is always `NF_NAME_LEN` bytes: a netlink buffer ends in its `skb_shared_info`, so the
+/// bytes past a short last attribute are readable, and they are masked off.
+#[inline(always)]
+fn read_name(to: &mut NameWords, payload: u64, len: u32) {
+    let read = unsafe {
+        generated::bpf_probe_read_kernel(
+            to.as_mut_ptr().cast(),
+            NF_NAME_LEN as u32,
+            payload as *const c_void,
+        )
+    };
+    if read != 0 {
+        clear(to);
+        return;
+    }
+    for (k, word) in to.iter_mut().enumerate() {
+        let valid = len.saturating_sub(8 * k as u32).min(8);
+        *word &= if valid >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * valid)) - 1
+        };
+    }
+}
+
+/// What one nf_tables message does to the protected objects, as nf_tables would apply it
+/// (`nf_tables_deltable`, `_delchain`, `_delrule`, `_delset`).
+#[inline(always)]
+fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
+    let m = &w.msg;
+    let command = m.command as u8;
+    let family = m.family as u8;
+    let seen = m.seen;
+    let has_table = seen & ROLE_TABLE != 0;
+    let has_name = seen & ROLE_NAME != 0;
+    let by_handle = seen & ROLE_HANDLE != 0;
+    let kind = match command {
+        nft_msg::NEWSET | nft_msg::DELSET | nft_msg::DESTROYSET => PATTERN_SET,
+        _ => PATTERN_CHAIN,
+    };
+    // (action, kinds, op, whether the table and the name narrow it)
+    let (action, kinds, op, by_table, by_name) = match command {
+        nft_msg::DELTABLE | nft_msg::DESTROYTABLE => {
+            // A table named by neither, or in no family, is every table there is.
+            if family == family::UNSPEC || seen & (ROLE_TABLE | ROLE_HANDLE) == 0 {
+                let op = if has_table {
+                    NetfilterOp::DeleteTable
+                } else {
+                    NetfilterOp::FlushRuleset
+                };
+                (TAKE, ALL_KINDS, op, has_table, false)
+            } else if by_handle {
+                (ANY, ALL_KINDS, NetfilterOp::DeleteByHandle, false, false)
+            } else {
+                (TAKE, ALL_KINDS, NetfilterOp::DeleteTable, true, false)
+            }
+        }
+        nft_msg::DELCHAIN | nft_msg::DESTROYCHAIN | nft_msg::DELSET | nft_msg::DESTROYSET => {
+            let op = if kind == PATTERN_SET {
+                NetfilterOp::DeleteSet
+            } else {
+                NetfilterOp::DeleteChain
+            };
+            if by_handle {
+                (ANY, kind, NetfilterOp::DeleteByHandle, true, false)
+            } else if has_name {
+                (TAKE, kind, op, true, true)
+            } else {
+                return;
+            }
+        }
+        nft_msg::DELRULE | nft_msg::DESTROYRULE => {
+            if !has_name {
+                // No chain: every rule of every chain of the table (a handle is ignored).
+                (TAKE, PATTERN_CHAIN, NetfilterOp::FlushTable, true, false)
+            } else if seen & (ROLE_HANDLE | ROLE_RULE) != 0 {
+                // One rule.
+                return;
+            } else {
+                (TAKE, PATTERN_CHAIN, NetfilterOp::FlushChain, true, true)
+            }
+        }
+        nft_msg::NEWCHAIN | nft_msg::NEWSET if has_table && has_name => {
+            (DECLARE, kind, NetfilterOp::DeleteChain, true, true)
+        }
+        _ => return,
+    };
+    // A named chain or set is looked at only if the policy protects its name.
+    let mut named_rule = 0;
+    if by_name {
+        match config.pattern_for(kind, &m.name) {
+            Some(p) => named_rule = p.rule_id,
+            None => return,
+        }
+    }
+    if !by_name && action != DECLARE && config.live_overflow != 0 {
+        let table = m.table;
+        refuse(
+            w,
+            op,
+            config.patterns[0].rule_id,
+            family,
+            0,
+            &table,
+            &[0; 4],
+        );
+        return;
+    }
+    w.scan = Scan {
+        action,
+        kinds,
+        op: op as u32,
+        by_table: u32::from(by_table),
+        by_name: u32::from(by_name),
+        found_rule: 0,
+    };
+    unsafe {
+        bpf_loop(
+            config.live_count.min(MAX_LIVE_OBJECTS),
+            scan_live as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
+    }
+    let found_rule = w.scan.found_rule;
+    let (table, name) = (w.msg.table, w.msg.name);
+    if action == ANY && found_rule != 0 {
+        refuse(w, op, found_rule, family, 0, &table, &[0; 4]);
+    } else if action == TAKE && by_name && found_rule == 0 {
+        // A protected name the mirror does not hold (not yet, or no longer): refused as
+        // such, since what it is can't be told.
+        refuse(w, op, named_rule, family, kind, &table, &name);
+    }
+}
+
+/// One live object against the message's scan: `bpf_loop`'s callback.
+#[inline(never)]
+extern "C" fn scan_live(index: u64, _ctx: *mut c_void) -> i64 {
+    let i = (index as u32) & (MAX_LIVE_OBJECTS - 1);
+    let (Some(w), Some(o)) = (NETFILTER_WALK.get_ptr_mut(0), NETFILTER_LIVE.get(i)) else {
+        return 1;
+    };
+    let w = unsafe { &mut *w };
+    let (m, scan) = (&w.msg, &w.scan);
+    if o.kind & scan.kinds == 0
+        || (m.family != u32::from(family::UNSPEC) && o.family != m.family)
+        || (scan.by_table != 0 && !same(&o.table, &m.table))
+        || (scan.by_name != 0 && !same(&o.name, &m.name))
+    {
+        return 0;
+    }
+    w.scan.found_rule = o.rule_id;
+    if w.scan.action == TAKE {
+        w.pending |= 1 << i;
+        let op = w.scan.op;
+        w.set_op(i, op);
+    } else if w.scan.action == DECLARE {
+        w.pending &= !(1 << i);
+    }
+    0
+}
+
+/// One ipset command: destroy, flush, rename or swap of a protected set, or destroy or
+/// flush of every set where the policy protects sets.
+#[inline(always)]
+fn judge_ipset(w: &mut BatchWalk, config: &NetfilterConfig) {
+    let op = NetfilterOp::IpsetChange;
+    let (command, family, seen) = (w.msg.command as u8, w.msg.family as u8, w.msg.seen);
+    let (name, other) = (w.msg.name, w.msg.table);
+    if seen & ROLE_NAME == 0 {
+        if matches!(command, ipset::CMD_DESTROY | ipset::CMD_FLUSH) && config.ipset_rule_id != 0 {
+            refuse(
+                w,
+                op,
+                config.ipset_rule_id,
+                family,
+                PATTERN_SET,
+                &[0; 4],
+                &[0; 4],
+            );
+        }
+        return;
+    }
+    if let Some(p) = config.pattern_for(PATTERN_SET, &name) {
+        refuse(w, op, p.rule_id, family, PATTERN_SET, &[0; 4], &name);
+    } else if seen & ROLE_TABLE != 0 {
+        if let Some(p) = config.pattern_for(PATTERN_SET, &other) {
+            refuse(w, op, p.rule_id, family, PATTERN_SET, &[0; 4], &other);
+        }
+    }
+}
+
+/// Records the batch's refusal (the first one found) and ends the walk.
+#[inline(always)]
+fn refuse(
+    w: &mut BatchWalk,
+    op: NetfilterOp,
+    rule_id: u32,
+    family: u8,
+    kind: u32,
+    table: &NameWords,
+    object: &NameWords,
+) {
+    w.refusal.op = op as u32;
+    w.refusal.rule_id = rule_id;
+    w.refusal.family = u32::from(family);
+    w.refusal.kind = kind;
+    copy(&mut w.refusal.table, table);
+    copy(&mut w.refusal.object, object);
+    w.done = 1;
+}
+
+#[inline(always)]
+fn report(
+    off: &KernelOffsets,
+    task: KernelPtr,
+    exe: InodeKey,
+    decision: Decision,
+    refusal: &Refusal,
+    messages: u32,
+) {
+    let Some(mut entry) = EVENTS.reserve::<NetfilterEvent>(0) else {
+        count_dropped_event();
+        return;
+    };
+    let ev = entry.as_mut_ptr();
+    unsafe {
+        fill_header(
+            &mut (*ev).header,
+            EventKind::Netfilter,
+            decision,
+            off,
+            task,
+            exe,
+        );
+        (*ev).rule_id = refusal.rule_id;
+        (*ev).op = refusal.op;
+        (*ev).family = refusal.family;
+        (*ev).object_kind = refusal.kind;
+        copy(&mut (*ev).table, &refusal.table);
+        copy(&mut (*ev).object, &refusal.object);
+        (*ev).messages = messages;
+        (*ev)._pad = 0;
+        current_cmdline(off, task, &mut (*ev).cmdline);
+    }
+    entry.submit(0);
+}
+
+const _: () = assert!(NF_NAME_LEN == 32 && MAX_LIVE_OBJECTS == 64);

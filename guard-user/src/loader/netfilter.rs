@@ -1,0 +1,159 @@
+//! The netfilter layer's maps: the protected names with the host's network namespace,
+//! and the protected chains and sets that exist, read from nf_tables whenever the policy
+//! is installed and whenever nf_tables announces a change.
+
+use std::os::unix::fs::MetadataExt;
+
+use aya::maps::{Array, MapData};
+use guard_common::{
+    names,
+    netfilter::{
+        LiveObject, NamePattern, NetfilterConfig, CANARY_CHAIN, CANARY_PATTERN, PATTERN_CHAIN,
+    },
+};
+use tracing::{debug, warn};
+
+use super::{
+    sync::{array_mut, map_err},
+    Guard, LoadError,
+};
+use crate::{host::nftables, tables::netfilter::live_objects};
+
+/// What the mirror of protected chains and sets holds, for `rtguard status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NetfilterMirror {
+    /// No rule protects chains or sets.
+    #[default]
+    Off,
+    /// This many protected chains and sets exist; `overflow` when there were more than
+    /// the kernel's array holds.
+    Live { objects: usize, overflow: bool },
+    /// nf_tables could not be read: named chains and sets are still refused by name,
+    /// but a table or ruleset flush is judged as if they held none.
+    Unknown(String),
+}
+
+impl std::fmt::Display for NetfilterMirror {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const COVERED: &str = "nf_tables batches judged (nft, iptables-nft, iptables-restore, \
+                               firewalld, ipset); iptables-legacy not covered";
+        match self {
+            NetfilterMirror::Off => f.write_str("off (no chains or sets protected)"),
+            NetfilterMirror::Live {
+                objects,
+                overflow: false,
+            } => {
+                write!(f, "{objects} protected chains and sets exist; {COVERED}")
+            }
+            NetfilterMirror::Live {
+                objects,
+                overflow: true,
+            } => write!(
+                f,
+                "more than {objects} protected chains and sets exist: flushes of their \
+                 tables are refused; {COVERED}"
+            ),
+            NetfilterMirror::Unknown(e) => write!(
+                f,
+                "nf_tables unreadable ({e}): chains and sets refused by name only; {COVERED}"
+            ),
+        }
+    }
+}
+
+impl Guard {
+    /// Writes the netfilter layer's config and the live protected objects. Entries are
+    /// written before a larger count and after a smaller one, so the programs never read
+    /// an entry that is not there.
+    pub fn sync_netfilter(&mut self) -> Result<(), LoadError> {
+        let mut config = self.installed.netfilter;
+        let protects = config.patterns.iter().any(|p| p.kind != 0);
+        let (live, overflow) = if protects {
+            config.host_net_ns = host_net_ns();
+            match nftables::list_objects() {
+                Ok(objects) => {
+                    let (live, overflow) = live_objects(&config, &objects);
+                    self.netfilter_mirror = NetfilterMirror::Live {
+                        objects: live.len(),
+                        overflow,
+                    };
+                    (live, overflow)
+                }
+                Err(e) => {
+                    warn!("nf_tables' chains and sets could not be read: {e}");
+                    self.netfilter_mirror = NetfilterMirror::Unknown(e.to_string());
+                    (Vec::new(), false)
+                }
+            }
+        } else {
+            self.netfilter_mirror = NetfilterMirror::Off;
+            (Vec::new(), false)
+        };
+        config.live_count = live.len() as u32;
+        config.live_overflow = u32::from(overflow);
+        let shrinking = config.live_count < self.netfilter_written.live_count;
+        if shrinking {
+            self.write_netfilter_config(&config)?;
+        }
+        {
+            let mut array: Array<&mut MapData, LiveObject> =
+                array_mut(&mut self.ebpf, names::NETFILTER_LIVE)?;
+            for (i, object) in live.iter().enumerate() {
+                array
+                    .set(i as u32, object, 0)
+                    .map_err(map_err(names::NETFILTER_LIVE))?;
+            }
+        }
+        if !shrinking {
+            self.write_netfilter_config(&config)?;
+        }
+        debug!(live = live.len(), overflow, "netfilter mirror written");
+        Ok(())
+    }
+
+    fn write_netfilter_config(&mut self, config: &NetfilterConfig) -> Result<(), LoadError> {
+        let mut array: Array<&mut MapData, NetfilterConfig> =
+            array_mut(&mut self.ebpf, names::NETFILTER_CONFIG)?;
+        array
+            .set(0, config, 0)
+            .map_err(map_err(names::NETFILTER_CONFIG))?;
+        self.netfilter_written = *config;
+        Ok(())
+    }
+
+    /// Protects (or no longer) the self-test's canary chain name under `rule`, with the
+    /// layer on for the host's network namespace meanwhile, whatever the policy says.
+    pub(crate) fn netfilter_canary(&mut self, rule: Option<u32>) -> Result<(), LoadError> {
+        let mut config = self.netfilter_written;
+        if let Some(rule) = rule {
+            config.patterns[CANARY_PATTERN] =
+                NamePattern::new(PATTERN_CHAIN, CANARY_CHAIN, false, rule).unwrap_or_default();
+            if config.host_net_ns == 0 {
+                config.host_net_ns = host_net_ns();
+            }
+            let mut array: Array<&mut MapData, NetfilterConfig> =
+                array_mut(&mut self.ebpf, names::NETFILTER_CONFIG)?;
+            array
+                .set(0, config, 0)
+                .map_err(map_err(names::NETFILTER_CONFIG))
+        } else {
+            self.write_netfilter_config(&config)
+        }
+    }
+
+    pub fn netfilter_mirror(&self) -> &NetfilterMirror {
+        &self.netfilter_mirror
+    }
+}
+
+/// The host's network namespace, as its init process has it; 0 (the layer off) if it
+/// can't be read.
+fn host_net_ns() -> u32 {
+    match std::fs::metadata("/proc/1/ns/net") {
+        Ok(meta) => meta.ino() as u32,
+        Err(e) => {
+            warn!("the host's network namespace is unknown (/proc/1/ns/net: {e}): netfilter batches are not judged");
+            0
+        }
+    }
+}

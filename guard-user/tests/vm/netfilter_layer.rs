@@ -1,0 +1,361 @@
+//! The netfilter layer: nf_tables batches that take Docker's chains away are refused by
+//! their content, whichever tool (or no tool) sends them, with the chains left exactly as
+//! they were; batches that leave them alone, or declare them again, pass.
+
+use std::path::Path;
+
+use crate::{
+    common::*,
+    exec_layer::{docker_nat_chain, expect_runs},
+};
+
+/// Docker's NAT chain and a `DOCKER-USER` filter chain, each with a rule.
+fn docker_chains() -> (String, String) {
+    let nat = docker_nat_chain();
+    expect_runs("iptables -N DOCKER-USER 2>/dev/null; iptables -F DOCKER-USER && iptables -A DOCKER-USER -j RETURN");
+    (nat, expect_runs("iptables -S DOCKER-USER"))
+}
+
+fn netfilter_records(audit: &Path) -> Vec<String> {
+    std::fs::read_to_string(audit)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(r#""layer":"netfilter""#))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// nfnetlink batch framing around one nf_tables message, as libnftnl builds it.
+fn batch(message: &[u8]) -> Vec<u8> {
+    // NFNL_MSG_BATCH_BEGIN / _END, res_id NFNL_SUBSYS_NFTABLES in network byte order.
+    let frame = |kind: u16, seq: u32| {
+        let mut m = Vec::new();
+        m.extend(20u32.to_ne_bytes());
+        m.extend(kind.to_ne_bytes());
+        m.extend(1u16.to_ne_bytes()); // NLM_F_REQUEST
+        m.extend(seq.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes());
+        m.extend([0u8, 0]);
+        m.extend(10u16.to_be_bytes());
+        m
+    };
+    let mut out = frame(16, 1);
+    out.extend(message);
+    out.extend(frame(17, 3));
+    out
+}
+
+/// `NFT_MSG_DELRULE` in family ip with string attributes `(type, value)`: a flush of the
+/// chain they name, or of the whole table.
+fn delrule(attrs: &[(u16, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (kind, value) in attrs {
+        let len = 4 + value.len() + 1;
+        body.extend((len as u16).to_ne_bytes());
+        body.extend(kind.to_ne_bytes());
+        body.extend(value.as_bytes());
+        body.push(0);
+        body.resize(body.len().next_multiple_of(4), 0);
+    }
+    let mut m = Vec::new();
+    m.extend((20 + body.len() as u32).to_ne_bytes());
+    m.extend((10u16 << 8 | 8).to_ne_bytes()); // NFT_MSG_DELRULE
+    m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
+    m.extend(2u32.to_ne_bytes());
+    m.extend(0u32.to_ne_bytes());
+    m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
+    m.extend(body);
+    m
+}
+
+/// Sends `bytes` on a `NETLINK_NETFILTER` socket in one `sendmsg`, as a program that
+/// speaks netlink itself does; the errno of the send, if it failed.
+fn send_netfilter(bytes: &[u8]) -> Option<i32> {
+    unsafe {
+        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as u16;
+        let sent = libc::sendto(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            0,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        );
+        let errno = (sent < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap());
+        libc::close(fd);
+        errno
+    }
+}
+
+#[test]
+fn batches_that_take_dockers_chains_away_are_refused_whatever_sends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let (nat, user) = docker_chains();
+    let guard = start_production(&audit, &[]);
+    let unchanged = |what: &str| {
+        assert_eq!(
+            expect_runs("iptables -t nat -S DOCKER"),
+            nat,
+            "{what} changed DOCKER"
+        );
+        assert_eq!(
+            expect_runs("iptables -S DOCKER-USER"),
+            user,
+            "{what} changed DOCKER-USER"
+        );
+    };
+    let handle = expect_runs(
+        "nft -a list table ip nat | sed -n 's/^table ip nat { # handle \\([0-9]*\\)$/\\1/p'",
+    );
+    let handle = handle.trim();
+    assert!(!handle.is_empty(), "no handle for table ip nat");
+    std::fs::write(
+        dir.path().join("fw"),
+        std::fs::read("/usr/sbin/xtables-nft-multi").unwrap(),
+    )
+    .unwrap();
+    let renamed = dir.path().join("fw");
+    expect_allowed(&format!("chmod 755 {}", renamed.display()));
+    for command in [
+        // What the exec layer can only report: the tables come on standard input.
+        "printf '*nat\\n:PREROUTING ACCEPT [0:0]\\n:POSTROUTING ACCEPT [0:0]\\nCOMMIT\\n' | iptables-restore".to_owned(),
+        "printf '*filter\\n:INPUT ACCEPT [0:0]\\nCOMMIT\\n' | iptables-restore".to_owned(),
+        "printf 'flush ruleset\\n' | nft -f -".to_owned(),
+        // Debian's own /etc/nftables.conf starts with `flush ruleset`.
+        "nft -f /etc/nftables.conf".to_owned(),
+        // Statements joined into one argument, which argv matching can't split.
+        "nft 'flush chain ip nat DOCKER'".to_owned(),
+        "nft 'delete chain ip filter DOCKER-USER'".to_owned(),
+        "nft 'flush table ip nat'".to_owned(),
+        "nft 'delete table ip nat'".to_owned(),
+        // No name at all: which table this is can't be told from the message.
+        format!("nft 'delete table ip handle {handle}'"),
+        // A copy of the multicall binary under a name no class knows.
+        format!("{} iptables -t nat -F DOCKER", renamed.display()),
+        format!("{} iptables -F DOCKER-USER", renamed.display()),
+    ] {
+        expect_denied(&command);
+        unchanged(&command);
+    }
+    // A program that speaks netlink itself: the send fails with EPERM.
+    for (what, attrs) in [
+        ("a flush of ip nat DOCKER", &[(1, "nat"), (2, "DOCKER")][..]),
+        ("a flush of every chain of ip nat", &[(1, "nat")][..]),
+    ] {
+        assert_eq!(
+            send_netfilter(&batch(&delrule(attrs))),
+            Some(libc::EPERM),
+            "{what}"
+        );
+        unchanged(what);
+    }
+
+    // In another network namespace the same flush is that namespace's own business. (Fed
+    // on standard input: the exec layer refuses `nft flush ruleset` by its words.)
+    expect_allowed("unshare -n sh -c \"printf 'flush ruleset\\n' | nft -f -\"");
+    unchanged("a flush in another network namespace");
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = netfilter_records(&audit);
+    for (op, target, argv) in [
+        (
+            "flush-chain",
+            "chain ip nat DOCKER",
+            r#""argv":["nft","flush chain ip nat DOCKER"]"#,
+        ),
+        ("flush-ruleset", "chain ip", r#""argv":["nft","-f","-"]"#),
+        (
+            "delete-chain",
+            "chain ip filter DOCKER-USER",
+            r#""argv":["nft","delete chain ip filter DOCKER-USER"]"#,
+        ),
+        (
+            "delete-by-handle",
+            "a table of family ip (by handle)",
+            "delete table ip handle",
+        ),
+    ] {
+        assert!(
+            records.iter().any(|l| l.contains(r#""decision":"blocked""#)
+                && l.contains(&format!(r#""op":"{op}""#))
+                && l.contains(target)
+                && l.contains(argv)
+                && l.contains(r#""rule":"docker-netfilter""#)),
+            "no blocked {op} record of {target} by {argv}:\n{}",
+            records.join("\n")
+        );
+    }
+}
+
+#[test]
+fn batches_that_leave_dockers_chains_alone_or_declare_them_again_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let (nat, user) = docker_chains();
+    let guard = start_production(&audit, &[]);
+
+    // k3s's and Olares' uninstall: every table written back without Kubernetes' chains.
+    expect_allowed("iptables-save | grep -v KUBE- | iptables-restore");
+    assert_eq!(expect_runs("iptables -t nat -S DOCKER"), nat);
+    assert_eq!(expect_runs("iptables -S DOCKER-USER"), user);
+    // kube-proxy's steady state.
+    expect_allowed(
+        "printf '*nat\\n:KUBE-SERVICES - [0:0]\\n-A KUBE-SERVICES -j RETURN\\nCOMMIT\\n' | iptables-restore --noflush",
+    );
+    // The user's own chains, and rules in Docker's: DOCKER-USER is meant for them.
+    expect_allowed(
+        "iptables -N MINE && iptables -A MINE -j RETURN && iptables -F MINE && iptables -X MINE",
+    );
+    expect_allowed("iptables -I DOCKER-USER -s 10.9.0.0/16 -j DROP && iptables -D DOCKER-USER -s 10.9.0.0/16 -j DROP");
+    // A file that flushes only its own table, and deletes it.
+    let conf = dir.path().join("mine.nft");
+    std::fs::write(
+        &conf,
+        "table inet mine\nflush table inet mine\ntable inet mine {\n  chain input { type filter hook input priority 0; }\n}\n",
+    )
+    .unwrap();
+    expect_allowed(&format!("nft -f {}", conf.display()));
+    expect_allowed("nft delete table inet mine");
+    assert_eq!(expect_runs("iptables -t nat -S DOCKER"), nat);
+    assert_eq!(expect_runs("iptables -S DOCKER-USER"), user);
+
+    // Chains created after the start are mirrored and protected too.
+    expect_runs(
+        "iptables -N DOCKER-ISOLATION-STAGE-1 && iptables -A DOCKER-ISOLATION-STAGE-1 -j RETURN",
+    );
+    let stage = expect_runs("iptables -S DOCKER-ISOLATION-STAGE-1");
+    eventually("the daemon mirrors the new chain", || {
+        guard
+            .status_cmd()
+            .1
+            .contains("3 protected chains and sets exist")
+    });
+    expect_denied(
+        "printf '*filter\\n:DOCKER-USER - [0:0]\\n-A DOCKER-USER -j RETURN\\nCOMMIT\\n' | iptables-restore",
+    );
+    assert_eq!(expect_runs("iptables -S DOCKER-ISOLATION-STAGE-1"), stage);
+
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = netfilter_records(&audit);
+    assert!(
+        records
+            .iter()
+            .all(|l| l.contains("DOCKER-ISOLATION-STAGE-1")),
+        "only the restore that dropped DOCKER-ISOLATION-STAGE-1 is recorded:\n{}",
+        records.join("\n")
+    );
+}
+
+#[test]
+fn audit_mode_lets_a_flush_through_and_records_what_it_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    docker_chains();
+    let guard = start_production(&audit, &["--mode", "audit"]);
+    expect_allowed("nft 'flush chain ip nat DOCKER'");
+    assert!(!expect_runs("iptables -t nat -S DOCKER").contains("10.7.0.1"));
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = netfilter_records(&audit);
+    assert!(
+        records
+            .iter()
+            .any(|l| l.contains(r#""decision":"would-block""#)
+                && l.contains(r#""op":"flush-chain""#)
+                && l.contains("chain ip nat DOCKER")),
+        "{}",
+        records.join("\n")
+    );
+}
+
+/// Median wall time of `script` over `rounds` runs, with `reset` run untimed before each.
+fn median_ms(script: &str, reset: &str, rounds: usize) -> f64 {
+    let mut times: Vec<f64> = (0..rounds)
+        .map(|_| {
+            expect_allowed(reset);
+            let started = std::time::Instant::now();
+            expect_allowed(script);
+            started.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[rounds / 2]
+}
+
+/// What judging batches costs: a restore of 5,000 rules into a chain of its own (one batch
+/// of 5,000 messages, each read and let through), the same rules written back whole with
+/// `iptables-save | iptables-restore` (every table flushed and declared again), and a
+/// kube-proxy-sized `--noflush` restore. Printed, not asserted: medians of the same
+/// workloads before the guard starts, while it runs, and after it stops, in one boot.
+#[test]
+fn what_judging_large_batches_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    docker_chains();
+    let big = dir.path().join("big.rules");
+    let mut rules = String::from("*filter\n:KUBE-BIG - [0:0]\n");
+    for i in 0..5000 {
+        rules.push_str(&format!(
+            "-A KUBE-BIG -s 10.{}.{}.0/24 -j RETURN\n",
+            i / 256,
+            i % 256
+        ));
+    }
+    rules.push_str("COMMIT\n");
+    std::fs::write(&big, rules).unwrap();
+    let small = dir.path().join("small.rules");
+    std::fs::write(
+        &small,
+        "*nat\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -d 10.96.0.1/32 -j RETURN\nCOMMIT\n",
+    )
+    .unwrap();
+    let restore_big = format!("iptables-restore --noflush {}", big.display());
+    let drop_big = "iptables -F KUBE-BIG 2>/dev/null; iptables -X KUBE-BIG 2>/dev/null; true";
+    let roundtrip = "iptables-save | iptables-restore";
+    let load_big = format!("{drop_big}; {restore_big}");
+    let restore_small = format!("iptables-restore --noflush {}", small.display());
+    let workloads: [(&str, &str, &str); 3] = [
+        ("restore of 5,000 rules (--noflush)", &restore_big, drop_big),
+        (
+            "iptables-save | iptables-restore, 5,000 rules",
+            roundtrip,
+            &load_big,
+        ),
+        ("kube-proxy-sized --noflush restore", &restore_small, "true"),
+    ];
+    let measure = || -> Vec<f64> {
+        workloads
+            .iter()
+            .map(|(_, script, reset)| median_ms(script, reset, 3))
+            .collect()
+    };
+    let before = measure();
+    let guard = start_production(&audit, &[]);
+    let guarded = measure();
+    // Everything was let through, and Docker's chains are still there.
+    assert_eq!(
+        expect_runs("iptables -S KUBE-BIG | grep -c RETURN").trim(),
+        "5000"
+    );
+    assert!(expect_runs("iptables -t nat -S").contains("-N DOCKER"));
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let after = measure();
+    expect_allowed(drop_big);
+    for (i, (what, _, _)) in workloads.iter().enumerate() {
+        let unguarded = (before[i] + after[i]) / 2.0;
+        println!(
+            "netfilter cost: {what}: {:.1} ms guarded, {:.1} / {:.1} ms unguarded before / after ({:+.1}%)",
+            guarded[i],
+            before[i],
+            after[i],
+            (guarded[i] / unguarded - 1.0) * 100.0
+        );
+    }
+}
