@@ -64,19 +64,30 @@ pub mod nft_msg {
     pub const DELTABLE: u8 = 2;
     pub const NEWCHAIN: u8 = 3;
     pub const DELCHAIN: u8 = 5;
+    pub const NEWRULE: u8 = 6;
     pub const DELRULE: u8 = 8;
     pub const NEWSET: u8 = 9;
     pub const DELSET: u8 = 11;
+    pub const DELSETELEM: u8 = 14;
     /// Linux 6.3: deletions that succeed when the object is already gone.
     pub const DESTROYTABLE: u8 = 26;
     pub const DESTROYCHAIN: u8 = 27;
     pub const DESTROYRULE: u8 = 28;
     pub const DESTROYSET: u8 = 29;
+    pub const DESTROYSETELEM: u8 = 30;
 }
+
+/// `NFT_TABLE_F_DORMANT`: the table's base chains are unhooked, its rules see no packet.
+pub const NFT_TABLE_F_DORMANT: u32 = 1;
+/// `NFT_TABLE_F_OWNER`: the table goes when the socket that created it closes.
+pub const NFT_TABLE_F_OWNER: u32 = 2;
+/// `NLM_F_REQUEST`: only requests are processed outside a batch.
+pub const NLM_F_REQUEST: u16 = 1;
 
 /// Attribute numbers (`enum nft_*_attributes`) of the messages above.
 pub mod nfta {
     pub const TABLE_NAME: u16 = 1;
+    pub const TABLE_FLAGS: u16 = 2;
     pub const TABLE_HANDLE: u16 = 4;
     pub const CHAIN_TABLE: u16 = 1;
     pub const CHAIN_HANDLE: u16 = 2;
@@ -89,6 +100,9 @@ pub mod nfta {
     pub const SET_TABLE: u16 = 1;
     pub const SET_NAME: u16 = 2;
     pub const SET_HANDLE: u16 = 16;
+    pub const SET_ELEM_LIST_TABLE: u16 = 1;
+    pub const SET_ELEM_LIST_SET: u16 = 2;
+    pub const SET_ELEM_LIST_ELEMENTS: u16 = 3;
 }
 
 /// ipset's commands and attributes (`include/uapi/linux/netfilter/ipset/ip_set.h`).
@@ -120,10 +134,10 @@ pub const CANARY_CHAIN: &[u8] = b"rtguard-self-test-canary";
 pub const MAX_LIVE_OBJECTS: u32 = 64;
 /// Messages of one batch the programs read. A batch with more is not judged message by
 /// message: it is refused when protected chains or sets exist (see [`NetfilterOp::TooLarge`]).
-pub const MAX_BATCH_MESSAGES: u32 = 1 << 16;
-/// Attributes of one message the programs read; the ones they look for come first in
-/// every tool's messages (names and handles, before expressions).
-pub const MAX_MESSAGE_ATTRS: u32 = 16;
+pub const MAX_BATCH_MESSAGES: u32 = 1 << 20;
+/// Attributes of one message the programs read, all of them as nf_tables does (the last
+/// of a repeated one counts). A message the layer judges with more is refused.
+pub const MAX_MESSAGE_ATTRS: u32 = 4096;
 
 /// A name, NUL-padded, as eight-byte words: compared under a mask in four steps.
 pub type NameWords = [u64; NF_NAME_LEN / 8];
@@ -224,7 +238,9 @@ pub struct NetfilterConfig {
     /// The first rule naming sets, 0 if none: ipset's destroy and flush of *every* set
     /// are refused under it. (ipset keeps its own state; the daemon does not mirror it.)
     pub ipset_rule_id: u32,
-    pub _pad: u32,
+    /// Set while any pattern is in use (the policy's or the canary's): what can't be
+    /// judged (a batch too long, a walk overwritten) is refused only then.
+    pub active: u32,
     /// The policy's patterns, then the self-test's canary slot.
     pub patterns: [NamePattern; MAX_NAME_PATTERNS + 1],
 }
@@ -249,6 +265,11 @@ pub struct LiveObject {
     /// The table's family (`family::*`).
     pub family: u32,
     pub _pad: u32,
+    /// The object's handle in its table: what a deletion or rename by handle names.
+    pub handle: u64,
+    /// The highest chain or set handle of its table when the daemon looked: a handle
+    /// above it is an object created since, which could be a protected one.
+    pub table_max_handle: u64,
 }
 
 impl LiveObject {
@@ -275,14 +296,25 @@ pub enum NetfilterOp {
     /// Every rule of a chain (`DELRULE` naming the chain, no rule).
     FlushChain = 5,
     DeleteSet = 6,
-    /// A table, chain or set deleted by handle where protected objects live: which one it
-    /// is cannot be told from the message.
+    /// A table deleted by handle in a family where protected objects live: which table it
+    /// is cannot be told from the message (chains and sets are known by their handles).
     DeleteByHandle = 7,
     /// More messages in the batch than the programs read.
     TooLarge = 8,
     /// ipset: destroy, flush, rename or swap of a protected set, or destroy or flush of
     /// every set.
     IpsetChange = 9,
+    /// A `NEWCHAIN` naming an existing chain by handle: its new name (`nft rename chain`,
+    /// `iptables -E`).
+    RenameChain = 10,
+    /// Every element of a set (`DELSETELEM` without elements: `nft flush set`).
+    FlushSet = 11,
+    /// A table holding protected chains made dormant (its base chains unhooked), or
+    /// created owned by the sender's socket (destroyed when the socket closes).
+    TableFlags = 12,
+    /// The walk was overwritten by other walks on the same CPU on every attempt, so the
+    /// batch could not be judged.
+    Unjudged = 13,
 }
 
 impl NetfilterOp {
@@ -298,6 +330,10 @@ impl NetfilterOp {
             NetfilterOp::DeleteByHandle => "delete-by-handle",
             NetfilterOp::TooLarge => "batch-too-large",
             NetfilterOp::IpsetChange => "ipset-change",
+            NetfilterOp::RenameChain => "rename-chain",
+            NetfilterOp::FlushSet => "flush-set",
+            NetfilterOp::TableFlags => "table-flags",
+            NetfilterOp::Unjudged => "batch-unjudged",
         }
     }
 }
@@ -371,6 +407,8 @@ mod tests {
             rule_id: 1,
             family: u32::from(family::IPV4),
             _pad: 0,
+            handle: 7,
+            table_max_handle: 9,
         };
         assert!(docker.in_tables(family::UNSPEC, None));
         assert!(docker.in_tables(family::IPV4, None));

@@ -124,6 +124,11 @@ pub struct KernelOffsets {
     pub net_ns_inum: u32,
     pub sk_buff_data: u32,
     pub sk_buff_len: u32,
+    /// `struct task_struct` → `cred` and `struct cred` → `cap_effective` (a 64-bit mask
+    /// on every kernel, whether `kernel_cap_t` is a `u64` or two `u32`s): nfnetlink
+    /// refuses a sender without `CAP_NET_ADMIN` itself, and its batches are not walked.
+    pub task_cred: u32,
+    pub cred_cap_effective: u32,
 }
 
 impl KernelOffsets {

@@ -29,8 +29,8 @@ use guard_common::{
         family, ipset, nft_msg, nfta, LiveObject, NameWords, NetfilterConfig, NetfilterEvent,
         NetfilterOp, MAX_BATCH_MESSAGES, MAX_LIVE_OBJECTS, MAX_MESSAGE_ATTRS, NETLINK_NETFILTER,
         NFGENMSG_LEN, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_IPSET,
-        NFNL_SUBSYS_NFTABLES, NF_NAME_LEN, NLA_TYPE_MASK, NLMSG_HDR_LEN, PATTERN_CHAIN,
-        PATTERN_SET,
+        NFNL_SUBSYS_NFTABLES, NFT_TABLE_F_DORMANT, NFT_TABLE_F_OWNER, NF_NAME_LEN, NLA_TYPE_MASK,
+        NLMSG_HDR_LEN, NLM_F_REQUEST, PATTERN_CHAIN, PATTERN_SET,
     },
     Decision, InodeKey, KernelOffsets,
 };
@@ -67,6 +67,9 @@ const TAKE: u32 = 1;
 const DECLARE: u32 = 2;
 /// A deletion by handle: is anything protected where it points?
 const ANY: u32 = 3;
+/// Rules added to a chain: a flush of it earlier in the batch is undone (`iptables-restore
+/// --noflush` flushes a chain its input declares, then adds the input's rules).
+const REFILL: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -123,8 +126,15 @@ struct Message {
     name_attr: u32,
     handle_attr: u32,
     rule_attr: u32,
+    /// Set when the attribute walk reached the message's end (or where nf_tables'
+    /// parser stops): a message read only in part is not judged by what was read.
+    complete: u32,
+    /// The `rule_attr` attribute's value as a big-endian u32 (a table's flags).
+    value: u32,
     table: NameWords,
     name: NameWords,
+    /// The handle attribute's value, host order.
+    handle: u64,
 }
 
 #[repr(C)]
@@ -135,15 +145,24 @@ struct Scan {
     op: u32,
     by_table: u32,
     by_name: u32,
+    by_handle: u32,
+    /// The index of the last live object the scan matched.
+    found: u32,
     /// The rule of the last live object the scan matched; 0 if none.
     found_rule: u32,
+    /// By handle: the rule of a live object whose table has had objects created since
+    /// the daemon looked (the handle is above its highest); 0 if none.
+    unknown_rule: u32,
+    _pad: u32,
 }
 
 #[map]
 pub static NETFILTER_WALK: PerCpuArray<BatchWalk> = PerCpuArray::with_max_entries(1, 0);
 
-/// Walks of one `sendmsg` before the last one's answer is taken, overwritten or not.
+/// Walks of one `sendmsg` before one that was overwritten every time is refused.
 const WALK_ATTEMPTS: u32 = 3;
+/// `CAP_NET_ADMIN`'s bit in a capability mask.
+const CAP_NET_ADMIN: u32 = 12;
 
 impl BatchWalk {
     #[inline(always)]
@@ -215,6 +234,13 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
     if net_ns != Some(config.host_net_ns) {
         return 0;
     }
+    // nfnetlink answers a sender without CAP_NET_ADMIN with EPERM itself.
+    let task = current_task();
+    let caps =
+        read_ptr(task, off.task_cred).and_then(|c| read_at::<u64>(c, off.cred_cap_effective));
+    if caps.is_some_and(|c| c & (1 << CAP_NET_ADMIN) == 0) {
+        return 0;
+    }
     let skb = skb as KernelPtr;
     let (Some(data), Some(len)) = (
         read_ptr(skb, off.sk_buff_data),
@@ -238,6 +264,7 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
         object: [0; 4],
     };
     let mut messages = 0;
+    let mut kept = false;
     for attempt in 1..=WALK_ATTEMPTS {
         let stamp = unsafe { stamp_take(&raw mut w.stamp) };
         w.len = len;
@@ -264,14 +291,23 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
         copy(&mut refusal.table, &w.refusal.table);
         copy(&mut refusal.object, &w.refusal.object);
         messages = w.messages;
-        if attempt == WALK_ATTEMPTS || unsafe { stamp_kept(&raw const w.stamp, stamp) } {
+        kept = unsafe { stamp_kept(&raw const w.stamp, stamp) };
+        if kept || attempt == WALK_ATTEMPTS {
             break;
         }
+    }
+    // Every walk was overwritten by another on this CPU: what it found is not this batch's.
+    if !kept && config.active != 0 {
+        refusal.op = NetfilterOp::Unjudged as u32;
+        refusal.rule_id = config.patterns[0].rule_id;
+        refusal.family = 0;
+        refusal.kind = 0;
+        clear(&mut refusal.table);
+        clear(&mut refusal.object);
     }
     if refusal.op == 0 {
         return 0;
     }
-    let task = current_task();
     let exe = task_exe(off, task);
     if trusted(exe, config.trusted_classes)
         || trusted(
@@ -309,7 +345,7 @@ fn settle(w: &mut BatchWalk, config: &NetfilterConfig) {
     if w.refusal.op != 0 {
         return;
     }
-    if w.done == 0 && (config.live_count != 0 || config.live_overflow != 0) {
+    if w.done == 0 && config.active != 0 {
         w.refusal.op = NetfilterOp::TooLarge as u32;
         w.refusal.rule_id = config.patterns[0].rule_id;
         w.refusal.family = 0;
@@ -357,8 +393,7 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
     };
     let w = unsafe { &mut *w };
     let start = w.offset;
-    let body = start + NLMSG_HDR_LEN + NFGENMSG_LEN;
-    if body > w.len || start > w.len {
+    if start + NLMSG_HDR_LEN > w.len {
         w.done = 1;
         return 1;
     }
@@ -371,12 +406,26 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
     };
     let msg_len = header[0];
     let msg_type = header[1] as u16;
-    if msg_len < NLMSG_HDR_LEN + NFGENMSG_LEN {
+    let msg_flags = (header[1] >> 16) as u16;
+    // Where nfnetlink stops reading: a batch with a message shorter than its headers or
+    // longer than the buffer is aborted whole; outside a batch, netlink_rcv_skb stops
+    // there, after what it has processed.
+    // nfnetlink_rcv() reads the first header with only nlmsg_len >= 16 (and a buffer of
+    // at least 20 bytes); the batch's later messages need their nfgenmsg.
+    let shortest = if w.batch != 0 && index != 0 {
+        NLMSG_HDR_LEN + NFGENMSG_LEN
+    } else {
+        NLMSG_HDR_LEN
+    };
+    if w.batch != 0 && index == 0 && w.len < NLMSG_HDR_LEN + NFGENMSG_LEN {
         w.done = 1;
         return 1;
     }
-    let end = (start + ((msg_len + 3) & !3)).min(w.len);
-    w.offset = end;
+    if msg_len < shortest || msg_len > w.len - start {
+        w.done = 1;
+        return 1;
+    }
+    w.offset = (start + ((msg_len + 3) & !3)).min(w.len);
     w.messages += 1;
     let subsystem = (msg_type >> 8) as u8;
     let command = msg_type as u8;
@@ -388,7 +437,16 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
         if index == 0 || subsystem != NFNL_SUBSYS_NFTABLES {
             return 0;
         }
-    } else if subsystem != NFNL_SUBSYS_IPSET {
+        // Rules are only read while a flush waits for them.
+        if command == nft_msg::NEWRULE && w.pending == 0 {
+            return 0;
+        }
+    } else if subsystem != NFNL_SUBSYS_IPSET
+        || msg_len < NLMSG_HDR_LEN + NFGENMSG_LEN
+        || msg_flags & NLM_F_REQUEST == 0
+    {
+        // Not ipset's, or a message nfnetlink skips (too short for its header, or no
+        // request); the next one is read all the same.
         return 0;
     }
     let m = &mut w.msg;
@@ -406,18 +464,31 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
     let Some(config) = NETFILTER_CONFIG.get(0) else {
         return 1;
     };
-    m.attr = body;
-    m.end = end;
+    // Attributes run to the message's unaligned end, as nlmsg_attrlen() has it.
+    m.attr = start + NLMSG_HDR_LEN + NFGENMSG_LEN;
+    m.end = start + msg_len;
     m.seen = 0;
+    m.complete = 0;
+    m.value = 0;
+    m.handle = 0;
     clear(&mut m.table);
     clear(&mut m.name);
+    // One more call than attributes fit, to see the end.
+    let calls = ((msg_len - NLMSG_HDR_LEN - NFGENMSG_LEN) / 4 + 1).min(MAX_MESSAGE_ATTRS);
     unsafe {
-        bpf_loop(
-            MAX_MESSAGE_ATTRS,
-            walk_attr as *mut c_void,
-            core::ptr::null_mut(),
+        bpf_loop(calls, walk_attr as *mut c_void, core::ptr::null_mut(), 0);
+    }
+    if w.msg.complete == 0 {
+        refuse(
+            w,
+            NetfilterOp::TooLarge,
+            config.patterns[0].rule_id,
+            (header[4] & 0xff) as u8,
             0,
+            &[0; 4],
+            &[0; 4],
         );
+        return 1;
     }
     if w.msg.ipset != 0 {
         judge_ipset(w, config);
@@ -440,7 +511,10 @@ extern "C" fn walk_attr(_index: u64, _ctx: *mut c_void) -> i64 {
     };
     let (data, m) = unsafe { ((*w).data, &mut (*w).msg) };
     let attr = m.attr;
+    // nla_ok(): a header, and a length within what is left. Where it fails, nf_tables'
+    // parser stops too, and what it read so far is the message.
     if attr + 4 > m.end {
+        m.complete = 1;
         return 1;
     }
     let Ok(header) = (unsafe { bpf_probe_read_kernel((data + u64::from(attr)) as *const u32) })
@@ -448,11 +522,13 @@ extern "C" fn walk_attr(_index: u64, _ctx: *mut c_void) -> i64 {
         return 1;
     };
     let len = header & 0xffff;
-    if len < 4 {
+    if len < 4 || len > m.end - attr {
+        m.complete = 1;
         return 1;
     }
     let kind = (header >> 16) & u32::from(NLA_TYPE_MASK);
     let payload = data + u64::from(attr) + 4;
+    // A repeated attribute overwrites: nla_parse() keeps the last.
     if kind == m.table_attr {
         read_name(&mut m.table, payload, len - 4);
         m.seen |= ROLE_TABLE;
@@ -460,8 +536,13 @@ extern "C" fn walk_attr(_index: u64, _ctx: *mut c_void) -> i64 {
         read_name(&mut m.name, payload, len - 4);
         m.seen |= ROLE_NAME;
     } else if kind == m.handle_attr {
+        // NLA_U64 in network byte order.
+        let handle = unsafe { bpf_probe_read_kernel(payload as *const u64) }.unwrap_or(0);
+        m.handle = u64::from_be(handle);
         m.seen |= ROLE_HANDLE;
     } else if kind == m.rule_attr {
+        let value = unsafe { bpf_probe_read_kernel(payload as *const u32) }.unwrap_or(0);
+        m.value = u32::from_be(value);
         m.seen |= ROLE_RULE;
     }
     m.attr = attr + ((len + 3) & !3);
@@ -477,6 +558,16 @@ fn nft_attrs(command: u8) -> (u32, u32, u32, u32) {
         nft_msg::DELTABLE | nft_msg::DESTROYTABLE => {
             (a(nfta::TABLE_NAME), NO_ATTR, a(nfta::TABLE_HANDLE), NO_ATTR)
         }
+        // An existing table updated: its flags (dormant).
+        nft_msg::NEWTABLE => (a(nfta::TABLE_NAME), NO_ATTR, NO_ATTR, a(nfta::TABLE_FLAGS)),
+        nft_msg::NEWRULE => (a(nfta::RULE_TABLE), a(nfta::RULE_CHAIN), NO_ATTR, NO_ATTR),
+        // Elements listed are deleted one by one; none listed is the whole set.
+        nft_msg::DELSETELEM | nft_msg::DESTROYSETELEM => (
+            a(nfta::SET_ELEM_LIST_TABLE),
+            a(nfta::SET_ELEM_LIST_SET),
+            NO_ATTR,
+            a(nfta::SET_ELEM_LIST_ELEMENTS),
+        ),
         nft_msg::NEWCHAIN | nft_msg::DELCHAIN | nft_msg::DESTROYCHAIN => (
             a(nfta::CHAIN_TABLE),
             a(nfta::CHAIN_NAME),
@@ -556,11 +647,15 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
     let has_name = seen & ROLE_NAME != 0;
     let by_handle = seen & ROLE_HANDLE != 0;
     let kind = match command {
-        nft_msg::NEWSET | nft_msg::DELSET | nft_msg::DESTROYSET => PATTERN_SET,
+        nft_msg::NEWSET
+        | nft_msg::DELSET
+        | nft_msg::DESTROYSET
+        | nft_msg::DELSETELEM
+        | nft_msg::DESTROYSETELEM => PATTERN_SET,
         _ => PATTERN_CHAIN,
     };
-    // (action, kinds, op, whether the table and the name narrow it)
-    let (action, kinds, op, by_table, by_name) = match command {
+    // (action, kinds, op, whether the table, the name and the handle narrow it)
+    let (action, kinds, op, by_table, by_name, by_handle) = match command {
         nft_msg::DELTABLE | nft_msg::DESTROYTABLE => {
             // A table named by neither, or in no family, is every table there is.
             if family == family::UNSPEC || seen & (ROLE_TABLE | ROLE_HANDLE) == 0 {
@@ -569,11 +664,26 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
                 } else {
                     NetfilterOp::FlushRuleset
                 };
-                (TAKE, ALL_KINDS, op, has_table, false)
+                (TAKE, ALL_KINDS, op, has_table, false, false)
             } else if by_handle {
-                (ANY, ALL_KINDS, NetfilterOp::DeleteByHandle, false, false)
+                // Tables' handles are not mirrored: any table of the family may be it.
+                (
+                    ANY,
+                    ALL_KINDS,
+                    NetfilterOp::DeleteByHandle,
+                    false,
+                    false,
+                    false,
+                )
             } else {
-                (TAKE, ALL_KINDS, NetfilterOp::DeleteTable, true, false)
+                (
+                    TAKE,
+                    ALL_KINDS,
+                    NetfilterOp::DeleteTable,
+                    true,
+                    false,
+                    false,
+                )
             }
         }
         nft_msg::DELCHAIN | nft_msg::DESTROYCHAIN | nft_msg::DELSET | nft_msg::DESTROYSET => {
@@ -582,10 +692,11 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
             } else {
                 NetfilterOp::DeleteChain
             };
+            // nf_tables looks a handle up first, and the name only without one.
             if by_handle {
-                (ANY, kind, NetfilterOp::DeleteByHandle, true, false)
+                (TAKE, kind, op, true, false, true)
             } else if has_name {
-                (TAKE, kind, op, true, true)
+                (TAKE, kind, op, true, true, false)
             } else {
                 return;
             }
@@ -593,16 +704,58 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
         nft_msg::DELRULE | nft_msg::DESTROYRULE => {
             if !has_name {
                 // No chain: every rule of every chain of the table (a handle is ignored).
-                (TAKE, PATTERN_CHAIN, NetfilterOp::FlushTable, true, false)
+                (
+                    TAKE,
+                    PATTERN_CHAIN,
+                    NetfilterOp::FlushTable,
+                    true,
+                    false,
+                    false,
+                )
             } else if seen & (ROLE_HANDLE | ROLE_RULE) != 0 {
                 // One rule.
                 return;
             } else {
-                (TAKE, PATTERN_CHAIN, NetfilterOp::FlushChain, true, true)
+                (
+                    TAKE,
+                    PATTERN_CHAIN,
+                    NetfilterOp::FlushChain,
+                    true,
+                    true,
+                    false,
+                )
             }
         }
+        // An existing chain named by handle is updated, and renamed to the name given. A
+        // rename is refused outright: inside the batch the old name still finds the chain,
+        // so a later declaration of it would only find the chain being renamed.
+        nft_msg::NEWCHAIN if by_handle && has_name => (
+            ANY,
+            PATTERN_CHAIN,
+            NetfilterOp::RenameChain,
+            true,
+            false,
+            true,
+        ),
+        nft_msg::NEWCHAIN if by_handle => return,
         nft_msg::NEWCHAIN | nft_msg::NEWSET if has_table && has_name => {
-            (DECLARE, kind, NetfilterOp::DeleteChain, true, true)
+            (DECLARE, kind, NetfilterOp::DeleteChain, true, true, false)
+        }
+        nft_msg::NEWRULE if has_table && has_name => (
+            REFILL,
+            PATTERN_CHAIN,
+            NetfilterOp::FlushChain,
+            true,
+            true,
+            false,
+        ),
+        nft_msg::DELSETELEM | nft_msg::DESTROYSETELEM if has_name && seen & ROLE_RULE == 0 => {
+            (TAKE, PATTERN_SET, NetfilterOp::FlushSet, true, true, false)
+        }
+        nft_msg::NEWTABLE
+            if has_table && m.value & (NFT_TABLE_F_DORMANT | NFT_TABLE_F_OWNER) != 0 =>
+        {
+            (ANY, ALL_KINDS, NetfilterOp::TableFlags, true, false, false)
         }
         _ => return,
     };
@@ -614,7 +767,7 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
             None => return,
         }
     }
-    if !by_name && action != DECLARE && config.live_overflow != 0 {
+    if !by_name && (action == TAKE || action == ANY) && config.live_overflow != 0 {
         let table = m.table;
         refuse(
             w,
@@ -633,7 +786,11 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
         op: op as u32,
         by_table: u32::from(by_table),
         by_name: u32::from(by_name),
+        by_handle: u32::from(by_handle),
+        found: 0,
         found_rule: 0,
+        unknown_rule: 0,
+        _pad: 0,
     };
     unsafe {
         bpf_loop(
@@ -643,14 +800,26 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
             0,
         );
     }
-    let found_rule = w.scan.found_rule;
+    let (found, found_rule, unknown_rule) = (w.scan.found, w.scan.found_rule, w.scan.unknown_rule);
     let (table, name) = (w.msg.table, w.msg.name);
     if action == ANY && found_rule != 0 {
-        refuse(w, op, found_rule, family, 0, &table, &[0; 4]);
+        // A rename names the chain it takes away; the other table-wide answers the table.
+        match NETFILTER_LIVE.get(found) {
+            Some(o) if op == NetfilterOp::RenameChain => {
+                let (table, name) = (o.table, o.name);
+                refuse(w, op, found_rule, family, PATTERN_CHAIN, &table, &name);
+            }
+            _ => refuse(w, op, found_rule, family, 0, &table, &[0; 4]),
+        }
     } else if action == TAKE && by_name && found_rule == 0 {
         // A protected name the mirror does not hold (not yet, or no longer): refused as
         // such, since what it is can't be told.
         refuse(w, op, named_rule, family, kind, &table, &name);
+    } else if by_handle && found_rule == 0 && unknown_rule != 0 {
+        // A handle newer than anything the daemon saw in a table holding protected
+        // objects (one created since, or earlier in this batch): which object it is
+        // can't be told.
+        refuse(w, op, unknown_rule, family, kind, &table, &[0; 4]);
     }
 }
 
@@ -663,20 +832,45 @@ extern "C" fn scan_live(index: u64, _ctx: *mut c_void) -> i64 {
     };
     let w = unsafe { &mut *w };
     let (m, scan) = (&w.msg, &w.scan);
+    // Family UNSPEC means every family for what is taken away (nft_flush), and none for
+    // what is declared or refilled.
+    let any_family =
+        m.family == u32::from(family::UNSPEC) && scan.action != DECLARE && scan.action != REFILL;
     if o.kind & scan.kinds == 0
-        || (m.family != u32::from(family::UNSPEC) && o.family != m.family)
+        || (!any_family && o.family != m.family)
         || (scan.by_table != 0 && !same(&o.table, &m.table))
         || (scan.by_name != 0 && !same(&o.name, &m.name))
     {
         return 0;
     }
+    if scan.by_handle != 0 && o.handle != m.handle {
+        if m.handle > o.table_max_handle {
+            w.scan.unknown_rule = o.rule_id;
+        }
+        return 0;
+    }
+    w.scan.found = i;
     w.scan.found_rule = o.rule_id;
     if w.scan.action == TAKE {
         w.pending |= 1 << i;
         let op = w.scan.op;
         w.set_op(i, op);
     } else if w.scan.action == DECLARE {
-        w.pending &= !(1 << i);
+        // A declaration brings back what was deleted; what was only flushed needs its
+        // rules back (REFILL).
+        let op = w.op(i);
+        if op == NetfilterOp::DeleteChain as u32
+            || op == NetfilterOp::DeleteSet as u32
+            || op == NetfilterOp::DeleteTable as u32
+            || op == NetfilterOp::FlushRuleset as u32
+        {
+            w.pending &= !(1 << i);
+        }
+    } else if w.scan.action == REFILL {
+        let op = w.op(i);
+        if op == NetfilterOp::FlushChain as u32 || op == NetfilterOp::FlushTable as u32 {
+            w.pending &= !(1 << i);
+        }
     }
     0
 }

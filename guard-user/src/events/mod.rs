@@ -233,14 +233,7 @@ impl NetfilterDecision {
     /// `set docker-ext-bridges-v4`, `the ruleset`.
     pub fn object_text(&self) -> String {
         if self.op == NetfilterOp::DeleteByHandle {
-            return if self.table.is_empty() {
-                format!("a table of family {} (by handle)", self.family)
-            } else {
-                format!(
-                    "an object of table {} {} (by handle)",
-                    self.family, self.table
-                )
-            };
+            return format!("a table of family {} (by handle)", self.family);
         }
         let mut words: Vec<&str> = Vec::new();
         if let Some(kind) = self.object_kind {

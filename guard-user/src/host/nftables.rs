@@ -25,34 +25,61 @@ pub enum NftKind {
     Set,
 }
 
-/// A chain or set of the ruleset, with its table.
+/// A chain or set of the ruleset, with its table. Names are the kernel's bytes, which
+/// need not be UTF-8.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NftObject {
     /// `NFPROTO_*`.
     pub family: u8,
-    pub table: String,
-    pub name: String,
+    pub table: Vec<u8>,
+    pub name: Vec<u8>,
     pub kind: NftKind,
+    /// Its handle in the table (0 if the kernel gave none).
+    pub handle: u64,
 }
 
 /// Every chain and set of this network namespace. Asking loads nf_tables if it is not
 /// loaded yet (the kernel does that for a netlink request, as for `nft list ruleset`).
 pub fn list_objects() -> io::Result<Vec<NftObject>> {
+    let mut interrupted = None;
+    // A dump that the ruleset changed under says so (NLM_F_DUMP_INTR): take it again.
+    for _ in 0..DUMP_ATTEMPTS {
+        match list_once() {
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => interrupted = Some(e),
+            other => return other,
+        }
+    }
+    Err(interrupted.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINTR)))
+}
+
+/// Dumps taken before a ruleset that keeps changing under them is given up on.
+const DUMP_ATTEMPTS: usize = 5;
+/// `NLM_F_DUMP_INTR`: the dump's answers may be inconsistent.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+
+fn list_once() -> io::Result<Vec<NftObject>> {
     let socket = open(None)?;
     let mut objects = Vec::new();
-    for (command, kind, name_attr) in [
-        (GETCHAIN, NftKind::Chain, nfta::CHAIN_NAME),
-        (GETSET, NftKind::Set, nfta::SET_NAME),
+    // NFTA_CHAIN_TABLE and NFTA_SET_TABLE are both attribute 1.
+    for (command, kind, name_attr, handle_attr) in [
+        (
+            GETCHAIN,
+            NftKind::Chain,
+            nfta::CHAIN_NAME,
+            nfta::CHAIN_HANDLE,
+        ),
+        (GETSET, NftKind::Set, nfta::SET_NAME, nfta::SET_HANDLE),
     ] {
         dump(&socket, command, |family, attrs| {
-            let table = attr_string(attrs, nfta::CHAIN_TABLE);
-            let name = attr_string(attrs, name_attr);
+            let table = attr_bytes(attrs, nfta::CHAIN_TABLE);
+            let name = attr_bytes(attrs, name_attr);
             if let (Some(table), Some(name)) = (table, name) {
                 objects.push(NftObject {
                     family,
                     table,
                     name,
                     kind,
+                    handle: attr_u64(attrs, handle_attr).unwrap_or(0),
                 });
             }
         })?;
@@ -183,6 +210,10 @@ fn dump(socket: &OwnedFd, command: u8, mut each: impl FnMut(u8, &[u8])) -> io::R
         while rest.len() >= NLMSG_HDR_LEN as usize {
             let len = u32::from_ne_bytes(rest[0..4].try_into().unwrap()) as usize;
             let kind = u16::from_ne_bytes(rest[4..6].try_into().unwrap());
+            let flags = u16::from_ne_bytes(rest[6..8].try_into().unwrap());
+            if flags & NLM_F_DUMP_INTR != 0 {
+                return Err(io::Error::from_raw_os_error(libc::EINTR));
+            }
             if len < NLMSG_HDR_LEN as usize || len > rest.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -211,8 +242,8 @@ fn dump(socket: &OwnedFd, command: u8, mut each: impl FnMut(u8, &[u8])) -> io::R
     }
 }
 
-/// The NUL-terminated string attribute `wanted` of a message's attributes.
-fn attr_string(mut attrs: &[u8], wanted: u16) -> Option<String> {
+/// The payload of attribute `wanted` among a message's attributes.
+fn attr(mut attrs: &[u8], wanted: u16) -> Option<&[u8]> {
     while attrs.len() >= 4 {
         let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
         let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & NLA_TYPE_MASK;
@@ -220,13 +251,25 @@ fn attr_string(mut attrs: &[u8], wanted: u16) -> Option<String> {
             return None;
         }
         if kind == wanted {
-            let value = &attrs[4..len];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            return Some(String::from_utf8_lossy(&value[..end]).into_owned());
+            return Some(&attrs[4..len]);
         }
         attrs = &attrs[align4(len).min(attrs.len())..];
     }
     None
+}
+
+/// A NUL-terminated string attribute, without its NUL.
+fn attr_bytes(attrs: &[u8], wanted: u16) -> Option<Vec<u8>> {
+    let value = attr(attrs, wanted)?;
+    let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+    Some(value[..end].to_vec())
+}
+
+/// A u64 attribute, which netlink carries in network byte order (handles).
+fn attr_u64(attrs: &[u8], wanted: u16) -> Option<u64> {
+    Some(u64::from_be_bytes(
+        attr(attrs, wanted)?.get(..8)?.try_into().ok()?,
+    ))
 }
 
 const fn align4(n: usize) -> usize {
@@ -250,8 +293,9 @@ mod tests {
         attrs.extend(11u16.to_ne_bytes());
         attrs.extend(3u16.to_ne_bytes());
         attrs.extend(b"DOCKER\0\0");
-        assert_eq!(attr_string(&attrs, 1).as_deref(), Some("nat"));
-        assert_eq!(attr_string(&attrs, 3).as_deref(), Some("DOCKER"));
-        assert_eq!(attr_string(&attrs, 4), None);
+        assert_eq!(attr_bytes(&attrs, 1).as_deref(), Some(&b"nat"[..]));
+        assert_eq!(attr_bytes(&attrs, 3).as_deref(), Some(&b"DOCKER"[..]));
+        assert_eq!(attr_bytes(&attrs, 4), None);
+        assert_eq!(attr_u64(&attrs, 2), Some(7));
     }
 }

@@ -55,7 +55,8 @@ impl std::fmt::Display for NetfilterMirror {
             ),
             NetfilterMirror::Unknown(e) => write!(
                 f,
-                "nf_tables unreadable ({e}): chains and sets refused by name only; {COVERED}"
+                "nf_tables unreadable ({e}): chains and sets refused by name, flushes of \
+                 tables and the ruleset refused; {COVERED}"
             ),
         }
     }
@@ -79,10 +80,12 @@ impl Guard {
                     };
                     (live, overflow)
                 }
+                // Not knowing what a table holds, a flush of a table or of the ruleset is
+                // refused, as when there are more objects than the array holds.
                 Err(e) => {
                     warn!("nf_tables' chains and sets could not be read: {e}");
                     self.netfilter_mirror = NetfilterMirror::Unknown(e.to_string());
-                    (Vec::new(), false)
+                    (Vec::new(), true)
                 }
             }
         } else {
@@ -131,6 +134,7 @@ impl Guard {
             if config.host_net_ns == 0 {
                 config.host_net_ns = host_net_ns();
             }
+            config.active = 1;
             let mut array: Array<&mut MapData, NetfilterConfig> =
                 array_mut(&mut self.ebpf, names::NETFILTER_CONFIG)?;
             array

@@ -122,6 +122,8 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         net_ns_inum: member_offset(btf, "net", "ns")? + member_offset(btf, "ns_common", "inum")?,
         sk_buff_data: member_offset(btf, "sk_buff", "data")?,
         sk_buff_len: member_offset(btf, "sk_buff", "len")?,
+        task_cred: member_offset(btf, "task_struct", "cred")?,
+        cred_cap_effective: member_offset(btf, "cred", "cap_effective")?,
     })
 }
 

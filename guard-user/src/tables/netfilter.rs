@@ -17,6 +17,7 @@ use crate::{
 pub fn config(set: &RuleSet) -> NetfilterConfig {
     let mut config = NetfilterConfig {
         trusted_classes: set.netfilter_classes,
+        active: u32::from(!set.netfilter_names.is_empty()),
         ..NetfilterConfig::default()
     };
     let patterns = set
@@ -38,21 +39,30 @@ pub fn config(set: &RuleSet) -> NetfilterConfig {
 /// The protected chains and sets among `objects`, as the kernel's array holds them, and
 /// whether there were more than it holds.
 pub fn live_objects(config: &NetfilterConfig, objects: &[NftObject]) -> (Vec<LiveObject>, bool) {
+    // Every table's highest handle, over all its chains and sets.
+    let mut max_handles: std::collections::HashMap<(u8, &[u8]), u64> =
+        std::collections::HashMap::new();
+    for o in objects {
+        let max = max_handles.entry((o.family, &o.table)).or_default();
+        *max = (*max).max(o.handle);
+    }
     let mut live = Vec::new();
     for o in objects {
         let kind = match o.kind {
             NftKind::Chain => PATTERN_CHAIN,
             NftKind::Set => PATTERN_SET,
         };
-        let name = name_words(o.name.as_bytes());
+        let name = name_words(&o.name);
         if let Some(p) = config.pattern_for(kind, &name) {
             live.push(LiveObject {
-                table: name_words(o.table.as_bytes()),
+                table: name_words(&o.table),
                 name,
                 kind,
                 rule_id: p.rule_id,
                 family: u32::from(o.family),
                 _pad: 0,
+                handle: o.handle,
+                table_max_handle: max_handles[&(o.family, &o.table[..])],
             });
         }
     }
@@ -70,9 +80,10 @@ mod tests {
     fn object(table: &str, name: &str, kind: NftKind) -> NftObject {
         NftObject {
             family: family::IPV4,
-            table: table.to_owned(),
-            name: name.to_owned(),
+            table: table.as_bytes().to_vec(),
+            name: name.as_bytes().to_vec(),
             kind,
+            handle: 0,
         }
     }
 
@@ -96,6 +107,7 @@ mod tests {
             [(PATTERN_CHAIN, 3), (PATTERN_CHAIN, 3), (PATTERN_SET, 4)]
         );
         assert_eq!(live[0].table, name_words(b"nat"));
+        assert!(live.iter().all(|o| o.table_max_handle == 0));
     }
 
     #[test]

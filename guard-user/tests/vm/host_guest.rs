@@ -297,6 +297,20 @@ pub mod first_boot {
         ] {
             expect_failed(refused);
         }
+        // Firewall changes judged by their content: Debian's own nftables.conf starts
+        // with `flush ruleset`, and a restore of a nat table without Docker's chain.
+        for refused in [
+            "systemctl restart nftables",
+            "printf '*nat\\n:PREROUTING ACCEPT [0:0]\\n:POSTROUTING ACCEPT [0:0]\\nCOMMIT\\n' | iptables-restore",
+        ] {
+            expect_failed(refused);
+            assert_eq!(
+                expect_allowed("iptables -t nat -S DOCKER"),
+                chain,
+                "`{refused}` changed the DOCKER chain"
+            );
+        }
+        expect_allowed("systemctl reset-failed nftables.service");
         // The shims: every container on the host is one of their children.
         let out = sh("pkill -9 -f containerd-shim");
         assert!(!out.status.success(), "pkill reported the shims killed");
