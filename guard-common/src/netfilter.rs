@@ -272,16 +272,6 @@ pub struct LiveObject {
     pub table_max_handle: u64,
 }
 
-impl LiveObject {
-    /// Whether a table-wide operation in `family` on `table` (`None`: every table of the
-    /// family) takes this object. `family::UNSPEC` is every family, as nf_tables reads it.
-    #[inline(always)]
-    pub fn in_tables(&self, family: u8, table: Option<&NameWords>) -> bool {
-        (family == family::UNSPEC || self.family == u32::from(family))
-            && table.is_none_or(|t| *t == self.table)
-    }
-}
-
 /// What a refused batch did, as the audit log names it.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, num_enum::TryFromPrimitive)]
@@ -396,26 +386,5 @@ mod tests {
     fn names_round_trip_through_words() {
         let (bytes, len) = name_bytes(&words("DOCKER-USER"));
         assert_eq!(&bytes[..len], b"DOCKER-USER");
-    }
-
-    #[test]
-    fn table_wide_operations_take_what_their_family_and_name_say() {
-        let docker = LiveObject {
-            table: words("nat"),
-            name: words("DOCKER"),
-            kind: PATTERN_CHAIN,
-            rule_id: 1,
-            family: u32::from(family::IPV4),
-            _pad: 0,
-            handle: 7,
-            table_max_handle: 9,
-        };
-        assert!(docker.in_tables(family::UNSPEC, None));
-        assert!(docker.in_tables(family::IPV4, None));
-        assert!(docker.in_tables(family::IPV4, Some(&words("nat"))));
-        assert!(docker.in_tables(family::UNSPEC, Some(&words("nat"))));
-        assert!(!docker.in_tables(family::IPV6, None));
-        assert!(!docker.in_tables(family::IPV4, Some(&words("filter"))));
-        assert!(!docker.in_tables(family::INET, Some(&words("nat"))));
     }
 }
