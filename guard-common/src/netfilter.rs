@@ -135,6 +135,13 @@ pub const MAX_LIVE_OBJECTS: u32 = 64;
 /// Messages of one batch the programs read. A batch with more is not judged message by
 /// message: it is refused when protected chains or sets exist (see [`NetfilterOp::TooLarge`]).
 pub const MAX_BATCH_MESSAGES: u32 = 1 << 20;
+/// Degraded mode reads a `sendmsg`'s batch from the sender's memory, in its first
+/// `MAX_OBSERVED_IOVECS` iovecs and `MAX_OBSERVED_LEN` bytes; a batch that ends past them
+/// is reported as too large to judge.
+pub const MAX_OBSERVED_IOVECS: u32 = 64;
+pub const MAX_OBSERVED_LEN: u32 = 1 << 30;
+/// `AF_NETLINK`, a socket's family.
+pub const AF_NETLINK: u16 = 16;
 /// Attributes of one message the programs read, all of them as nf_tables does (the last
 /// of a repeated one counts). A message the layer judges with more is refused.
 pub const MAX_MESSAGE_ATTRS: u32 = 4096;

@@ -129,6 +129,17 @@ pub struct KernelOffsets {
     /// refuses a sender without `CAP_NET_ADMIN` itself, and its batches are not walked.
     pub task_cred: u32,
     pub cred_cap_effective: u32,
+    /// Degraded mode finds the socket a `sendmsg`/`sendto` goes to from its descriptor:
+    /// `struct task_struct` → `files`, `struct files_struct` → `fdt`, `struct fdtable` →
+    /// `max_fds` and `fd`, `struct file` → `private_data` (a socket file's `struct
+    /// socket`), `struct socket` → `sk`, and `__sk_common.skc_family`.
+    pub task_files: u32,
+    pub files_struct_fdt: u32,
+    pub fdtable_max_fds: u32,
+    pub fdtable_fd: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sock_sk_family: u32,
 }
 
 impl KernelOffsets {

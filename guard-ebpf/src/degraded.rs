@@ -1,6 +1,8 @@
 //! Degraded mode: syscall tracepoints that report destructive file syscalls and execs
 //! where the kernel refuses BPF LSM programs. They decide nothing; userspace matches the
-//! paths against the policy and records "would block", marked as not enforced.
+//! paths against the policy and records "would block", marked as not enforced. Netfilter
+//! batches are the exception: `sendmsg` and `sendto` run the netfilter layer's own walk
+//! over the sender's memory, and report what it would refuse.
 
 use aya_ebpf::{
     helpers::{
@@ -15,7 +17,7 @@ use guard_common::degraded::{
     Syscall, SyscallEvent, TracepointLayout, EXEC_ARGS, EXEC_ARG_LEN, SYSCALL_PATH_LEN,
 };
 
-use crate::maps::count_dropped_event;
+use crate::{maps::count_dropped_event, netfilter::rtguard_netfilter_observe};
 
 /// Observed syscalls for userspace.
 #[map]
@@ -199,6 +201,21 @@ pub fn sys_enter_execve(ctx: TracePointContext) -> u32 {
             count_dropped_event();
         }
     }
+    0
+}
+
+/// `sendmsg(fd, msg, flags)`: a netfilter batch, judged by the netfilter layer's walk
+/// from the sender's iovecs and reported as it would be refused.
+#[tracepoint(category = "syscalls", name = "sys_enter_sendmsg")]
+pub fn sys_enter_sendmsg(ctx: TracePointContext) -> u32 {
+    rtguard_netfilter_observe(arg(&ctx, 0), arg(&ctx, 1), 0, 1);
+    0
+}
+
+/// `sendto(fd, buf, len, …)`: how libmnl sends (ipset, and single nf_tables requests).
+#[tracepoint(category = "syscalls", name = "sys_enter_sendto")]
+pub fn sys_enter_sendto(ctx: TracePointContext) -> u32 {
+    rtguard_netfilter_observe(arg(&ctx, 0), arg(&ctx, 1), arg(&ctx, 2), 0);
     0
 }
 

@@ -56,6 +56,11 @@ macro_rules! offset {
 }
 pub(crate) use offset;
 
+/// `S_IFMT` and the file types in `i_mode` (the stat(2) ABI).
+pub const S_IFMT: u16 = 0o170000;
+pub const S_IFDIR: u16 = 0o040000;
+pub const S_IFSOCK: u16 = 0o140000;
+
 /// [`KernelOffsets::is_resolved`] from the three fields it reads.
 #[inline(always)]
 pub fn offsets_resolved() -> bool {

@@ -15,7 +15,7 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_probe_read_kernel,
+        bpf_probe_read_user,
         generated::{self, bpf_loop},
     },
     macros::{lsm, map},
@@ -27,10 +27,11 @@ use guard_common::{
     event::EventKind,
     netfilter::{
         family, ipset, nft_msg, nfta, LiveObject, NameWords, NetfilterConfig, NetfilterEvent,
-        NetfilterOp, MAX_BATCH_MESSAGES, MAX_LIVE_OBJECTS, MAX_MESSAGE_ATTRS, NETLINK_NETFILTER,
-        NFGENMSG_LEN, NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_IPSET,
-        NFNL_SUBSYS_NFTABLES, NFT_TABLE_F_DORMANT, NFT_TABLE_F_OWNER, NF_NAME_LEN, NLA_TYPE_MASK,
-        NLMSG_HDR_LEN, NLM_F_REQUEST, PATTERN_CHAIN, PATTERN_SET,
+        NetfilterOp, AF_NETLINK, MAX_BATCH_MESSAGES, MAX_LIVE_OBJECTS, MAX_MESSAGE_ATTRS,
+        MAX_OBSERVED_IOVECS as MAX_IOVECS, MAX_OBSERVED_LEN, NETLINK_NETFILTER, NFGENMSG_LEN,
+        NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END, NFNL_SUBSYS_IPSET, NFNL_SUBSYS_NFTABLES,
+        NFT_TABLE_F_DORMANT, NFT_TABLE_F_OWNER, NF_NAME_LEN, NLA_TYPE_MASK, NLMSG_HDR_LEN,
+        NLM_F_REQUEST, PATTERN_CHAIN, PATTERN_SET,
     },
     Decision, InodeKey, KernelOffsets,
 };
@@ -40,7 +41,8 @@ use crate::{
     exec::TRUSTED_CALLERS,
     kernel::{
         arg_scalar, current_cmdline, current_task, fill_header, read_at, read_ptr,
-        resolved_offsets, stamp_kept, stamp_take, task_exe, task_parent, KernelPtr,
+        resolved_offsets, stamp_kept, stamp_take, task_exe, task_parent, verifier_bound, KernelPtr,
+        S_IFMT, S_IFSOCK,
     },
     maps::{count_dropped_event, rule_enforces, EVENTS},
 };
@@ -94,7 +96,19 @@ struct Refusal {
 pub struct BatchWalk {
     stamp: u32,
     len: u32,
+    /// The skb's data, at the LSM hook ([`SkbBytes`]).
     data: u64,
+    /// In the sender's memory, at the syscall ([`UserBytes`]): its `iovec` array (0 for
+    /// `sendto`'s one buffer) and how many of it are read, and the one reads are in.
+    iov_array: u64,
+    iov_count: u32,
+    iov_index: u32,
+    iov_base: u64,
+    /// Where `iov_base` is in the batch, and its length.
+    iov_start: u32,
+    iov_len: u32,
+    /// A read that spans two iovecs is put together here.
+    span: [u8; SPAN_LEN],
     /// Where the next message starts.
     offset: u32,
     messages: u32,
@@ -163,6 +177,11 @@ pub static NETFILTER_WALK: PerCpuArray<BatchWalk> = PerCpuArray::with_max_entrie
 const WALK_ATTEMPTS: u32 = 3;
 /// `CAP_NET_ADMIN`'s bit in a capability mask.
 const CAP_NET_ADMIN: u32 = 12;
+/// Iovecs one read may move past (see `UserBytes::fetch`).
+const SEEK_IOVECS: u32 = 8;
+/// [`BatchWalk::span`]'s size: a name split in two, each part's size masked to a power
+/// of two above it (`UserBytes::fetch`).
+const SPAN_LEN: usize = 128;
 
 impl BatchWalk {
     #[inline(always)]
@@ -220,27 +239,10 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
     let Some(off) = resolved_offsets() else {
         return 0;
     };
-    let sk = sk as KernelPtr;
-    if read_at::<u16>(sk, off.sock_sk_protocol) != Some(NETLINK_NETFILTER) {
-        return 0;
-    }
-    let Some(config) = NETFILTER_CONFIG.get(0) else {
+    let task = current_task();
+    let Some(config) = judged_sender(off, sk as KernelPtr, task) else {
         return 0;
     };
-    if config.host_net_ns == 0 {
-        return 0;
-    }
-    let net_ns = read_ptr(sk, off.sock_net).and_then(|net| read_at::<u32>(net, off.net_ns_inum));
-    if net_ns != Some(config.host_net_ns) {
-        return 0;
-    }
-    // nfnetlink answers a sender without CAP_NET_ADMIN with EPERM itself.
-    let task = current_task();
-    let caps =
-        read_ptr(task, off.task_cred).and_then(|c| read_at::<u64>(c, off.cred_cap_effective));
-    if caps.is_some_and(|c| c & (1 << CAP_NET_ADMIN) == 0) {
-        return 0;
-    }
     let skb = skb as KernelPtr;
     let (Some(data), Some(len)) = (
         read_ptr(skb, off.sk_buff_data),
@@ -248,12 +250,150 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
     ) else {
         return 0;
     };
-    let first: Option<[u16; 4]> = unsafe { bpf_probe_read_kernel(data.cast()) }.ok();
-    let batch = u32::from(first.is_some_and(|h| h[2] == NFNL_MSG_BATCH_BEGIN));
     let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
         return 0;
     };
-    let w = unsafe { &mut *w };
+    unsafe { (*w).data = data as u64 };
+    let (refusal, messages) = judge_batch::<SkbBytes>(w, config, len);
+    let Some((rule_id, exe)) = untrusted_refusal(off, task, &refusal) else {
+        return 0;
+    };
+    let enforce = rule_enforces(rule_id);
+    let decision = if enforce {
+        Decision::Blocked
+    } else {
+        Decision::WouldBlock
+    };
+    report(off, task, exe, decision, &refusal, messages);
+    if enforce {
+        EPERM
+    } else {
+        0
+    }
+}
+
+/// Degraded mode: judges a `sendmsg` (`vectored`: `buf` is its `struct user_msghdr`) or
+/// a `sendto` of `len` bytes at `buf` on descriptor `fd` as [`rtguard_netfilter_decide`]
+/// does, from the sender's memory at the syscall's entry, and reports what it would
+/// refuse. Nothing is refused: a tracepoint cannot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_observe(fd: u64, buf: u64, len: u64, vectored: u64) -> i32 {
+    let Some(off) = resolved_offsets() else {
+        return 0;
+    };
+    let task = current_task();
+    let Some(sk) = fd_netlink_sock(off, task, fd) else {
+        return 0;
+    };
+    let Some(config) = judged_sender(off, sk, task) else {
+        return 0;
+    };
+    let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
+        return 0;
+    };
+    let len = if vectored != 0 {
+        // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (the syscall ABI).
+        let header: Option<[u64; 4]> = unsafe { bpf_probe_read_user(buf as *const [u64; 4]) }.ok();
+        let Some(header) = header else {
+            return 0;
+        };
+        let count = header[3].min(u64::from(MAX_IOVECS)) as u32;
+        unsafe {
+            (*w).iov_array = header[2];
+            (*w).iov_count = count;
+        }
+        rtguard_iovec_bytes(header[2], u64::from(count))
+    } else {
+        unsafe {
+            (*w).iov_array = buf;
+            (*w).iov_count = 0;
+        }
+        len
+    };
+    let len = len.min(u64::from(MAX_OBSERVED_LEN)) as u32;
+    let (refusal, messages) = judge_batch::<UserBytes>(w, config, len);
+    if let Some((_, exe)) = untrusted_refusal(off, task, &refusal) {
+        report(off, task, exe, Decision::WouldBlock, &refusal, messages);
+    }
+    0
+}
+
+/// The bytes in the first `count` of the sender's iovecs at `iov`. A function of its
+/// own, verified once, not once per path of its caller.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_iovec_bytes(iov: u64, count: u64) -> u64 {
+    let mut total = 0u64;
+    for i in 0..u64::from(MAX_IOVECS) {
+        if i >= count {
+            break;
+        }
+        let entry: Option<[u64; 2]> =
+            unsafe { bpf_probe_read_user((iov + 16 * i) as *const [u64; 2]) }.ok();
+        total += entry.map_or(0, |v| v[1].min(u64::from(MAX_OBSERVED_LEN)));
+    }
+    total
+}
+
+/// The netfilter config, if a `sendmsg` of `task` on `sk` is one to judge: nf_tables'
+/// and ipset's netlink family, in the host's network namespace, from a sender nfnetlink
+/// would listen to.
+#[inline(always)]
+fn judged_sender(
+    off: &KernelOffsets,
+    sk: KernelPtr,
+    task: KernelPtr,
+) -> Option<&'static NetfilterConfig> {
+    if read_at::<u16>(sk, off.sock_sk_protocol) != Some(NETLINK_NETFILTER) {
+        return None;
+    }
+    let config = NETFILTER_CONFIG.get(0)?;
+    if config.host_net_ns == 0 {
+        return None;
+    }
+    let net_ns = read_ptr(sk, off.sock_net).and_then(|net| read_at::<u32>(net, off.net_ns_inum));
+    if net_ns != Some(config.host_net_ns) {
+        return None;
+    }
+    // nfnetlink answers a sender without CAP_NET_ADMIN with EPERM itself.
+    let caps =
+        read_ptr(task, off.task_cred).and_then(|c| read_at::<u64>(c, off.cred_cap_effective));
+    if caps.is_some_and(|c| c & (1 << CAP_NET_ADMIN) == 0) {
+        return None;
+    }
+    Some(config)
+}
+
+/// The netlink socket behind `task`'s descriptor `fd`, if it is one:
+/// `files->fdt->fd[fd]`, a socket file (`S_IFSOCK`), its `struct socket`'s `sk`, of
+/// family `AF_NETLINK`.
+#[inline(always)]
+fn fd_netlink_sock(off: &KernelOffsets, task: KernelPtr, fd: u64) -> Option<KernelPtr> {
+    let fdt = read_ptr(task, off.task_files).and_then(|f| read_ptr(f, off.files_struct_fdt))?;
+    if fd >= u64::from(read_at::<u32>(fdt, off.fdtable_max_fds)?) {
+        return None;
+    }
+    let files = read_ptr(fdt, off.fdtable_fd)?;
+    let file = read_ptr(files.wrapping_add(8 * fd as usize), 0)?;
+    let mode =
+        read_ptr(file, off.file_f_inode).and_then(|i| read_at::<u16>(i, off.inode_i_mode))?;
+    if mode & S_IFMT != S_IFSOCK {
+        return None;
+    }
+    let sk = read_ptr(file, off.file_private_data).and_then(|s| read_ptr(s, off.socket_sk))?;
+    (read_at::<u16>(sk, off.sock_sk_family)? == AF_NETLINK).then_some(sk)
+}
+
+/// Walks the batch of `len` bytes, [`WALK_ATTEMPTS`] times at most while other walks on
+/// this CPU overwrite it: what it refuses (`op` 0 for nothing) and how many messages it
+/// read.
+#[inline(always)]
+fn judge_batch<S: BatchBytes>(
+    w: *mut BatchWalk,
+    config: &NetfilterConfig,
+    len: u32,
+) -> (Refusal, u32) {
     // What the walk found, copied out of the shared slot before its stamp is checked.
     let mut refusal = Refusal {
         op: 0,
@@ -266,19 +406,21 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
     let mut messages = 0;
     let mut kept = false;
     for attempt in 1..=WALK_ATTEMPTS {
-        let stamp = unsafe { stamp_take(&raw mut w.stamp) };
-        w.len = len;
-        w.data = data as u64;
+        let stamp = unsafe { stamp_take(&raw mut (*w).stamp) };
+        unsafe { (*w).len = len };
+        S::rewind(w);
+        let first = read_value::<S, [u16; 4]>(w, 0);
+        let w = unsafe { &mut *w };
         w.offset = 0;
         w.messages = 0;
         w.done = 0;
-        w.batch = batch;
+        w.batch = u32::from(first.is_some_and(|h| h[2] == NFNL_MSG_BATCH_BEGIN));
         w.pending = 0;
         w.refusal.op = 0;
         unsafe {
             bpf_loop(
                 MAX_BATCH_MESSAGES,
-                walk_message as *mut c_void,
+                walk_message::<S> as *mut c_void,
                 core::ptr::null_mut(),
                 0,
             );
@@ -305,9 +447,21 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
         clear(&mut refusal.table);
         clear(&mut refusal.object);
     }
+    (refusal, messages)
+}
+
+/// The refusal's rule and the sender's executable, unless there is no refusal or the
+/// sender may make it (see [`trusted`]).
+#[inline(always)]
+fn untrusted_refusal(
+    off: &KernelOffsets,
+    task: KernelPtr,
+    refusal: &Refusal,
+) -> Option<(u32, InodeKey)> {
     if refusal.op == 0 {
-        return 0;
+        return None;
     }
+    let config = NETFILTER_CONFIG.get(0)?;
     let exe = task_exe(off, task);
     if trusted(exe, config.trusted_classes)
         || trusted(
@@ -315,27 +469,158 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
             config.trusted_classes,
         )
     {
-        return 0;
+        return None;
     }
-    let enforce = rule_enforces(refusal.rule_id);
-    let decision = if enforce {
-        Decision::Blocked
-    } else {
-        Decision::WouldBlock
-    };
-    report(
-        off,
-        task,
-        exe.unwrap_or_default(),
-        decision,
-        &refusal,
-        messages,
-    );
-    if enforce {
-        EPERM
-    } else {
-        0
+    Some((refusal.rule_id, exe.unwrap_or_default()))
+}
+
+/// Where a batch's bytes are read from: the skb netlink copied them into (the LSM hook),
+/// or the sender's own memory at the syscall (degraded mode's tracepoints). Reads go
+/// forward only, and the walk starts each attempt with [`BatchBytes::rewind`].
+trait BatchBytes {
+    fn rewind(w: *mut BatchWalk);
+    /// `n` bytes (at most [`NF_NAME_LEN`]) at `offset` in the batch, into `to`.
+    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool;
+    /// A name attribute's payload of `len` bytes into `to`; bytes past `len` may be read
+    /// and are masked off by the caller.
+    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, len: u32) -> bool;
+}
+
+/// The skb at `security_netlink_send`: one linear buffer at `BatchWalk::data`.
+struct SkbBytes;
+
+impl BatchBytes for SkbBytes {
+    #[inline(always)]
+    fn rewind(_w: *mut BatchWalk) {}
+
+    #[inline(always)]
+    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool {
+        let from = unsafe { (*w).data } + u64::from(offset);
+        unsafe { generated::bpf_probe_read_kernel(to.cast(), n, from as *const c_void) == 0 }
     }
+
+    /// Always `NF_NAME_LEN` bytes: a netlink buffer ends in its `skb_shared_info`, so the
+    /// bytes past a short last attribute are readable.
+    #[inline(always)]
+    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, _len: u32) -> bool {
+        Self::read(w, offset, to.cast(), NF_NAME_LEN as u32)
+    }
+}
+
+/// The sender's `iovec`s (or `sendto`'s buffer), which netlink would copy into one skb;
+/// a read may span two of them.
+struct UserBytes;
+
+impl UserBytes {
+    /// Moves to the next iovec; false past the last.
+    #[inline(always)]
+    fn next(w: &mut BatchWalk) -> bool {
+        let next = w.iov_index + 1;
+        if next >= w.iov_count || next >= MAX_IOVECS {
+            return false;
+        }
+        let start = w.iov_start + w.iov_len;
+        if start >= MAX_OBSERVED_LEN {
+            return false;
+        }
+        let iov: Option<[u64; 2]> =
+            unsafe { bpf_probe_read_user((w.iov_array + 16 * u64::from(next)) as *const [u64; 2]) }
+                .ok();
+        let Some(iov) = iov else {
+            return false;
+        };
+        w.iov_start = start;
+        w.iov_index = next;
+        w.iov_base = iov[0];
+        w.iov_len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
+        true
+    }
+
+    /// `n` bytes (at most `NF_NAME_LEN`) at `offset` into `BatchWalk::span`, from the
+    /// iovec holding `offset` and, where they run past its end, the next one's start.
+    /// Every size is masked next to its helper call, for the verifier.
+    #[inline(always)]
+    fn fetch(w: &mut BatchWalk, offset: u32, n: u32) -> bool {
+        if n > NF_NAME_LEN as u32 {
+            return false;
+        }
+        // Forward to the iovec holding `offset`, passing over at most a few (empty ones,
+        // or ones a message's unread rest fills); past that the read fails, and the batch
+        // is reported as too large to judge.
+        for _ in 0..SEEK_IOVECS {
+            if offset < w.iov_start + w.iov_len || !Self::next(w) {
+                break;
+            }
+        }
+        if offset < w.iov_start || offset >= w.iov_start + w.iov_len {
+            return false;
+        }
+        let within = offset - w.iov_start;
+        let here = w.iov_len - within;
+        let from = (w.iov_base + u64::from(within)) as *const c_void;
+        let span = w.span.as_mut_ptr();
+        if n <= here {
+            let n = verifier_bound::<{ NF_NAME_LEN * 2 }>(n as usize) as u32;
+            return unsafe { generated::bpf_probe_read_user(span.cast(), n, from) } == 0;
+        }
+        // Split over this iovec's end (`here` < `n` bytes) and the next one's start.
+        let first = verifier_bound::<NF_NAME_LEN>(here as usize);
+        if unsafe { generated::bpf_probe_read_user(span.cast(), first as u32, from) } != 0
+            || !Self::next(w)
+        {
+            return false;
+        }
+        let rest = n - first as u32;
+        if rest > w.iov_len {
+            return false;
+        }
+        let rest = verifier_bound::<{ NF_NAME_LEN * 2 }>(rest as usize) as u32;
+        let base = w.iov_base as *const c_void;
+        unsafe { generated::bpf_probe_read_user(span.add(first).cast(), rest, base) == 0 }
+    }
+}
+
+impl BatchBytes for UserBytes {
+    #[inline(always)]
+    fn rewind(w: *mut BatchWalk) {
+        let w = unsafe { &mut *w };
+        w.iov_index = 0;
+        w.iov_start = 0;
+        if w.iov_count == 0 {
+            // sendto: the buffer itself.
+            w.iov_base = w.iov_array;
+            w.iov_len = w.len;
+            return;
+        }
+        let iov: Option<[u64; 2]> =
+            unsafe { bpf_probe_read_user(w.iov_array as *const [u64; 2]) }.ok();
+        let iov = iov.unwrap_or([0, 0]);
+        w.iov_base = iov[0];
+        w.iov_len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
+    }
+
+    #[inline(always)]
+    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool {
+        let w = unsafe { &mut *w };
+        Self::fetch(w, offset, n)
+            && unsafe {
+                generated::bpf_probe_read_kernel(to.cast(), n, w.span.as_ptr() as *const c_void)
+            } == 0
+    }
+
+    /// Only the payload: past a buffer's end the sender's memory may not be mapped.
+    #[inline(always)]
+    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, len: u32) -> bool {
+        Self::read(w, offset, to.cast(), len.min(NF_NAME_LEN as u32))
+    }
+}
+
+/// A `T` at `offset` in the batch.
+#[inline(always)]
+fn read_value<S: BatchBytes, T: Copy>(w: *mut BatchWalk, offset: u32) -> Option<T> {
+    let mut value = core::mem::MaybeUninit::<T>::uninit();
+    S::read(w, offset, value.as_mut_ptr().cast(), size_of::<T>() as u32)
+        .then(|| unsafe { value.assume_init() })
 }
 
 /// The walk's answer once it has stopped: a batch it could not read to the end is refused
@@ -387,21 +672,20 @@ const NO_ATTR: u32 = u32::MAX;
 /// One message of the buffer: `bpf_loop`'s callback. Returns 1 to stop. Its attributes
 /// and the live objects are walked by callbacks of their own, each verified once.
 #[inline(never)]
-extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
+extern "C" fn walk_message<S: BatchBytes>(index: u64, _ctx: *mut c_void) -> i64 {
     let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
         return 1;
     };
-    let w = unsafe { &mut *w };
-    let start = w.offset;
-    if start + NLMSG_HDR_LEN > w.len {
-        w.done = 1;
+    let start = unsafe { (*w).offset };
+    if start + NLMSG_HDR_LEN > unsafe { (*w).len } {
+        unsafe { (*w).done = 1 };
         return 1;
     }
     // nlmsg_len, nlmsg_type | nlmsg_flags << 16, seq, pid, nfgenmsg.
-    let Ok(header) =
-        (unsafe { bpf_probe_read_kernel((w.data + u64::from(start)) as *const [u32; 5]) })
-    else {
-        w.done = 1;
+    let header = read_value::<S, [u32; 5]>(w, start);
+    let w = unsafe { &mut *w };
+    // A batch that can't be read to its end is not judged by its start (`settle`).
+    let Some(header) = header else {
         return 1;
     };
     let msg_len = header[0];
@@ -476,7 +760,12 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
     // One more call than attributes fit, to see the end.
     let calls = ((msg_len - NLMSG_HDR_LEN - NFGENMSG_LEN) / 4 + 1).min(MAX_MESSAGE_ATTRS);
     unsafe {
-        bpf_loop(calls, walk_attr as *mut c_void, core::ptr::null_mut(), 0);
+        bpf_loop(
+            calls,
+            walk_attr::<S> as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
     }
     if w.msg.complete == 0 {
         refuse(
@@ -505,43 +794,52 @@ extern "C" fn walk_message(index: u64, _ctx: *mut c_void) -> i64 {
 
 /// One attribute of the message being read: `bpf_loop`'s callback.
 #[inline(never)]
-extern "C" fn walk_attr(_index: u64, _ctx: *mut c_void) -> i64 {
+extern "C" fn walk_attr<S: BatchBytes>(_index: u64, _ctx: *mut c_void) -> i64 {
     let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
         return 1;
     };
-    let (data, m) = unsafe { ((*w).data, &mut (*w).msg) };
-    let attr = m.attr;
+    let m = unsafe { &raw mut (*w).msg };
+    let attr = unsafe { (*m).attr };
     // nla_ok(): a header, and a length within what is left. Where it fails, nf_tables'
     // parser stops too, and what it read so far is the message.
-    if attr + 4 > m.end {
-        m.complete = 1;
+    if attr + 4 > unsafe { (*m).end } {
+        unsafe { (*m).complete = 1 };
         return 1;
     }
-    let Ok(header) = (unsafe { bpf_probe_read_kernel((data + u64::from(attr)) as *const u32) })
-    else {
+    let Some(header) = read_value::<S, u32>(w, attr) else {
         return 1;
     };
+    let m = unsafe { &mut *m };
     let len = header & 0xffff;
     if len < 4 || len > m.end - attr {
         m.complete = 1;
         return 1;
     }
     let kind = (header >> 16) & u32::from(NLA_TYPE_MASK);
-    let payload = data + u64::from(attr) + 4;
-    // A repeated attribute overwrites: nla_parse() keeps the last.
+    let payload = attr + 4;
+    // A repeated attribute overwrites: nla_parse() keeps the last. A payload that can't
+    // be read leaves the message incomplete, which is refused, not judged by the rest.
     if kind == m.table_attr {
-        read_name(&mut m.table, payload, len - 4);
+        if !read_name::<S>(w, &raw mut m.table, payload, len - 4) {
+            return 1;
+        }
         m.seen |= ROLE_TABLE;
     } else if kind == m.name_attr {
-        read_name(&mut m.name, payload, len - 4);
+        if !read_name::<S>(w, &raw mut m.name, payload, len - 4) {
+            return 1;
+        }
         m.seen |= ROLE_NAME;
     } else if kind == m.handle_attr {
         // NLA_U64 in network byte order.
-        let handle = unsafe { bpf_probe_read_kernel(payload as *const u64) }.unwrap_or(0);
+        let Some(handle) = read_value::<S, u64>(w, payload) else {
+            return 1;
+        };
         m.handle = u64::from_be(handle);
         m.seen |= ROLE_HANDLE;
     } else if kind == m.rule_attr {
-        let value = unsafe { bpf_probe_read_kernel(payload as *const u32) }.unwrap_or(0);
+        let Some(value) = read_value::<S, u32>(w, payload) else {
+            return 1;
+        };
         m.value = u32::from_be(value);
         m.seen |= ROLE_RULE;
     }
@@ -609,21 +907,15 @@ fn ipset_attrs(command: u8) -> (u32, u32, u32, u32) {
     }
 }
 
-/// A name attribute's payload (`len` bytes, NUL included) as NUL-padded words. The read
-/// is always `NF_NAME_LEN` bytes: a netlink buffer ends in its `skb_shared_info`, so the
-/// bytes past a short last attribute are readable, and they are masked off.
+/// A name attribute's payload (`len` bytes, NUL included) at `payload`, as NUL-padded
+/// words; what was read past `len` is masked off. False if it could not be read.
 #[inline(always)]
-fn read_name(to: &mut NameWords, payload: u64, len: u32) {
-    let read = unsafe {
-        generated::bpf_probe_read_kernel(
-            to.as_mut_ptr().cast(),
-            NF_NAME_LEN as u32,
-            payload as *const c_void,
-        )
-    };
-    if read != 0 {
+fn read_name<S: BatchBytes>(w: *mut BatchWalk, to: *mut NameWords, payload: u32, len: u32) -> bool {
+    let read = S::read_name(w, payload, to, len);
+    let to = unsafe { &mut *to };
+    if !read {
         clear(to);
-        return;
+        return false;
     }
     for (k, word) in to.iter_mut().enumerate() {
         let valid = len.saturating_sub(8 * k as u32).min(8);
@@ -633,6 +925,7 @@ fn read_name(to: &mut NameWords, payload: u64, len: u32) {
             (1u64 << (8 * valid)) - 1
         };
     }
+    true
 }
 
 /// What one nf_tables message does to the protected objects, as nf_tables would apply it

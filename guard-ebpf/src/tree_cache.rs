@@ -36,7 +36,7 @@ use guard_common::{
 use crate::{
     kernel::{
         atomic_add, btf_inode_key, dentry_key_generation, offset, offsets_resolved, BtfPtr,
-        KernelPtr,
+        KernelPtr, S_IFDIR, S_IFMT,
     },
     maps::PROTECTED_TREES,
 };
@@ -262,10 +262,6 @@ pub fn vfs_rename_done(ctx: FExitContext) -> i32 {
     }
     0
 }
-
-/// `S_IFMT` and `S_IFDIR` in `i_mode` (the stat(2) ABI).
-const S_IFMT: u16 = 0o170000;
-const S_IFDIR: u16 = 0o040000;
 
 /// Whether the dentry is a directory; false for a negative dentry.
 #[inline(always)]

@@ -230,13 +230,18 @@ impl AuditTrail {
 
     /// A netfilter batch that would take a protected chain or set away: `op` says how,
     /// the target names what, the note how much of the batch was read.
-    pub fn netfilter_decision(&mut self, ev: &NetfilterDecision, legend: &Legend) {
+    /// Degraded mode's records (`enforced`: false) say what the same batch would have
+    /// met: the walk ran at the `sendmsg`'s entry, on the sender's memory.
+    pub fn netfilter_decision(&mut self, ev: &NetfilterDecision, legend: &Legend, enforced: bool) {
         let actor = self.kernel_actor(&ev.actor);
         let mut record = self
             .context
             .record(Layer::Netfilter, ev.op.as_str(), ev.decision.into(), actor)
             .target(Target::netfilter(ev.object_text()))
             .note(format!("batch of {} messages read", ev.messages));
+        if !enforced {
+            record = record.enforced(false);
+        }
         if let Some(rule) = legend.rule(ev.rule_id) {
             record = record.rule(rule);
         }

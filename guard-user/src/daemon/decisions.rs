@@ -89,7 +89,7 @@ impl Daemon {
             }
             Event::Netfilter(ev) => {
                 log_netfilter_decision(&ev, legend);
-                self.trail.netfilter_decision(&ev, legend);
+                self.trail.netfilter_decision(&ev, legend, true);
                 self.note(Refusal::netfilter(&ev, legend));
                 ev.decision
             }
@@ -148,7 +148,7 @@ fn log_process_decision(ev: &ProcessDecision, legend: &Legend) {
     );
 }
 
-fn log_netfilter_decision(ev: &NetfilterDecision, legend: &Legend) {
+pub(super) fn log_netfilter_decision(ev: &NetfilterDecision, legend: &Legend) {
     warn!(
         decision = ev.decision.as_str(),
         rule = legend.rule(ev.rule_id).unwrap_or("?"),

@@ -20,12 +20,20 @@ use guard_common::{
 use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::{signal, SignalKind},
+    time::Instant,
 };
 use tracing::{error, info, warn};
 
-use super::status::ProtectedCounts;
+use super::{
+    decisions::log_netfilter_decision,
+    serve::{deadline, watch_nftables, NFT_RESYNC_DELAY},
+    status::ProtectedCounts,
+};
 use crate::{
-    events::c_string, host::notify::notify, loader::degraded::Observer, tables::KernelTables,
+    events::{self, c_string, Event},
+    host::notify::notify,
+    loader::degraded::Observer,
+    tables::KernelTables,
 };
 
 /// unlinkat's flag for removing a directory.
@@ -271,6 +279,10 @@ impl super::Daemon {
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let matcher = PathMatcher::from_tables(&tables);
+        if let Err(e) = observer.sync_netfilter(&tables) {
+            warn!("netfilter batches are not observed: {e}");
+        }
+        self.published.netfilter = Some(observer.netfilter_status());
         self.published.layers = vec![(
             "observed (not enforced)".to_owned(),
             observer.attached().iter().map(|t| t.to_string()).collect(),
@@ -288,9 +300,44 @@ impl super::Daemon {
             unsafe { AsyncFd::register_with_interest(observer.take_events()?, Interest::READABLE) }
                 .map_err(|e| e.into_parts().1)
                 .context("polling the syscall ring buffer")?;
+        // The netfilter walk's reports (the enforcing programs' ring); SAFETY as above.
+        let mut decisions = unsafe {
+            AsyncFd::register_with_interest(observer.take_decisions()?, Interest::READABLE)
+        }
+        .map_err(|e| e.into_parts().1)
+        .context("polling the netfilter ring buffer")?;
+        let mut nft_watch = watch_nftables();
+        let mut nft_resync_at: Option<Instant> = None;
         let mut argv = ArgvCache::default();
         loop {
+            let nft_change = async {
+                match &mut nft_watch {
+                    Some(watch) => watch.readable_mut().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                ready = decisions.readable_mut() => {
+                    let mut ready = ready.context("waiting for netfilter decisions")?;
+                    ready.clear_ready();
+                    self.drain_netfilter_observed(ready.get_inner_mut(), &tables);
+                    self.publish();
+                }
+                ready = nft_change => {
+                    let mut ready = ready.context("watching nf_tables")?;
+                    ready.clear_ready();
+                    if ready.get_inner().drain() {
+                        nft_resync_at.get_or_insert_with(|| Instant::now() + NFT_RESYNC_DELAY);
+                    }
+                }
+                _ = deadline(nft_resync_at) => {
+                    nft_resync_at = None;
+                    if let Err(e) = observer.sync_netfilter(&tables) {
+                        warn!("nf_tables could not be read again: {e}");
+                    }
+                    self.published.netfilter = Some(observer.netfilter_status());
+                    self.publish();
+                }
                 ready = ring.readable_mut() => {
                     let mut ready = ready.context("waiting for syscall events")?;
                     let before = self.published.events.would_block;
@@ -306,10 +353,26 @@ impl super::Daemon {
             }
         }
         self.drain_observed(ring.get_mut(), &matcher, &tables, &mut argv);
+        self.drain_netfilter_observed(decisions.get_mut(), &tables);
         info!("stopping: detaching tracepoints");
         drop(observer);
         std::fs::remove_file(&self.status_file).ok();
         Ok(())
+    }
+
+    /// Records the batches the netfilter walk would have refused, not enforced.
+    fn drain_netfilter_observed(&mut self, ring: &mut RingBuf<MapData>, tables: &KernelTables) {
+        while let Some(item) = ring.next() {
+            match events::decode_record(&item) {
+                Ok(Event::Netfilter(ev)) => {
+                    log_netfilter_decision(&ev, &tables.legend);
+                    self.published.events.would_block += 1;
+                    self.trail.netfilter_decision(&ev, &tables.legend, false);
+                }
+                Ok(other) => error!("unexpected decision in degraded mode: {other:?}"),
+                Err(e) => error!("undecodable event: {e}"),
+            }
+        }
     }
 
     pub(super) fn drain_observed(

@@ -40,7 +40,7 @@ const OPERATION_POLL: Duration = Duration::from_millis(500);
 /// After nf_tables announced a change, wait this long for the rest of its burst, then
 /// read the protected chains and sets again. dockerd creates its chains one command at a
 /// time; a chain is refused by name from the start whether or not it is mirrored yet.
-const NFT_RESYNC_DELAY: Duration = Duration::from_millis(20);
+pub(super) const NFT_RESYNC_DELAY: Duration = Duration::from_millis(20);
 
 impl Daemon {
     /// Fills the maps, announces readiness and streams decisions until told to stop.
@@ -147,20 +147,7 @@ impl Daemon {
                 None
             }
         };
-        // The protected chains and sets that exist are read again after every change
-        // nf_tables commits (dockerd creating its chains after the start).
-        // SAFETY: the monitor owns its socket, which stays open and unchanged for as long
-        // as the monitor lives, and the AsyncFd owns the monitor.
-        let mut nft_watch = match NftMonitor::open().and_then(|m| {
-            unsafe { AsyncFd::register_with_interest(m, Interest::READABLE) }
-                .map_err(|e| e.into_parts().1)
-        }) {
-            Ok(watch) => Some(watch),
-            Err(e) => {
-                warn!("chains and sets created after the start are not noticed: {e}");
-                None
-            }
-        };
+        let mut nft_watch = watch_nftables();
         let mut nft_resync_at: Option<Instant> = None;
         // Enforcement is proven again on the canaries at a fixed interval (and after every
         // reload): it can stop under a running guard with every program still attached.
@@ -339,7 +326,24 @@ impl Daemon {
 }
 
 /// Sleeps until `at`, or forever when there is no deadline.
-async fn deadline(at: Option<Instant>) {
+/// The protected chains and sets that exist are read again after every change nf_tables
+/// commits (dockerd creating its chains after the start): this is readable then.
+pub(super) fn watch_nftables() -> Option<AsyncFd<NftMonitor>> {
+    // SAFETY: the monitor owns its socket, which stays open and unchanged for as long as
+    // the monitor lives, and the AsyncFd owns the monitor.
+    match NftMonitor::open().and_then(|m| {
+        unsafe { AsyncFd::register_with_interest(m, Interest::READABLE) }
+            .map_err(|e| e.into_parts().1)
+    }) {
+        Ok(watch) => Some(watch),
+        Err(e) => {
+            warn!("chains and sets created after the start are not noticed: {e}");
+            None
+        }
+    }
+}
+
+pub(super) async fn deadline(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

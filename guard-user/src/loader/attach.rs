@@ -169,8 +169,7 @@ impl Guard {
             pinned: Vec::new(),
             installed: KernelTables::default(),
             protected_cgroups: Default::default(),
-            netfilter_written: Default::default(),
-            netfilter_mirror: Default::default(),
+            netfilter: Default::default(),
         })
     }
 }

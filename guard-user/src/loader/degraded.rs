@@ -1,17 +1,23 @@
 //! Degraded mode: syscall tracepoints that observe destructive file syscalls where the
 //! kernel refuses BPF LSM programs. They block nothing.
+//!
+//! `sendmsg` and `sendto` run the netfilter layer's walk: it needs the kernel's struct
+//! offsets, the netfilter maps and the trusted callers, as the enforcing programs do.
 
 use std::path::Path;
 
 use aya::{
-    maps::{MapData, RingBuf},
+    maps::{HashMap, MapData, RingBuf},
     programs::TracePoint,
     Ebpf, EbpfLoader,
 };
-use guard_common::{degraded::TracepointLayout, names};
+use guard_common::{degraded::TracepointLayout, names, InodeKey, KernelOffsets};
 use tracing::{info, warn};
 
-use super::{map_err, mounts, LoadError};
+use super::{
+    map_err, mounts, offsets_from, LoadError, Mechanism, NetfilterMaps, NetfilterMirror, KERNEL_BTF,
+};
+use crate::tables::KernelTables;
 
 /// The tracepoints, by program name (the `syscalls/` event of the same name).
 const TRACEPOINTS: &[&str] = &[
@@ -26,10 +32,16 @@ const TRACEPOINTS: &[&str] = &[
     "sys_enter_execve",
 ];
 
+/// The tracepoints that judge netfilter batches; attached only with the kernel's offsets.
+const NETFILTER_TRACEPOINTS: &[&str] = &["sys_enter_sendmsg", "sys_enter_sendto"];
+
 /// The loaded, attached tracepoints. Dropping it detaches them.
 pub struct Observer {
     ebpf: Ebpf,
     attached: Vec<&'static str>,
+    netfilter: NetfilterMaps,
+    /// Why netfilter batches are not observed, if they are not.
+    netfilter_off: Option<String>,
 }
 
 impl Observer {
@@ -41,14 +53,24 @@ impl Observer {
             args_offset: args_offset(&tracefs)?,
             _pad: 0,
         };
-        let mut ebpf = EbpfLoader::new()
+        let offsets = netfilter_offsets();
+        let mut loader = EbpfLoader::new();
+        loader
             // Task storage (the exec captures) has no typed aya map; it is created all
             // the same.
             .allow_unsupported_maps()
-            .override_global(names::TRACEPOINT_LAYOUT, &layout, true)
-            .load(crate::EBPF_OBJECT)?;
+            .override_global(names::TRACEPOINT_LAYOUT, &layout, true);
+        if let Ok(offsets) = &offsets {
+            loader.override_global(names::OFFSETS, offsets, true);
+        }
+        let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
+        let netfilter_off = offsets.err();
+        let tracepoints = TRACEPOINTS.iter().chain(match netfilter_off {
+            None => NETFILTER_TRACEPOINTS,
+            Some(_) => &[],
+        });
         let mut attached = Vec::new();
-        for &name in TRACEPOINTS {
+        for &name in tracepoints {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(LoadError::MissingMap(name))?
@@ -72,7 +94,58 @@ impl Observer {
             tracepoints = attached.len(),
             "degraded mode: observing syscalls (nothing is blocked)"
         );
-        Ok(Self { ebpf, attached })
+        let netfilter_off = netfilter_off.or_else(|| {
+            (!NETFILTER_TRACEPOINTS.iter().all(|t| attached.contains(t)))
+                .then(|| "the sendmsg and sendto tracepoints did not attach".to_owned())
+        });
+        if let Some(why) = &netfilter_off {
+            warn!("degraded mode does not observe netfilter batches: {why}");
+        }
+        Ok(Self {
+            ebpf,
+            attached,
+            netfilter: NetfilterMaps::default(),
+            netfilter_off,
+        })
+    }
+
+    /// Gives the netfilter walk what the policy says: the protected names with the live
+    /// objects, and the callers trusted to change them (dockerd). Called again after
+    /// nf_tables announces a change.
+    pub fn sync_netfilter(&mut self, tables: &KernelTables) -> Result<(), LoadError> {
+        if self.netfilter_off.is_some() {
+            return Ok(());
+        }
+        let mut trusted: HashMap<&mut MapData, InodeKey, u32> = HashMap::try_from(
+            self.ebpf
+                .map_mut(names::TRUSTED_CALLERS)
+                .ok_or(LoadError::MissingMap(names::TRUSTED_CALLERS))?,
+        )
+        .map_err(map_err(names::TRUSTED_CALLERS))?;
+        for (key, classes) in &tables.exec.trusted_callers {
+            trusted
+                .insert(key, classes, 0)
+                .map_err(map_err(names::TRUSTED_CALLERS))?;
+        }
+        self.netfilter.sync(&mut self.ebpf, tables.netfilter)
+    }
+
+    /// What `rtguard status` says of the netfilter layer in degraded mode.
+    pub fn netfilter_status(&self) -> String {
+        match (&self.netfilter_off, self.netfilter.mirror()) {
+            (Some(why), _) => format!("not observed: {why}"),
+            (None, NetfilterMirror::Off) => NetfilterMirror::Off.to_string(),
+            (None, mirror) => format!("observed, not enforced (sendmsg, sendto): {mirror}"),
+        }
+    }
+
+    /// The netfilter walk's reports, in the enforcing programs' record format.
+    pub fn take_decisions(&mut self) -> Result<RingBuf<MapData>, LoadError> {
+        let map = self
+            .ebpf
+            .take_map(names::EVENTS)
+            .ok_or(LoadError::MissingMap(names::EVENTS))?;
+        RingBuf::try_from(map).map_err(map_err(names::EVENTS))
     }
 
     pub fn attached(&self) -> &[&'static str] {
@@ -86,6 +159,16 @@ impl Observer {
             .ok_or(LoadError::MissingMap(names::SYSCALL_EVENTS))?;
         RingBuf::try_from(map).map_err(map_err(names::SYSCALL_EVENTS))
     }
+}
+
+/// The kernel's struct offsets, for the netfilter walk; why not, if they can't be had.
+/// The hook arities in them are the BPF LSM's where the kernel has it, and fmod_ret's
+/// otherwise: no hook program runs here, but the block is only valid complete.
+fn netfilter_offsets() -> Result<KernelOffsets, String> {
+    let btf = btf_rs::Btf::from_file(KERNEL_BTF).map_err(|e| format!("{KERNEL_BTF}: {e}"))?;
+    offsets_from(&btf, Mechanism::BpfLsm)
+        .or_else(|_| offsets_from(&btf, Mechanism::ModifyReturn))
+        .map_err(|e| format!("kernel struct offsets: {e}"))
 }
 
 /// Offset of the first argument in a sys_enter record, from the running kernel's format

@@ -54,7 +54,7 @@ use crate::tables::KernelTables;
 pub use crate::policy::Mode;
 pub use mechanism::{active_lsms, bpf_lsm_inactive, Mechanism, MechanismChoice};
 pub use modify_return::ModifyReturnError;
-pub use netfilter::NetfilterMirror;
+pub use netfilter::{NetfilterMaps, NetfilterMirror};
 pub use offsets::{has_hook, offsets_from, resolve_offsets, OffsetError, KERNEL_BTF};
 pub use pins::{Generation, PinDir, PinsError};
 pub use sysctl::SysctlGuard;
@@ -259,8 +259,7 @@ pub struct Guard {
     protected_cgroups: BTreeMap<InodeKey, (u32, std::path::PathBuf)>,
     /// The netfilter config as last written, and what the mirror of protected chains
     /// and sets holds.
-    netfilter_written: guard_common::netfilter::NetfilterConfig,
-    netfilter_mirror: NetfilterMirror,
+    netfilter: NetfilterMaps,
 }
 
 impl Guard {

@@ -4,7 +4,10 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use aya::maps::{Array, MapData};
+use aya::{
+    maps::{Array, MapData},
+    Ebpf,
+};
 use guard_common::{
     names,
     netfilter::{
@@ -62,19 +65,26 @@ impl std::fmt::Display for NetfilterMirror {
     }
 }
 
-impl Guard {
-    /// Writes the netfilter layer's config and the live protected objects. Entries are
-    /// written before a larger count and after a smaller one, so the programs never read
-    /// an entry that is not there.
-    pub fn sync_netfilter(&mut self) -> Result<(), LoadError> {
-        let mut config = self.installed.netfilter;
+/// The netfilter layer's two maps in one loaded object (the enforcing programs', or
+/// degraded mode's), and what was last written to them.
+#[derive(Debug, Default)]
+pub struct NetfilterMaps {
+    written: NetfilterConfig,
+    mirror: NetfilterMirror,
+}
+
+impl NetfilterMaps {
+    /// Writes `config` (the policy's names) with the live protected objects read from
+    /// nf_tables now. Entries are written before a larger count and after a smaller one,
+    /// so the programs never read an entry that is not there.
+    pub fn sync(&mut self, ebpf: &mut Ebpf, mut config: NetfilterConfig) -> Result<(), LoadError> {
         let protects = config.patterns.iter().any(|p| p.kind != 0);
         let (live, overflow) = if protects {
             config.host_net_ns = host_net_ns();
             match nftables::list_objects() {
                 Ok(objects) => {
                     let (live, overflow) = live_objects(&config, &objects);
-                    self.netfilter_mirror = NetfilterMirror::Live {
+                    self.mirror = NetfilterMirror::Live {
                         objects: live.len(),
                         overflow,
                     };
@@ -84,23 +94,23 @@ impl Guard {
                 // refused, as when there are more objects than the array holds.
                 Err(e) => {
                     warn!("nf_tables' chains and sets could not be read: {e}");
-                    self.netfilter_mirror = NetfilterMirror::Unknown(e.to_string());
+                    self.mirror = NetfilterMirror::Unknown(e.to_string());
                     (Vec::new(), true)
                 }
             }
         } else {
-            self.netfilter_mirror = NetfilterMirror::Off;
+            self.mirror = NetfilterMirror::Off;
             (Vec::new(), false)
         };
         config.live_count = live.len() as u32;
         config.live_overflow = u32::from(overflow);
-        let shrinking = config.live_count < self.netfilter_written.live_count;
+        let shrinking = config.live_count < self.written.live_count;
         if shrinking {
-            self.write_netfilter_config(&config)?;
+            self.write_config(ebpf, &config)?;
         }
         {
             let mut array: Array<&mut MapData, LiveObject> =
-                array_mut(&mut self.ebpf, names::NETFILTER_LIVE)?;
+                array_mut(ebpf, names::NETFILTER_LIVE)?;
             for (i, object) in live.iter().enumerate() {
                 array
                     .set(i as u32, object, 0)
@@ -108,26 +118,26 @@ impl Guard {
             }
         }
         if !shrinking {
-            self.write_netfilter_config(&config)?;
+            self.write_config(ebpf, &config)?;
         }
         debug!(live = live.len(), overflow, "netfilter mirror written");
         Ok(())
     }
 
-    fn write_netfilter_config(&mut self, config: &NetfilterConfig) -> Result<(), LoadError> {
+    fn write_config(&mut self, ebpf: &mut Ebpf, config: &NetfilterConfig) -> Result<(), LoadError> {
         let mut array: Array<&mut MapData, NetfilterConfig> =
-            array_mut(&mut self.ebpf, names::NETFILTER_CONFIG)?;
+            array_mut(ebpf, names::NETFILTER_CONFIG)?;
         array
             .set(0, config, 0)
             .map_err(map_err(names::NETFILTER_CONFIG))?;
-        self.netfilter_written = *config;
+        self.written = *config;
         Ok(())
     }
 
     /// Protects (or no longer) the self-test's canary chain name under `rule`, with the
     /// layer on for the host's network namespace meanwhile, whatever the policy says.
-    pub(crate) fn netfilter_canary(&mut self, rule: Option<u32>) -> Result<(), LoadError> {
-        let mut config = self.netfilter_written;
+    fn canary(&mut self, ebpf: &mut Ebpf, rule: Option<u32>) -> Result<(), LoadError> {
+        let mut config = self.written;
         if let Some(rule) = rule {
             config.patterns[CANARY_PATTERN] =
                 NamePattern::new(PATTERN_CHAIN, CANARY_CHAIN, false, rule).unwrap_or_default();
@@ -136,27 +146,53 @@ impl Guard {
             }
             config.active = 1;
             let mut array: Array<&mut MapData, NetfilterConfig> =
-                array_mut(&mut self.ebpf, names::NETFILTER_CONFIG)?;
+                array_mut(ebpf, names::NETFILTER_CONFIG)?;
             array
                 .set(0, config, 0)
                 .map_err(map_err(names::NETFILTER_CONFIG))
         } else {
-            self.write_netfilter_config(&config)
+            self.write_config(ebpf, &config)
         }
     }
 
-    pub fn netfilter_mirror(&self) -> &NetfilterMirror {
-        &self.netfilter_mirror
+    pub fn mirror(&self) -> &NetfilterMirror {
+        &self.mirror
     }
 }
 
-/// The host's network namespace, as its init process has it; 0 (the layer off) if it
-/// can't be read.
+impl Guard {
+    /// Writes the netfilter layer's config and the live protected objects (see
+    /// [`NetfilterMaps::sync`]).
+    pub fn sync_netfilter(&mut self) -> Result<(), LoadError> {
+        self.netfilter
+            .sync(&mut self.ebpf, self.installed.netfilter)
+    }
+
+    /// See [`NetfilterMaps::canary`].
+    pub(crate) fn netfilter_canary(&mut self, rule: Option<u32>) -> Result<(), LoadError> {
+        self.netfilter.canary(&mut self.ebpf, rule)
+    }
+
+    pub fn netfilter_mirror(&self) -> &NetfilterMirror {
+        self.netfilter.mirror()
+    }
+}
+
+/// The host's network namespace, as its init process has it. Where init's can't be read
+/// (rtguard in a container that hides it), rtguard's own, which the container shares
+/// with the host for rtguard to guard it; 0 (the layer off) if neither can be read.
 fn host_net_ns() -> u32 {
-    match std::fs::metadata("/proc/1/ns/net") {
-        Ok(meta) => meta.ino() as u32,
+    let init = match std::fs::metadata("/proc/1/ns/net") {
+        Ok(meta) => return meta.ino() as u32,
+        Err(e) => e,
+    };
+    match std::fs::metadata("/proc/self/ns/net") {
+        Ok(meta) => {
+            warn!("/proc/1/ns/net: {init}: judging netfilter batches in rtguard's own network namespace");
+            meta.ino() as u32
+        }
         Err(e) => {
-            warn!("the host's network namespace is unknown (/proc/1/ns/net: {e}): netfilter batches are not judged");
+            warn!("the host's network namespace is unknown (/proc/1/ns/net: {init}; /proc/self/ns/net: {e}): netfilter batches are not judged");
             0
         }
     }

@@ -124,6 +124,14 @@ pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, Of
         sk_buff_len: member_offset(btf, "sk_buff", "len")?,
         task_cred: member_offset(btf, "task_struct", "cred")?,
         cred_cap_effective: member_offset(btf, "cred", "cap_effective")?,
+        task_files: member_offset(btf, "task_struct", "files")?,
+        files_struct_fdt: member_offset(btf, "files_struct", "fdt")?,
+        fdtable_max_fds: member_offset(btf, "fdtable", "max_fds")?,
+        fdtable_fd: member_offset(btf, "fdtable", "fd")?,
+        file_private_data: member_offset(btf, "file", "private_data")?,
+        socket_sk: member_offset(btf, "socket", "sk")?,
+        sock_sk_family: member_offset(btf, "sock", "__sk_common")?
+            + member_offset(btf, "sock_common", "skc_family")?,
     })
 }
 
