@@ -109,6 +109,24 @@ fn delrule_raw(body: &[u8]) -> Vec<u8> {
     m
 }
 
+/// An ipset command as ipset(8) sends it: on its own, not in a batch, with the protocol
+/// version first and the set names `(attribute, name)` after it.
+fn ipset(command: u8, names: &[(u16, &str)]) -> Vec<u8> {
+    let mut body = nla(1, &[7]); // IPSET_ATTR_PROTOCOL
+    for (kind, name) in names {
+        body.extend(nla(*kind, &string(name)));
+    }
+    let mut m = Vec::new();
+    m.extend((20 + body.len() as u32).to_ne_bytes());
+    m.extend((6u16 << 8 | u16::from(command)).to_ne_bytes()); // NFNL_SUBSYS_IPSET
+    m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
+    m.extend(1u32.to_ne_bytes());
+    m.extend(0u32.to_ne_bytes());
+    m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
+    m.extend(body);
+    m
+}
+
 /// Sends `bytes` on a `NETLINK_NETFILTER` socket in one `sendmsg`, as a program that
 /// speaks netlink itself does; the errno of the send, if it failed.
 fn send_netfilter(bytes: &[u8]) -> Option<i32> {
@@ -240,6 +258,26 @@ fn batches_that_take_dockers_chains_away_are_refused_whatever_sends_them() {
         unchanged(what);
     }
 
+    // ipset's commands (the image has no ipset(8); the kernel need not have the set for
+    // the refusal, which comes before nfnetlink reads the message).
+    const OTHER: &str = "rtguard-test-set";
+    for (what, command, names) in [
+        ("ipset destroy", 3, &[(2, SET)][..]),
+        ("ipset flush", 4, &[(2, SET)][..]),
+        ("ipset destroy of every set", 3, &[][..]),
+        ("ipset rename", 5, &[(2, SET), (3, "renamed")][..]),
+        ("ipset swap", 6, &[(2, OTHER), (3, SET)][..]),
+    ] {
+        assert_eq!(
+            send_netfilter(&ipset(command, names)),
+            Some(libc::EPERM),
+            "{what}"
+        );
+    }
+    // A set the policy doesn't name is ipset's business (the send succeeds, whatever
+    // ipset answers).
+    assert_eq!(send_netfilter(&ipset(3, &[(2, OTHER)])), None, "{OTHER}");
+
     // In another network namespace the same flush is that namespace's own business. (Fed
     // on standard input: the exec layer refuses `nft flush ruleset` by its words.)
     expect_allowed("unshare -n sh -c \"printf 'flush ruleset\\n' | nft -f -\"");
@@ -281,6 +319,7 @@ fn batches_that_take_dockers_chains_away_are_refused_whatever_sends_them() {
             "a table of family ip (by handle)",
             "delete table ip handle",
         ),
+        ("ipset-change", SET, ""),
     ] {
         assert!(
             records.iter().any(|l| l.contains(r#""decision":"blocked""#)
