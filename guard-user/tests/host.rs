@@ -7,7 +7,10 @@
 
 mod common;
 
-use common::*;
+use common::{
+    netlink::{batch, nla, send_netfilter, send_netfilter_in_pieces, string},
+    *,
+};
 
 #[test]
 fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
@@ -46,6 +49,7 @@ fn rtguard_claims_enforcement_only_when_the_kernel_enforces() {
                 "claimed to enforce:\n{stderr}"
             );
             degraded_run_is_honest(&s, audit);
+            degraded_mode_judges_netfilter_batches(&s);
         }
     }
 }
@@ -100,4 +104,110 @@ fn degraded_run_is_honest(s: &Scratch, audit: &str) {
     assert!(status.success(), "{log}");
     assert!(log.contains("running degraded"), "{log}");
     assert!(!log.contains("enforcing"), "claimed to enforce:\n{log}");
+}
+
+/// Degraded mode runs the netfilter layer's walk on the sender's memory at `sendmsg` and
+/// `sendto`: a batch deleting a protected chain is recorded as it would be refused,
+/// however its iovecs cut it, and nothing is refused. The table doesn't exist, so the
+/// host's firewall is not touched: nf_tables answers ENOENT.
+fn degraded_mode_judges_netfilter_batches(s: &Scratch) {
+    let probe = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER) };
+    if probe < 0 {
+        eprintln!(
+            "skipping the netfilter check: no NETLINK_NETFILTER here ({})",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    unsafe { libc::close(probe) };
+    let policy = s.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"environment = "host-test"
+mode = "enforce"
+description = "degraded mode's netfilter walk"
+
+[[paths]]
+name = "files"
+description = "the scratch file"
+paths = ["{}"]
+
+[[netfilter]]
+name = "docker-netfilter"
+description = "Docker's chains"
+chains = ["DOCKER*"]
+tables = ["nat", "filter"]
+"#,
+            s.protected.display()
+        ),
+    )
+    .unwrap();
+    let audit = s.dir.path().join("netfilter-audit.jsonl");
+    let guard = start_ready_guard(&[
+        "--policy",
+        policy.to_str().unwrap(),
+        "--allow-degraded",
+        "--audit-log",
+        audit.to_str().unwrap(),
+    ]);
+    let (_, json) = guard.status_cmd();
+    let status: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let netfilter = status["netfilter"].as_str().unwrap_or_default();
+    assert!(
+        netfilter.starts_with("observed, not enforced"),
+        "status says of the netfilter layer: {netfilter:?}"
+    );
+
+    let table = format!("rtguard-host-test-{}", std::process::id());
+    let delchain = |chain: &str| {
+        let body: Vec<u8> = [(1u16, table.as_str()), (3, chain)]
+            .iter()
+            .flat_map(|(kind, value)| nla(*kind, &string(value)))
+            .collect();
+        let mut m = Vec::new();
+        m.extend((20 + body.len() as u32).to_ne_bytes());
+        m.extend((10u16 << 8 | 5).to_ne_bytes()); // NFT_MSG_DELCHAIN
+        m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
+        m.extend(2u32.to_ne_bytes());
+        m.extend(0u32.to_ne_bytes());
+        m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4
+        m.extend(body);
+        batch(&m)
+    };
+    let docker = delchain("DOCKER");
+    // Batch begin, the message's header, the table attribute, the chain's attribute
+    // header, and two bytes into "DOCKER".
+    let name = 20 + 20 + (4 + table.len() + 1).next_multiple_of(4) + 4 + 2;
+    // One buffer (sendto); iovecs cut in a message header and in an attribute; one cut
+    // in the protected name itself. None is refused.
+    assert_eq!(send_netfilter(&docker), None);
+    assert_eq!(send_netfilter_in_pieces(&docker, &[30, 45]), None);
+    assert_eq!(send_netfilter_in_pieces(&docker, &[name]), None);
+    // The user's own chain: no record.
+    assert_eq!(send_netfilter_in_pieces(&delchain("mine"), &[30]), None);
+    let records = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(r#""layer":"netfilter""#))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    eventually("three netfilter records", || records().len() >= 3);
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    let records = records();
+    assert_eq!(records.len(), 3, "{records:#?}");
+    for record in &records {
+        assert_eq!(record["decision"], "would-block", "{record}");
+        assert_eq!(record["enforced"], false, "{record}");
+        assert_eq!(record["op"], "delete-chain", "{record}");
+        assert_eq!(record["rule"], "docker-netfilter", "{record}");
+        assert_eq!(
+            record["target"]["netfilter"],
+            format!("chain ip {table} DOCKER"),
+            "{record}"
+        );
+    }
 }

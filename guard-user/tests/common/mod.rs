@@ -12,6 +12,8 @@ use std::{
 
 use sha2::{Digest as _, Sha256};
 
+pub mod netlink;
+
 /// Readiness under TCG emulation includes parsing the kernel's BTF; give it time.
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 

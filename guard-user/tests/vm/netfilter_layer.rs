@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use crate::{
-    common::*,
+    common::{
+        netlink::{batch, nla, send_netfilter, string},
+        *,
+    },
     exec_layer::{docker_nat_chain, expect_runs},
 };
 
@@ -22,23 +25,6 @@ fn docker_chains() -> (String, String) {
 
 /// A set the production policy protects.
 const SET: &str = "docker-ext-bridges-v4";
-
-/// One netlink attribute, padded to four bytes.
-fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let mut a = Vec::new();
-    a.extend(((4 + payload.len()) as u16).to_ne_bytes());
-    a.extend(kind.to_ne_bytes());
-    a.extend(payload);
-    a.resize(a.len().next_multiple_of(4), 0);
-    a
-}
-
-/// A string attribute's payload, NUL included.
-fn string(s: &str) -> Vec<u8> {
-    let mut b = s.as_bytes().to_vec();
-    b.push(0);
-    b
-}
 
 fn netfilter_records(audit: &Path) -> Vec<String> {
     std::fs::read_to_string(audit)
@@ -64,26 +50,6 @@ fn chain_handle(table: &str, chain: &str) -> String {
         .to_owned();
     assert!(!handle.is_empty(), "no handle for chain {chain}: {listing}");
     handle
-}
-
-/// nfnetlink batch framing around one nf_tables message, as libnftnl builds it.
-fn batch(message: &[u8]) -> Vec<u8> {
-    // NFNL_MSG_BATCH_BEGIN / _END, res_id NFNL_SUBSYS_NFTABLES in network byte order.
-    let frame = |kind: u16, seq: u32| {
-        let mut m = Vec::new();
-        m.extend(20u32.to_ne_bytes());
-        m.extend(kind.to_ne_bytes());
-        m.extend(1u16.to_ne_bytes()); // NLM_F_REQUEST
-        m.extend(seq.to_ne_bytes());
-        m.extend(0u32.to_ne_bytes());
-        m.extend([0u8, 0]);
-        m.extend(10u16.to_be_bytes());
-        m
-    };
-    let mut out = frame(16, 1);
-    out.extend(message);
-    out.extend(frame(17, 3));
-    out
 }
 
 /// `NFT_MSG_DELRULE` in family ip with string attributes `(type, value)`: a flush of the
@@ -125,28 +91,6 @@ fn ipset(command: u8, names: &[(u16, &str)]) -> Vec<u8> {
     m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
     m.extend(body);
     m
-}
-
-/// Sends `bytes` on a `NETLINK_NETFILTER` socket in one `sendmsg`, as a program that
-/// speaks netlink itself does; the errno of the send, if it failed.
-fn send_netfilter(bytes: &[u8]) -> Option<i32> {
-    unsafe {
-        let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
-        addr.nl_family = libc::AF_NETLINK as u16;
-        let sent = libc::sendto(
-            fd,
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            0,
-            (&raw const addr).cast(),
-            size_of::<libc::sockaddr_nl>() as u32,
-        );
-        let errno = (sent < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap());
-        libc::close(fd);
-        errno
-    }
 }
 
 #[test]
