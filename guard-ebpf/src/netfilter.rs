@@ -96,19 +96,8 @@ struct Refusal {
 pub struct BatchWalk {
     stamp: u32,
     len: u32,
-    /// The skb's data, at the LSM hook ([`SkbBytes`]).
-    data: u64,
-    /// In the sender's memory, at the syscall ([`UserBytes`]): its `iovec` array (0 for
-    /// `sendto`'s one buffer) and how many of it are read, and the one reads are in.
-    iov_array: u64,
-    iov_count: u32,
-    iov_index: u32,
-    iov_base: u64,
-    /// Where `iov_base` is in the batch, and its length.
-    iov_start: u32,
-    iov_len: u32,
-    /// A read that spans two iovecs is put together here.
-    span: [u8; SPAN_LEN],
+    /// Where the bytes are: set by each attempt after its stamp.
+    source: Source,
     /// Where the next message starts.
     offset: u32,
     messages: u32,
@@ -126,6 +115,23 @@ pub struct BatchWalk {
     msg: Message,
     /// The live-object scan the message asks for.
     scan: Scan,
+}
+
+/// The batch's bytes, for [`BatchBytes`].
+#[repr(C)]
+struct Source {
+    /// The skb's data ([`SkbBytes`]); the sender's iovec array, or `sendto`'s buffer
+    /// ([`UserBytes`]).
+    base: u64,
+    /// [`UserBytes`]: how many iovecs (0 for `sendto`), which one reads are in, where it
+    /// starts in the batch, its address and its length.
+    count: u32,
+    index: u32,
+    start: u32,
+    len: u32,
+    at: u64,
+    /// A read that spans two iovecs is put together here.
+    span: [u8; SPAN_LEN],
 }
 
 #[repr(C)]
@@ -253,8 +259,7 @@ pub extern "C" fn rtguard_netfilter_decide(sk: u64, skb: u64) -> i32 {
     let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
         return 0;
     };
-    unsafe { (*w).data = data as u64 };
-    let (refusal, messages) = judge_batch::<SkbBytes>(w, config, len);
+    let (refusal, messages) = judge_batch::<SkbBytes>(w, config, data as u64, 0, len);
     let Some((rule_id, exe)) = untrusted_refusal(off, task, &refusal) else {
         return 0;
     };
@@ -292,35 +297,33 @@ pub extern "C" fn rtguard_netfilter_observe(fd: u64, buf: u64, len: u64, vectore
     let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
         return 0;
     };
-    let len = if vectored != 0 {
+    // A batch whose length can't be known (an unreadable header or iovec, more iovecs
+    // than are read) is given the largest: the walk fails where the bytes end, and the
+    // batch is reported as too large to judge, unless it ended before.
+    let (base, count, len) = if vectored != 0 {
         // struct user_msghdr: msg_iov at 16, msg_iovlen at 24 (the syscall ABI).
         let header: Option<[u64; 4]> = unsafe { bpf_probe_read_user(buf as *const [u64; 4]) }.ok();
-        let Some(header) = header else {
-            return 0;
-        };
-        let count = header[3].min(u64::from(MAX_IOVECS)) as u32;
-        unsafe {
-            (*w).iov_array = header[2];
-            (*w).iov_count = count;
+        match header {
+            Some(h) if h[3] <= u64::from(MAX_IOVECS) => {
+                (h[2], h[3] as u32, rtguard_iovec_bytes(h[2], h[3]))
+            }
+            Some(h) => (h[2], MAX_IOVECS, u64::MAX),
+            None => (0, 0, u64::MAX),
         }
-        rtguard_iovec_bytes(header[2], u64::from(count))
     } else {
-        unsafe {
-            (*w).iov_array = buf;
-            (*w).iov_count = 0;
-        }
-        len
+        (buf, 0, len)
     };
     let len = len.min(u64::from(MAX_OBSERVED_LEN)) as u32;
-    let (refusal, messages) = judge_batch::<UserBytes>(w, config, len);
+    let (refusal, messages) = judge_batch::<UserBytes>(w, config, base, count, len);
     if let Some((_, exe)) = untrusted_refusal(off, task, &refusal) {
         report(off, task, exe, Decision::WouldBlock, &refusal, messages);
     }
     0
 }
 
-/// The bytes in the first `count` of the sender's iovecs at `iov`. A function of its
-/// own, verified once, not once per path of its caller.
+/// The bytes in the sender's `count` iovecs at `iov` (at most `MAX_IOVECS`), or
+/// `u64::MAX` if one can't be read. A function of its own, verified once, not once per
+/// path of its caller.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_iovec_bytes(iov: u64, count: u64) -> u64 {
@@ -331,7 +334,10 @@ pub extern "C" fn rtguard_iovec_bytes(iov: u64, count: u64) -> u64 {
         }
         let entry: Option<[u64; 2]> =
             unsafe { bpf_probe_read_user((iov + 16 * i) as *const [u64; 2]) }.ok();
-        total += entry.map_or(0, |v| v[1].min(u64::from(MAX_OBSERVED_LEN)));
+        let Some(entry) = entry else {
+            return u64::MAX;
+        };
+        total += entry[1].min(u64::from(MAX_OBSERVED_LEN));
     }
     total
 }
@@ -385,13 +391,15 @@ fn fd_netlink_sock(off: &KernelOffsets, task: KernelPtr, fd: u64) -> Option<Kern
     (read_at::<u16>(sk, off.sock_sk_family)? == AF_NETLINK).then_some(sk)
 }
 
-/// Walks the batch of `len` bytes, [`WALK_ATTEMPTS`] times at most while other walks on
-/// this CPU overwrite it: what it refuses (`op` 0 for nothing) and how many messages it
-/// read.
+/// Walks the batch of `len` bytes at `base` (see [`BatchBytes::start`]),
+/// [`WALK_ATTEMPTS`] times at most while other walks on this CPU overwrite it: what it
+/// refuses (`op` 0 for nothing) and how many messages it read.
 #[inline(always)]
 fn judge_batch<S: BatchBytes>(
     w: *mut BatchWalk,
     config: &NetfilterConfig,
+    base: u64,
+    count: u32,
     len: u32,
 ) -> (Refusal, u32) {
     // What the walk found, copied out of the shared slot before its stamp is checked.
@@ -408,13 +416,11 @@ fn judge_batch<S: BatchBytes>(
     for attempt in 1..=WALK_ATTEMPTS {
         let stamp = unsafe { stamp_take(&raw mut (*w).stamp) };
         unsafe { (*w).len = len };
-        S::rewind(w);
-        let first = read_value::<S, [u16; 4]>(w, 0);
+        S::start(unsafe { &mut (*w).source }, base, count, len);
         let w = unsafe { &mut *w };
         w.offset = 0;
         w.messages = 0;
         w.done = 0;
-        w.batch = u32::from(first.is_some_and(|h| h[2] == NFNL_MSG_BATCH_BEGIN));
         w.pending = 0;
         w.refusal.op = 0;
         unsafe {
@@ -475,72 +481,77 @@ fn untrusted_refusal(
 }
 
 /// Where a batch's bytes are read from: the skb netlink copied them into (the LSM hook),
-/// or the sender's own memory at the syscall (degraded mode's tracepoints). Reads go
-/// forward only, and the walk starts each attempt with [`BatchBytes::rewind`].
+/// or the sender's own memory at the syscall (degraded mode's tracepoints). Reads within
+/// one attempt go forward only; each attempt starts with [`BatchBytes::start`].
 trait BatchBytes {
-    fn rewind(w: *mut BatchWalk);
-    /// `n` bytes (at most [`NF_NAME_LEN`]) at `offset` in the batch, into `to`.
-    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool;
-    /// A name attribute's payload of `len` bytes into `to`; bytes past `len` may be read
-    /// and are masked off by the caller.
-    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, len: u32) -> bool;
+    /// Points `source` at the batch: `base` (the skb's data; the iovec array, or
+    /// `sendto`'s buffer when `count` is 0) holding `len` bytes.
+    fn start(source: &mut Source, base: u64, count: u32, len: u32);
+    /// `n` bytes (at most [`NF_NAME_LEN`], a constant at every call) at `offset` of the
+    /// batch, into `to`.
+    fn read(source: &mut Source, offset: u32, to: *mut u8, n: u32) -> bool;
+    /// `NF_NAME_LEN` bytes into `to` for a name attribute's payload of `len` bytes; the
+    /// caller masks off those past `len`.
+    fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, len: u32) -> bool;
 }
 
-/// The skb at `security_netlink_send`: one linear buffer at `BatchWalk::data`.
+/// The skb at `security_netlink_send`: one linear buffer at `Source::base`.
 struct SkbBytes;
 
 impl BatchBytes for SkbBytes {
     #[inline(always)]
-    fn rewind(_w: *mut BatchWalk) {}
+    fn start(source: &mut Source, base: u64, _count: u32, _len: u32) {
+        source.base = base;
+    }
 
     #[inline(always)]
-    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool {
-        let from = unsafe { (*w).data } + u64::from(offset);
+    fn read(source: &mut Source, offset: u32, to: *mut u8, n: u32) -> bool {
+        let from = source.base + u64::from(offset);
         unsafe { generated::bpf_probe_read_kernel(to.cast(), n, from as *const c_void) == 0 }
     }
 
-    /// Always `NF_NAME_LEN` bytes: a netlink buffer ends in its `skb_shared_info`, so the
-    /// bytes past a short last attribute are readable.
+    /// A netlink buffer ends in its `skb_shared_info`, so the bytes past a short last
+    /// attribute are readable.
     #[inline(always)]
-    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, _len: u32) -> bool {
-        Self::read(w, offset, to.cast(), NF_NAME_LEN as u32)
+    fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, _len: u32) -> bool {
+        Self::read(source, offset, to.cast(), NF_NAME_LEN as u32)
     }
 }
 
-/// The sender's `iovec`s (or `sendto`'s buffer), which netlink would copy into one skb;
+/// The sender's iovecs (or `sendto`'s buffer), which netlink would copy into one skb;
 /// a read may span two of them.
 struct UserBytes;
 
 impl UserBytes {
     /// Moves to the next iovec; false past the last.
     #[inline(always)]
-    fn next(w: &mut BatchWalk) -> bool {
-        let next = w.iov_index + 1;
-        if next >= w.iov_count || next >= MAX_IOVECS {
+    fn next(source: &mut Source) -> bool {
+        let next = source.index + 1;
+        if next >= source.count || next >= MAX_IOVECS {
             return false;
         }
-        let start = w.iov_start + w.iov_len;
+        let start = source.start + source.len;
         if start >= MAX_OBSERVED_LEN {
             return false;
         }
         let iov: Option<[u64; 2]> =
-            unsafe { bpf_probe_read_user((w.iov_array + 16 * u64::from(next)) as *const [u64; 2]) }
+            unsafe { bpf_probe_read_user((source.base + 16 * u64::from(next)) as *const [u64; 2]) }
                 .ok();
         let Some(iov) = iov else {
             return false;
         };
-        w.iov_start = start;
-        w.iov_index = next;
-        w.iov_base = iov[0];
-        w.iov_len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
+        source.start = start;
+        source.index = next;
+        source.at = iov[0];
+        source.len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
         true
     }
 
-    /// `n` bytes (at most `NF_NAME_LEN`) at `offset` into `BatchWalk::span`, from the
+    /// `n` bytes (at most `NF_NAME_LEN`) at `offset` into `Source::span`, from the
     /// iovec holding `offset` and, where they run past its end, the next one's start.
     /// Every size is masked next to its helper call, for the verifier.
     #[inline(always)]
-    fn fetch(w: &mut BatchWalk, offset: u32, n: u32) -> bool {
+    fn fetch(source: &mut Source, offset: u32, n: u32) -> bool {
         if n > NF_NAME_LEN as u32 {
             return false;
         }
@@ -548,17 +559,17 @@ impl UserBytes {
         // or ones a message's unread rest fills); past that the read fails, and the batch
         // is reported as too large to judge.
         for _ in 0..SEEK_IOVECS {
-            if offset < w.iov_start + w.iov_len || !Self::next(w) {
+            if offset < source.start + source.len || !Self::next(source) {
                 break;
             }
         }
-        if offset < w.iov_start || offset >= w.iov_start + w.iov_len {
+        if offset < source.start || offset >= source.start + source.len {
             return false;
         }
-        let within = offset - w.iov_start;
-        let here = w.iov_len - within;
-        let from = (w.iov_base + u64::from(within)) as *const c_void;
-        let span = w.span.as_mut_ptr();
+        let within = offset - source.start;
+        let here = source.len - within;
+        let from = (source.at + u64::from(within)) as *const c_void;
+        let span = source.span.as_mut_ptr();
         if n <= here {
             let n = verifier_bound::<{ NF_NAME_LEN * 2 }>(n as usize) as u32;
             return unsafe { generated::bpf_probe_read_user(span.cast(), n, from) } == 0;
@@ -566,52 +577,59 @@ impl UserBytes {
         // Split over this iovec's end (`here` < `n` bytes) and the next one's start.
         let first = verifier_bound::<NF_NAME_LEN>(here as usize);
         if unsafe { generated::bpf_probe_read_user(span.cast(), first as u32, from) } != 0
-            || !Self::next(w)
+            || !Self::next(source)
         {
             return false;
         }
         let rest = n - first as u32;
-        if rest > w.iov_len {
+        if rest > source.len {
             return false;
         }
         let rest = verifier_bound::<{ NF_NAME_LEN * 2 }>(rest as usize) as u32;
-        let base = w.iov_base as *const c_void;
-        unsafe { generated::bpf_probe_read_user(span.add(first).cast(), rest, base) == 0 }
+        let at = source.at as *const c_void;
+        unsafe { generated::bpf_probe_read_user(span.add(first).cast(), rest, at) == 0 }
     }
 }
 
 impl BatchBytes for UserBytes {
     #[inline(always)]
-    fn rewind(w: *mut BatchWalk) {
-        let w = unsafe { &mut *w };
-        w.iov_index = 0;
-        w.iov_start = 0;
-        if w.iov_count == 0 {
+    fn start(source: &mut Source, base: u64, count: u32, len: u32) {
+        source.base = base;
+        source.count = count;
+        source.index = 0;
+        source.start = 0;
+        if count == 0 {
             // sendto: the buffer itself.
-            w.iov_base = w.iov_array;
-            w.iov_len = w.len;
+            source.at = base;
+            source.len = len;
             return;
         }
-        let iov: Option<[u64; 2]> =
-            unsafe { bpf_probe_read_user(w.iov_array as *const [u64; 2]) }.ok();
+        let iov: Option<[u64; 2]> = unsafe { bpf_probe_read_user(base as *const [u64; 2]) }.ok();
         let iov = iov.unwrap_or([0, 0]);
-        w.iov_base = iov[0];
-        w.iov_len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
+        source.at = iov[0];
+        source.len = iov[1].min(u64::from(MAX_OBSERVED_LEN)) as u32;
     }
 
     #[inline(always)]
-    fn read(w: *mut BatchWalk, offset: u32, to: *mut u8, n: u32) -> bool {
-        let w = unsafe { &mut *w };
-        Self::fetch(w, offset, n)
+    fn read(source: &mut Source, offset: u32, to: *mut u8, n: u32) -> bool {
+        Self::fetch(source, offset, n)
             && unsafe {
-                generated::bpf_probe_read_kernel(to.cast(), n, w.span.as_ptr() as *const c_void)
+                generated::bpf_probe_read_kernel(to.cast(), n, source.span.as_ptr().cast())
             } == 0
     }
 
-    /// Only the payload: past a buffer's end the sender's memory may not be mapped.
+    /// Only the payload is read from the sender: past a buffer's end its memory may not
+    /// be mapped. The copy is the whole span's first `NF_NAME_LEN` bytes.
     #[inline(always)]
-    fn read_name(w: *mut BatchWalk, offset: u32, to: *mut NameWords, len: u32) -> bool {
-        Self::read(w, offset, to.cast(), len.min(NF_NAME_LEN as u32))
+    fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, len: u32) -> bool {
+        Self::fetch(source, offset, len.min(NF_NAME_LEN as u32))
+            && unsafe {
+                generated::bpf_probe_read_kernel(
+                    to.cast(),
+                    NF_NAME_LEN as u32,
+                    source.span.as_ptr().cast(),
+                )
+            } == 0
     }
 }
 
@@ -619,8 +637,14 @@ impl BatchBytes for UserBytes {
 #[inline(always)]
 fn read_value<S: BatchBytes, T: Copy>(w: *mut BatchWalk, offset: u32) -> Option<T> {
     let mut value = core::mem::MaybeUninit::<T>::uninit();
-    S::read(w, offset, value.as_mut_ptr().cast(), size_of::<T>() as u32)
-        .then(|| unsafe { value.assume_init() })
+    let source = unsafe { &mut (*w).source };
+    S::read(
+        source,
+        offset,
+        value.as_mut_ptr().cast(),
+        size_of::<T>() as u32,
+    )
+    .then(|| unsafe { value.assume_init() })
 }
 
 /// The walk's answer once it has stopped: a batch it could not read to the end is refused
@@ -691,6 +715,9 @@ extern "C" fn walk_message<S: BatchBytes>(index: u64, _ctx: *mut c_void) -> i64 
     let msg_len = header[0];
     let msg_type = header[1] as u16;
     let msg_flags = (header[1] >> 16) as u16;
+    if index == 0 {
+        w.batch = u32::from(msg_type == NFNL_MSG_BATCH_BEGIN);
+    }
     // Where nfnetlink stops reading: a batch with a message shorter than its headers or
     // longer than the buffer is aborted whole; outside a batch, netlink_rcv_skb stops
     // there, after what it has processed.
@@ -911,7 +938,7 @@ fn ipset_attrs(command: u8) -> (u32, u32, u32, u32) {
 /// words; what was read past `len` is masked off. False if it could not be read.
 #[inline(always)]
 fn read_name<S: BatchBytes>(w: *mut BatchWalk, to: *mut NameWords, payload: u32, len: u32) -> bool {
-    let read = S::read_name(w, payload, to, len);
+    let read = S::read_name(unsafe { &mut (*w).source }, payload, to, len);
     let to = unsafe { &mut *to };
     if !read {
         clear(to);

@@ -87,7 +87,7 @@ impl Daemon {
             error!("identity mismatch, objects on this filesystem are not protected: {check}");
         }
         self.published.identities = checks;
-        self.published.netfilter = Some(guard.netfilter_mirror().to_string());
+        self.published.netfilter = Some(guard.netfilter_status());
         self.assess(guard);
         // After the start, a change of state must show at once.
         if self.tables_generation > 1 {

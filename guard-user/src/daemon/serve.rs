@@ -248,7 +248,7 @@ impl Daemon {
                 _ = nft_resync => {
                     nft_resync_at = None;
                     guard.sync_netfilter()?;
-                    self.published.netfilter = Some(guard.netfilter_mirror().to_string());
+                    self.published.netfilter = Some(guard.netfilter_status());
                     self.publish();
                 }
                 _ = expiry => self.expire_windows(&mut guard)?,

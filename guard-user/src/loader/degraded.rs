@@ -14,9 +14,7 @@ use aya::{
 use guard_common::{degraded::TracepointLayout, names, InodeKey, KernelOffsets};
 use tracing::{info, warn};
 
-use super::{
-    map_err, mounts, offsets_from, LoadError, Mechanism, NetfilterMaps, NetfilterMirror, KERNEL_BTF,
-};
+use super::{map_err, mounts, offsets_from, LoadError, Mechanism, NetfilterMaps, KERNEL_BTF};
 use crate::tables::KernelTables;
 
 /// The tracepoints, by program name (the `syscalls/` event of the same name).
@@ -42,6 +40,8 @@ pub struct Observer {
     netfilter: NetfilterMaps,
     /// Why netfilter batches are not observed, if they are not.
     netfilter_off: Option<String>,
+    /// Why the last write of the netfilter maps failed, if it did.
+    netfilter_error: Option<String>,
 }
 
 impl Observer {
@@ -106,6 +106,7 @@ impl Observer {
             attached,
             netfilter: NetfilterMaps::default(),
             netfilter_off,
+            netfilter_error: None,
         })
     }
 
@@ -116,6 +117,12 @@ impl Observer {
         if self.netfilter_off.is_some() {
             return Ok(());
         }
+        let result = self.write_netfilter(tables);
+        self.netfilter_error = result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    fn write_netfilter(&mut self, tables: &KernelTables) -> Result<(), LoadError> {
         let mut trusted: HashMap<&mut MapData, InodeKey, u32> = HashMap::try_from(
             self.ebpf
                 .map_mut(names::TRUSTED_CALLERS)
@@ -132,10 +139,10 @@ impl Observer {
 
     /// What `rtguard status` says of the netfilter layer in degraded mode.
     pub fn netfilter_status(&self) -> String {
-        match (&self.netfilter_off, self.netfilter.mirror()) {
+        match (&self.netfilter_off, &self.netfilter_error) {
             (Some(why), _) => format!("not observed: {why}"),
-            (None, NetfilterMirror::Off) => NetfilterMirror::Off.to_string(),
-            (None, mirror) => format!("observed, not enforced (sendmsg, sendto): {mirror}"),
+            (None, Some(e)) => format!("not observed: the netfilter maps: {e}"),
+            (None, None) => self.netfilter.status(true),
         }
     }
 

@@ -36,6 +36,34 @@ pub enum NetfilterMirror {
     Unknown(String),
 }
 
+impl NetfilterMirror {
+    /// The same for degraded mode, where batches are judged at the syscall and nothing is
+    /// refused.
+    fn observed(&self) -> String {
+        const OBSERVED: &str = "observed, not enforced, at sendmsg and sendto";
+        const NOT: &str = "write(2), sendmmsg(2) and 32-bit senders not observed; \
+                           iptables-legacy not covered";
+        match self {
+            NetfilterMirror::Off => self.to_string(),
+            NetfilterMirror::Live {
+                objects,
+                overflow: false,
+            } => format!("{OBSERVED}: {objects} protected chains and sets exist; {NOT}"),
+            NetfilterMirror::Live {
+                objects,
+                overflow: true,
+            } => format!(
+                "{OBSERVED}: more than {objects} protected chains and sets exist: flushes of \
+                 their tables are reported; {NOT}"
+            ),
+            NetfilterMirror::Unknown(e) => format!(
+                "{OBSERVED}: nf_tables unreadable ({e}): flushes of tables and the ruleset \
+                 are reported; {NOT}"
+            ),
+        }
+    }
+}
+
 impl std::fmt::Display for NetfilterMirror {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const COVERED: &str = "nf_tables batches judged (nft, iptables-nft, iptables-restore, \
@@ -71,6 +99,8 @@ impl std::fmt::Display for NetfilterMirror {
 pub struct NetfilterMaps {
     written: NetfilterConfig,
     mirror: NetfilterMirror,
+    /// The namespace judged is rtguard's own: init's could not be read.
+    own_namespace: bool,
 }
 
 impl NetfilterMaps {
@@ -80,7 +110,7 @@ impl NetfilterMaps {
     pub fn sync(&mut self, ebpf: &mut Ebpf, mut config: NetfilterConfig) -> Result<(), LoadError> {
         let protects = config.patterns.iter().any(|p| p.kind != 0);
         let (live, overflow) = if protects {
-            config.host_net_ns = host_net_ns();
+            (config.host_net_ns, self.own_namespace) = host_net_ns();
             match nftables::list_objects() {
                 Ok(objects) => {
                     let (live, overflow) = live_objects(&config, &objects);
@@ -142,7 +172,7 @@ impl NetfilterMaps {
             config.patterns[CANARY_PATTERN] =
                 NamePattern::new(PATTERN_CHAIN, CANARY_CHAIN, false, rule).unwrap_or_default();
             if config.host_net_ns == 0 {
-                config.host_net_ns = host_net_ns();
+                config.host_net_ns = host_net_ns().0;
             }
             config.active = 1;
             let mut array: Array<&mut MapData, NetfilterConfig> =
@@ -155,8 +185,17 @@ impl NetfilterMaps {
         }
     }
 
-    pub fn mirror(&self) -> &NetfilterMirror {
-        &self.mirror
+    /// What `rtguard status` says of the layer: `observed` in degraded mode.
+    pub fn status(&self, observed: bool) -> String {
+        let mut text = if observed {
+            self.mirror.observed()
+        } else {
+            self.mirror.to_string()
+        };
+        if self.own_namespace && self.mirror != NetfilterMirror::Off {
+            text.push_str("; in rtguard's own network namespace (/proc/1/ns/net unreadable)");
+        }
+        text
     }
 }
 
@@ -173,27 +212,29 @@ impl Guard {
         self.netfilter.canary(&mut self.ebpf, rule)
     }
 
-    pub fn netfilter_mirror(&self) -> &NetfilterMirror {
-        self.netfilter.mirror()
+    /// What `rtguard status` says of the netfilter layer.
+    pub fn netfilter_status(&self) -> String {
+        self.netfilter.status(false)
     }
 }
 
 /// The host's network namespace, as its init process has it. Where init's can't be read
 /// (rtguard in a container that hides it), rtguard's own, which the container shares
-/// with the host for rtguard to guard it; 0 (the layer off) if neither can be read.
-fn host_net_ns() -> u32 {
+/// with the host for rtguard to guard it (then `true`); 0 (the layer off) if neither can
+/// be read.
+fn host_net_ns() -> (u32, bool) {
     let init = match std::fs::metadata("/proc/1/ns/net") {
-        Ok(meta) => return meta.ino() as u32,
+        Ok(meta) => return (meta.ino() as u32, false),
         Err(e) => e,
     };
     match std::fs::metadata("/proc/self/ns/net") {
         Ok(meta) => {
             warn!("/proc/1/ns/net: {init}: judging netfilter batches in rtguard's own network namespace");
-            meta.ino() as u32
+            (meta.ino() as u32, true)
         }
         Err(e) => {
             warn!("the host's network namespace is unknown (/proc/1/ns/net: {init}; /proc/self/ns/net: {e}): netfilter batches are not judged");
-            0
+            (0, false)
         }
     }
 }
