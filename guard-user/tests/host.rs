@@ -8,7 +8,7 @@
 mod common;
 
 use common::{
-    netlink::{batch, nla, send_netfilter, send_netfilter_in_pieces, string},
+    netlink::{batch, nft_message, nla, send_netfilter, send_netfilter_in_pieces, string},
     *,
 };
 
@@ -160,20 +160,13 @@ tables = ["nat", "filter"]
     );
 
     let table = format!("rtguard-host-test-{}", std::process::id());
+    // NFT_MSG_DELCHAIN, NFTA_CHAIN_TABLE and NFTA_CHAIN_NAME.
     let delchain = |chain: &str| {
         let body: Vec<u8> = [(1u16, table.as_str()), (3, chain)]
             .iter()
             .flat_map(|(kind, value)| nla(*kind, &string(value)))
             .collect();
-        let mut m = Vec::new();
-        m.extend((20 + body.len() as u32).to_ne_bytes());
-        m.extend((10u16 << 8 | 5).to_ne_bytes()); // NFT_MSG_DELCHAIN
-        m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
-        m.extend(2u32.to_ne_bytes());
-        m.extend(0u32.to_ne_bytes());
-        m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4
-        m.extend(body);
-        batch(&m)
+        batch(&nft_message(5, &body))
     };
     let docker = delchain("DOCKER");
     // Batch begin, the message's header, the table attribute, the chain's attribute

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::{
     common::{
-        netlink::{batch, nla, send_netfilter, string},
+        netlink::{batch, nft_message, nla, send_netfilter, string},
         *,
     },
     exec_layer::{docker_nat_chain, expect_runs},
@@ -64,15 +64,7 @@ fn delrule(attrs: &[(u16, &str)]) -> Vec<u8> {
 
 /// `NFT_MSG_DELRULE` in family ip around attribute bytes as given.
 fn delrule_raw(body: &[u8]) -> Vec<u8> {
-    let mut m = Vec::new();
-    m.extend((20 + body.len() as u32).to_ne_bytes());
-    m.extend((10u16 << 8 | 8).to_ne_bytes()); // NFT_MSG_DELRULE
-    m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
-    m.extend(2u32.to_ne_bytes());
-    m.extend(0u32.to_ne_bytes());
-    m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
-    m.extend(body);
-    m
+    nft_message(8, body)
 }
 
 /// An ipset command as ipset(8) sends it: on its own, not in a batch, with the protocol
@@ -201,6 +193,17 @@ fn batches_that_take_dockers_chains_away_are_refused_whatever_sends_them() {
         );
         unchanged(what);
     }
+
+    // NFT_MSG_NEWTABLE of ip nat with NFT_TABLE_F_OWNER: the table would go with the
+    // sender's socket, its chains with it.
+    let mut owner = nla(1, &string("nat"));
+    owner.extend(nla(2, &2u32.to_be_bytes()));
+    assert_eq!(
+        send_netfilter(&batch(&nft_message(0, &owner))),
+        Some(libc::EPERM),
+        "ip nat owned by the sender"
+    );
+    unchanged("ip nat owned by the sender");
 
     // ipset's commands (the image has no ipset(8); the kernel need not have the set for
     // the refusal, which comes before nfnetlink reads the message).
