@@ -612,7 +612,7 @@ impl BatchBytes for UserBytes {
 
     #[inline(always)]
     fn read(source: &mut Source, offset: u32, to: *mut u8, n: u32) -> bool {
-        Self::fetch(source, offset, n)
+        rtguard_netfilter_fetch(u64::from(offset), u64::from(n)) != 0
             && unsafe {
                 generated::bpf_probe_read_kernel(to.cast(), n, source.span.as_ptr().cast())
             } == 0
@@ -622,7 +622,7 @@ impl BatchBytes for UserBytes {
     /// be mapped. The copy is the whole span's first `NF_NAME_LEN` bytes.
     #[inline(always)]
     fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, len: u32) -> bool {
-        Self::fetch(source, offset, len.min(NF_NAME_LEN as u32))
+        rtguard_netfilter_fetch(u64::from(offset), u64::from(len.min(NF_NAME_LEN as u32))) != 0
             && unsafe {
                 generated::bpf_probe_read_kernel(
                     to.cast(),
@@ -631,6 +631,21 @@ impl BatchBytes for UserBytes {
                 )
             } == 0
     }
+}
+
+/// [`UserBytes::fetch`] on the walk's source, as a function of its own: verified once,
+/// not at each of its five places in the callbacks. 1 if the bytes were read.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_fetch(offset: u64, n: u64) -> i32 {
+    let Some(w) = NETFILTER_WALK.get_ptr_mut(0) else {
+        return 0;
+    };
+    i32::from(UserBytes::fetch(
+        unsafe { &mut (*w).source },
+        offset as u32,
+        n as u32,
+    ))
 }
 
 /// A `T` at `offset` in the batch.
@@ -806,17 +821,32 @@ extern "C" fn walk_message<S: BatchBytes>(index: u64, _ctx: *mut c_void) -> i64 
         );
         return 1;
     }
-    if w.msg.ipset != 0 {
-        judge_ipset(w, config);
-    } else {
-        judge_nft(w, config);
-    }
+    rtguard_netfilter_judge_message();
     // bpf_loop's callback must provably return 0 or 1.
     if unsafe { core::ptr::read_volatile(&w.done) } != 0 {
         1
     } else {
         0
     }
+}
+
+/// What the message just read does to the protected objects ([`judge_nft`],
+/// [`judge_ipset`]). A function of its own, verified once per program: inlined into the
+/// message callback, its paths were verified again with each of the callback's, and
+/// again for each round in which newer kernels verify a callback.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_judge_message() -> i32 {
+    let (Some(w), Some(config)) = (NETFILTER_WALK.get_ptr_mut(0), NETFILTER_CONFIG.get(0)) else {
+        return 0;
+    };
+    let w = unsafe { &mut *w };
+    if w.msg.ipset != 0 {
+        judge_ipset(w, config);
+    } else {
+        judge_nft(w, config);
+    }
+    0
 }
 
 /// One attribute of the message being read: `bpf_loop`'s callback.
