@@ -279,6 +279,8 @@ impl super::Daemon {
         let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
         let mut sigint = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
         let matcher = PathMatcher::from_tables(&tables);
+        // Watched before the first read, so that no change falls between the two.
+        let mut nft_watch = watch_nftables();
         if let Err(e) = observer.sync_netfilter(&tables) {
             warn!("netfilter batches are not observed: {e}");
         }
@@ -306,7 +308,6 @@ impl super::Daemon {
         }
         .map_err(|e| e.into_parts().1)
         .context("polling the netfilter ring buffer")?;
-        let mut nft_watch = watch_nftables();
         let mut nft_resync_at: Option<Instant> = None;
         let mut argv = ArgvCache::default();
         loop {
