@@ -42,10 +42,13 @@ fn on_terminal_until(script: &str, audit: &Path, mut ready: impl FnMut(&str) -> 
         if now.contains("exit=") && ready(&now) {
             break;
         }
-        // Not a timing assertion: the limit only stops a hung test.
+        // Not a timing assertion: the limit only stops a hung test. What the daemon
+        // recorded last says whether the refusal reached it at all.
         assert!(
             start.elapsed() < Duration::from_secs(120),
-            "`{script}` never ended with its refusals handled; the terminal showed:\n{now}"
+            "`{script}` never ended with its refusals handled; the terminal showed:\n{now}\n\
+             the audit log's last records:\n{}",
+            last_records(audit, 4)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -72,6 +75,13 @@ fn on_terminal(script: &str, audit: &Path) -> String {
 fn on_terminal_unnoticed(script: &str, audit: &Path) -> String {
     let records = audit_records(audit);
     on_terminal_until(script, audit, |_| audit_records(audit) > records)
+}
+
+/// The last `n` lines of the audit log.
+fn last_records(audit: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(audit).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 fn audit_records(audit: &Path) -> usize {
