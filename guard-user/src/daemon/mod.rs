@@ -117,8 +117,10 @@ impl Daemon {
         };
         let now = std::time::Instant::now();
         let until = if all { now + notice::QUIET } else { now };
-        for (tty, text) in notices.take_due(until) {
-            notice::write(tty, &text);
+        for n in notices.take_due(until) {
+            if !notice::write(n.tty, &n.text) && !all {
+                notices.busy(n, now);
+            }
         }
     }
 

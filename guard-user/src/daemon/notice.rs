@@ -13,7 +13,10 @@
 //! quiet for [`QUIET`], so an `rm -rf` refused 500 times gets one notice with a count. A
 //! refused exec ends its command there, so its notice is written at once. The
 //! daemon never waits on a terminal: the device is opened `O_NONBLOCK | O_NOCTTY` and
-//! written once; a full or gone terminal loses the notice, not the daemon's time.
+//! written once. A terminal another writer holds (the refused shell printing its own
+//! error, at the same moment) answers `EAGAIN`, and the notice is tried again shortly,
+//! [`TRIES`] times at most; a full or gone terminal loses the notice, not the daemon's
+//! time.
 
 use std::{
     collections::BTreeMap,
@@ -38,6 +41,9 @@ use crate::{
 pub const QUIET: Duration = Duration::from_millis(300);
 /// Processes with refusals not yet written; more are not noticed (the audit log has them).
 const MAX_PENDING: usize = 64;
+/// Writes of one notice to a terminal that was busy, [`RETRY`] apart.
+pub const TRIES: u32 = 20;
+pub const RETRY: Duration = Duration::from_millis(10);
 /// A notice longer than this is cut.
 const MAX_NOTICE_BYTES: usize = 2048;
 /// The major number of pseudo-terminal slaves (`/dev/pts/N` is `136:N`).
@@ -209,12 +215,28 @@ struct Pending {
     due: Instant,
 }
 
+/// A notice whose terminal was busy, to be written again.
+#[derive(Debug)]
+struct Busy {
+    notice: Notice,
+    due: Instant,
+}
+
+/// A notice to write: the terminal, the text, and how many writes it has had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub tty: u32,
+    pub text: String,
+    pub tries: u32,
+}
+
 /// Refusals gathered per process until each has been quiet for [`QUIET`].
 #[derive(Debug)]
 pub struct Notices {
     /// The mount namespace whose terminals the daemon can name: its own.
     mnt_ns: u32,
     pending: BTreeMap<u32, Pending>,
+    busy: Vec<Busy>,
 }
 
 impl Notices {
@@ -230,6 +252,7 @@ impl Notices {
         Self {
             mnt_ns,
             pending: BTreeMap::new(),
+            busy: Vec::new(),
         }
     }
 
@@ -262,22 +285,48 @@ impl Notices {
 
     /// When the next notice is due, if any is pending.
     pub fn due(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.due).min()
+        let pending = self.pending.values().map(|p| p.due);
+        pending.chain(self.busy.iter().map(|b| b.due)).min()
     }
 
-    /// Takes the notices due by `now`, as (terminal, text).
-    pub fn take_due(&mut self, now: Instant) -> Vec<(u32, String)> {
+    /// Takes the notices due by `now`: those tried before first, then the new ones.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Notice> {
+        let (due, later): (Vec<Busy>, Vec<Busy>) = std::mem::take(&mut self.busy)
+            .into_iter()
+            .partition(|b| b.due <= now);
+        self.busy = later;
         let quiet: Vec<u32> = self
             .pending
             .iter()
             .filter(|(_, p)| p.due <= now)
             .map(|(pid, _)| *pid)
             .collect();
-        quiet
+        let new = quiet
             .into_iter()
             .filter_map(|pid| self.pending.remove(&pid))
-            .map(|p| (p.first.tty, text(&p.first, p.count)))
-            .collect()
+            .map(|p| Notice {
+                tty: p.first.tty,
+                text: text(&p.first, p.count),
+                tries: 0,
+            });
+        due.into_iter().map(|b| b.notice).chain(new).collect()
+    }
+
+    /// Keeps `notice`, whose terminal was busy, for another write [`RETRY`] from `now`;
+    /// after [`TRIES`] writes it is given up.
+    pub fn busy(&mut self, mut notice: Notice, now: Instant) {
+        notice.tries += 1;
+        if notice.tries >= TRIES {
+            debug!(
+                tty = notice.tty,
+                "terminal busy {TRIES} times; notice not written"
+            );
+            return;
+        }
+        self.busy.push(Busy {
+            notice,
+            due: now + RETRY,
+        });
     }
 }
 
@@ -330,13 +379,16 @@ fn device_path(tty: u32) -> Option<PathBuf> {
 
 /// Writes `text` to terminal `tty` if its device node is that terminal; never blocks and
 /// never makes it the daemon's controlling terminal. Failures only go to the debug log.
-pub fn write(tty: u32, text: &str) {
+/// Writes `text` to terminal `tty`, once. False if the terminal was busy (`EAGAIN`: a
+/// non-blocking write does not wait for another writer), and the notice is worth another
+/// try; any other failure loses the notice.
+pub fn write(tty: u32, text: &str) -> bool {
     let Some(path) = device_path(tty) else {
         debug!(
             tty,
             "no device node known for this terminal; notice not written"
         );
-        return;
+        return true;
     };
     let (major, minor) = kernel_dev_parts(tty);
     // The node must be that device: /dev/pts/N of another mount namespace's devpts, or a
@@ -354,8 +406,13 @@ pub fn write(tty: u32, text: &str) {
             Err(std::io::Error::other("not the refused process's terminal"))
         }
     });
-    if let Err(e) = result {
-        debug!(path = %path.display(), "notice not written: {e}");
+    match result {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => false,
+        Err(e) => {
+            debug!(path = %path.display(), "notice not written: {e}");
+            true
+        }
     }
 }
 
@@ -393,8 +450,9 @@ mod tests {
         let due = notices.due().unwrap();
         let written = notices.take_due(due);
         assert_eq!(written.len(), 1);
-        let (tty, text) = &written[0];
+        let Notice { tty, text, tries } = &written[0];
         assert_eq!(*tty, (136 << 20) | 3);
+        assert_eq!(*tries, 0);
         assert_eq!(
             text,
             "\r\nrtguard: refused unlink of /var/lib/containerd/meta.db and 499 more, by `rm -rf \
@@ -413,6 +471,29 @@ mod tests {
             start,
         );
         assert_eq!(notices.take_due(start).len(), 1);
+    }
+
+    #[test]
+    fn a_notice_to_a_busy_terminal_is_tried_again_a_few_times() {
+        let start = Instant::now();
+        let mut notices = Notices::in_namespace(HOST_NS);
+        let exec = Refusal {
+            ends_command: true,
+            ..refusal()
+        };
+        notices.add(exec, start);
+        let mut notice = notices.take_due(start).pop().unwrap();
+        let mut now = start;
+        for tries in 1..TRIES {
+            notices.busy(notice, now);
+            assert_eq!(notices.due(), Some(now + RETRY));
+            assert!(notices.take_due(now).is_empty(), "not before {RETRY:?}");
+            now += RETRY;
+            notice = notices.take_due(now).pop().expect("tried again");
+            assert_eq!(notice.tries, tries);
+        }
+        notices.busy(notice, now);
+        assert_eq!(notices.due(), None, "given up after {TRIES} writes");
     }
 
     #[test]
