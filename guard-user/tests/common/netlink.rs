@@ -38,18 +38,23 @@ pub fn batch(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An nf_tables message `command` (`NFT_MSG_*`) in family ip around attribute bytes as
-/// given.
-pub fn nft_message(command: u8, body: &[u8]) -> Vec<u8> {
+/// An nfnetlink request of `subsystem`'s `command` in family ip around attribute bytes
+/// as given.
+pub fn nfnl_message(subsystem: u16, command: u8, body: &[u8]) -> Vec<u8> {
     let mut m = Vec::new();
     m.extend((20 + body.len() as u32).to_ne_bytes());
-    m.extend((10u16 << 8 | u16::from(command)).to_ne_bytes()); // NFNL_SUBSYS_NFTABLES
+    m.extend((subsystem << 8 | u16::from(command)).to_ne_bytes());
     m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
     m.extend(2u32.to_ne_bytes());
     m.extend(0u32.to_ne_bytes());
     m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
     m.extend(body);
     m
+}
+
+/// An nf_tables message `command` (`NFT_MSG_*`, `NFNL_SUBSYS_NFTABLES`).
+pub fn nft_message(command: u8, body: &[u8]) -> Vec<u8> {
+    nfnl_message(10, command, body)
 }
 
 /// Sends `bytes` on a `NETLINK_NETFILTER` socket in one `sendto`, as a program that

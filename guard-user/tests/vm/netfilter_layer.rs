@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::{
     common::{
-        netlink::{batch, nft_message, nla, send_netfilter, string},
+        netlink::{batch, nfnl_message, nft_message, nla, send_netfilter, string},
         *,
     },
     exec_layer::{docker_nat_chain, expect_runs},
@@ -74,15 +74,7 @@ fn ipset(command: u8, names: &[(u16, &str)]) -> Vec<u8> {
     for (kind, name) in names {
         body.extend(nla(*kind, &string(name)));
     }
-    let mut m = Vec::new();
-    m.extend((20 + body.len() as u32).to_ne_bytes());
-    m.extend((6u16 << 8 | u16::from(command)).to_ne_bytes()); // NFNL_SUBSYS_IPSET
-    m.extend((1u16 | 0x4).to_ne_bytes()); // NLM_F_REQUEST | NLM_F_ACK
-    m.extend(1u32.to_ne_bytes());
-    m.extend(0u32.to_ne_bytes());
-    m.extend([2u8, 0, 0, 0]); // NFPROTO_IPV4, v0, res_id 0
-    m.extend(body);
-    m
+    nfnl_message(6, command, &body) // NFNL_SUBSYS_IPSET
 }
 
 #[test]
