@@ -7,14 +7,18 @@
 use std::path::Path;
 
 use aya::{
-    maps::{HashMap, MapData, RingBuf},
+    maps::{MapData, RingBuf},
     programs::TracePoint,
     Ebpf, EbpfLoader,
 };
 use guard_common::{degraded::TracepointLayout, names, InodeKey, KernelOffsets};
 use tracing::{info, warn};
 
-use super::{map_err, mounts, offsets_from, LoadError, Mechanism, NetfilterMaps, KERNEL_BTF};
+use super::{
+    map_err, mounts, offsets_from,
+    sync::{hash_mut, ring_taken},
+    LoadError, Mechanism, NetfilterMaps, KERNEL_BTF,
+};
 use crate::tables::KernelTables;
 
 /// The tracepoints, by program name (the `syscalls/` event of the same name).
@@ -123,12 +127,7 @@ impl Observer {
     }
 
     fn write_netfilter(&mut self, tables: &KernelTables) -> Result<(), LoadError> {
-        let mut trusted: HashMap<&mut MapData, InodeKey, u32> = HashMap::try_from(
-            self.ebpf
-                .map_mut(names::TRUSTED_CALLERS)
-                .ok_or(LoadError::MissingMap(names::TRUSTED_CALLERS))?,
-        )
-        .map_err(map_err(names::TRUSTED_CALLERS))?;
+        let mut trusted = hash_mut::<InodeKey, u32>(&mut self.ebpf, names::TRUSTED_CALLERS)?;
         for (key, classes) in &tables.exec.trusted_callers {
             trusted
                 .insert(key, classes, 0)
@@ -148,11 +147,7 @@ impl Observer {
 
     /// The netfilter walk's reports, in the enforcing programs' record format.
     pub fn take_decisions(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(names::EVENTS)
-            .ok_or(LoadError::MissingMap(names::EVENTS))?;
-        RingBuf::try_from(map).map_err(map_err(names::EVENTS))
+        ring_taken(&mut self.ebpf, names::EVENTS)
     }
 
     pub fn attached(&self) -> &[&'static str] {
@@ -160,11 +155,7 @@ impl Observer {
     }
 
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(names::SYSCALL_EVENTS)
-            .ok_or(LoadError::MissingMap(names::SYSCALL_EVENTS))?;
-        RingBuf::try_from(map).map_err(map_err(names::SYSCALL_EVENTS))
+        ring_taken(&mut self.ebpf, names::SYSCALL_EVENTS)
     }
 }
 

@@ -441,11 +441,7 @@ impl Guard {
 
     /// Takes the event ring buffer; the caller owns reading it.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self
-            .ebpf
-            .take_map(names::EVENTS)
-            .ok_or(LoadError::MissingMap(names::EVENTS))?;
-        RingBuf::try_from(map).map_err(map_err(names::EVENTS))
+        sync::ring_taken(&mut self.ebpf, names::EVENTS)
     }
 
     /// Events the kernel could not queue because the ring buffer was full, summed over CPUs.

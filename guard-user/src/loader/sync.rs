@@ -8,7 +8,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, HashMap, MapData},
+    maps::{Array, HashMap, MapData, RingBuf},
     Ebpf,
 };
 use guard_common::{
@@ -338,6 +338,15 @@ pub(super) fn array_mut<'a, V: aya::Pod>(
 ) -> Result<Array<&'a mut MapData, V>, LoadError> {
     let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
     Array::try_from(map).map_err(map_err(name))
+}
+
+/// Takes ring buffer `name` out of `ebpf`, for the caller to read.
+pub(super) fn ring_taken(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+) -> Result<RingBuf<MapData>, LoadError> {
+    let map = ebpf.take_map(name).ok_or(LoadError::MissingMap(name))?;
+    RingBuf::try_from(map).map_err(map_err(name))
 }
 
 pub(super) fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> LoadError {
