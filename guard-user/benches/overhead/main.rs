@@ -14,6 +14,7 @@
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod floor;
 mod record;
 mod workloads;
 
@@ -35,6 +36,7 @@ use guard_user::{
 };
 
 use common::RunningGuard;
+use floor::HookFloor;
 use record::{Accounting, Guard, MapMemory, Memory, ProgramRuns, Record, Run, Setup, Start};
 use workloads::{Workdir, Workload, WriterTree, TRUSTED_WRITER_MODE};
 
@@ -62,6 +64,8 @@ const WRITER_TREE: &str = "/srv/rtguard-bench-tree";
 const EXCLUDED_SUBTREE: &str = "/srv/rtguard-bench-tree/snapshots";
 /// A copy of this runner, outside the tree.
 const TRUSTED_WRITER: &str = "/usr/local/libexec/rtguard-bench/writer";
+/// The active LSMs, in the order the kernel calls them.
+const LSM_LIST: &str = "/sys/kernel/security/lsm";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -111,6 +115,13 @@ fn bench(rounds: u32) -> Result<()> {
         64,
     )?;
     write_bench_policy()?;
+    let lsm = fs::read_to_string(LSM_LIST)?.trim().to_owned();
+    // Without BPF LSM among the active LSMs, programs on its hooks never run: rtguard
+    // runs as fmod_ret there, and the floor is not measured.
+    let hook_floor = match lsm.split(',').any(|l| l == "bpf") {
+        true => HookFloor::attach().context("attaching the hook floor")?.1,
+        false => Vec::new(),
+    };
     let policies = [PRODUCTION_POLICY, BENCH_POLICY]
         .into_iter()
         .map(|p| Ok((p.to_owned(), protected_objects(p)?)))
@@ -130,6 +141,8 @@ fn bench(rounds: u32) -> Result<()> {
             .collect(),
         policies,
         workdir_on_tree_device: fs::metadata(WORKDIR)?.dev() == fs::metadata(TREE_ROOT)?.dev(),
+        hook_floor: hook_floor.iter().map(|&h| h.to_owned()).collect(),
+        lsm,
     }));
 
     // A first pass, not recorded, so no round pays for cold caches.
@@ -139,16 +152,23 @@ fn bench(rounds: u32) -> Result<()> {
     }
     for round in 0..rounds {
         for w in &workloads {
+            // The floor runs between the other two, which alternate.
             let phases = if round % 2 == 0 {
-                [Guard::Off, Guard::On]
+                [Guard::Off, Guard::HooksOnly, Guard::On]
             } else {
-                [Guard::On, Guard::Off]
+                [Guard::On, Guard::HooksOnly, Guard::Off]
             };
+            let floor_measured = !hook_floor.is_empty();
             for phase in phases {
-                let guard = match phase {
-                    Guard::On => Some(start(BENCH_POLICY)?),
-                    Guard::Off => None,
-                };
+                if phase == Guard::HooksOnly && !floor_measured {
+                    continue;
+                }
+                let guard = (phase == Guard::On)
+                    .then(|| start(BENCH_POLICY))
+                    .transpose()?;
+                let floor = (phase == Guard::HooksOnly)
+                    .then(HookFloor::attach)
+                    .transpose()?;
                 let (wall, sys) = measure(w, &workdir)?;
                 emit(Record::Run(Run {
                     workload: w.name.to_owned(),
@@ -160,6 +180,7 @@ fn bench(rounds: u32) -> Result<()> {
                 if let Some(guard) = guard {
                     stop(guard)?;
                 }
+                drop(floor);
             }
         }
     }

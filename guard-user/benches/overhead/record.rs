@@ -35,6 +35,13 @@ pub struct Setup {
     /// Whether the workloads' directory is on the filesystem of a protected tree, so the
     /// file hooks walk up the parent chain on every write (the costly case).
     pub workdir_on_tree_device: bool,
+    /// The hooks the programs that decide nothing attach to ([`Guard::HooksOnly`]); none
+    /// where BPF LSM is not active (rtguard's programs run as fmod_ret there).
+    #[serde(default)]
+    pub hook_floor: Vec<String>,
+    /// The active LSMs (`/sys/kernel/security/lsm`).
+    #[serde(default)]
+    pub lsm: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,11 +51,16 @@ pub struct Workload {
     pub description: String,
 }
 
-/// Whether rtguard ran during a measurement.
+/// What ran during a measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Guard {
+    /// Nothing: the baseline.
     Off,
+    /// Programs that decide nothing, on the hooks rtguard attaches to: what the hooks
+    /// themselves cost.
+    HooksOnly,
+    /// rtguard, enforcing.
     On,
 }
 

@@ -22,10 +22,9 @@ use crate::tables::KernelTables;
 use super::kernel_btf::KernelBtf;
 
 use super::{
-    active_lsms, bpf_lsm_inactive, fs_layout, has_hook, mechanism, modify_return, offsets_from,
-    pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode, ModifyReturnError,
-    TreeCache, EXEC_HOOK, KERNEL_ENOTSUPP, NETFILTER_HOOK, OPTIONAL_HOOKS, PROCESS_HOOKS,
-    RENAME_WATCH, UNUSED_RING_BYTES,
+    active_lsms, bpf_lsm_inactive, fs_layout, has_hook, lsm_hooks, mechanism, modify_return,
+    offsets_from, pins, FileHooks, Generation, Guard, HookChoice, LoadError, Mechanism, Mode,
+    ModifyReturnError, TreeCache, KERNEL_ENOTSUPP, OPTIONAL_HOOKS, RENAME_WATCH, UNUSED_RING_BYTES,
 };
 
 impl Guard {
@@ -85,13 +84,7 @@ impl Guard {
         lap("object");
 
         let btf = &kernel.aya;
-        let enforcing: Vec<&'static str> = file_hooks
-            .hooks()
-            .iter()
-            .chain([&EXEC_HOOK])
-            .chain(PROCESS_HOOKS)
-            .chain([&NETFILTER_HOOK])
-            .copied()
+        let enforcing: Vec<&'static str> = lsm_hooks(file_hooks)
             .filter(|hook| !missing.contains(hook))
             .collect();
         let mut attached = Vec::new();

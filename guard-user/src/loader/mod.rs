@@ -70,7 +70,20 @@ const PROCESS_HOOKS: &[&str] = &["task_kill", "ptrace_access_check"];
 /// `inode_file_setattr` in 6.17 (before it, inode flags change only by ioctl).
 const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_file_setattr"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
-const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
+pub const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
+
+/// The LSM hooks the enforcing programs attach to, `file_hooks` for the file layer, in the
+/// order they load. The optional hooks are among them: they attach where the kernel has
+/// them.
+pub fn lsm_hooks(file_hooks: FileHooks) -> impl Iterator<Item = &'static str> {
+    file_hooks
+        .hooks()
+        .iter()
+        .chain([&EXEC_HOOK])
+        .chain(PROCESS_HOOKS)
+        .chain([&NETFILTER_HOOK])
+        .copied()
+}
 
 /// A ring buffer's smallest size: one page.
 const UNUSED_RING_BYTES: u32 = 4096;

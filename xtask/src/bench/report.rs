@@ -58,6 +58,9 @@ pub struct WorkloadSummary {
     pub on: Stats,
     /// median(on) / median(off) - 1.
     pub overhead: f64,
+    /// median(hooks only) / median(off) - 1: what the hooks cost with programs that
+    /// decide nothing, where the run measured it.
+    pub hooks_only: Option<f64>,
     /// with / without - 1 for each round's pair.
     pub paired: Stats,
     /// The same ratio on system time.
@@ -118,11 +121,14 @@ fn summarise_kernel(k: &KernelResults) -> KernelSummary {
                 let off = runs(Guard::Off).find(|off| off.round == on.round)?;
                 Some(on.wall_ns as f64 / off.wall_ns as f64 - 1.0)
             }))?;
+            let hooks_only = Stats::of(runs(Guard::HooksOnly).map(|r| secs(r.wall_ns)))
+                .map(|floor| floor.median / off.median - 1.0);
             let sys_off = Stats::of(runs(Guard::Off).map(|r| secs(r.sys_ns)))?;
             let sys_on = Stats::of(runs(Guard::On).map(|r| secs(r.sys_ns)))?;
             Some(WorkloadSummary {
                 workload: w.name.clone(),
                 overhead: on.median / off.median - 1.0,
+                hooks_only,
                 off,
                 on,
                 paired,
@@ -150,16 +156,22 @@ fn summarise_kernel(k: &KernelResults) -> KernelSummary {
         })
         .collect();
     KernelSummary {
-        series: series(&k.setup.kernel),
+        series: series(&k.setup.kernel, &k.setup.lsm),
         workloads,
         accounting,
         ready,
     }
 }
 
-/// `6.1.0-41-cloud-amd64` → `6.1`.
-fn series(release: &str) -> String {
-    release.split('.').take(2).collect::<Vec<_>>().join(".")
+/// `6.1.0-41-cloud-amd64` → `6.1`; with ` fmod_ret` where the active LSMs (when
+/// recorded) leave BPF LSM out, so rtguard's programs ran as fmod_ret.
+fn series(release: &str, lsm: &str) -> String {
+    let series = release.split('.').take(2).collect::<Vec<_>>().join(".");
+    if lsm.is_empty() || lsm.split(',').any(|l| l == "bpf") {
+        series
+    } else {
+        series + " fmod_ret"
+    }
 }
 
 fn secs(ns: u64) -> f64 {
@@ -200,14 +212,14 @@ fn production_ready<'a>(k: &KernelResults, s: &'a KernelSummary) -> Option<&'a S
 /// The headline table, also printed at the end of the command.
 pub fn summary_table(summaries: &[KernelSummary]) -> String {
     let mut out = String::from(
-        "| kernel | workload | without rtguard (median) | with rtguard (median) | overhead | per-round range | system time |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
+        "| kernel | workload | without rtguard (median) | with rtguard (median) | overhead | per-round range | system time | hooks alone |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for s in summaries {
         for w in &s.workloads {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.3} s | {:.3} s | **{}** | {} … {} | {} |",
+                "| {} | {} | {:.3} s | {:.3} s | **{}** | {} … {} | {} | {} |",
                 s.series,
                 w.workload,
                 w.off.median,
@@ -215,7 +227,8 @@ pub fn summary_table(summaries: &[KernelSummary]) -> String {
                 pct(w.overhead),
                 pct(w.paired.min),
                 pct(w.paired.max),
-                pct(w.sys_overhead)
+                pct(w.sys_overhead),
+                w.hooks_only.map_or_else(|| "–".to_owned(), pct)
             );
         }
     }
@@ -309,8 +322,11 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
         "\nOverhead is median(with) / median(without) − 1 of wall time; the range is the \
          smallest and largest of the rounds' own with/without ratios; system time is the same \
          ratio of the workload's system time (its own and its children's), which the kernel \
-         accounts by timer ticks and so is coarser. The kernel's own accounting below says \
-         where the time goes.\n"
+         accounts by timer ticks and so is coarser. \"Hooks alone\" is the same overhead with \
+         programs that decide nothing (return 0) on every hook rtguard attaches to, in \
+         rtguard's place, in the same rounds: what the LSM dispatch and the BPF trampoline \
+         cost any guard on these hooks (BPF LSM boots only; \"–\" where not measured). The \
+         kernel's own accounting below says where the rest goes.\n"
     );
     let _ = writeln!(
         md,
@@ -664,7 +680,14 @@ mod tests {
 
     #[test]
     fn kernel_series_from_release() {
-        assert_eq!(series("6.1.0-41-cloud-amd64"), "6.1");
-        assert_eq!(series("6.12.57+deb12-cloud-amd64"), "6.12");
+        assert_eq!(series("6.1.0-41-cloud-amd64", ""), "6.1");
+        assert_eq!(
+            series("6.12.57+deb12-cloud-amd64", "lockdown,capability,bpf"),
+            "6.12"
+        );
+        assert_eq!(
+            series("7.3.4+deb13-cloud-amd64", "landlock,lockdown,yama,apparmor"),
+            "7.3 fmod_ret"
+        );
     }
 }
