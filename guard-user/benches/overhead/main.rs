@@ -280,6 +280,7 @@ fn start(policy: &str) -> Result<RunningGuard> {
     if guard.status != common::enforcing_status() {
         bail!("rtguard is ready but not enforcing: {}", guard.status);
     }
+    settle(guard.pid())?;
     let steps = DaemonStatus::read(&guard.status_file)?
         .startup
         .into_iter()
@@ -297,6 +298,47 @@ fn start(policy: &str) -> Result<RunningGuard> {
         verified_insns,
     }));
     Ok(guard)
+}
+
+/// Waits until the daemon has done what it does once after READY=1 (its first census of
+/// the cgroups, the configuration watch, the first netfilter sync): a host runs it once,
+/// not at every workload. It has settled when a whole [`SETTLE_STEP`] passes with less
+/// than [`SETTLE_CPU`] of CPU used by its threads.
+fn settle(pid: u32) -> Result<()> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut before = cpu_on(pid)?;
+    loop {
+        std::thread::sleep(SETTLE_STEP);
+        let now = cpu_on(pid)?;
+        if now - before < SETTLE_CPU {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("rtguard kept using the CPU for {SETTLE_LIMIT:?} after it was ready");
+        }
+        before = now;
+    }
+}
+
+const SETTLE_STEP: Duration = Duration::from_millis(100);
+const SETTLE_CPU: Duration = Duration::from_millis(1);
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+
+/// Time the process's threads have been on a CPU: the first field of each thread's
+/// `schedstat`, in nanoseconds (finer than the ticks of `stat`).
+fn cpu_on(pid: u32) -> Result<Duration> {
+    let mut total = 0;
+    for thread in fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(schedstat) = fs::read_to_string(thread?.path().join("schedstat")) else {
+            continue; // the thread exited
+        };
+        total += schedstat
+            .split_whitespace()
+            .next()
+            .and_then(|ns| ns.parse::<u64>().ok())
+            .context("an unreadable schedstat")?;
+    }
+    Ok(Duration::from_nanos(total))
 }
 
 /// Stops the guard and returns its log.
