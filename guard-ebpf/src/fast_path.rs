@@ -6,30 +6,36 @@
 //! Everything else, and whatever it cannot read, goes to the full decision, which decides
 //! as before.
 
-use aya_ebpf::helpers::generated::bpf_get_current_task_btf;
+use aya_ebpf::{helpers::generated::bpf_get_current_task_btf, macros::map, maps::PerCpuArray};
 use guard_common::{
     file::{FILE_UPGRADABLE, TRUST_PACKAGE_MANAGER},
     FileOp, FileProtection, TrustKey,
 };
 
 use crate::{
-    kernel::{btf_inode_key, offset, BtfPtr},
+    kernel::{btf_inode_key, offset, BtfPtr, S_IFDIR, S_IFMT},
     maps::{NAME_DIRECTORIES, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES},
     tree_cache::{self, Remembered},
 };
 
 /// True when the full decision for `op` on `dentry` is certainly "allowed, nothing to
-/// report": the same steps as `find_protection` and `rtguard_file_decide`, in their
-/// order, stopping where they would allow:
+/// report": the same steps as `find_protection` and `rtguard_file_decide`, stopping where
+/// they would allow:
 /// - a negative dentry has no identity;
-/// - the object itself is not protected (no entry by identity: this covers hard links);
-/// - its filesystem holds no tree root, or it roots no tree itself and the tree-walk cache
-///   remembers its directory as having no tree above that denies `op`, or
+/// - the object itself is not protected (no entry by identity: this covers hard links),
+///   and roots no tree (a file, or a directory that is no tree's root);
+/// - its filesystem holds no tree root ([`TreelessDevice`]), or
+/// - the tree-walk cache remembers its directory as having no tree above that denies
+///   `op`, or
 /// - remembers the tree above, and the acting task is that tree's trusted writer
 ///   ([`writes_in_tree`]).
 ///
-/// btrfs identities (subvolume devices), a dentry that is its own parent and anything the
-/// cache does not remember go to the full decision.
+/// The cache comes before the device lookup: on a filesystem that holds a tree (the root
+/// filesystem, on almost every host) an operation in a remembered directory is answered
+/// without it, and a directory on a filesystem without trees is never remembered, so a
+/// miss only costs the lookup it replaces. btrfs identities (subvolume devices), a dentry
+/// that is its own parent on a filesystem with trees, and anything the cache does not
+/// remember go to the full decision.
 #[inline(always)]
 pub fn surely_unprotected(dentry: BtfPtr, op: FileOp) -> bool {
     if dentry.is_null() {
@@ -45,25 +51,88 @@ pub fn surely_unprotected(dentry: BtfPtr, op: FileOp) -> bool {
     if unsafe { PROTECTED_INODES.get(target) }.is_some() {
         return false;
     }
+    // Only a directory roots a tree (see `find_protection`): files, the common case,
+    // skip the lookup.
+    if inode.load::<u16>(offset!(inode_i_mode)) & S_IFMT == S_IFDIR
+        && unsafe { PROTECTED_TREES.get(target) }.is_some()
+    {
+        return false;
+    }
     let sb = dentry.ptr(offset!(dentry_d_sb));
     if sb.is_null() {
         return false;
     }
-    let sb_dev: u32 = sb.load(offset!(super_block_s_dev));
-    if unsafe { TREE_DEVICES.get(sb_dev) }.is_none() {
+    let device = TreelessDevice::of(sb.load(offset!(super_block_s_dev)));
+    if device.remembered() {
         return true;
     }
-    if unsafe { PROTECTED_TREES.get(target) }.is_some() {
-        return false;
-    }
     let parent = dentry.ptr(offset!(dentry_d_parent));
-    if parent.is_null() || parent == dentry {
+    if parent.is_null() {
         return false;
     }
-    match tree_cache::remembered(parent, op) {
-        Remembered::Clear => true,
-        Remembered::Denied(protection) => writes_in_tree(&protection),
-        Remembered::Unknown => false,
+    if parent != dentry {
+        match tree_cache::remembered(parent, op) {
+            Remembered::Clear => return true,
+            Remembered::Denied(protection) => return writes_in_tree(&protection),
+            Remembered::Unknown => {}
+        }
+    }
+    device.looked_up()
+}
+
+/// Per CPU, the last filesystem the fast path found holding no tree root (its
+/// `TREE_DEVICES` lookup missed), as one word: the policy epoch it was looked up under
+/// and the device. A word is written and read whole, so a task that preempts another on
+/// the same CPU can only replace it, never tear it.
+#[map]
+static TREELESS_DEVICE: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// A superblock's device, and whether it holds a tree root: from [`TREELESS_DEVICE`] when
+/// it was the last one found without, else from `TREE_DEVICES`.
+struct TreelessDevice {
+    /// `policy epoch << 32 | device`; 0 when the tree-walk cache is off, and then nothing
+    /// is remembered.
+    word: u64,
+    device: u32,
+}
+
+impl TreelessDevice {
+    /// Reads the policy epoch before any lookup: userspace moves it on after it changes
+    /// `TREE_DEVICES`, so an answer looked up under it is current until then, and one
+    /// remembered under an older epoch is not used.
+    #[inline(always)]
+    fn of(device: u32) -> Self {
+        let policy = tree_cache::policy_epoch();
+        let word = if policy == 0 {
+            0
+        } else {
+            (policy << 32) | u64::from(device)
+        };
+        Self { word, device }
+    }
+
+    /// Whether this CPU last found this device holding no tree, under this policy epoch.
+    #[inline(always)]
+    fn remembered(&self) -> bool {
+        self.word != 0
+            && TREELESS_DEVICE
+                .get_ptr(0)
+                .is_some_and(|slot| unsafe { core::ptr::read_volatile(slot) } == self.word)
+    }
+
+    /// `TREE_DEVICES`' answer: true when the device holds no tree root, which is then
+    /// remembered.
+    #[inline(always)]
+    fn looked_up(&self) -> bool {
+        if unsafe { TREE_DEVICES.get(self.device) }.is_some() {
+            return false;
+        }
+        if self.word != 0 {
+            if let Some(slot) = TREELESS_DEVICE.get_ptr_mut(0) {
+                unsafe { core::ptr::write_volatile(slot, self.word) };
+            }
+        }
+        true
     }
 }
 

@@ -30,11 +30,11 @@ use crate::{
     chain::{chained, chained_fast, restated, EPERM},
     fast_path::{name_unprotected, rmdir_cannot_remove, surely_unprotected},
     kernel::{
-        arg_scalar, current_cmdline, current_task, dentry_is_fs_root, dentry_key, dentry_name,
-        dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags, file_inode,
-        file_mode, fill_header, iattr_valid, inode_key, offset, path_dentry, proc_inode_task,
-        read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, task_mnt_ns, task_parent,
-        BtfPtr, KernelPtr,
+        arg_scalar, current_cmdline, current_task, dentry_is_dir, dentry_is_fs_root, dentry_key,
+        dentry_name, dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags,
+        file_inode, file_mode, fill_header, iattr_valid, inode_key, offset, path_dentry,
+        proc_inode_task, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, task_mnt_ns,
+        task_parent, BtfPtr, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -943,16 +943,20 @@ fn find_protection(
     // By superblock: a tree on btrfs covers nested subvolumes, whose files have another
     // device than the tree root's.
     unsafe { TREE_DEVICES.get(dentry_sb_dev(off, dentry)?) }?;
-    // The target itself may root a tree, or an excluded subtree.
-    match tree_root(target, op.bit()) {
-        TreeRoot::Excluded => return None,
-        TreeRoot::Denies(protection) => {
-            return Some(Found::Denied(Match {
-                protection,
-                anchor: target,
-            }))
+    // The target itself may root a tree, or an excluded subtree, if it is a directory:
+    // userspace roots trees at directories only, and a file that took a removed root's
+    // inode number roots nothing (the fast path skips the lookup for files).
+    if dentry_is_dir(off, dentry) != Some(false) {
+        match tree_root(target, op.bit()) {
+            TreeRoot::Excluded => return None,
+            TreeRoot::Denies(protection) => {
+                return Some(Found::Denied(Match {
+                    protection,
+                    anchor: target,
+                }))
+            }
+            TreeRoot::Not => {}
         }
-        TreeRoot::Not => {}
     }
     // What is mounted inside a tree does not hide the tree.
     if op == FileOp::Mount {

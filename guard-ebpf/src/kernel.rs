@@ -200,6 +200,14 @@ fn dentry_inode(off: &KernelOffsets, dentry: KernelPtr) -> Option<KernelPtr> {
     read_ptr(dentry, off.dentry_d_inode)
 }
 
+/// Whether the inode behind a dentry is a directory; `None` for a negative dentry or a
+/// failed read.
+#[inline(always)]
+pub fn dentry_is_dir(off: &KernelOffsets, dentry: KernelPtr) -> Option<bool> {
+    let mode: u16 = read_at(dentry_inode(off, dentry)?, off.inode_i_mode)?;
+    Some(mode & S_IFMT == S_IFDIR)
+}
+
 /// Identity of the inode behind a dentry; `None` for a negative dentry.
 #[inline(always)]
 pub fn dentry_key(off: &KernelOffsets, dentry: KernelPtr) -> Option<InodeKey> {

@@ -73,6 +73,13 @@ impl Epochs {
     }
 }
 
+/// The policy epoch: moves on whenever userspace has changed the tree tables; 0 while
+/// the cache is off.
+#[inline(always)]
+pub fn policy_epoch() -> u64 {
+    epoch(TREE_EPOCH_POLICY).unwrap_or(0)
+}
+
 /// One epoch slot, read once (other CPUs and userspace write it).
 #[inline(always)]
 fn epoch(slot: u32) -> Option<u64> {

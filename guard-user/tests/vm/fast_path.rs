@@ -176,3 +176,68 @@ fn cost_of_unprotected_decisions() {
     println!("  cost: {verified} instructions verified in all");
     drop(guard);
 }
+
+/// The fast path remembers, per CPU, the last filesystem it found holding no tree root,
+/// under the policy epoch of that moment. A reload that roots a tree on that filesystem
+/// moves the epoch on, and its first operation there is decided again. Everything runs
+/// pinned: the work on CPU 0, where nothing else is left to replace what is remembered;
+/// the daemon and this test on CPU 1.
+#[test]
+fn a_filesystem_remembered_without_trees_is_looked_at_again_when_a_tree_arrives() {
+    let dir = tempfile::Builder::new()
+        .prefix("rtguard-treeless-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    expect_allowed(&format!("mount -t tmpfs treeless {}", mnt.display()));
+    let data = mnt.join("data");
+    std::fs::create_dir(&data).unwrap();
+    let member = data.join("meta.db");
+    std::fs::write(&member, "state\n").unwrap();
+    let other = dir.path().join("other");
+    std::fs::write(&other, "other\n").unwrap();
+
+    let policy = dir.path().join("policy.toml");
+    let header = format!(
+        "environment = \"test\"\nmode = \"enforce\"\n\n\
+         [[paths]]\nname = \"other\"\npaths = [\"{}\"]\n",
+        other.display()
+    );
+    std::fs::write(&policy, &header).unwrap();
+    let guard = start_ready_guard(&["--policy", policy.to_str().unwrap()]);
+    for pid in [guard.pid(), std::process::id()] {
+        expect_allowed(&format!("taskset -a -p -c 1 {pid} >/dev/null"));
+    }
+    let on_cpu0 = |script: &str| format!("taskset -c 0 sh -c '{script}'");
+    let d = data.display();
+    // Work in the directory, and in the directory of what will be the tree's root: the
+    // filesystem holds no tree, and CPU 0 remembers it.
+    expect_allowed(&on_cpu0(&format!(
+        "set -e; echo x > {d}/w; mv {d}/w {d}/w2; rm {d}/w2; echo y > {m}/w; rm {m}/w",
+        m = mnt.display()
+    )));
+
+    std::fs::write(
+        &policy,
+        format!(
+            "{header}\n[[trees]]\nname = \"data\"\npaths = [\"{}\"]\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    guard.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("the reloaded policy protects the tree", || {
+        write_open_refused(&member)
+    });
+    for op in ["rm -f", ": >", "chmod 000"] {
+        expect_denied(&on_cpu0(&format!("{op} {}", member.display())));
+    }
+    expect_denied(&on_cpu0(&format!("echo z > {d}/new")));
+    assert_eq!(std::fs::read(&member).unwrap(), b"state\n");
+    // Creating a name in a tree is not refused (only protected names are); the write is.
+    assert_eq!(std::fs::read(data.join("new")).unwrap_or_default(), b"");
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+    expect_allowed(&format!("umount {}", mnt.display()));
+}
