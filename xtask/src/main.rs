@@ -68,9 +68,10 @@ enum Task {
     /// kernel's per-program accounting, memory and start-up time. Writes
     /// docs/benchmarks.md, docs/benchmarks.png and docs/benchmarks.json.
     Bench {
-        #[arg(long, value_enum, default_value_t = vm::KernelChoice::All)]
-        kernel: vm::KernelChoice,
-        /// Rounds of without/with per workload (the report needs at least 7).
+        /// The boots to measure on: one, several (`--kernel 6.1 --kernel 6.12`), or all.
+        #[arg(long, value_enum, default_values_t = [vm::KernelChoice::All])]
+        kernel: Vec<vm::KernelChoice>,
+        /// Rounds of without/with per workload.
         #[arg(long, default_value_t = 7)]
         rounds: u32,
         /// Only render the report and chart again from docs/benchmarks.json.
@@ -127,7 +128,7 @@ fn main() -> Result<()> {
                 .chain(std::env::args().skip(1))
                 .collect::<Vec<_>>()
                 .join(" ");
-            bench::bench(&root, kernel, rounds, command)
+            bench::bench(&root, &kernel, rounds, command)
         }
         Task::Test => {
             setup::ensure(&root)?;

@@ -82,7 +82,7 @@ impl KernelResults {
 }
 
 /// Measures on each chosen kernel, then writes the results, the report and the chart.
-pub fn bench(root: &Path, choice: KernelChoice, rounds: u32, command: String) -> Result<()> {
+pub fn bench(root: &Path, choice: &[KernelChoice], rounds: u32, command: String) -> Result<()> {
     let rtguard = build::rtguard(root)?;
     let runner = build::bench_runner()?;
     step("assemble VM initramfs");
@@ -119,10 +119,16 @@ fn boot_kernels(
     root: &Path,
     run_dir: &Path,
     overlay: &Path,
-    choice: KernelChoice,
+    choice: &[KernelChoice],
 ) -> Result<Vec<KernelResults>> {
     let mut kernels = Vec::new();
-    for vm_boot in choice.boots() {
+    let mut boots: Vec<_> = KernelChoice::All.boots();
+    boots.retain(|b| {
+        choice
+            .iter()
+            .any(|c| c.boots().iter().any(|d| d.name == b.name))
+    });
+    for vm_boot in boots {
         let (kernel, initramfs) = vm::initramfs(root, run_dir, &vm_boot, overlay, "bench")?;
         step(&format!("benchmark on {}", kernel.package));
         let how = Boot {
