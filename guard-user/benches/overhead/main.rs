@@ -4,9 +4,11 @@
 //! policy plus 10,000 more protected files and a tree protected as /var/lib/containerd is),
 //! or the other way round: the order alternates from round to round, and each pair runs
 //! back to back, so drift in the machine (the emulator shares the host) favours neither
-//! side. Then one more run of each workload with the kernel counting the programs' runs and
-//! time, the daemon's memory, and the time from `rtguard run` to READY=1. Results go to
-//! stdout as [`record`] lines.
+//! side. Between the two, where BPF LSM is active, it runs with programs that decide
+//! nothing on rtguard's hooks ([`floor`]): what the hooks cost by themselves. A run with
+//! rtguard starts once the daemon has settled after READY=1. Then one more run of each
+//! workload with the kernel counting the programs' runs and time, the daemon's memory, and
+//! the time from `rtguard run` to READY=1. Results go to stdout as [`record`] lines.
 //!
 //! It needs root and a kernel with BPF LSM, so `cargo xtask bench` runs it inside the
 //! Debian VMs (`overhead --guest [--rounds N]`); run any other way it only says so. A copy
