@@ -944,8 +944,9 @@ fn find_protection(
     // device than the tree root's.
     unsafe { TREE_DEVICES.get(dentry_sb_dev(off, dentry)?) }?;
     // The target itself may root a tree, or an excluded subtree, if it is a directory:
-    // userspace roots trees at directories only, and a file that took a removed root's
-    // inode number roots nothing (the fast path skips the lookup for files).
+    // userspace roots trees at directories only (the policy resolver and
+    // `KernelTables::protect_tree` refuse anything else), and a file that took a removed
+    // root's inode number roots nothing. The fast path skips the lookup for files too.
     if dentry_is_dir(off, dentry) != Some(false) {
         match tree_root(target, op.bit()) {
             TreeRoot::Excluded => return None,

@@ -36,6 +36,8 @@ pub enum ResolveError {
         #[source]
         source: io::Error,
     },
+    #[error("cannot protect {} as a tree: not a directory", path.display())]
+    NotADirectory { path: PathBuf },
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
     #[error("cannot use {} as the root: {source}", path.display())]

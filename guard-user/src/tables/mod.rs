@@ -287,13 +287,20 @@ impl KernelTables {
     }
 
     /// Protects the directory at `path` and everything below it, now and later, against
-    /// `ops`, and its ancestors against being renamed or removed.
+    /// `ops`, and its ancestors against being renamed or removed. Only a directory roots
+    /// a tree: the kernel programs look a non-directory up as an object, never as a root.
     pub fn protect_tree(
         &mut self,
         path: &Path,
         rule_id: u32,
         ops: u32,
     ) -> Result<InodeKey, ResolveError> {
+        if !path.is_dir() {
+            stat_key(path)?;
+            return Err(ResolveError::NotADirectory {
+                path: path.to_owned(),
+            });
+        }
         let key = stat_key(path)?;
         merge(&mut self.trees, key, rule_id, tree_ops(path, ops), 0);
         self.tree_superblocks.insert(superblock_dev(path)?);
@@ -407,6 +414,22 @@ mod tests {
     use guard_common::file::{OPS_ALL, OPS_REMOVE};
 
     use super::*;
+
+    #[test]
+    fn a_tree_is_rooted_at_a_directory_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("meta.db");
+        std::fs::write(&file, b"x").unwrap();
+        let mut t = KernelTables::default();
+        let err = t.protect_tree(&file, 3, OPS_ALL).unwrap_err();
+        assert!(
+            err.to_string().ends_with("as a tree: not a directory"),
+            "{err}"
+        );
+        assert!(t.trees.is_empty() && t.tree_superblocks.is_empty());
+        let missing = t.protect_tree(&dir.path().join("absent"), 3, OPS_ALL);
+        assert!(matches!(missing, Err(ResolveError::Stat { .. })));
+    }
 
     #[test]
     fn objects_bring_their_ancestors_with_rename_and_rmdir_only() {
