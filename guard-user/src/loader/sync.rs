@@ -54,12 +54,12 @@ impl Guard {
             &self.installed.inodes,
             &tables.inodes,
         )?;
-        let devices_old = &self.installed.tree_superblocks;
+        let devices_old = self.installed.tree_superblocks.clone();
         let devices_new = &tables.tree_superblocks;
         {
             let mut devices: HashMap<&mut MapData, u32, u32> =
                 hash_mut(&mut self.ebpf, names::TREE_DEVICES)?;
-            for dev in devices_new.difference(devices_old) {
+            for dev in devices_new.difference(&devices_old) {
                 devices
                     .insert(dev, 1, 0)
                     .map_err(map_err(names::TREE_DEVICES))?;
@@ -77,6 +77,10 @@ impl Guard {
             &self.installed.excluded_children,
             &tables.excluded_children,
         )?;
+        // The new trees hold from here: what the programs remember of the old tables (the
+        // tree-walk cache, a device found without trees) goes now, not only once the rest
+        // is written, and even if writing the rest fails.
+        self.trees_changed()?;
         {
             // Directories before their names, and names before their directories go.
             let mut dirs: HashMap<&mut MapData, InodeKey, u32> =
@@ -145,9 +149,9 @@ impl Guard {
     }
 
     /// Invalidates the tree-walk cache after the tree tables changed (and turns it on,
-    /// the first time, once the rename watcher is attached). Called after the maps are
-    /// written: a walk that read the old epoch may have seen the old tables, and its
-    /// entry is stale from here on.
+    /// the first time, once the rename watcher is attached). Called once the tree maps
+    /// are written and again after the rest: a walk that read the old epoch may have seen
+    /// the old tables, and its entry is stale from here on.
     fn trees_changed(&mut self) -> Result<(), LoadError> {
         if !matches!(self.tree_cache, TreeCache::On) {
             return Ok(());
