@@ -13,7 +13,7 @@ use guard_common::{
 };
 
 use crate::{
-    kernel::{btf_inode_key, offset, BtfPtr, S_IFDIR, S_IFMT},
+    kernel::{btf_inode_is_dir, btf_inode_key, offset, BtfPtr},
     maps::{NAME_DIRECTORIES, PROTECTED_INODES, PROTECTED_TREES, TREE_DEVICES, TRUSTED_EXES},
     tree_cache::{self, Remembered},
 };
@@ -53,9 +53,7 @@ pub fn surely_unprotected(dentry: BtfPtr, op: FileOp) -> bool {
     }
     // Only a directory roots a tree (see `find_protection`): files, the common case,
     // skip the lookup.
-    if inode.load::<u16>(offset!(inode_i_mode)) & S_IFMT == S_IFDIR
-        && unsafe { PROTECTED_TREES.get(target) }.is_some()
-    {
+    if btf_inode_is_dir(inode) && unsafe { PROTECTED_TREES.get(target) }.is_some() {
         return false;
     }
     let sb = dentry.ptr(offset!(dentry_d_sb));

@@ -126,6 +126,12 @@ pub fn btf_inode_key(inode: BtfPtr) -> Option<InodeKey> {
     Some(InodeKey::new(dev, inode.load(offset!(inode_i_ino))))
 }
 
+/// Whether a BTF-typed inode is a directory.
+#[inline(always)]
+pub fn btf_inode_is_dir(inode: BtfPtr) -> bool {
+    !inode.is_null() && inode.load::<u16>(offset!(inode_i_mode)) & S_IFMT == S_IFDIR
+}
+
 /// An inode's identity as `stat(2)` reports it, which is what userspace resolved the
 /// policy into: (`st_dev`, `st_ino`).
 #[inline(always)]

@@ -35,8 +35,8 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        atomic_add, btf_inode_key, dentry_key_generation, offset, offsets_resolved, BtfPtr,
-        KernelPtr, S_IFDIR, S_IFMT,
+        atomic_add, btf_inode_is_dir, btf_inode_key, dentry_key_generation, offset,
+        offsets_resolved, BtfPtr, KernelPtr,
     },
     maps::PROTECTED_TREES,
 };
@@ -276,6 +276,5 @@ pub fn is_dir(dentry: BtfPtr) -> bool {
     if dentry.is_null() {
         return false;
     }
-    let inode = dentry.ptr(offset!(dentry_d_inode));
-    !inode.is_null() && inode.load::<u16>(offset!(inode_i_mode)) & S_IFMT == S_IFDIR
+    btf_inode_is_dir(dentry.ptr(offset!(dentry_d_inode)))
 }
