@@ -71,7 +71,8 @@ enum Task {
         /// The boots to measure on: one, several (`--kernel 6.1 --kernel 6.12`), or all.
         #[arg(long, value_enum, default_values_t = [vm::KernelChoice::All])]
         kernel: Vec<vm::KernelChoice>,
-        /// Rounds of without/with per workload.
+        /// Rounds per workload; each runs it without rtguard, with programs that decide
+        /// nothing on its hooks, and with it.
         #[arg(long, default_value_t = 7)]
         rounds: u32,
         /// Only render the report and chart again from docs/benchmarks.json.

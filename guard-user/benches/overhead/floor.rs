@@ -3,7 +3,8 @@
 //!
 //! A run with them measures what any program on these hooks pays, however little it
 //! does: the LSM dispatch and the BPF trampoline around each run. rtguard's overhead above
-//! this floor is what its own programs add.
+//! this floor is what its own programs add. (rtguard's cgroup sysctl program is not
+//! mirrored: no workload writes a sysctl.)
 
 use anyhow::{Context as _, Result};
 use aya::{
@@ -20,8 +21,9 @@ pub struct HookFloor {
 }
 
 impl HookFloor {
-    /// Loads and attaches a program on each hook the kernel has, as the guard would with
-    /// the path hooks, and returns the hooks it attached to.
+    /// Loads and attaches a program on each hook the guard attaches to with the path
+    /// hooks on this kernel, and returns those hooks. The kernel's BTF is parsed for each
+    /// attach and dropped after it, so that the runner holds none of it while it measures.
     pub fn attach() -> Result<(Self, Vec<&'static str>)> {
         let btf = Btf::from_sys_fs().context("reading the kernel's BTF")?;
         let mut ebpf = Ebpf::load(HOOK_FLOOR).context("loading the hook-floor object")?;
@@ -31,10 +33,12 @@ impl HookFloor {
                 .program_mut(hook)
                 .with_context(|| format!("the hook-floor object has no program {hook}"))?
                 .try_into()?;
-            // The guard leaves out the hooks this kernel does not have (its optional ones);
-            // their loads fail here for want of a `bpf_lsm_` function to attach to.
-            if program.load(hook, &btf).is_err() {
-                continue;
+            match program.load(hook, &btf) {
+                Ok(()) => {}
+                // The guard leaves these out where the kernel lacks them; their loads fail
+                // here for want of a `bpf_lsm_` function to attach to.
+                Err(_) if loader::OPTIONAL_HOOKS.contains(&hook) => continue,
+                Err(e) => return Err(e).with_context(|| format!("loading the empty {hook}")),
             }
             program
                 .attach()

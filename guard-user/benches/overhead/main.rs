@@ -21,7 +21,7 @@ mod record;
 mod workloads;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -33,7 +33,7 @@ use anyhow::{bail, Context as _, Result};
 use guard_user::{
     daemon::status::DaemonStatus,
     host::usage::{self, Usage},
-    policy,
+    loader, policy,
     resolve::{self, ResolveOptions},
 };
 
@@ -66,8 +66,6 @@ const WRITER_TREE: &str = "/srv/rtguard-bench-tree";
 const EXCLUDED_SUBTREE: &str = "/srv/rtguard-bench-tree/snapshots";
 /// A copy of this runner, outside the tree.
 const TRUSTED_WRITER: &str = "/usr/local/libexec/rtguard-bench/writer";
-/// The active LSMs, in the order the kernel calls them.
-const LSM_LIST: &str = "/sys/kernel/security/lsm";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -117,13 +115,18 @@ fn bench(rounds: u32) -> Result<()> {
         64,
     )?;
     write_bench_policy()?;
-    let lsm = fs::read_to_string(LSM_LIST)?.trim().to_owned();
+    // The programs loaded before any of the bench's: each measurement waits until the
+    // kernel has unloaded those of the run before it.
+    let baseline = loaded_programs();
+    let lsms = loader::active_lsms().context("reading the active LSMs")?;
     // Without BPF LSM among the active LSMs, programs on its hooks never run: rtguard
     // runs as fmod_ret there, and the floor is not measured.
-    let hook_floor = match lsm.split(',').any(|l| l == "bpf") {
-        true => HookFloor::attach().context("attaching the hook floor")?.1,
-        false => Vec::new(),
+    let hook_floor = if loader::bpf_lsm_inactive(&lsms).is_none() {
+        HookFloor::attach().context("attaching the hook floor")?.1
+    } else {
+        Vec::new()
     };
+    wait_unloaded(&baseline)?;
     let policies = [PRODUCTION_POLICY, BENCH_POLICY]
         .into_iter()
         .map(|p| Ok((p.to_owned(), protected_objects(p)?)))
@@ -144,7 +147,7 @@ fn bench(rounds: u32) -> Result<()> {
         policies,
         workdir_on_tree_device: fs::metadata(WORKDIR)?.dev() == fs::metadata(TREE_ROOT)?.dev(),
         hook_floor: hook_floor.iter().map(|&h| h.to_owned()).collect(),
-        lsm,
+        lsm: lsms.join(","),
     }));
 
     // A first pass, not recorded, so no round pays for cold caches.
@@ -183,6 +186,7 @@ fn bench(rounds: u32) -> Result<()> {
                     stop(guard)?;
                 }
                 drop(floor);
+                wait_unloaded(&baseline)?;
             }
         }
     }
@@ -302,6 +306,28 @@ fn start(policy: &str) -> Result<RunningGuard> {
     Ok(guard)
 }
 
+/// The ids of the BPF programs loaded now.
+fn loaded_programs() -> BTreeSet<u32> {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .map(|p| p.id())
+        .collect()
+}
+
+/// Waits until every BPF program loaded since `baseline` was read is gone. The kernel
+/// frees a program after its last link and file are closed, after a grace period, and a
+/// run that followed too soon would pay for that.
+fn wait_unloaded(baseline: &BTreeSet<u32>) -> Result<()> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    while !loaded_programs().is_subset(baseline) {
+        if Instant::now() > deadline {
+            bail!("the previous run's programs were still loaded after {SETTLE_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// Waits until the daemon has done what it does once after READY=1 (its first census of
 /// the cgroups, the configuration watch, the first netfilter sync): a host runs it once,
 /// not at every workload. It has settled when a whole [`SETTLE_STEP`] passes with less
@@ -312,7 +338,11 @@ fn settle(pid: u32) -> Result<()> {
     loop {
         std::thread::sleep(SETTLE_STEP);
         let now = cpu_on(pid)?;
-        if now - before < SETTLE_CPU {
+        // A thread that exited takes its time out of the sum: not settled yet.
+        if now
+            .checked_sub(before)
+            .is_some_and(|used| used < SETTLE_CPU)
+        {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -322,14 +352,17 @@ fn settle(pid: u32) -> Result<()> {
     }
 }
 
-const SETTLE_STEP: Duration = Duration::from_millis(100);
+/// Longer than the daemon's one-off delays after a start (its resyncs wait 200 and
+/// 500 ms), shorter than its census interval (2 s). Under `-icount` with `sleep=off` an
+/// idle guest's clock jumps ahead, so waiting costs no host time.
+const SETTLE_STEP: Duration = Duration::from_secs(1);
 const SETTLE_CPU: Duration = Duration::from_millis(1);
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 /// Time the process's threads have been on a CPU: the first field of each thread's
 /// `schedstat`, in nanoseconds (finer than the ticks of `stat`).
 fn cpu_on(pid: u32) -> Result<Duration> {
-    let mut total = 0;
+    let (mut total, mut read) = (0, 0);
     for thread in fs::read_dir(format!("/proc/{pid}/task"))? {
         let Ok(schedstat) = fs::read_to_string(thread?.path().join("schedstat")) else {
             continue; // the thread exited
@@ -339,6 +372,10 @@ fn cpu_on(pid: u32) -> Result<Duration> {
             .next()
             .and_then(|ns| ns.parse::<u64>().ok())
             .context("an unreadable schedstat")?;
+        read += 1;
+    }
+    if read == 0 {
+        bail!("no schedstat for any thread of {pid} (a kernel without CONFIG_SCHED_INFO?)");
     }
     Ok(Duration::from_nanos(total))
 }
@@ -354,6 +391,11 @@ fn stop(guard: RunningGuard) -> Result<String> {
 
 /// Wall time and system time (the runner's and its children's) of one run.
 fn measure(w: &Workload, dir: &Workdir) -> Result<(Duration, Duration)> {
+    // The runner's size is what each of exec-heavy's `fork`s copies: heap freed since the
+    // last run (a BTF parse, a policy resolved) goes back to the kernel first, so that
+    // every run starts from the same.
+    // SAFETY: only returns free heap memory to the kernel.
+    unsafe { libc::malloc_trim(0) };
     let sys = system_time();
     let started = Instant::now();
     w.run(dir).with_context(|| format!("running {}", w.name))?;

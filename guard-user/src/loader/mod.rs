@@ -68,7 +68,7 @@ const PROCESS_HOOKS: &[&str] = &["task_kill", "ptrace_access_check"];
 /// Hooks of the file layer that older kernels do not have: attached where they exist.
 /// `inode_set_acl` arrived in Linux 6.2 (before it, ACLs go through `inode_setxattr`),
 /// `inode_file_setattr` in 6.17 (before it, inode flags change only by ioctl).
-const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_file_setattr"];
+pub const OPTIONAL_HOOKS: &[&str] = &["inode_set_acl", "inode_file_setattr"];
 /// The tree-walk cache's rename watcher: (program, kernel function it runs after).
 pub const RENAME_WATCH: (&str, &str) = ("vfs_rename_done", "vfs_rename");
 

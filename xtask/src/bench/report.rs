@@ -58,9 +58,9 @@ pub struct WorkloadSummary {
     pub on: Stats,
     /// median(on) / median(off) - 1.
     pub overhead: f64,
-    /// median(hooks only) / median(off) - 1: what the hooks cost with programs that
-    /// decide nothing, where the run measured it.
-    pub hooks_only: Option<f64>,
+    /// Seconds with programs that decide nothing on the same hooks, where the run
+    /// measured it.
+    pub hooks_only: Option<Stats>,
     /// with / without - 1 for each round's pair.
     pub paired: Stats,
     /// The same ratio on system time.
@@ -121,8 +121,7 @@ fn summarise_kernel(k: &KernelResults) -> KernelSummary {
                 let off = runs(Guard::Off).find(|off| off.round == on.round)?;
                 Some(on.wall_ns as f64 / off.wall_ns as f64 - 1.0)
             }))?;
-            let hooks_only = Stats::of(runs(Guard::HooksOnly).map(|r| secs(r.wall_ns)))
-                .map(|floor| floor.median / off.median - 1.0);
+            let hooks_only = Stats::of(runs(Guard::HooksOnly).map(|r| secs(r.wall_ns)));
             let sys_off = Stats::of(runs(Guard::Off).map(|r| secs(r.sys_ns)))?;
             let sys_on = Stats::of(runs(Guard::On).map(|r| secs(r.sys_ns)))?;
             Some(WorkloadSummary {
@@ -228,7 +227,9 @@ pub fn summary_table(summaries: &[KernelSummary]) -> String {
                 pct(w.paired.min),
                 pct(w.paired.max),
                 pct(w.sys_overhead),
-                w.hooks_only.map_or_else(|| "–".to_owned(), pct)
+                w.hooks_only
+                    .as_ref()
+                    .map_or_else(|| "–".to_owned(), |h| pct(h.median / w.off.median - 1.0))
             );
         }
     }
@@ -269,8 +270,12 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
     let _ = writeln!(
         md,
         "- {rounds} rounds per workload and kernel, in one boot per kernel. In each round every \
-         workload runs without rtguard and right after with it, or the other way round (the \
-         order alternates by round); rtguard is started for the run with it and stopped after."
+         workload runs without rtguard and with it, or the other way round (the order \
+         alternates by round), and in between, where BPF LSM is active, with programs that \
+         decide nothing on rtguard's hooks (\"hooks only\"). rtguard is started for its run \
+         and stopped after; its run begins once the daemon has settled after READY=1 (less \
+         than 1 ms of CPU in a second), and every run waits until the programs of the run \
+         before it are unloaded."
     );
     if let Some(k) = results.kernels.first() {
         for (policy, objects) in &k.setup.policies {
@@ -350,7 +355,12 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
     );
     for s in summaries {
         for w in &s.workloads {
-            for (label, st) in [("without", &w.off), ("with", &w.on)] {
+            let phases = [
+                ("without", Some(&w.off)),
+                ("hooks only", w.hooks_only.as_ref()),
+                ("with", Some(&w.on)),
+            ];
+            for (label, st) in phases.into_iter().filter_map(|(l, st)| Some((l, st?))) {
                 let _ = writeln!(
                     md,
                     "| {} | {} | {label} | {} | {:.3} s | {:.3} s | {:.3} s |",
