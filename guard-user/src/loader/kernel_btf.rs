@@ -62,7 +62,7 @@ pub fn mapped(path: &Path, bytes: Option<&[u8]>) -> Result<btf_rs::Btf, OffsetEr
 }
 
 /// btf-rs's mapped form of a BTF held in `bytes`.
-fn mapped_copy(bytes: &[u8]) -> Result<btf_rs::Btf, btf_rs::Error> {
+pub(super) fn mapped_copy(bytes: &[u8]) -> Result<btf_rs::Btf, btf_rs::Error> {
     let copy =
         File::from(memfd_create(c"btf", MemFdCreateFlag::MFD_CLOEXEC).map_err(io::Error::from)?);
     (&copy).write_all(bytes)?;

@@ -429,6 +429,45 @@ mod tests {
         assert_ne!(off.linux_binprm_interp, off.linux_binprm_filename);
     }
 
+    /// Everything the loader reads, as each form of the host kernel's BTF gives it.
+    fn reading(btf: &IndexedBtf) -> Vec<String> {
+        use super::super::{FileHooks, EXEC_HOOK, NETFILTER_HOOK, OPTIONAL_HOOKS, PROCESS_HOOKS};
+        let hooks = [FileHooks::Path.hooks(), FileHooks::Inode.hooks()]
+            .into_iter()
+            .chain([PROCESS_HOOKS, OPTIONAL_HOOKS])
+            .flatten()
+            .chain([&EXEC_HOOK, &NETFILTER_HOOK, &"no_such_hook"]);
+        let mut read = Vec::new();
+        for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
+            read.push(format!("{m:?}: {:?}", offsets_from(btf, m)));
+            for &hook in hooks.clone() {
+                read.push(format!(
+                    "{m:?} {hook}: {} {:?}",
+                    has_hook(btf, m, hook),
+                    hook_arity(btf, m, hook).map_err(|e| e.to_string())
+                ));
+            }
+        }
+        read
+    }
+
+    #[test]
+    fn the_index_reads_what_the_whole_parse_reads() {
+        let Some(path) = host_btf() else { return };
+        // The whole BTF parsed, each name looked up in the parse's own table (the
+        // pattern matches nothing).
+        let parsed = Btf::from_file(path).unwrap();
+        let nothing = Regex::new(r"[^\x00-\x{10FFFF}]").unwrap();
+        let parsed = IndexedBtf::new(parsed, nothing).unwrap();
+        let expected = reading(&parsed);
+        assert!(expected[0].starts_with("BpfLsm: Ok("), "{}", expected[0]);
+        // Mapped as the loader maps it, from sysfs where the kernel allows it.
+        assert_eq!(reading(&host_types().unwrap()), expected);
+        // Mapped from a copy in memory, as on kernels that do not.
+        let copy = kernel_btf::mapped_copy(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(reading(&IndexedBtf::kernel(copy).unwrap()), expected);
+    }
+
     #[test]
     fn hook_arity_tracks_the_running_kernel() {
         let Some(btf) = host_types() else { return };
