@@ -8,7 +8,9 @@ use super::exit;
 use crate::loader::{
     active_lsms,
     fs_layout::{btrfs_layout, BTRFS_BTF},
-    has_hook, mechanism, mounts, resolve_offsets, Mechanism, MechanismChoice, KERNEL_BTF,
+    has_hook,
+    kernel_btf::kernel_types,
+    mechanism, mounts, resolve_offsets, Mechanism, MechanismChoice, KERNEL_BTF,
 };
 
 #[derive(Debug, Args)]
@@ -29,7 +31,7 @@ pub fn probe(_args: ProbeArgs) -> u8 {
     }
     let (mechanism, why) = mechanism::choose(MechanismChoice::Auto, &lsms);
     println!("mechanism:     {} ({why})", mechanism.as_str());
-    let btf = match btf_rs::Btf::from_file(KERNEL_BTF) {
+    let btf = match kernel_types() {
         Ok(btf) => Some(btf),
         Err(e) => {
             println!("kernel BTF:    unreadable ({e})");
@@ -61,7 +63,7 @@ pub fn probe(_args: ProbeArgs) -> u8 {
     };
     // Split BTF on top of vmlinux's, present only while the module is loaded.
     if let Some(btf) = &btf {
-        match btrfs_layout(btf, Path::new(BTRFS_BTF)) {
+        match btrfs_layout(btf.btf(), Path::new(BTRFS_BTF)) {
             Ok(Some(layout)) => println!("btrfs layout:  {layout:?}"),
             Ok(None) => println!("btrfs layout:  module not loaded ({BTRFS_BTF} absent)"),
             Err(e) => println!("btrfs layout:  {e}"),

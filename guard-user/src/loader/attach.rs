@@ -47,7 +47,7 @@ impl Guard {
         let offsets = offsets_from(&kernel.types, mechanism)?;
         debug!(?offsets, "resolved kernel struct offsets from BTF");
         // The module's BTF is split BTF on top of vmlinux's.
-        let btrfs = fs_layout::btrfs_layout(&kernel.types, Path::new(fs_layout::BTRFS_BTF))?;
+        let btrfs = fs_layout::btrfs_layout(kernel.types.btf(), Path::new(fs_layout::BTRFS_BTF))?;
         let path_hooks = has_hook(&kernel.types, mechanism, "path_unlink");
         let missing: Vec<&'static str> = OPTIONAL_HOOKS
             .iter()

@@ -15,7 +15,7 @@ use guard_common::{degraded::TracepointLayout, names, InodeKey, KernelOffsets};
 use tracing::{info, warn};
 
 use super::{
-    map_err, mounts, offsets_from,
+    kernel_btf, map_err, mounts, offsets_from,
     sync::{hash_mut, ring_taken},
     LoadError, Mechanism, NetfilterMaps, KERNEL_BTF,
 };
@@ -163,7 +163,7 @@ impl Observer {
 /// The hook arities in them are the BPF LSM's where the kernel has it, and fmod_ret's
 /// otherwise: no hook program runs here, but the block is only valid complete.
 fn netfilter_offsets() -> Result<KernelOffsets, String> {
-    let btf = btf_rs::Btf::from_file(KERNEL_BTF).map_err(|e| format!("{KERNEL_BTF}: {e}"))?;
+    let btf = kernel_btf::kernel_types().map_err(|e| format!("{KERNEL_BTF}: {e}"))?;
     offsets_from(&btf, Mechanism::BpfLsm)
         .or_else(|_| offsets_from(&btf, Mechanism::ModifyReturn))
         .map_err(|e| format!("kernel struct offsets: {e}"))

@@ -17,7 +17,11 @@ use btf_rs::Btf;
 use guard_common::{names, FsLayout};
 use tracing::info;
 
-use super::{array_mut, map_err, offsets::member_offset, Guard, LoadError, OffsetError};
+use super::{
+    array_mut, kernel_btf, map_err,
+    offsets::{member_offset, IndexedBtf},
+    Guard, LoadError, OffsetError,
+};
 
 /// Where the kernel exposes the btrfs module's BTF while the module is loaded.
 pub const BTRFS_BTF: &str = "/sys/kernel/btf/btrfs";
@@ -32,6 +36,7 @@ pub fn btrfs_layout(base: &Btf, split: &Path) -> Result<Option<FsLayout>, Offset
         path: split.to_owned(),
         source,
     })?;
+    let btf = IndexedBtf::names(btf, &["btrfs_inode", "btrfs_root"])?;
     Ok(Some(FsLayout::btrfs(
         member_offset(&btf, "btrfs_inode", "vfs_inode")?,
         member_offset(&btf, "btrfs_inode", "root")?,
@@ -56,10 +61,7 @@ impl Guard {
         if !split.exists() {
             return Ok(false);
         }
-        let base = Btf::from_file(super::KERNEL_BTF).map_err(|source| OffsetError::Read {
-            path: super::KERNEL_BTF.into(),
-            source,
-        })?;
+        let base = kernel_btf::mapped(Path::new(super::KERNEL_BTF), None)?;
         match btrfs_layout(&base, split)? {
             Some(layout) => {
                 self.set_fs_layout(layout)?;
@@ -105,7 +107,7 @@ mod tests {
 
     #[test]
     fn no_layout_while_the_module_is_not_loaded() {
-        let Ok(base) = Btf::from_file(super::super::KERNEL_BTF) else {
+        let Ok(base) = kernel_btf::mapped(Path::new(super::super::KERNEL_BTF), None) else {
             eprintln!("skipping: no kernel BTF on this host");
             return;
         };
@@ -116,7 +118,7 @@ mod tests {
     #[test]
     fn reads_the_layout_from_the_loaded_module() {
         let (Ok(base), true) = (
-            Btf::from_file(super::super::KERNEL_BTF),
+            kernel_btf::mapped(Path::new(super::super::KERNEL_BTF), None),
             Path::new(BTRFS_BTF).exists(),
         ) else {
             eprintln!("skipping: the btrfs module is not loaded on this host");

@@ -42,8 +42,16 @@ impl Mechanism {
     /// verified against: `bpf_lsm_<hook>` (the LSM attach point) or `security_*`.
     pub fn attach_function(self, hook: &str) -> String {
         match self {
-            Mechanism::BpfLsm => format!("bpf_lsm_{hook}"),
+            Mechanism::BpfLsm => format!("{}{hook}", self.function_prefix()),
             Mechanism::ModifyReturn => security_function(hook),
+        }
+    }
+
+    /// How the name of every function this mechanism attaches to begins.
+    pub const fn function_prefix(self) -> &'static str {
+        match self {
+            Mechanism::BpfLsm => "bpf_lsm_",
+            Mechanism::ModifyReturn => "security_",
         }
     }
 }
@@ -182,6 +190,16 @@ mod tests {
 
     fn list(s: &str) -> io::Result<Vec<String>> {
         Ok(s.split(',').map(str::to_owned).collect())
+    }
+
+    #[test]
+    fn every_attach_function_has_its_mechanism_s_prefix() {
+        for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
+            for hook in ["path_unlink", "bprm_check_security", "inode_setattr"] {
+                let function = m.attach_function(hook);
+                assert!(function.starts_with(m.function_prefix()), "{function}");
+            }
+        }
     }
 
     #[test]

@@ -3,12 +3,17 @@
 //! The layouts of `struct inode` and friends change between kernel versions and configs;
 //! reading them here, per boot, is what lets one rtguard binary run on every kernel.
 
-use std::path::{Path, PathBuf};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
 use btf_rs::{Btf, Type};
 use guard_common::KernelOffsets;
+use regex::Regex;
 
-use super::Mechanism;
+use super::{kernel_btf, Mechanism};
 
 /// Where the kernel exposes its own BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -42,19 +47,119 @@ pub enum OffsetError {
     Btf(#[from] btf_rs::Error),
 }
 
+/// The structs [`offsets_from`] reads members of, indexed up front. One missing here is
+/// still found, by a pass of its own over every type.
+const STRUCTS: &[&str] = &[
+    "dentry",
+    "qstr",
+    "inode",
+    "super_block",
+    "path",
+    "vfsmount",
+    "file",
+    "iattr",
+    "task_struct",
+    "mm_struct",
+    "linux_binprm",
+    "pt_regs",
+    "nsproxy",
+    "mnt_namespace",
+    "ns_common",
+    "renamedata",
+    "signal_struct",
+    "tty_struct",
+    "tty_driver",
+    "sighand_struct",
+    "k_sigaction",
+    "sigaction",
+    "proc_inode",
+    "pid",
+    "sock",
+    "sock_common",
+    "net",
+    "sk_buff",
+    "cred",
+    "files_struct",
+    "fdtable",
+    "socket",
+];
+
+/// A BTF, with the ids of the names that will be looked up in it found beforehand.
+///
+/// btf-rs keeps a mapped BTF as it is and finds a name by reading every type's, a pass
+/// over all of vmlinux's types; by id it reads one type. So the names a caller needs,
+/// those the index's pattern matches, are found together in one pass, and each look-up
+/// after that is by id. A name outside the pattern is still found, by a pass of its own.
+pub struct IndexedBtf {
+    btf: Btf,
+    pattern: Regex,
+    ids: HashMap<String, Vec<u32>>,
+}
+
+impl IndexedBtf {
+    /// Indexes the names in `btf` that `pattern` matches.
+    pub fn new(btf: Btf, pattern: Regex) -> Result<Self, OffsetError> {
+        let mut ids: HashMap<String, Vec<u32>> = HashMap::new();
+        for id in btf.resolve_ids_by_regex(&pattern)? {
+            if let Some(ty) = btf.resolve_type_by_id(id)?.as_btf_type() {
+                ids.entry(btf.resolve_name(ty)?).or_default().push(id);
+            }
+        }
+        Ok(Self { btf, pattern, ids })
+    }
+
+    /// Indexes what [`offsets_from`], [`hook_arity`] and [`has_hook`] look up in the
+    /// kernel's BTF: the structs, and every function a hook program can attach to with
+    /// either mechanism.
+    pub fn kernel(btf: Btf) -> Result<Self, OffsetError> {
+        let structs: Vec<String> = STRUCTS.iter().map(|s| regex::escape(s)).collect();
+        let functions = [Mechanism::BpfLsm, Mechanism::ModifyReturn]
+            .map(|m| regex::escape(m.function_prefix()));
+        let pattern = format!("^(?:{})$|^(?:{})", structs.join("|"), functions.join("|"));
+        Self::new(
+            btf,
+            Regex::new(&pattern).expect("escaped names make a valid pattern"),
+        )
+    }
+
+    /// Indexes `names`, looked up exactly.
+    pub fn names(btf: Btf, names: &[&str]) -> Result<Self, OffsetError> {
+        let names: Vec<String> = names.iter().map(|s| regex::escape(s)).collect();
+        let pattern = format!("^(?:{})$", names.join("|"));
+        Self::new(
+            btf,
+            Regex::new(&pattern).expect("escaped names make a valid pattern"),
+        )
+    }
+
+    /// The BTF itself.
+    pub fn btf(&self) -> &Btf {
+        &self.btf
+    }
+
+    /// The types named `name`, in btf-rs's order (by id; a split BTF's own first).
+    fn types(&self, name: &str) -> Result<Vec<Type>, btf_rs::Error> {
+        let ids = if self.pattern.is_match(name) {
+            Cow::Borrowed(self.ids.get(name).map_or(&[][..], Vec::as_slice))
+        } else {
+            Cow::Owned(self.btf.resolve_ids_by_name(name)?)
+        };
+        ids.iter()
+            .map(|&id| self.btf.resolve_type_by_id(id))
+            .collect()
+    }
+}
+
 /// Reads the offsets the kernel programs need, attached with `mechanism`, from a BTF
 /// file.
 pub fn resolve_offsets(path: &Path, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
-    let btf = Btf::from_file(path).map_err(|source| OffsetError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let btf = IndexedBtf::kernel(kernel_btf::mapped(path, None)?)?;
     offsets_from(&btf, mechanism)
 }
 
-/// The offsets, from an already parsed BTF. The arities are those of the functions the
+/// The offsets, from an already indexed BTF. The arities are those of the functions the
 /// programs attach to with `mechanism`.
-pub fn offsets_from(btf: &Btf, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
+pub fn offsets_from(btf: &IndexedBtf, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
     Ok(KernelOffsets {
         dentry_d_inode: member_offset(btf, "dentry", "d_inode")?,
         dentry_d_parent: member_offset(btf, "dentry", "d_parent")?,
@@ -161,14 +266,18 @@ fn optional(offset: Result<u32, OffsetError>) -> Result<u32, OffsetError> {
 
 /// Number of parameters of the function the program for `hook` attaches to with
 /// `mechanism` (`bpf_lsm_<hook>` or `security_*`).
-pub fn hook_arity(btf: &Btf, mechanism: Mechanism, hook: &'static str) -> Result<u32, OffsetError> {
+pub fn hook_arity(
+    btf: &IndexedBtf,
+    mechanism: Mechanism,
+    hook: &'static str,
+) -> Result<u32, OffsetError> {
     let function = mechanism.attach_function(hook);
     let no_hook = || OffsetError::NoHook {
         hook,
         function: function.clone(),
     };
     let ty = btf
-        .resolve_types_by_name(&function)
+        .types(&function)
         .map_err(|_| no_hook())?
         .into_iter()
         .find_map(|ty| match ty {
@@ -176,7 +285,7 @@ pub fn hook_arity(btf: &Btf, mechanism: Mechanism, hook: &'static str) -> Result
             _ => None,
         })
         .ok_or_else(no_hook)?;
-    match btf.resolve_chained_type(&ty)? {
+    match btf.btf.resolve_chained_type(&ty)? {
         Type::FuncProto(proto) => Ok(proto.parameters.len() as u32),
         _ => Err(no_hook()),
     }
@@ -184,21 +293,21 @@ pub fn hook_arity(btf: &Btf, mechanism: Mechanism, hook: &'static str) -> Result
 
 /// Whether the kernel has the function the program for `hook` attaches to with
 /// `mechanism`. The `path_*` hooks exist only with CONFIG_SECURITY_PATH.
-pub fn has_hook(btf: &Btf, mechanism: Mechanism, hook: &str) -> bool {
-    btf.resolve_types_by_name(&mechanism.attach_function(hook))
+pub fn has_hook(btf: &IndexedBtf, mechanism: Mechanism, hook: &str) -> bool {
+    btf.types(&mechanism.attach_function(hook))
         .is_ok_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
 }
 
 /// Byte offset of `strukt.member`, looking through anonymous structs and unions the way
 /// C field access does.
 pub fn member_offset(
-    btf: &Btf,
+    btf: &IndexedBtf,
     strukt: &'static str,
     member: &'static str,
 ) -> Result<u32, OffsetError> {
     let ty = find_struct(btf, strukt)?;
     let bits =
-        find_member_bits(btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
+        find_member_bits(&btf.btf, &ty, member)?.ok_or(OffsetError::NoMember { strukt, member })?;
     if bits % 8 != 0 {
         return Err(OffsetError::Bitfield { strukt, member });
     }
@@ -206,14 +315,14 @@ pub fn member_offset(
 }
 
 /// Size in bytes of `struct strukt`.
-pub fn struct_size(btf: &Btf, strukt: &'static str) -> Result<u32, OffsetError> {
+pub fn struct_size(btf: &IndexedBtf, strukt: &'static str) -> Result<u32, OffsetError> {
     Ok(find_struct(btf, strukt)?.size() as u32)
 }
 
-fn find_struct(btf: &Btf, strukt: &'static str) -> Result<btf_rs::Struct, OffsetError> {
+fn find_struct(btf: &IndexedBtf, strukt: &'static str) -> Result<btf_rs::Struct, OffsetError> {
     // Several types can share a name (a struct and a same-named typedef, or a forward
     // declaration); take the first one that is a complete struct.
-    btf.resolve_types_by_name(strukt)
+    btf.types(strukt)
         .map_err(|_| OffsetError::NoStruct(strukt))?
         .into_iter()
         .find_map(|ty| match ty {
@@ -259,6 +368,12 @@ mod tests {
             eprintln!("skipping: {KERNEL_BTF} is absent on this kernel");
             None
         }
+    }
+
+    /// The host kernel's BTF as the loader indexes it.
+    fn host_types() -> Option<IndexedBtf> {
+        let path = host_btf()?;
+        Some(IndexedBtf::kernel(kernel_btf::mapped(path, None).unwrap()).unwrap())
     }
 
     #[test]
@@ -314,10 +429,48 @@ mod tests {
         assert_ne!(off.linux_binprm_interp, off.linux_binprm_filename);
     }
 
+    /// Everything the loader reads, as each form of the host kernel's BTF gives it.
+    fn reading(btf: &IndexedBtf) -> Vec<String> {
+        use super::super::{FileHooks, EXEC_HOOK, NETFILTER_HOOK, OPTIONAL_HOOKS, PROCESS_HOOKS};
+        let hooks = [FileHooks::Path.hooks(), FileHooks::Inode.hooks()]
+            .into_iter()
+            .chain([PROCESS_HOOKS, OPTIONAL_HOOKS])
+            .flatten()
+            .chain([&EXEC_HOOK, &NETFILTER_HOOK, &"no_such_hook"]);
+        let mut read = Vec::new();
+        for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
+            read.push(format!("{m:?}: {:?}", offsets_from(btf, m)));
+            for &hook in hooks.clone() {
+                read.push(format!(
+                    "{m:?} {hook}: {} {:?}",
+                    has_hook(btf, m, hook),
+                    hook_arity(btf, m, hook).map_err(|e| e.to_string())
+                ));
+            }
+        }
+        read
+    }
+
+    #[test]
+    fn the_index_reads_what_the_whole_parse_reads() {
+        let Some(path) = host_btf() else { return };
+        // The whole BTF parsed, each name looked up in the parse's own table (the
+        // pattern matches nothing).
+        let parsed = Btf::from_file(path).unwrap();
+        let nothing = Regex::new(r"[^\x00-\x{10FFFF}]").unwrap();
+        let parsed = IndexedBtf::new(parsed, nothing).unwrap();
+        let expected = reading(&parsed);
+        assert!(expected[0].starts_with("BpfLsm: Ok("), "{}", expected[0]);
+        // Mapped as the loader maps it, from sysfs where the kernel allows it.
+        assert_eq!(reading(&host_types().unwrap()), expected);
+        // Mapped from a copy in memory, as on kernels that do not.
+        let copy = kernel_btf::mapped_copy(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(reading(&IndexedBtf::kernel(copy).unwrap()), expected);
+    }
+
     #[test]
     fn hook_arity_tracks_the_running_kernel() {
-        let Some(path) = host_btf() else { return };
-        let btf = Btf::from_file(path).unwrap();
+        let Some(btf) = host_types() else { return };
         for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
             assert_eq!(hook_arity(&btf, m, "path_unlink").unwrap(), 2);
             assert_eq!(hook_arity(&btf, m, "file_open").unwrap(), 1);
@@ -342,8 +495,7 @@ mod tests {
 
     #[test]
     fn looks_through_anonymous_members() {
-        let Some(path) = host_btf() else { return };
-        let btf = Btf::from_file(path).unwrap();
+        let Some(btf) = host_types() else { return };
         // struct file's f_inode and i_nlink (inside an anonymous union in struct inode)
         // exist on every kernel rtguard supports.
         let nlink = member_offset(&btf, "inode", "i_nlink").unwrap();
@@ -356,8 +508,7 @@ mod tests {
 
     #[test]
     fn names_what_is_missing() {
-        let Some(path) = host_btf() else { return };
-        let btf = Btf::from_file(path).unwrap();
+        let Some(btf) = host_types() else { return };
         let err = member_offset(&btf, "inode", "no_such_member").unwrap_err();
         assert_eq!(
             err.to_string(),
