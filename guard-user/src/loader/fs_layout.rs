@@ -18,8 +18,8 @@ use guard_common::{names, FsLayout};
 use tracing::info;
 
 use super::{
-    array_mut, kernel_btf, map_err,
-    offsets::{member_offset, IndexedBtf},
+    array_mut, map_err,
+    offsets::{self, member_offset, IndexedBtf},
     Guard, LoadError, OffsetError,
 };
 
@@ -61,7 +61,7 @@ impl Guard {
         if !split.exists() {
             return Ok(false);
         }
-        let base = kernel_btf::mapped(Path::new(super::KERNEL_BTF), None)?;
+        let base = offsets::mapped(Path::new(super::KERNEL_BTF), None)?;
         match btrfs_layout(&base, split)? {
             Some(layout) => {
                 self.set_fs_layout(layout)?;
@@ -107,7 +107,7 @@ mod tests {
 
     #[test]
     fn no_layout_while_the_module_is_not_loaded() {
-        let Ok(base) = kernel_btf::mapped(Path::new(super::super::KERNEL_BTF), None) else {
+        let Ok(base) = offsets::mapped(Path::new(super::super::KERNEL_BTF), None) else {
             eprintln!("skipping: no kernel BTF on this host");
             return;
         };
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn reads_the_layout_from_the_loaded_module() {
         let (Ok(base), true) = (
-            kernel_btf::mapped(Path::new(super::super::KERNEL_BTF), None),
+            offsets::mapped(Path::new(super::super::KERNEL_BTF), None),
             Path::new(BTRFS_BTF).exists(),
         ) else {
             eprintln!("skipping: the btrfs module is not loaded on this host");

@@ -6,14 +6,18 @@
 use std::{
     borrow::Cow,
     collections::HashMap,
+    fs::File,
+    io::{self, Write},
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
 
-use btf_rs::{Btf, Type};
+use btf_rs::{Backend, Btf, Type};
 use guard_common::KernelOffsets;
+use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use regex::Regex;
 
-use super::{kernel_btf, Mechanism};
+use super::Mechanism;
 
 /// Where the kernel exposes its own BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
@@ -150,10 +154,47 @@ impl IndexedBtf {
     }
 }
 
+/// btf-rs's form of the BTF file at `path`, mapped rather than parsed; `bytes` are its
+/// contents if they have been read already.
+///
+/// sysfs maps /sys/kernel/btf/vmlinux from Linux 6.16 on. Older kernels refuse, and then
+/// the contents are copied into an anonymous memory file, mapped through its /proc path
+/// (btf-rs maps only files it opens by path).
+pub fn mapped(path: &Path, bytes: Option<&[u8]>) -> Result<Btf, OffsetError> {
+    if let Ok(btf) = Btf::from_file_with_backend(path, Backend::Mmap) {
+        return Ok(btf);
+    }
+    let read;
+    let bytes = match bytes {
+        Some(bytes) => bytes,
+        None => {
+            read = std::fs::read(path).map_err(|e| read_error(path, e.into()))?;
+            &read
+        }
+    };
+    mapped_copy(bytes).map_err(|e| read_error(path, e))
+}
+
+/// btf-rs's mapped form of a BTF held in `bytes`.
+pub(super) fn mapped_copy(bytes: &[u8]) -> Result<Btf, btf_rs::Error> {
+    let copy =
+        File::from(memfd_create(c"btf", MemFdCreateFlag::MFD_CLOEXEC).map_err(io::Error::from)?);
+    (&copy).write_all(bytes)?;
+    let path = format!("/proc/self/fd/{}", copy.as_raw_fd());
+    Btf::from_file_with_backend(path, Backend::Mmap)
+}
+
+pub(super) fn read_error(path: &Path, source: btf_rs::Error) -> OffsetError {
+    OffsetError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// Reads the offsets the kernel programs need, attached with `mechanism`, from a BTF
 /// file.
 pub fn resolve_offsets(path: &Path, mechanism: Mechanism) -> Result<KernelOffsets, OffsetError> {
-    let btf = IndexedBtf::kernel(kernel_btf::mapped(path, None)?)?;
+    let btf = IndexedBtf::kernel(mapped(path, None)?)?;
     offsets_from(&btf, mechanism)
 }
 
@@ -373,7 +414,7 @@ mod tests {
     /// The host kernel's BTF as the loader indexes it.
     fn host_types() -> Option<IndexedBtf> {
         let path = host_btf()?;
-        Some(IndexedBtf::kernel(kernel_btf::mapped(path, None).unwrap()).unwrap())
+        Some(IndexedBtf::kernel(mapped(path, None).unwrap()).unwrap())
     }
 
     #[test]
@@ -464,7 +505,7 @@ mod tests {
         // Mapped as the loader maps it, from sysfs where the kernel allows it.
         assert_eq!(reading(&host_types().unwrap()), expected);
         // Mapped from a copy in memory, as on kernels that do not.
-        let copy = kernel_btf::mapped_copy(&std::fs::read(path).unwrap()).unwrap();
+        let copy = mapped_copy(&std::fs::read(path).unwrap()).unwrap();
         assert_eq!(reading(&IndexedBtf::kernel(copy).unwrap()), expected);
     }
 
