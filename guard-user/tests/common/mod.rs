@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::{
-    io::Read as _,
     os::unix::net::UnixDatagram,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -73,9 +72,11 @@ pub fn start_production(audit_log: &Path, extra: &[&str]) -> RunningGuard {
 /// A running `rtguard run`, stopped with SIGTERM on drop.
 pub struct RunningGuard {
     child: Option<Child>,
-    /// Reads the guard's log as it comes: a pipe nobody reads fills up, and a guard
-    /// blocked writing its log stops handling events.
-    log: Option<std::thread::JoinHandle<String>>,
+    /// The guard's log, a file rather than a pipe: a pipe nobody reads fills up and
+    /// blocks the guard, and reading it takes a thread, which would make the caller (the
+    /// benchmark's workloads) a multi-threaded process that every file descriptor
+    /// lookup pays for.
+    log: PathBuf,
     /// What rtguard sent with READY=1 (its STATUS= line).
     pub status: String,
     /// Where this guard publishes its status for `rtguard status`.
@@ -102,6 +103,7 @@ pub fn start_guard(args: &[&str]) -> Started {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
+    let log = notify_dir.path().join("rtguard.log");
     let mut child = Command::new(rtguard_bin())
         .arg("run")
         .args(args)
@@ -111,7 +113,7 @@ pub fn start_guard(args: &[&str]) -> Started {
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("create the guard's log"))
         .spawn()
         .expect("spawn rtguard");
     let deadline = std::time::Instant::now() + READY_TIMEOUT;
@@ -125,15 +127,9 @@ pub fn start_guard(args: &[&str]) -> Started {
                     .find_map(|l| l.strip_prefix("STATUS="))
                     .unwrap_or_default()
                     .to_owned();
-                let mut stderr = child.stderr.take().expect("piped stderr");
-                let log = std::thread::spawn(move || {
-                    let mut text = String::new();
-                    stderr.read_to_string(&mut text).ok();
-                    text
-                });
                 return Started::Ready(RunningGuard {
                     child: Some(child),
-                    log: Some(log),
+                    log,
                     status,
                     status_file,
                     _notify_dir: notify_dir,
@@ -141,21 +137,15 @@ pub fn start_guard(args: &[&str]) -> Started {
             }
         }
         if let Some(status) = child.try_wait().expect("poll rtguard") {
-            let mut stderr = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut stderr)
-                .ok();
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
             return Started::Exited { status, stderr };
         }
         if std::time::Instant::now() > deadline {
             child.kill().ok();
-            let out = child.wait_with_output().expect("collect rtguard output");
+            child.wait().ok();
             panic!(
                 "rtguard not ready within {READY_TIMEOUT:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
     }
@@ -196,10 +186,7 @@ impl RunningGuard {
 
     /// Everything the guard logged, once it has exited.
     fn take_log(&mut self) -> String {
-        self.log
-            .take()
-            .and_then(|log| log.join().ok())
-            .unwrap_or_default()
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -217,10 +204,7 @@ impl Drop for RunningGuard {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             terminate(&child);
-            // Its log is read all along, so the guard is never blocked writing it and
-            // sees the SIGTERM.
             child.wait().ok();
-            self.take_log();
         }
     }
 }
