@@ -328,7 +328,8 @@ pub fn markdown(results: &Results, summaries: &[KernelSummary], previous: &str) 
          smallest and largest of the rounds' own with/without ratios; system time is the same \
          ratio of the workload's system time (its own and its children's), which the kernel \
          accounts by timer ticks and so is coarser. \"Hooks alone\" is the same overhead with \
-         programs that decide nothing (return 0) on every hook rtguard attaches to, in \
+         programs that decide nothing (return 0) on every LSM hook rtguard attaches to and \
+         on its rename watcher (not its cgroup sysctl program: no workload writes a sysctl), in \
          rtguard's place, in the same rounds: what the LSM dispatch and the BPF trampoline \
          cost any guard on these hooks (BPF LSM boots only; \"–\" where not measured). The \
          kernel's own accounting below says where the rest goes.\n"
