@@ -295,13 +295,13 @@ impl KernelTables {
         rule_id: u32,
         ops: u32,
     ) -> Result<InodeKey, ResolveError> {
-        if !path.is_dir() {
-            stat_key(path)?;
+        let meta = stat(path)?;
+        if !meta.is_dir() {
             return Err(ResolveError::NotADirectory {
                 path: path.to_owned(),
             });
         }
-        let key = stat_key(path)?;
+        let key = inode_key(&meta);
         merge(&mut self.trees, key, rule_id, tree_ops(path, ops), 0);
         self.tree_superblocks.insert(superblock_dev(path)?);
         self.legend.paths.insert(key, path.to_owned());
@@ -388,12 +388,14 @@ fn merge(
 }
 
 fn stat_key(path: &Path) -> Result<InodeKey, ResolveError> {
-    std::fs::metadata(path)
-        .map(|m| inode_key(&m))
-        .map_err(|source| ResolveError::Stat {
-            path: path.to_owned(),
-            source,
-        })
+    stat(path).map(|m| inode_key(&m))
+}
+
+fn stat(path: &Path) -> Result<std::fs::Metadata, ResolveError> {
+    std::fs::metadata(path).map_err(|source| ResolveError::Stat {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// What a tree root at `path` is guarded against. An empty root may be mounted on: it
