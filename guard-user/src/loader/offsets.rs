@@ -472,16 +472,15 @@ mod tests {
 
     /// Everything the loader reads, as each form of the host kernel's BTF gives it.
     fn reading(btf: &IndexedBtf) -> Vec<String> {
-        use super::super::{FileHooks, EXEC_HOOK, NETFILTER_HOOK, OPTIONAL_HOOKS, PROCESS_HOOKS};
-        let hooks = [FileHooks::Path.hooks(), FileHooks::Inode.hooks()]
-            .into_iter()
-            .chain([PROCESS_HOOKS, OPTIONAL_HOOKS])
-            .flatten()
-            .chain([&EXEC_HOOK, &NETFILTER_HOOK, &"no_such_hook"]);
+        use super::super::{lsm_hooks, FileHooks};
+        let hooks: Vec<&str> = lsm_hooks(FileHooks::Path)
+            .chain(lsm_hooks(FileHooks::Inode))
+            .chain(["no_such_hook"])
+            .collect();
         let mut read = Vec::new();
         for m in [Mechanism::BpfLsm, Mechanism::ModifyReturn] {
             read.push(format!("{m:?}: {:?}", offsets_from(btf, m)));
-            for &hook in hooks.clone() {
+            for &hook in &hooks {
                 read.push(format!(
                     "{m:?} {hook}: {} {:?}",
                     has_hook(btf, m, hook),
