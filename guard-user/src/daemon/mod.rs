@@ -23,7 +23,7 @@ mod watch;
 
 use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 pub use start::{run, Options, Outcome};
 
@@ -55,6 +55,8 @@ pub(crate) struct Daemon {
     /// an install or a removal in a window: once they have ended, the tables are resolved
     /// again.
     package_operations: BTreeSet<u32>,
+    /// The last install left out objects replaced since their resolution: resolve again.
+    resolve_again: bool,
     /// The start's steps, published once the daemon is ready.
     stopwatch: Stopwatch,
     /// Kept versions of the configuration files (`rtguard config`).
@@ -82,6 +84,13 @@ impl Daemon {
         self.published.protected = ProtectedCounts::of(&tables);
         self.tables_generation += 1;
         guard.install(tables)?;
+        if guard.replaced_since_resolved() > 0 {
+            info!(
+                objects = guard.replaced_since_resolved(),
+                "protected files were replaced while the policy was resolved; resolving again"
+            );
+            self.resolve_again = true;
+        }
         let checks = self_test::identities(guard)?;
         for check in checks.iter().filter(|c| !c.passed) {
             error!("identity mismatch, objects on this filesystem are not protected: {check}");

@@ -157,6 +157,10 @@ impl Daemon {
         let mut mounts_pending: Vec<String> = Vec::new();
         let mut watched_generation = None;
         loop {
+            if std::mem::take(&mut self.resolve_again) && resync_at.is_none() {
+                resync_at = Some(Instant::now() + RESYNC_DELAY);
+                resync_cause = "files replaced while the policy was resolved";
+            }
             if watched_generation != Some(self.tables_generation) {
                 if let Some(watch) = &mut config_watch {
                     watch

@@ -317,6 +317,7 @@ pub fn run(options: Options) -> Outcome {
         windows_file,
         pins: pins.map(|dir| (dir, generation)),
         package_operations: BTreeSet::new(),
+        resolve_again: false,
         stopwatch,
         history: History::new(&options.state_dir),
         tables_generation: 0,

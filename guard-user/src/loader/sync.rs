@@ -13,22 +13,25 @@ use aya::{
 };
 use guard_common::{
     exec::{BinaryEntry, ClassEntry, CommandConfig, ObjectEntry, ObjectKey, WordEntry, WordKey},
-    file::{ExcludedChildKey, TREE_EPOCH_POLICY},
+    file::{ExcludedChildKey, FILE_EDITABLE, FILE_UPGRADABLE, TREE_EPOCH_POLICY},
     names,
     rule::RuleEntry,
     sysctl::SysctlKey,
     FileProtection, IdentityProbe, InodeKey, ProcessProtection, TrustKey,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
-use crate::tables::{ExecTables, KernelTables};
+use crate::{
+    resolve::inode_key,
+    tables::{ExecTables, KernelTables},
+};
 
 use super::{Guard, LoadError, TreeCache};
 
 impl Guard {
     /// Brings the maps to `tables`: adds and updates what is new, then removes what is
     /// gone, so a protected object is never unprotected in between.
-    pub fn install(&mut self, tables: KernelTables) -> Result<(), LoadError> {
+    pub fn install(&mut self, mut tables: KernelTables) -> Result<(), LoadError> {
         // The tables' keys came from stat(2): if btrfs appeared since the last look,
         // the programs must compute its identities the same way before they match them.
         if let Err(e) = self.refresh_fs_layout() {
@@ -54,6 +57,7 @@ impl Guard {
             &self.installed.inodes,
             &tables.inodes,
         )?;
+        self.replaced_since_resolved = self.forget_replaced(&mut tables)?;
         let devices_old = self.installed.tree_superblocks.clone();
         let devices_new = &tables.tree_superblocks;
         {
@@ -146,6 +150,47 @@ impl Guard {
         self.name_cgroups();
         self.sync_netfilter()?;
         self.trees_changed()
+    }
+
+    /// Takes back the protection just given to objects that were replaced at their path
+    /// after they were resolved, and leaves them out of the installed tables, so the next
+    /// resolution gives it again if it still applies. Returns how many.
+    ///
+    /// dpkg rewrites its status file over and over in one run (`status-new` renamed over
+    /// `status`, the old one kept as `status-old` and unlinked at the next write), and a
+    /// resolution can stat `status` between two writes. By the time its tables are
+    /// written, the kernel may already have moved the protection on to the next file
+    /// (`move_protection`); writing the resolved inode again would protect `status-old`,
+    /// and dpkg's next unlink of it would fail. Only objects the kernel moves protection
+    /// for (upgradable and editable ones) are looked at. Each is looked at after its
+    /// entry is written: if its path still leads to it then, any later replacement goes
+    /// through the kernel's move.
+    fn forget_replaced(&mut self, tables: &mut KernelTables) -> Result<usize, LoadError> {
+        let replaced: Vec<InodeKey> = tables
+            .inodes
+            .iter()
+            .filter(|&(key, protection)| {
+                protection.flags & (FILE_UPGRADABLE | FILE_EDITABLE) != 0
+                    && self.installed.inodes.get(key) != Some(protection)
+            })
+            .filter_map(|(key, _)| {
+                let path = tables.legend.path(key)?;
+                replaced_at(path, key).then_some(*key)
+            })
+            .collect();
+        if replaced.is_empty() {
+            return Ok(0);
+        }
+        let mut map: HashMap<&mut MapData, InodeKey, FileProtection> =
+            hash_mut(&mut self.ebpf, names::PROTECTED_INODES)?;
+        for key in &replaced {
+            remove_present(&mut map, key, names::PROTECTED_INODES)?;
+            tables.inodes.remove(key);
+            if let Some(path) = tables.legend.paths.remove(key) {
+                debug!(path = %path.display(), "replaced since it was resolved; left to the next resolution");
+            }
+        }
+        Ok(replaced.len())
     }
 
     /// Invalidates the tree-walk cache after the tree tables changed (and turns it on,
@@ -411,6 +456,19 @@ impl<K: std::hash::Hash + Eq, V> Entries<K, V> for std::collections::HashMap<K, 
     {
         self.iter()
     }
+}
+
+/// Whether the path an object was resolved at leads elsewhere now: to another inode
+/// (itself, or where it links to). A path that is gone, or cannot be read, proves
+/// nothing, and the object keeps its protection.
+fn replaced_at(path: &Path, key: &InodeKey) -> bool {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if inode_key(&meta) == *key {
+        return false;
+    }
+    !meta.is_symlink() || std::fs::metadata(path).map_or(true, |m| inode_key(&m) != *key)
 }
 
 /// Removes a key; one that is already gone is not an error.

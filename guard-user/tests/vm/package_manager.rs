@@ -288,3 +288,82 @@ fn the_dpkg_database_is_written_by_dpkg_only() {
     drop(guard);
     expect_verified(&["containerd"]);
 }
+
+/// dpkg rewrites its status file many times in one run: a new file renamed over it, the
+/// old one kept as `status-old` and unlinked at the next write. The kernel moves the
+/// protection to each new file as it lands. Tables resolved between two writes name the
+/// file of that moment, which may be `status-old` by the time they are written: the
+/// install must not protect it again (dpkg's next unlink of it would fail), and the file
+/// at the path stays protected. The guard is loaded here, in the test, so that the
+/// resolution and the install can be placed around the second write.
+#[test]
+fn a_file_replaced_after_it_was_resolved_is_not_protected_again() {
+    use guard_user::{
+        loader::{Guard, HookChoice, MechanismChoice, Mode},
+        tables::{CommandLinePaths, KernelTables},
+    };
+    use std::os::fd::AsRawFd;
+
+    let dir = tempfile::Builder::new()
+        .prefix("rtguard-replaced-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let status = dir.path().join("status");
+    let staged = dir.path().join("status-new");
+    // The package manager, as the kernel knows it: by its executable's identity.
+    let package_manager = dir.path().join("package-manager");
+    std::fs::copy("/usr/bin/mv", &package_manager).unwrap();
+    std::fs::write(&status, "first\n").unwrap();
+    let spec = CommandLinePaths {
+        upgradable: vec![status.clone()],
+        package_managers: vec![package_manager.clone()],
+        ..Default::default()
+    };
+    let write = |contents: &str| {
+        std::fs::write(&staged, contents).unwrap();
+        expect_allowed(&format!(
+            "{} {} {}",
+            package_manager.display(),
+            staged.display(),
+            status.display()
+        ));
+    };
+
+    let mut guard = Guard::load(
+        Mode::Enforce,
+        HookChoice::Auto,
+        MechanismChoice::Auto,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    guard
+        .install(KernelTables::from_command_line(&spec).unwrap())
+        .unwrap();
+    assert!(write_open_refused(&status), "the first file is protected");
+    write("second\n");
+    let resolved = KernelTables::from_command_line(&spec).unwrap();
+    let second = std::fs::File::open(&status).unwrap();
+    write("third\n");
+    guard.install(resolved).unwrap();
+
+    // The second file, replaced since it was resolved, is anyone's again.
+    let reopened = std::fs::OpenOptions::new()
+        .append(true)
+        .open(format!("/proc/self/fd/{}", second.as_raw_fd()));
+    assert!(
+        reopened.is_ok(),
+        "the replaced file was protected again: {reopened:?}"
+    );
+    // The file at the path kept the protection the kernel moved to it.
+    assert!(write_open_refused(&status), "the third file is protected");
+    assert_eq!(std::fs::read_to_string(&status).unwrap(), "third\n");
+    assert_eq!(guard.replaced_since_resolved(), 1);
+    // The next resolution finds nothing replaced.
+    guard
+        .install(KernelTables::from_command_line(&spec).unwrap())
+        .unwrap();
+    assert_eq!(guard.replaced_since_resolved(), 0);
+    assert!(write_open_refused(&status), "the third file is protected");
+    drop(guard);
+}
