@@ -27,6 +27,8 @@ use guard_user::{
     },
 };
 
+mod common;
+
 const PRODUCTION: &str = include_str!("../../policy/production.toml");
 
 /// A root directory being built.
@@ -628,6 +630,17 @@ fn a_glob_does_not_catch_the_files_of_an_unpack_in_progress() {
     // The glob still catches what it is for.
     let stress = object(&set, "/usr/bin/containerd-stress").unwrap();
     assert_eq!(rule_name(&set, stress.rule), "runtime-binaries");
+}
+
+/// A glob's walk takes an entry's identity from the directory listing where the
+/// filesystem's listing gives what lstat(2) does (the VM suite checks the others); every
+/// kind of entry must come out as lstat finds it.
+#[test]
+fn a_glob_protects_each_entry_as_lstat_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_glob_entries(dir.path());
+    // fifo, hard (one's inode), link, sub, two, sub/three.
+    assert_eq!(common::glob_objects_are_what_lstat_finds(dir.path()), 6);
 }
 
 #[test]

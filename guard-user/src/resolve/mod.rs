@@ -78,8 +78,12 @@ pub fn protected_object(path: &Path) -> Result<ProtectedObject, ResolveError> {
 /// `s_dev` does not, so split it into major and minor and re-encode. The kernel programs
 /// compute the same device, including btrfs's per-subvolume one.
 pub fn inode_key(meta: &std::fs::Metadata) -> InodeKey {
-    let dev = meta.dev();
-    InodeKey::from_stat(libc::major(dev), libc::minor(dev), meta.ino())
+    identity(meta.dev(), meta.ino())
+}
+
+/// [`inode_key`] of an `st_dev` and an inode number.
+pub fn identity(st_dev: u64, ino: u64) -> InodeKey {
+    InodeKey::from_stat(libc::major(st_dev), libc::minor(st_dev), ino)
 }
 
 /// The `s_dev` of the superblock holding `path` (symlinks followed), in the kernel's

@@ -667,3 +667,64 @@ pub fn audit_log(audit: &Path) -> Vec<serde_json::Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// Fills `dir` with every kind of entry a glob can protect: files, a hard link, a
+/// symlink to a file beside it, a fifo, and a directory with a file of its own.
+pub fn write_glob_entries(dir: &Path) {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("one"), "1\n").unwrap();
+    std::fs::write(dir.join("two"), "2\n").unwrap();
+    std::fs::write(dir.join("sub/three"), "3\n").unwrap();
+    std::fs::hard_link(dir.join("one"), dir.join("hard")).unwrap();
+    std::os::unix::fs::symlink(dir.join("two"), dir.join("link")).unwrap();
+    nix::unistd::mkfifo(&dir.join("fifo"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+}
+
+/// Resolves globs over `dir` (`dir/*` and `dir/*/*`) and checks every object they
+/// protect against lstat(2): the resolver takes what it can from the directory listing,
+/// and that must be what lstat reports. Returns how many objects were checked.
+pub fn glob_objects_are_what_lstat_finds(dir: &Path) -> usize {
+    let text = format!(
+        "environment = \"test\"\nmode = \"enforce\"\n\n[[paths]]\nname = \"glob\"\n\
+         paths = [\"{d}/*\", \"{d}/*/*\"]\n",
+        d = dir.display()
+    );
+    let policy =
+        guard_user::policy::parse("glob.toml", &text).unwrap_or_else(|e| panic!("{}", e.render()));
+    let options = guard_user::resolve::ResolveOptions::default();
+    let set = guard_user::resolve::resolve(&policy, &options).expect("resolve");
+    for object in &set.objects {
+        let meta = std::fs::symlink_metadata(&object.path).unwrap();
+        assert_eq!(
+            object.key,
+            guard_user::resolve::inode_key(&meta),
+            "{} has the identity lstat gives",
+            object.path.display()
+        );
+    }
+    set.objects.len()
+}
+
+/// A mount made for a test (`mount ARGS AT`, with `at` created first), unmounted when
+/// the test ends, however it ends.
+pub struct Mounted(PathBuf);
+
+impl Mounted {
+    pub fn new(args: &str, at: PathBuf) -> Self {
+        if !at.exists() {
+            std::fs::create_dir_all(&at).unwrap();
+        }
+        expect_allowed(&format!("mount {args} {}", at.display()));
+        Self(at)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        sh(&format!("umount {}", self.0.display()));
+    }
+}

@@ -189,8 +189,8 @@ fn a_filesystem_remembered_without_trees_is_looked_at_again_when_a_tree_arrives(
         .prefix("rtguard-treeless-")
         .tempdir_in("/var/tmp")
         .unwrap();
-    let mnt = Tmpfs::mount(dir.path().join("mnt"));
-    let data = mnt.0.join("data");
+    let mnt = Mounted::new("-t tmpfs rtguard-test", dir.path().join("mnt"));
+    let data = mnt.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let member = data.join("meta.db");
     std::fs::write(&member, "state\n").unwrap();
@@ -220,7 +220,7 @@ fn a_filesystem_remembered_without_trees_is_looked_at_again_when_a_tree_arrives(
     // filesystem holds no tree, and CPU 0 remembers it.
     expect_allowed(&on_cpu0(&format!(
         "set -e; echo x > {d}/w; mv {d}/w {d}/w2; rm {d}/w2; echo y > {m}/w; rm {m}/w",
-        m = mnt.0.display()
+        m = mnt.path().display()
     )));
 
     std::fs::write(
@@ -245,23 +245,6 @@ fn a_filesystem_remembered_without_trees_is_looked_at_again_when_a_tree_arrives(
     assert_eq!(std::fs::read(data.join("new")).unwrap_or_default(), b"");
     let (status, log) = guard.stop();
     assert!(status.success(), "{log}");
-}
-
-/// A tmpfs mounted for a test, unmounted when the test ends, however it ends.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: std::path::PathBuf) -> Self {
-        std::fs::create_dir_all(&at).unwrap();
-        expect_allowed(&format!("mount -t tmpfs rtguard-test {}", at.display()));
-        Self(at)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        sh(&format!("umount {}", self.0.display()));
-    }
 }
 
 /// A process's threads kept on CPU 1 until dropped, then let run on every CPU again.

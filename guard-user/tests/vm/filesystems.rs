@@ -542,3 +542,60 @@ fn data_disks_mounted_late_on_a_protected_tree_are_protected() {
         std::fs::remove_dir_all(docker).ok();
     }
 }
+
+/// A glob is resolved from its directories' listings where a listing gives what lstat(2)
+/// gives (ext4, XFS, btrfs, tmpfs), and by lstat elsewhere (overlayfs) and for what a
+/// listing cannot tell: a directory (a btrfs subvolume has its own device) and a file
+/// something is mounted on (the listing has the inode underneath). On each, every object
+/// the glob protects must be what lstat finds.
+#[test]
+fn globs_protect_what_lstat_finds_on_every_filesystem() {
+    for (fs, size, args) in [
+        ("ext4", "64M", "-q -F"),
+        ("xfs", "320M", "-q -f"),
+        ("btrfs", "256M", "-q -f"),
+    ] {
+        let mut disk = Disk::new(fs, size, args);
+        let dir = disk.mount("mnt", "").join("glob");
+        write_glob_entries(&dir);
+        let elsewhere = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+        let bound = dir.join("bound");
+        std::fs::write(&bound, "underneath\n").unwrap();
+        let _bound = Mounted::new(&format!("--bind {}", elsewhere.path().display()), bound);
+        if fs == "btrfs" {
+            let volume = dir.join("volume");
+            expect_allowed(&format!("btrfs subvolume create {}", volume.display()));
+            std::fs::write(volume.join("inside"), "in a subvolume\n").unwrap();
+        }
+        let objects = glob_objects_are_what_lstat_finds(&dir);
+        println!("  {fs}: {objects} objects, each as lstat finds it");
+        assert!(objects >= 7, "{fs}: {objects} objects");
+    }
+    let scratch = tempfile::tempdir_in("/var/tmp").unwrap();
+    let tmpfs = Mounted::new("-t tmpfs rtguard-test", scratch.path().join("tmpfs"));
+    write_glob_entries(&tmpfs.path().join("glob"));
+    let objects = glob_objects_are_what_lstat_finds(&tmpfs.path().join("glob"));
+    println!("  tmpfs: {objects} objects, each as lstat finds it");
+    let (lower, upper, work) = (
+        tmpfs.path().join("lower"),
+        tmpfs.path().join("upper"),
+        tmpfs.path().join("work"),
+    );
+    write_glob_entries(&lower);
+    std::fs::create_dir(&upper).unwrap();
+    std::fs::create_dir(&work).unwrap();
+    let merged = Mounted::new(
+        &format!(
+            "-t overlay rtguard-test -o lowerdir={},upperdir={},workdir={}",
+            lower.display(),
+            upper.display(),
+            work.display()
+        ),
+        scratch.path().join("merged"),
+    );
+    // One entry from each layer, and a directory merged from both.
+    std::fs::write(merged.path().join("sub/upper"), "upper\n").unwrap();
+    let objects = glob_objects_are_what_lstat_finds(merged.path());
+    println!("  overlayfs: {objects} objects, each as lstat finds it");
+    assert!(objects >= 7, "overlayfs: {objects} objects");
+}

@@ -2,8 +2,9 @@
 //! resolved in order against the root (see `rules`), then the command binaries bound.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     io,
+    os::unix::fs::{DirEntryExt, MetadataExt},
     path::{Path, PathBuf},
 };
 
@@ -14,10 +15,11 @@ use super::{
     RuleInfo, RuleReport, RuleSet, Warning, MAX_EDITABLE_ENTRIES,
 };
 use crate::{
+    host::mount_table,
     policy::{self, Location, Mode, PathPattern, Policy, RuleBody},
     resolve::{
         dpkg::DpkgDb,
-        inode_key,
+        identity, inode_key,
         rpm::{RpmDb, RpmTool},
         units::UnitRole,
         ResolveError, Root,
@@ -56,6 +58,8 @@ pub(super) struct Builder<'a> {
     package_files: HashMap<InodeKey, BTreeSet<String>>,
     /// Unit files by identity, with the unit they belong to.
     unit_files: Vec<(String, InodeKey)>,
+    /// The mount points, for the globs' walks ([`Listing`]); `None` if unknown.
+    mount_points: Option<HashSet<PathBuf>>,
 }
 
 impl Builder<'_> {
@@ -127,23 +131,23 @@ impl Builder<'_> {
         at: Location,
     ) -> Option<usize> {
         let (_, meta) = self.lstat(path, at)?;
-        self.file_found(path, meta, rule, origin, files_only, at)
+        self.file_found(path, Entry::of(&meta), rule, origin, files_only, at)
     }
 
-    /// [`Builder::file`] with the entry's lstat already taken (by a glob's walk).
+    /// [`Builder::file`] with the entry already known (from a glob's walk).
     pub(super) fn file_found(
         &mut self,
         path: &Path,
-        meta: std::fs::Metadata,
+        entry: Entry,
         rule: u32,
         origin: &Origin,
         files_only: bool,
         at: Location,
     ) -> Option<usize> {
-        if files_only && meta.is_dir() {
+        if files_only && entry.kind.is_dir() {
             return Some(0);
         }
-        let key = inode_key(&meta);
+        let key = entry.key;
         self.owned(key, origin);
         let mut added = usize::from(self.object(ResolvedObject {
             path: path.to_owned(),
@@ -151,7 +155,7 @@ impl Builder<'_> {
             rule,
             origin: origin.clone(),
         }));
-        if meta.file_type().is_symlink() {
+        if entry.kind.is_symlink() {
             if let Some((host, key)) = self.stat(path, at) {
                 if !(files_only && host.is_dir()) {
                     self.owned(key, origin);
@@ -259,14 +263,17 @@ impl Builder<'_> {
         }
     }
 
-    /// In-root paths a pattern names that exist, each with its lstat (symlinks not
-    /// followed), which the glob's walk took from the directory it listed: one `fstatat`
-    /// per match instead of an `lstat` of every component of its path.
+    /// In-root paths a pattern names that exist, each as lstat(2) would find it (symlinks
+    /// not followed). The glob's walk takes that from the directory it lists (see
+    /// [`Listing`]), not from an lstat of every component of each path.
     pub(super) fn expand(&mut self, pattern: &PathPattern) -> Vec<Found> {
         let Some(glob) = &pattern.glob else {
             let path = PathBuf::from(&pattern.text);
             return match self.lstat(&path, pattern.location) {
-                Some((_, meta)) => vec![Found { path, meta }],
+                Some((_, meta)) => vec![Found {
+                    path,
+                    entry: Entry::of(&meta),
+                }],
                 None => Vec::new(),
             };
         };
@@ -294,26 +301,35 @@ impl Builder<'_> {
         let Ok(host) = self.root.resolve(&base, true) else {
             return Vec::new();
         };
-        walk(&host, &base, depth, &mut |inside, entry| {
-            if glob.is_match(inside) && !is_unpack_transient(inside) {
-                // The walk reaches entries through real directories only, so the entry's
-                // own lstat is the one `Root::lstat` of its in-root path would take,
-                // with the same st_dev (a btrfs subvolume's, for its root directory).
-                matched.push((inside.to_owned(), entry.and_then(|e| e.metadata().ok())));
-            }
-        });
+        walk(
+            &host,
+            &base,
+            depth,
+            &self.mount_points,
+            &mut |inside, entry| {
+                if glob.is_match(inside) && !is_unpack_transient(inside) {
+                    // The walk reaches entries through real directories only, so the entry
+                    // is what `Root::lstat` of its in-root path would find, with the same
+                    // st_dev (a btrfs subvolume's, for its root directory).
+                    matched.push((inside.to_owned(), entry.map(Listed::entry)));
+                }
+            },
+        );
         matched.sort_by(|a, b| a.0.cmp(&b.0));
         let mut found = Vec::with_capacity(matched.len());
-        for (path, meta) in matched {
-            // The walk's starting directory has no entry of its own.
-            let meta = match meta {
-                Some(meta) => meta,
+        for (path, entry) in matched {
+            // The walk's starting directory has no entry of its own; an entry that
+            // vanished since its directory was listed is `Some(None)`.
+            let entry = match entry {
+                Some(entry) => entry,
                 None => match self.lstat(&path, pattern.location) {
-                    Some((_, meta)) => meta,
+                    Some((_, meta)) => Some(Entry::of(&meta)),
                     None => continue,
                 },
             };
-            found.push(Found { path, meta });
+            if let Some(entry) = entry {
+                found.push(Found { path, entry });
+            }
         }
         found
     }
@@ -321,11 +337,11 @@ impl Builder<'_> {
     /// The identity a found path runs as (symlinks followed inside the root), when it
     /// is a regular file.
     pub(super) fn executable(&mut self, found: &Found, at: Location) -> Option<InodeKey> {
-        if found.meta.file_type().is_symlink() {
+        if found.entry.kind.is_symlink() {
             let (host, key) = self.stat(&found.path, at)?;
             return host.is_file().then_some(key);
         }
-        found.meta.is_file().then(|| inode_key(&found.meta))
+        found.entry.kind.is_file().then_some(found.entry.key)
     }
 
     /// Executables a list of patterns names, by the identity of what they run.
@@ -368,10 +384,111 @@ fn not_found(e: &io::Error) -> bool {
     )
 }
 
-/// A path a pattern named, and its lstat.
+/// A path a pattern named, and what lstat(2) says of it.
 pub(super) struct Found {
     pub(super) path: PathBuf,
-    pub(super) meta: std::fs::Metadata,
+    pub(super) entry: Entry,
+}
+
+/// What resolution needs of an lstat(2): the kind of file and its identity.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Entry {
+    pub(super) kind: std::fs::FileType,
+    pub(super) key: InodeKey,
+}
+
+impl Entry {
+    pub(super) fn of(meta: &std::fs::Metadata) -> Self {
+        Self {
+            kind: meta.file_type(),
+            key: inode_key(meta),
+        }
+    }
+}
+
+/// The mount points in rtguard's mount namespace, or `None` if the table cannot be read
+/// (then no directory entry is taken for its lstat).
+fn read_mount_points() -> Option<HashSet<PathBuf>> {
+    let table = std::fs::read_to_string(mount_table::MOUNTINFO).ok()?;
+    Some(
+        mount_table::parse(&table)
+            .into_iter()
+            .map(|m| m.point)
+            .collect(),
+    )
+}
+
+/// What a directory's listing tells of its entries. A directory entry carries the inode
+/// number (`d_ino`) and the file type (`d_type`); on the filesystems below both are what
+/// lstat(2) reports, and an entry that is not a directory has its directory's device (on
+/// btrfs too: only a subvolume's root, a directory, has a device of its own). So a file
+/// needs no lstat of its own. Not taken from the listing: directories (a mount point or a
+/// subvolume root has another device), entries a file is mounted on (`d_ino` is the inode
+/// underneath), and every entry on other filesystems (overlayfs's `d_ino` need not be
+/// its `st_ino`) or when the mount points are not known.
+struct Listing<'a> {
+    /// The directory's `st_dev` and its canonical path, where its entries can be taken
+    /// from the listing.
+    dir: Option<(u64, PathBuf)>,
+    mount_points: &'a Option<HashSet<PathBuf>>,
+}
+
+/// Filesystems whose directory entries give what lstat(2) gives.
+const LISTED_AS_STAT: [nix::sys::statfs::FsType; 4] = [
+    nix::sys::statfs::EXT4_SUPER_MAGIC,
+    nix::sys::statfs::XFS_SUPER_MAGIC,
+    nix::sys::statfs::BTRFS_SUPER_MAGIC,
+    nix::sys::statfs::TMPFS_MAGIC,
+];
+
+impl<'a> Listing<'a> {
+    /// The listing of the directory at `host`.
+    fn of(host: &Path, mount_points: &'a Option<HashSet<PathBuf>>) -> Self {
+        let listed_as_stat = mount_points.is_some()
+            && nix::sys::statfs::statfs(host)
+                .is_ok_and(|fs| LISTED_AS_STAT.contains(&fs.filesystem_type()));
+        // The mount table names mount points by their canonical paths.
+        let dir = listed_as_stat
+            .then(|| {
+                Some((
+                    std::fs::metadata(host).ok()?.dev(),
+                    host.canonicalize().ok()?,
+                ))
+            })
+            .flatten();
+        Self { dir, mount_points }
+    }
+
+    /// The device of the entry `name` of `kind`, when the listing can stand for its lstat.
+    fn dev(&self, name: &std::ffi::OsStr, kind: std::fs::FileType) -> Option<u64> {
+        let (dev, canonical) = self.dir.as_ref()?;
+        let mounted_on = self
+            .mount_points
+            .as_ref()
+            .is_none_or(|points| points.contains(&canonical.join(name)));
+        (!kind.is_dir() && !mounted_on).then_some(*dev)
+    }
+}
+
+/// A directory entry met by [`walk`], with what it takes to know it as lstat(2) would.
+struct Listed<'a> {
+    entry: &'a std::fs::DirEntry,
+    kind: std::fs::FileType,
+    /// Its directory's device, when the entry can be known without an lstat.
+    dev: Option<u64>,
+}
+
+impl Listed<'_> {
+    /// The entry as lstat(2) finds it; `None` if it is gone.
+    fn entry(self) -> Option<Entry> {
+        match self.dev {
+            Some(dev) => Some(Entry {
+                kind: self.kind,
+                key: identity(dev, self.entry.ino()),
+            }),
+            None => self.entry.metadata().ok().map(|m| Entry::of(&m)),
+        }
+    }
 }
 
 /// Depth-first walk without following symlinked directories (no loops, no escapes).
@@ -380,17 +497,19 @@ fn walk(
     host: &Path,
     inside: &Path,
     depth: usize,
-    visit: &mut dyn FnMut(&Path, Option<&std::fs::DirEntry>),
+    mount_points: &Option<HashSet<PathBuf>>,
+    visit: &mut dyn FnMut(&Path, Option<Listed>),
 ) {
     visit(inside, None);
-    walk_below(host, inside, depth, visit);
+    walk_below(host, inside, depth, mount_points, visit);
 }
 
 fn walk_below(
     host: &Path,
     inside: &Path,
     depth: usize,
-    visit: &mut dyn FnMut(&Path, Option<&std::fs::DirEntry>),
+    mount_points: &Option<HashSet<PathBuf>>,
+    visit: &mut dyn FnMut(&Path, Option<Listed>),
 ) {
     if depth == 0 {
         return;
@@ -398,19 +517,24 @@ fn walk_below(
     let Ok(entries) = std::fs::read_dir(host) else {
         return;
     };
+    let listing = Listing::of(host, mount_points);
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name();
         let child_host = host.join(&name);
         let child_inside = inside.join(&name);
-        match entry.file_type() {
-            Ok(t) if t.is_dir() => {
-                visit(&child_inside, Some(&entry));
-                walk_below(&child_host, &child_inside, depth - 1, visit);
-            }
-            Ok(_) => visit(&child_inside, Some(&entry)),
-            Err(_) => {}
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let listed = Listed {
+            entry: &entry,
+            kind,
+            dev: listing.dev(&name, kind),
+        };
+        visit(&child_inside, Some(listed));
+        if kind.is_dir() {
+            walk_below(&child_host, &child_inside, depth - 1, mount_points, visit);
         }
     }
 }
@@ -516,6 +640,7 @@ pub fn resolve(policy: &Policy, options: &ResolveOptions) -> Result<RuleSet, Res
         by_key: HashMap::new(),
         package_files: HashMap::new(),
         unit_files: Vec::new(),
+        mount_points: read_mount_points(),
     };
 
     for rule in &policy.rules {

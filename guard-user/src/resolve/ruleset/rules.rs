@@ -21,7 +21,6 @@ use crate::{
     policy::{self, validate::signal_name, Location, PathPattern, RuleBody},
     resolve::{
         dpkg::{DpkgDb, DpkgPackage},
-        inode_key,
         rpm::RpmDb,
         units::{unit_entries, UnitRole},
     },
@@ -193,7 +192,7 @@ impl Builder<'_> {
                 count += self
                     .file_found(
                         &found.path,
-                        found.meta,
+                        found.entry,
                         rule,
                         &origin,
                         false,
@@ -596,13 +595,13 @@ impl Builder<'_> {
             }
             for pattern in &class.trusted_callers {
                 for found in self.expand(pattern) {
-                    let key = if found.meta.file_type().is_symlink() {
+                    let key = if found.entry.kind.is_symlink() {
                         match self.root.stat(&found.path) {
                             Ok((host, key)) if host.is_file() => key,
                             _ => continue,
                         }
-                    } else if found.meta.is_file() {
-                        inode_key(&found.meta)
+                    } else if found.entry.kind.is_file() {
+                        found.entry.key
                     } else {
                         continue;
                     };
