@@ -33,6 +33,7 @@ use guard_common::{
         NFT_TABLE_F_DORMANT, NFT_TABLE_F_OWNER, NF_NAME_LEN, NLA_TYPE_MASK, NLMSG_HDR_LEN,
         NLM_F_REQUEST, PATTERN_CHAIN, PATTERN_SET,
     },
+    rule::NO_RULE,
     Decision, InodeKey, KernelOffsets,
 };
 
@@ -431,7 +432,7 @@ fn judge_batch<S: BatchBytes>(
                 0,
             );
         }
-        settle(w, config);
+        rtguard_netfilter_settle();
         refusal.op = w.refusal.op;
         refusal.rule_id = w.refusal.rule_id;
         refusal.family = w.refusal.family;
@@ -662,6 +663,19 @@ fn read_value<S: BatchBytes, T: Copy>(w: *mut BatchWalk, offset: u32) -> Option<
     .then(|| unsafe { value.assume_init() })
 }
 
+/// [`settle`] on this CPU's walk. A function of its own, verified once per program: inlined,
+/// each of the live objects it may stop at led the verifier through the rest of the
+/// batch's judgement again, half of what it checked for the netfilter program.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_settle() -> i32 {
+    if let (Some(w), Some(config)) = (NETFILTER_WALK.get_ptr_mut(0), NETFILTER_CONFIG.get(0)) {
+        // SAFETY: a per-CPU array's value, valid for the program's run.
+        settle(unsafe { &mut *w }, config);
+    }
+    0
+}
+
 /// The walk's answer once it has stopped: a batch it could not read to the end is refused
 /// while protected objects exist, and the first object still taken away is the refusal.
 #[inline(always)]
@@ -779,11 +793,20 @@ extern "C" fn walk_message<S: BatchBytes>(index: u64, _ctx: *mut c_void) -> i64 
     m.ipset = u32::from(w.batch == 0);
     m.command = u32::from(command);
     m.family = header[4] & 0xff;
-    (m.table_attr, m.name_attr, m.handle_attr, m.rule_attr) = if m.ipset != 0 {
+    let (table_attr, name_attr, handle_attr, rule_attr) = if m.ipset != 0 {
         ipset_attrs(command)
     } else {
         nft_attrs(command)
     };
+    // One store each: stored together, the four `NO_ATTR`s of a message the layer does
+    // not read became a call to the compiler's byte-at-a-time `memset` (see
+    // `zero_words`), which the verifier checked at every message.
+    unsafe {
+        core::ptr::write_volatile(&mut m.table_attr, table_attr);
+        core::ptr::write_volatile(&mut m.name_attr, name_attr);
+        core::ptr::write_volatile(&mut m.handle_attr, handle_attr);
+        core::ptr::write_volatile(&mut m.rule_attr, rule_attr);
+    }
     if m.table_attr == NO_ATTR && m.name_attr == NO_ATTR && m.handle_attr == NO_ATTR {
         return 0;
     }
@@ -1112,9 +1135,9 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
     // A named chain or set is looked at only if the policy protects its name.
     let mut named_rule = 0;
     if by_name {
-        match config.pattern_for(kind, &m.name) {
-            Some(p) => named_rule = p.rule_id,
-            None => return,
+        named_rule = rtguard_netfilter_pattern(kind, MESSAGE_NAME);
+        if named_rule == NO_RULE {
+            return;
         }
     }
     if !by_name && (action == TAKE || action == ANY) && config.live_overflow != 0 {
@@ -1130,7 +1153,9 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
         );
         return;
     }
-    w.scan = Scan {
+    // A volatile store of the whole: stored field by field, the zeroes at its end became a
+    // `memset` call (see the message's attributes in `walk_message`).
+    let scan = Scan {
         action,
         kinds,
         op: op as u32,
@@ -1142,6 +1167,7 @@ fn judge_nft(w: &mut BatchWalk, config: &NetfilterConfig) {
         unknown_rule: 0,
         _pad: 0,
     };
+    unsafe { core::ptr::write_volatile(&mut w.scan, scan) };
     unsafe {
         bpf_loop(
             config.live_count.min(MAX_LIVE_OBJECTS),
@@ -1246,13 +1272,44 @@ fn judge_ipset(w: &mut BatchWalk, config: &NetfilterConfig) {
         }
         return;
     }
-    if let Some(p) = config.pattern_for(PATTERN_SET, &name) {
-        refuse(w, op, p.rule_id, family, PATTERN_SET, &[0; 4], &name);
+    let rule = rtguard_netfilter_pattern(PATTERN_SET, MESSAGE_NAME);
+    if rule != NO_RULE {
+        refuse(w, op, rule, family, PATTERN_SET, &[0; 4], &name);
     } else if seen & ROLE_TABLE != 0 {
-        if let Some(p) = config.pattern_for(PATTERN_SET, &other) {
-            refuse(w, op, p.rule_id, family, PATTERN_SET, &[0; 4], &other);
+        let rule = rtguard_netfilter_pattern(PATTERN_SET, MESSAGE_TABLE);
+        if rule != NO_RULE {
+            refuse(w, op, rule, family, PATTERN_SET, &[0; 4], &other);
         }
     }
+}
+
+/// [`rtguard_netfilter_pattern`]: the message's object name.
+const MESSAGE_NAME: u32 = 0;
+/// [`rtguard_netfilter_pattern`]: the message's table name (where ipset keeps a swap's
+/// other set).
+const MESSAGE_TABLE: u32 = 1;
+
+/// The rule of the policy's pattern that names the message's object (`MESSAGE_NAME`) or
+/// table (`MESSAGE_TABLE`) as a `kind`, or `NO_RULE`. A function of its own, verified once
+/// per program: inline, the loop over the patterns was checked again for each way the
+/// message's judgement reached it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_pattern(kind: u32, field: u32) -> u32 {
+    let (Some(w), Some(config)) = (NETFILTER_WALK.get_ptr(0), NETFILTER_CONFIG.get(0)) else {
+        return NO_RULE;
+    };
+    // SAFETY: a per-CPU array's value, valid for the program's run.
+    let name = unsafe {
+        if field == MESSAGE_TABLE {
+            &(*w).msg.table
+        } else {
+            &(*w).msg.name
+        }
+    };
+    config
+        .pattern_for(kind, name)
+        .map_or(NO_RULE, |p| p.rule_id)
 }
 
 /// Records the batch's refusal (the first one found) and ends the walk.
