@@ -26,12 +26,14 @@ use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     helpers::{
         bpf_probe_read_kernel_str_bytes, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
+        generated::bpf_loop,
     },
     macros::{lsm, map},
     maps::{Array, HashMap, PerCpuArray},
     programs::LsmContext,
 };
 
+use core::ffi::c_void;
 use guard_common::{
     event::{EventKind, EXEC_ARG_LONGER, EXEC_EVENT_ARGS},
     exec::{
@@ -181,15 +183,34 @@ fn token_from_scratch(truncated: bool) -> ArgToken {
         return TokenHasher::START.finish(true);
     };
     unsafe { *hasher = TokenHasher::START };
-    let mut ended = false;
-    for i in 0..MAX_TOKEN_BYTES as u32 {
-        if rtguard_token_byte(i) == 0 {
-            ended = true;
-            break;
-        }
+    // `bpf_loop`, not a loop: the verifier checks its callback once, not once per byte.
+    let mut ended = 0u32;
+    unsafe {
+        bpf_loop(
+            MAX_TOKEN_BYTES as u32,
+            fold_token_byte as *mut c_void,
+            (&raw mut ended).cast(),
+            0,
+        );
     }
+    // SAFETY: a read of a local the callback wrote through its pointer.
+    let ended = unsafe { core::ptr::read_volatile(&ended) } != 0;
     let longer = !ended && unsafe { (*buf)[MAX_TOKEN_BYTES] } != 0;
     unsafe { (*hasher).finish(truncated || longer) }
+}
+
+/// [`rtguard_token_byte`] of byte `index`, as `bpf_loop`'s callback: at the terminating
+/// NUL, sets the flag at `ended` and stops the loop.
+#[inline(never)]
+extern "C" fn fold_token_byte(index: u64, ended: *mut c_void) -> i64 {
+    let more = rtguard_token_byte(index as u32);
+    // See `capture_arg`: the return value must provably be 0 or 1.
+    if unsafe { core::ptr::read_volatile(&more) } != 0 {
+        return 0;
+    }
+    // SAFETY: `ended` is the caller's local, for the loop's length.
+    unsafe { *ended.cast::<u32>() = 1 };
+    1
 }
 
 /// Folds byte `i` of `ARG_BYTES` into `TOKEN_HASHER`. Returns 0 at the terminating NUL.
@@ -248,12 +269,36 @@ pub extern "C" fn rtguard_exec_capture() -> i32 {
     };
     unsafe { (*cap).argv = argv };
     // One more round than there are slots: the last only looks for an argument past them.
-    for i in 0..=MAX_ARGV_TOKENS as u32 {
-        if rtguard_exec_arg(argv, i) == 0 {
-            break;
-        }
+    // `bpf_loop`, whose callback the verifier checks once, not once per argument.
+    unsafe {
+        bpf_loop(
+            MAX_ARGV_TOKENS as u32 + 1,
+            capture_arg as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
     }
     stamp as i32
+}
+
+/// Argument `index` of the argv `rtguard_exec_capture` put in the capture, as
+/// `bpf_loop`'s callback: stops the loop after the last.
+#[inline(never)]
+extern "C" fn capture_arg(index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(cap) = CAPTURE_SCRATCH.get_ptr(0) else {
+        return 1;
+    };
+    // SAFETY: a per-CPU array's value, valid for the program's run.
+    let argv = unsafe { (*cap).argv };
+    let more = rtguard_exec_arg(argv, index as u32);
+    // A callback must provably return 0 or 1; the volatile read keeps the compiler from
+    // computing it from what it knows `rtguard_exec_arg` returns, which the verifier
+    // does not know.
+    if unsafe { core::ptr::read_volatile(&more) } == 0 {
+        1
+    } else {
+        0
+    }
 }
 
 /// How many times an exec is judged when another exec overwrites its per-CPU state
@@ -448,9 +493,10 @@ pub extern "C" fn rtguard_exec_decide(bprm: u64, stamp: i32) -> i32 {
 }
 
 /// FNV-1a of the basename of the kernel string at `filename`: `ArgToken::base`, folded
-/// with the same `basename_step`. Only that one hash is needed here, and a loop of one
-/// branch per byte stays cheap for the verifier on every kernel (the full token hasher,
-/// inlined into this function by the compiler, was too much for Linux 6.12's).
+/// with the same `basename_step`. Only that one hash is needed here (the full token
+/// hasher, inlined into this function by the compiler, was too much for Linux 6.12's
+/// verifier). The bytes are folded by `bpf_loop`, whose callback the verifier checks once,
+/// not once per byte as it did a loop here: a sixth of the exec program's verification.
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
@@ -463,14 +509,37 @@ pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
         return FNV_OFFSET;
     }
     let mut hash = FNV_OFFSET;
-    for i in 0..MAX_TOKEN_BYTES {
-        let b = unsafe { (*buf)[i] };
-        if b == 0 {
-            break;
-        }
-        hash = basename_step(hash, b);
+    unsafe {
+        bpf_loop(
+            MAX_TOKEN_BYTES as u32,
+            fold_filename_byte as *mut c_void,
+            (&raw mut hash).cast(),
+            0,
+        );
     }
-    hash
+    // SAFETY: a read of a local the callback wrote through its pointer.
+    unsafe { core::ptr::read_volatile(&hash) }
+}
+
+const _: () = assert!(MAX_TOKEN_BYTES.is_power_of_two() && MAX_TOKEN_BYTES < MAX_TOKEN_BYTES + 2);
+
+/// One byte of `rtguard_exec_filename_hash`'s string into the hash at `hash`:
+/// `bpf_loop`'s callback. Returns 1 at the string's end.
+#[inline(never)]
+extern "C" fn fold_filename_byte(index: u64, hash: *mut c_void) -> i64 {
+    let Some(buf) = ARG_BYTES.get_ptr(0) else {
+        return 1;
+    };
+    // SAFETY: a per-CPU array's value, valid for the program's run; the index is masked
+    // within it (MAX_TOKEN_BYTES is a power of two below its length).
+    let b = unsafe { (*buf)[index as usize & (MAX_TOKEN_BYTES - 1)] };
+    if b == 0 {
+        return 1;
+    }
+    let hash = hash.cast::<u64>();
+    // SAFETY: `hash` is the caller's local, for the loop's length.
+    unsafe { *hash = basename_step(*hash, b) };
+    0
 }
 
 /// The exec's capture, and the classifier's per-CPU state and answer.
