@@ -7,7 +7,7 @@ pub mod maintenance;
 pub mod netfilter;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashSet},
     path::{Path, PathBuf},
 };
 
@@ -227,8 +227,17 @@ impl KernelTables {
                     .map(|t| (t.path.clone(), t.rule, Follow::Final)),
             )
             .collect();
+        // Objects share directories (a glob's thousands of files, a package's): each
+        // directory is walked once per rule, not once per object in it.
+        let mut walked = HashSet::new();
         for (path, rule, follow) in protected {
-            t.protect_ancestors(&under_root(&set.root, &path), rule, follow)?;
+            let walk_from = match follow {
+                Follow::Parent => path.parent().unwrap_or(&path),
+                Follow::Final => &path,
+            };
+            if walked.insert((walk_from.to_owned(), rule, matches!(follow, Follow::Final))) {
+                t.protect_ancestors(&under_root(&set.root, &path), rule, follow)?;
+            }
         }
         for writer in &set.trusted_writers {
             t.trusted.insert(TrustKey::new(writer.key, writer.rule));
