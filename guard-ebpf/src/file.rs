@@ -774,11 +774,14 @@ fn decide_replacing(
     if decision != 0 {
         rtguard_file_report(dentry as u64, decision);
     }
-    if outcome & OUTCOME_DENY != 0 {
+    // Through `restated`: the compiler makes `-(outcome & 1)` of the plain choice, and
+    // 6.12's verifier, which checks that an LSM program returns 0 or an errno, does not
+    // follow a negation.
+    restated(if outcome & OUTCOME_DENY != 0 {
         EPERM
     } else {
         0
-    }
+    })
 }
 
 /// `rtguard_file_decide`'s outcome: [`OUTCOME_DENY`] for a refusal, and from
