@@ -363,9 +363,13 @@ fn classify_load_error(hook: &'static str, source: ProgramError) -> LoadError {
         _ => None,
     };
     match (errno, active_lsms()) {
-        (_, Ok(lsms)) if bpf_lsm_inactive(&lsms).is_some() => LoadError::EnforcementUnavailable {
-            reason: bpf_lsm_inactive(&lsms).unwrap_or_default(),
-        },
+        // Not for a verifier log (no errno here): a program the verifier rejected is
+        // rejected whatever the LSM list says.
+        (Some(_), Ok(lsms)) if bpf_lsm_inactive(&lsms).is_some() => {
+            LoadError::EnforcementUnavailable {
+                reason: bpf_lsm_inactive(&lsms).unwrap_or_default(),
+            }
+        }
         (Some(libc::EPERM), _) => LoadError::EnforcementUnavailable {
             reason: "the kernel refused BPF LSM programs (EPERM)".to_owned(),
         },
