@@ -164,7 +164,8 @@ impl Guard {
     /// and dpkg's next unlink of it would fail. Only objects the kernel moves protection
     /// for (upgradable and editable ones) are looked at. Each is looked at after its
     /// entry is written: if its path still leads to it then, any later replacement goes
-    /// through the kernel's move.
+    /// through the kernel's move. The paths are the legend's: host paths, as the tables
+    /// the daemon installs are resolved at `/`.
     fn forget_replaced(&mut self, tables: &mut KernelTables) -> Result<usize, LoadError> {
         let replaced: Vec<InodeKey> = tables
             .inodes
