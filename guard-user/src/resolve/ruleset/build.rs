@@ -15,7 +15,7 @@ use super::{
     RuleInfo, RuleReport, RuleSet, Warning, MAX_EDITABLE_ENTRIES,
 };
 use crate::{
-    host::mount_table,
+    host::mount_table::MountTable,
     policy::{self, Location, Mode, PathPattern, Policy, RuleBody},
     resolve::{
         dpkg::DpkgDb,
@@ -409,13 +409,8 @@ impl Entry {
 /// The mount points in rtguard's mount namespace, or `None` if the table cannot be read
 /// (then no directory entry is taken for its lstat).
 fn read_mount_points() -> Option<HashSet<PathBuf>> {
-    let table = std::fs::read_to_string(mount_table::MOUNTINFO).ok()?;
-    Some(
-        mount_table::parse(&table)
-            .into_iter()
-            .map(|m| m.point)
-            .collect(),
-    )
+    let mounts = MountTable::open().and_then(|mut table| table.read()).ok()?;
+    Some(mounts.into_iter().map(|m| m.point).collect())
 }
 
 /// What a directory's listing tells of its entries. A directory entry carries the inode
@@ -427,10 +422,9 @@ fn read_mount_points() -> Option<HashSet<PathBuf>> {
 /// underneath), and every entry on other filesystems (overlayfs's `d_ino` need not be
 /// its `st_ino`) or when the mount points are not known.
 struct Listing<'a> {
-    /// The directory's `st_dev` and its canonical path, where its entries can be taken
-    /// from the listing.
-    dir: Option<(u64, PathBuf)>,
-    mount_points: &'a Option<HashSet<PathBuf>>,
+    /// The directory's `st_dev`, its canonical path and the mount points, where its
+    /// entries can be taken from the listing.
+    dir: Option<(u64, PathBuf, &'a HashSet<PathBuf>)>,
 }
 
 /// Filesystems whose directory entries give what lstat(2) gives.
@@ -444,29 +438,27 @@ const LISTED_AS_STAT: [nix::sys::statfs::FsType; 4] = [
 impl<'a> Listing<'a> {
     /// The listing of the directory at `host`.
     fn of(host: &Path, mount_points: &'a Option<HashSet<PathBuf>>) -> Self {
-        let listed_as_stat = mount_points.is_some()
-            && nix::sys::statfs::statfs(host)
-                .is_ok_and(|fs| LISTED_AS_STAT.contains(&fs.filesystem_type()));
-        // The mount table names mount points by their canonical paths.
-        let dir = listed_as_stat
-            .then(|| {
+        let dir = mount_points
+            .as_ref()
+            .filter(|_| {
+                nix::sys::statfs::statfs(host)
+                    .is_ok_and(|fs| LISTED_AS_STAT.contains(&fs.filesystem_type()))
+            })
+            .and_then(|points| {
+                // The mount table names mount points by their canonical paths.
                 Some((
                     std::fs::metadata(host).ok()?.dev(),
                     host.canonicalize().ok()?,
+                    points,
                 ))
-            })
-            .flatten();
-        Self { dir, mount_points }
+            });
+        Self { dir }
     }
 
     /// The device of the entry `name` of `kind`, when the listing can stand for its lstat.
     fn dev(&self, name: &std::ffi::OsStr, kind: std::fs::FileType) -> Option<u64> {
-        let (dev, canonical) = self.dir.as_ref()?;
-        let mounted_on = self
-            .mount_points
-            .as_ref()
-            .is_none_or(|points| points.contains(&canonical.join(name)));
-        (!kind.is_dir() && !mounted_on).then_some(*dev)
+        let (dev, canonical, mount_points) = self.dir.as_ref()?;
+        (!kind.is_dir() && !mount_points.contains(&canonical.join(name))).then_some(*dev)
     }
 }
 
