@@ -304,7 +304,7 @@ impl Guard {
         let (kernel, loader) = std::thread::scope(|scope| {
             // aya 0.14's `EbpfLoader::new` parses the kernel's BTF on its own, and nothing
             // can skip that parse or borrow its result (`btf()` only replaces it): let it
-            // run while ours does. Programs and loader then share the same parsed BTF.
+            // run while the index is read. Programs and loader then share `kernel.aya`.
             let loader = scope.spawn(EbpfLoader::new);
             let kernel = KernelBtf::read();
             let loader = loader.join().expect("the loader-creating thread panicked");

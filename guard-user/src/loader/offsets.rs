@@ -88,6 +88,9 @@ const STRUCTS: &[&str] = &[
     "socket",
 ];
 
+/// The functions indexed up front besides the hooks: what the rename watcher attaches to.
+const FUNCTIONS: &[&str] = &[super::RENAME_WATCH.1];
+
 /// A BTF, with the ids of the names that will be looked up in it found beforehand.
 ///
 /// btf-rs keeps a mapped BTF as it is and finds a name by reading every type's, a pass
@@ -113,13 +116,17 @@ impl IndexedBtf {
     }
 
     /// Indexes what [`offsets_from`], [`hook_arity`] and [`has_hook`] look up in the
-    /// kernel's BTF: the structs, and every function a hook program can attach to with
-    /// either mechanism.
+    /// kernel's BTF, and what programs attach to: the structs, the rename watcher's
+    /// function, and every function a hook program can attach to with either mechanism.
     pub fn kernel(btf: Btf) -> Result<Self, OffsetError> {
-        let structs: Vec<String> = STRUCTS.iter().map(|s| regex::escape(s)).collect();
+        let exact: Vec<String> = STRUCTS
+            .iter()
+            .chain(FUNCTIONS)
+            .map(|s| regex::escape(s))
+            .collect();
         let functions = [Mechanism::BpfLsm, Mechanism::ModifyReturn]
             .map(|m| regex::escape(m.function_prefix()));
-        let pattern = format!("^(?:{})$|^(?:{})", structs.join("|"), functions.join("|"));
+        let pattern = format!("^(?:{})$|^(?:{})", exact.join("|"), functions.join("|"));
         Self::new(
             btf,
             Regex::new(&pattern).expect("escaped names make a valid pattern"),
@@ -139,6 +146,14 @@ impl IndexedBtf {
     /// The BTF itself.
     pub fn btf(&self) -> &Btf {
         &self.btf
+    }
+
+    /// The functions among the indexed names, with their ids.
+    pub fn functions(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.ids
+            .iter()
+            .flat_map(|(name, ids)| ids.iter().map(move |&id| (id, name.as_str())))
+            .filter(|&(id, _)| matches!(self.btf.resolve_type_by_id(id), Ok(Type::Func(_))))
     }
 
     /// The types named `name`, in btf-rs's order (by id; a split BTF's own first).
