@@ -9,8 +9,10 @@
 //! `file_open` catches opens for writing (and O_TRUNC) in both sets, and `sb_mount` and
 //! `move_mount` mounts over protected objects in the runtime's mount namespace.
 
+use core::ffi::c_void;
+
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes, generated::bpf_loop},
     macros::lsm,
     maps::HashMap,
     programs::LsmContext,
@@ -32,9 +34,9 @@ use crate::{
     kernel::{
         arg_scalar, current_cmdline, current_task, dentry_is_dir, dentry_is_fs_root, dentry_key,
         dentry_name, dentry_parent, dentry_sb_dev, dentry_sb_magic, file_dentry, file_flags,
-        file_inode, file_mode, fill_header, iattr_valid, inode_key, offset, path_dentry,
-        proc_inode_task, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, task_mnt_ns,
-        task_parent, zero_words, zeroed_bytes, BtfPtr, KernelPtr,
+        file_inode, file_mode, fill_header, iattr_valid, inode_key, loop_stops, offset,
+        path_dentry, proc_inode_task, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe,
+        task_mnt_ns, task_parent, zero_words, zeroed_bytes, BtfPtr, KernelPtr,
     },
     maps::{
         count_dropped_event, is_runtime_mnt_ns, rule_enforces, EVENTS, EVENT_SCRATCH,
@@ -986,45 +988,90 @@ fn find_protection(
         Probe::Miss(pending) => Some(pending),
         Probe::Uncached => None,
     };
-    let mut d = parent as u64;
-    // The walk's dentry just below `d`: at a tree root, its name may exclude the subtree.
-    let mut child = dentry as u64;
-    for _ in 1..MAX_TREE_DEPTH {
-        match rtguard_tree_level(d, op.bit()) {
-            WALK_CLEAR => {
-                if let Some(pending) = &pending {
+    // `bpf_loop`, not a loop: the verifier checks one level once, and what ends the walk
+    // once, instead of both at every level of an unrolled loop.
+    let mut walk = TreeWalk {
+        dentry: parent as u64,
+        child: dentry as u64,
+        op_bit: op.bit(),
+        outcome: WALK_FAILED,
+    };
+    unsafe {
+        bpf_loop(
+            MAX_TREE_DEPTH - 1,
+            tree_walk_level as *mut c_void,
+            (&raw mut walk).cast(),
+            0,
+        );
+    }
+    // SAFETY: reads of a local the callback wrote through its pointer. Still
+    // `WALK_FAILED` if the walk went deeper than it may: nothing found, nothing learnt.
+    let (outcome, d, child) = unsafe {
+        (
+            core::ptr::read_volatile(&walk.outcome),
+            core::ptr::read_volatile(&walk.dentry),
+            core::ptr::read_volatile(&walk.child),
+        )
+    };
+    match outcome {
+        WALK_CLEAR => {
+            if let Some(pending) = &pending {
+                tree_cache::record_clear(pending, op);
+            }
+            None
+        }
+        WALK_FOUND => {
+            let anchor = dentry_key(off, d as KernelPtr)?;
+            // The answer holds for everything in `parent` unless it hung on the target's
+            // own name: `parent` is the tree root, and the target's name may or may not
+            // be excluded. Other than that, excluded by name is as stable as any other
+            // "no tree above": the same epochs end it.
+            let pending = pending.as_ref().filter(|_| child != dentry as u64);
+            if rtguard_excluded_child(anchor.ino, anchor.dev, child) != 0 {
+                if let Some(pending) = pending {
                     tree_cache::record_clear(pending, op);
                 }
                 return None;
             }
-            WALK_FAILED => return None,
-            WALK_FOUND => {
-                let anchor = dentry_key(off, d as KernelPtr)?;
-                // The answer holds for everything in `parent` unless it hung on the
-                // target's own name: `parent` is the tree root, and the target's name
-                // may or may not be excluded. Other than that, excluded by name is as
-                // stable as any other "no tree above": the same epochs end it.
-                let pending = pending.as_ref().filter(|_| child != dentry as u64);
-                if rtguard_excluded_child(anchor.ino, anchor.dev, child) != 0 {
-                    if let Some(pending) = pending {
-                        tree_cache::record_clear(pending, op);
-                    }
-                    return None;
-                }
-                let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
-                if let Some(pending) = pending {
-                    tree_cache::record_denied(pending, op, anchor);
-                }
-                return Some(Found::Denied(Match { protection, anchor }));
+            let protection = *unsafe { PROTECTED_TREES.get(anchor) }?;
+            if let Some(pending) = pending {
+                tree_cache::record_denied(pending, op, anchor);
             }
-            parent => {
-                child = d;
-                d = parent;
-            }
+            Some(Found::Denied(Match { protection, anchor }))
         }
+        _ => None,
     }
-    // Deeper than the walk goes: nothing found, and nothing learnt.
-    None
+}
+
+/// The tree walk's state, on the stack of [`find_protection`] for `bpf_loop`.
+struct TreeWalk {
+    /// The dentry the next level looks at; where the walk stopped, at its end.
+    dentry: u64,
+    /// The walk's dentry just below `dentry`: at a tree root, its name may exclude the
+    /// subtree.
+    child: u64,
+    op_bit: u32,
+    /// What ended the walk: `WALK_CLEAR`, `WALK_FOUND` or `WALK_FAILED`.
+    outcome: u64,
+}
+
+/// One level of [`find_protection`]'s walk, as `bpf_loop`'s callback: moves `walk` up to
+/// the parent, or stops the loop with its outcome.
+#[inline(never)]
+extern "C" fn tree_walk_level(_index: u64, walk: *mut c_void) -> i64 {
+    let walk = walk.cast::<TreeWalk>();
+    // SAFETY: `walk` is find_protection's local, for the loop's length.
+    let d = unsafe { (*walk).dentry };
+    let next = rtguard_tree_level(d, unsafe { (*walk).op_bit });
+    if next <= WALK_FAILED {
+        unsafe { (*walk).outcome = next };
+        return loop_stops(true);
+    }
+    unsafe {
+        (*walk).child = d;
+        (*walk).dentry = next;
+    }
+    loop_stops(false)
 }
 
 /// Returned by `rtguard_tree_level`: no tree denies the operation from here up (the

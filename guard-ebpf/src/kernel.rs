@@ -567,6 +567,20 @@ pub fn verifier_bound<const N: usize>(i: usize) -> usize {
     unsafe { core::ptr::read_volatile(&i) & (N - 1) }
 }
 
+/// A `bpf_loop` callback's return value: 1 stops the loop, 0 goes on. The verifier
+/// refuses a callback that does not provably return 0 or 1, and the compiler would compute
+/// the value from what it knows a global function returns, which the verifier does not
+/// know. Reading the answer back through a volatile load leaves two constants to return.
+#[inline(always)]
+pub fn loop_stops(stop: bool) -> i64 {
+    let stop = u64::from(stop);
+    if unsafe { core::ptr::read_volatile(&stop) } != 0 {
+        1
+    } else {
+        0
+    }
+}
+
 /// Takes a per-CPU scratch slot by bumping its stamp; returns the stamp now held (never
 /// 0, and positive as an `i32`).
 ///
