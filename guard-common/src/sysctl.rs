@@ -21,8 +21,9 @@ pub const MAX_PROTECTED_SYSCTLS: u32 = 64;
 /// calling them, and every layer stops enforcing with its programs still attached.
 pub const GUARD_SYSCTLS: &[&str] = &["kernel/ftrace_enabled"];
 
-/// A sysctl by name, NUL-padded: the hash map compares every byte.
-#[repr(C)]
+/// A sysctl by name, NUL-padded: the hash map compares every byte. Word-aligned, so the
+/// program zeroes and copies it a word at a time.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SysctlKey {
     pub name: [u8; SYSCTL_NAME_LEN],
