@@ -424,14 +424,7 @@ fn judge_batch<S: BatchBytes>(
         w.done = 0;
         w.pending = 0;
         w.refusal.op = 0;
-        unsafe {
-            bpf_loop(
-                MAX_BATCH_MESSAGES,
-                walk_message::<S> as *mut c_void,
-                core::ptr::null_mut(),
-                0,
-            );
-        }
+        S::walk();
         rtguard_netfilter_settle();
         refusal.op = w.refusal.op;
         refusal.rule_id = w.refusal.rule_id;
@@ -494,6 +487,38 @@ trait BatchBytes {
     /// `NF_NAME_LEN` bytes into `to` for a name attribute's payload of `len` bytes; the
     /// caller masks off those past `len`.
     fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, len: u32) -> bool;
+    /// One walk of the batch in `NETFILTER_WALK`, started by the caller ([`walk_batch`]).
+    fn walk();
+}
+
+/// One walk of the batch in `NETFILTER_WALK`, a message per call of `bpf_loop`'s callback.
+/// Called through a global function per source, so the verifier checks the callback
+/// once, not once per attempt of [`judge_batch`]'s unrolled loop.
+#[inline(always)]
+fn walk_batch<S: BatchBytes>() -> i32 {
+    unsafe {
+        bpf_loop(
+            MAX_BATCH_MESSAGES,
+            walk_message::<S> as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
+    }
+    0
+}
+
+/// [`walk_batch`] of the skb's bytes (the LSM hook).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_walk_skb() -> i32 {
+    walk_batch::<SkbBytes>()
+}
+
+/// [`walk_batch`] of the sender's memory (degraded mode).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn rtguard_netfilter_walk_user() -> i32 {
+    walk_batch::<UserBytes>()
 }
 
 /// The skb at `security_netlink_send`: one linear buffer at `Source::base`.
@@ -516,6 +541,11 @@ impl BatchBytes for SkbBytes {
     #[inline(always)]
     fn read_name(source: &mut Source, offset: u32, to: *mut NameWords, _len: u32) -> bool {
         Self::read(source, offset, to.cast(), NF_NAME_LEN as u32)
+    }
+
+    #[inline(always)]
+    fn walk() {
+        rtguard_netfilter_walk_skb();
     }
 }
 
@@ -631,6 +661,11 @@ impl BatchBytes for UserBytes {
                     source.span.as_ptr().cast(),
                 )
             } == 0
+    }
+
+    #[inline(always)]
+    fn walk() {
+        rtguard_netfilter_walk_user();
     }
 }
 
