@@ -194,11 +194,23 @@ fn switching_ftrace_off_is_refused_and_writing_its_value_is_not() {
         .filter(|r| r["op"] == "sysctl-write")
         .collect();
     assert_eq!(writes.len(), 3, "one record per refused write: {writes:?}");
-    for r in writes {
+    for r in &writes {
         assert_eq!(r["decision"], "blocked", "{r}");
         assert_eq!(r["rule"], "rtguard-dependencies", "{r}");
         assert_eq!(r["target"]["path"], FTRACE_ENABLED, "{r}");
+        assert_eq!(r["note"], r#"value written: "0""#, "{r}");
+        assert_eq!(r["actor"]["uid"], 0, "{r}");
     }
+    // Who wrote: this test, twice, then echo. The test's thread has a name of its own,
+    // which only the kernel's record gives (the daemon would fill in the process's).
+    let thread = std::fs::read_to_string("/proc/thread-self/comm").unwrap();
+    for r in &writes[..2] {
+        assert_eq!(r["actor"]["pid"], std::process::id(), "{r}");
+        assert_eq!(r["actor"]["comm"], thread.trim_end(), "{r}");
+    }
+    let echo = writes[2];
+    assert_eq!(echo["actor"]["comm"], "echo", "{echo}");
+    assert_ne!(echo["actor"]["pid"], std::process::id(), "{echo}");
 }
 
 /// The proof's own failure, on a kernel that really stops enforcing. The sysctl write is
