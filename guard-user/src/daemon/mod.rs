@@ -83,10 +83,10 @@ impl Daemon {
     ) -> Result<(), LoadError> {
         self.published.protected = ProtectedCounts::of(&tables);
         self.tables_generation += 1;
-        guard.install(tables)?;
-        if guard.replaced_since_resolved() > 0 {
+        let replaced = guard.install(tables)?;
+        if replaced > 0 {
             info!(
-                objects = guard.replaced_since_resolved(),
+                objects = replaced,
                 "protected files were replaced while the policy was resolved; resolving again"
             );
             self.resolve_again = true;

@@ -161,7 +161,6 @@ impl Guard {
             sysctl_guard,
             pinned: Vec::new(),
             installed: KernelTables::default(),
-            replaced_since_resolved: 0,
             protected_cgroups: Default::default(),
             netfilter: Default::default(),
         })

@@ -267,9 +267,6 @@ pub struct Guard {
     /// Links pinned with [`Guard::pin_links`]: they stay attached after the daemon.
     pinned: Vec<PinnedLink>,
     installed: KernelTables,
-    /// How many objects the last install left out because their path led to another
-    /// inode by then ([`Guard::install`]): the tables need resolving again.
-    replaced_since_resolved: usize,
     /// The cgroups that hold protected processes, as last put in the kernel's map (the
     /// rule), and where they are.
     protected_cgroups: BTreeMap<InodeKey, (u32, std::path::PathBuf)>,
@@ -448,12 +445,6 @@ impl Guard {
     /// Whether the sysctls the programs depend on are protected.
     pub fn sysctl_guard(&self) -> &SysctlGuard {
         &self.sysctl_guard
-    }
-
-    /// How many objects the last [`Guard::install`] left out because they were replaced
-    /// at their path after the tables were resolved. Not zero: resolve again.
-    pub fn replaced_since_resolved(&self) -> usize {
-        self.replaced_since_resolved
     }
 
     /// What the maps hold now.

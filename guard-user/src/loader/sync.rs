@@ -30,8 +30,10 @@ use super::{Guard, LoadError, TreeCache};
 
 impl Guard {
     /// Brings the maps to `tables`: adds and updates what is new, then removes what is
-    /// gone, so a protected object is never unprotected in between.
-    pub fn install(&mut self, mut tables: KernelTables) -> Result<(), LoadError> {
+    /// gone, so a protected object is never unprotected in between. Returns how many
+    /// objects it left out because they were replaced at their path after the tables were
+    /// resolved (see `forget_replaced`): if any, the tables need resolving again.
+    pub fn install(&mut self, mut tables: KernelTables) -> Result<usize, LoadError> {
         // The tables' keys came from stat(2): if btrfs appeared since the last look,
         // the programs must compute its identities the same way before they match them.
         if let Err(e) = self.refresh_fs_layout() {
@@ -57,7 +59,7 @@ impl Guard {
             &self.installed.inodes,
             &tables.inodes,
         )?;
-        self.replaced_since_resolved = self.forget_replaced(&mut tables)?;
+        let replaced = self.forget_replaced(&mut tables)?;
         let devices_old = self.installed.tree_superblocks.clone();
         let devices_new = &tables.tree_superblocks;
         {
@@ -149,7 +151,8 @@ impl Guard {
         self.installed = tables;
         self.name_cgroups();
         self.sync_netfilter()?;
-        self.trees_changed()
+        self.trees_changed()?;
+        Ok(replaced)
     }
 
     /// Takes back the protection just given to objects that were replaced at their path
