@@ -52,8 +52,8 @@ use crate::{
     chain::{after_previous, restated, EPERM},
     kernel::{
         arg_scalar, bprm_exe, bprm_filename, bprm_is_first_pass, current_task, exec_syscall_argv,
-        fill_header, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe, verifier_bound,
-        KernelPtr,
+        fill_header, loop_stops, read_ptr, resolved_offsets, stamp_kept, stamp_take, task_exe,
+        verifier_bound, KernelPtr,
     },
     maps::{count_dropped_event, EVENTS, GUARD_CONFIG, RULES},
 };
@@ -203,14 +203,12 @@ fn token_from_scratch(truncated: bool) -> ArgToken {
 /// NUL, sets the flag at `ended` and stops the loop.
 #[inline(never)]
 extern "C" fn fold_token_byte(index: u64, ended: *mut c_void) -> i64 {
-    let more = rtguard_token_byte(index as u32);
-    // See `capture_arg`: the return value must provably be 0 or 1.
-    if unsafe { core::ptr::read_volatile(&more) } != 0 {
-        return 0;
+    let end = rtguard_token_byte(index as u32) == 0;
+    if end {
+        // SAFETY: `ended` is the caller's local, for the loop's length.
+        unsafe { *ended.cast::<u32>() = 1 };
     }
-    // SAFETY: `ended` is the caller's local, for the loop's length.
-    unsafe { *ended.cast::<u32>() = 1 };
-    1
+    loop_stops(end)
 }
 
 /// Folds byte `i` of `ARG_BYTES` into `TOKEN_HASHER`. Returns 0 at the terminating NUL.
@@ -290,15 +288,7 @@ extern "C" fn capture_arg(index: u64, _ctx: *mut c_void) -> i64 {
     };
     // SAFETY: a per-CPU array's value, valid for the program's run.
     let argv = unsafe { (*cap).argv };
-    let more = rtguard_exec_arg(argv, index as u32);
-    // A callback must provably return 0 or 1; the volatile read keeps the compiler from
-    // computing it from what it knows `rtguard_exec_arg` returns, which the verifier
-    // does not know.
-    if unsafe { core::ptr::read_volatile(&more) } == 0 {
-        1
-    } else {
-        0
-    }
+    loop_stops(rtguard_exec_arg(argv, index as u32) == 0)
 }
 
 /// How many times an exec is judged when another exec overwrites its per-CPU state
@@ -521,8 +511,6 @@ pub extern "C" fn rtguard_exec_filename_hash(filename: u64) -> u64 {
     unsafe { core::ptr::read_volatile(&hash) }
 }
 
-const _: () = assert!(MAX_TOKEN_BYTES.is_power_of_two());
-
 /// One byte of `rtguard_exec_filename_hash`'s string into the hash at `hash`:
 /// `bpf_loop`'s callback. Returns 1 at the string's end.
 #[inline(never)]
@@ -531,8 +519,8 @@ extern "C" fn fold_filename_byte(index: u64, hash: *mut c_void) -> i64 {
         return 1;
     };
     // SAFETY: a per-CPU array's value, valid for the program's run; the index is masked
-    // within it (MAX_TOKEN_BYTES is a power of two below its length).
-    let b = unsafe { (*buf)[index as usize & (MAX_TOKEN_BYTES - 1)] };
+    // within it (MAX_TOKEN_BYTES is below its length).
+    let b = unsafe { (*buf)[verifier_bound::<MAX_TOKEN_BYTES>(index as usize)] };
     if b == 0 {
         return 1;
     }

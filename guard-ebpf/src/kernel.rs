@@ -564,6 +564,9 @@ pub fn atomic_add(counter: *mut u64, n: u64) {
 /// the mask stays next to the access.
 #[inline(always)]
 pub fn verifier_bound<const N: usize>(i: usize) -> usize {
+    const {
+        assert!(N.is_power_of_two());
+    }
     unsafe { core::ptr::read_volatile(&i) & (N - 1) }
 }
 

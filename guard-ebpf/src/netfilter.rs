@@ -41,7 +41,7 @@ use crate::{
     chain::{after_previous, restated, EPERM},
     exec::TRUSTED_CALLERS,
     kernel::{
-        arg_scalar, current_cmdline, current_task, fill_header, read_at, read_ptr,
+        arg_scalar, current_cmdline, current_task, fill_header, loop_stops, read_at, read_ptr,
         resolved_offsets, stamp_kept, stamp_take, task_exe, task_parent, verifier_bound, KernelPtr,
         S_IFMT, S_IFSOCK,
     },
@@ -880,12 +880,7 @@ extern "C" fn walk_message<S: BatchBytes>(index: u64, _ctx: *mut c_void) -> i64 
         return 1;
     }
     rtguard_netfilter_judge_message();
-    // bpf_loop's callback must provably return 0 or 1.
-    if unsafe { core::ptr::read_volatile(&w.done) } != 0 {
-        1
-    } else {
-        0
-    }
+    loop_stops(w.done != 0)
 }
 
 /// What the message just read does to the protected objects ([`judge_nft`],
