@@ -308,7 +308,7 @@ pub fn run(options: Options) -> Outcome {
     published.maintenance = windows.windows.clone();
     let not_proven = published.reason.clone();
     let source_notices = source.terminal_notices().then(Notices::for_this_namespace);
-    let daemon = Daemon {
+    let mut daemon = Daemon {
         source,
         trail,
         status_file,
@@ -328,7 +328,7 @@ pub fn run(options: Options) -> Outcome {
     };
     // Where the kernel refuses the enforcing programs, observe the syscalls instead.
     let observer = if guard.is_none() {
-        match Observer::load() {
+        match Observer::load(&mut |step| daemon.stopwatch.lap(step)) {
             Ok(observer) => Some(observer),
             Err(e) => {
                 eprintln!("rtguard: degraded mode cannot observe syscalls either: {e}");

@@ -49,7 +49,10 @@ pub struct Observer {
 }
 
 impl Observer {
-    pub fn load() -> Result<Self, LoadError> {
+    /// Loads and attaches the tracepoints. `lap` ends each step as it completes, for the
+    /// start-up report: "observer object" (the object's maps, and aya's own BTF parse),
+    /// "observer verify" (every program through the verifier) and "observer attach".
+    pub fn load(lap: &mut dyn FnMut(&'static str)) -> Result<Self, LoadError> {
         let tracefs = mounts::tracefs().map_err(|e| LoadError::EnforcementUnavailable {
             reason: e.to_string(),
         })?;
@@ -68,27 +71,39 @@ impl Observer {
             loader.override_global(names::OFFSETS, offsets, true);
         }
         let mut ebpf = loader.load(crate::EBPF_OBJECT)?;
+        lap("observer object");
         let netfilter_off = offsets.err();
         let tracepoints = TRACEPOINTS.iter().chain(match netfilter_off {
             None => NETFILTER_TRACEPOINTS,
             Some(_) => &[],
         });
-        let mut attached = Vec::new();
+        let mut loaded = Vec::new();
         for &name in tracepoints {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(LoadError::MissingMap(name))?
                 .try_into()
                 .map_err(|source| LoadError::Program { hook: name, source })?;
-            let result = program
-                .load()
-                .and_then(|()| program.attach("syscalls", name));
-            match result {
+            match program.load() {
+                Ok(()) => loaded.push(name),
+                Err(e) => warn!(tracepoint = name, "not observed: {e}"),
+            }
+        }
+        lap("observer verify");
+        let mut attached = Vec::new();
+        for name in loaded {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::MissingMap(name))?
+                .try_into()
+                .map_err(|source| LoadError::Program { hook: name, source })?;
+            match program.attach("syscalls", name) {
                 Ok(_) => attached.push(name),
                 // Some architectures lack the legacy syscalls (unlink, rename).
                 Err(e) => warn!(tracepoint = name, "not observed: {e}"),
             }
         }
+        lap("observer attach");
         if attached.is_empty() {
             return Err(LoadError::EnforcementUnavailable {
                 reason: "no syscall tracepoint could be attached either".to_owned(),
