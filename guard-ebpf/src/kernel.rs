@@ -558,6 +558,29 @@ pub fn atomic_add(counter: *mut u64, n: u64) {
         .fetch_add(n, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Replaces `expected` in `word` with `new` if it is still there, as one atomic
+/// instruction (BPF's `cmpxchg`); true when it was replaced.
+#[inline(always)]
+pub fn atomic_compare_exchange(word: *mut u64, expected: u64, new: u64) -> bool {
+    #[cfg(target_arch = "bpf")]
+    unsafe {
+        use core::intrinsics::{atomic_cxchg, AtomicOrdering};
+        atomic_cxchg::<u64, { AtomicOrdering::Relaxed }, { AtomicOrdering::Relaxed }>(
+            word, expected, new,
+        )
+        .1
+    }
+    #[cfg(not(target_arch = "bpf"))]
+    unsafe { core::sync::atomic::AtomicU64::from_ptr(word) }
+        .compare_exchange(
+            expected,
+            new,
+            core::sync::atomic::Ordering::Relaxed,
+            core::sync::atomic::Ordering::Relaxed,
+        )
+        .is_ok()
+}
+
 /// `i` masked to below `N` (a power of two) in a way the verifier sees. The compiler drops
 /// a mask it can prove redundant and may check a bound on one register copy while indexing
 /// with another; reading the value back through a volatile load hides what it knows, so

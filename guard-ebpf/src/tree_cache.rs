@@ -19,10 +19,16 @@
 //! exclusion directly below the tree root depends on the target's own name when the
 //! directory *is* the tree root, so no answer is kept for it there (see
 //! `file::find_protection`).
+//!
+//! In front of the map, each CPU keeps the few directories the fast path last found
+//! clear ([`RECENT_DIRS`]), under the same epochs, so that work in one directory costs
+//! no hash lookup per operation.
+
+use core::ptr::{addr_of, addr_of_mut, read_volatile, write_volatile};
 
 use aya_ebpf::{
     macros::{fexit, map},
-    maps::{Array, LruHashMap},
+    maps::{Array, LruHashMap, PerCpuArray},
     programs::FExitContext,
 };
 use guard_common::{
@@ -35,8 +41,8 @@ use guard_common::{
 
 use crate::{
     kernel::{
-        atomic_add, btf_inode_is_dir, btf_inode_key, dentry_key_generation, offset,
-        offsets_resolved, BtfPtr, KernelPtr,
+        atomic_add, atomic_compare_exchange, btf_inode_is_dir, btf_inode_key,
+        dentry_key_generation, offset, offsets_resolved, BtfPtr, KernelPtr,
     },
     maps::PROTECTED_TREES,
 };
@@ -45,6 +51,101 @@ use crate::{
 #[map]
 pub static TREE_CACHE: LruHashMap<TreeCacheKey, TreeCacheEntry> =
     LruHashMap::with_max_entries(MAX_TREE_CACHE, 0);
+
+/// Per CPU, the directories the fast path last found clear in `TREE_CACHE`, one per slot,
+/// the slot chosen by the directory's inode number: consecutive operations in one
+/// directory (an archive being unpacked, a build's output) are answered without hashing
+/// the key into `TREE_CACHE` again. Only the fast path ([`remembered`]) reads and fills
+/// it: the full decision's stack has no room to spare. See [`RecentDir`].
+#[map]
+static RECENT_DIRS: PerCpuArray<RecentDir> = PerCpuArray::with_max_entries(RECENT_DIR_SLOTS, 0);
+
+const RECENT_DIR_SLOTS: u32 = 4;
+
+/// One slot of [`RECENT_DIRS`]: a directory's key and operations its `TREE_CACHE` entry
+/// found clear, valid under the same epochs as the entry they were read from.
+///
+/// A task in a BPF program can be preempted (on kernels built or booted with full
+/// preemption) by another on the same CPU, which may use the same slot, so a slot is a
+/// sequence count: a writer claims it by moving `seq` from even to odd with a
+/// compare-and-exchange (a claimed slot is left alone, not waited for), writes, and moves
+/// it on to the next even value. A reader takes the answer only if `seq` was even and
+/// unchanged across its reads. Fields are read and written one by one, never as a
+/// copy: the programs' stacks have no room for one.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RecentDir {
+    seq: u64,
+    ino: u64,
+    dev: u32,
+    generation: u32,
+    rename_epoch: u64,
+    policy_epoch: u64,
+    clear_ops: u32,
+    _pad: u32,
+}
+
+/// True when this CPU's slot for `key` holds it, whole, found clear of `op_bit` under
+/// `epochs`.
+#[inline(always)]
+fn recently_clear(key: &TreeCacheKey, epochs: &Epochs, op_bit: u32) -> bool {
+    let Some(slot) = RECENT_DIRS.get_ptr(recent_slot(key)) else {
+        return false;
+    };
+    // SAFETY: the per-CPU slot stays mapped for the program's run; every access is
+    // volatile, so none is dropped or moved across the sequence reads.
+    unsafe {
+        let seq = read_volatile(addr_of!((*slot).seq));
+        let holds = read_volatile(addr_of!((*slot).ino)) == key.ino
+            && read_volatile(addr_of!((*slot).dev)) == key.dev
+            && read_volatile(addr_of!((*slot).generation)) == key.generation
+            && read_volatile(addr_of!((*slot).rename_epoch)) == epochs.rename
+            && read_volatile(addr_of!((*slot).policy_epoch)) == epochs.policy
+            && read_volatile(addr_of!((*slot).clear_ops)) & op_bit != 0;
+        holds && seq & 1 == 0 && read_volatile(addr_of!((*slot).seq)) == seq
+    }
+}
+
+/// Adds `op_bit` to what `key`'s slot holds as clear under `epochs` (or starts the slot
+/// over with it, if it held another directory or older epochs), unless another task on
+/// this CPU is writing the slot.
+#[inline(always)]
+fn remember_clear(key: &TreeCacheKey, epochs: &Epochs, op_bit: u32) {
+    let Some(slot) = RECENT_DIRS.get_ptr_mut(recent_slot(key)) else {
+        return;
+    };
+    // SAFETY: as in `recently_clear`; the compare-and-exchange makes this task the slot's
+    // only writer until it stores the next even count.
+    unsafe {
+        let seq_ptr = addr_of_mut!((*slot).seq);
+        let seq = read_volatile(seq_ptr);
+        if seq & 1 != 0 || !atomic_compare_exchange(seq_ptr, seq, seq + 1) {
+            return;
+        }
+        let same = read_volatile(addr_of!((*slot).ino)) == key.ino
+            && read_volatile(addr_of!((*slot).dev)) == key.dev
+            && read_volatile(addr_of!((*slot).generation)) == key.generation
+            && read_volatile(addr_of!((*slot).rename_epoch)) == epochs.rename
+            && read_volatile(addr_of!((*slot).policy_epoch)) == epochs.policy;
+        let clear_ops = if same {
+            read_volatile(addr_of!((*slot).clear_ops)) | op_bit
+        } else {
+            write_volatile(addr_of_mut!((*slot).ino), key.ino);
+            write_volatile(addr_of_mut!((*slot).dev), key.dev);
+            write_volatile(addr_of_mut!((*slot).generation), key.generation);
+            write_volatile(addr_of_mut!((*slot).rename_epoch), epochs.rename);
+            write_volatile(addr_of_mut!((*slot).policy_epoch), epochs.policy);
+            op_bit
+        };
+        write_volatile(addr_of_mut!((*slot).clear_ops), clear_ops);
+        write_volatile(seq_ptr, seq + 2);
+    }
+}
+
+#[inline(always)]
+fn recent_slot(key: &TreeCacheKey) -> u32 {
+    (key.ino as u32) & (RECENT_DIR_SLOTS - 1)
+}
 
 /// `[TREE_EPOCH_RENAME]` is bumped here, `[TREE_EPOCH_POLICY]` by userspace.
 #[map]
@@ -166,8 +267,20 @@ pub fn remembered(dir: BtfPtr, op: FileOp) -> Remembered {
         return Remembered::Unknown;
     };
     let generation: u32 = inode.load(offset!(inode_i_generation));
+    // This CPU's last answers first (`probe_key` leaves out a generation of 0 itself).
+    let key = TreeCacheKey {
+        ino: dir_key.ino,
+        dev: dir_key.dev,
+        generation,
+    };
+    if generation != 0 && recently_clear(&key, &epochs, op.bit()) {
+        return Remembered::Clear;
+    }
     match probe_key(dir_key, generation, epochs, op) {
-        Probe::Clear => Remembered::Clear,
+        Probe::Clear => {
+            remember_clear(&key, &epochs, op.bit());
+            Remembered::Clear
+        }
         Probe::Denied(_, protection) => Remembered::Denied(protection),
         Probe::Miss(_) | Probe::Uncached => Remembered::Unknown,
     }

@@ -247,6 +247,78 @@ fn a_filesystem_remembered_without_trees_is_looked_at_again_when_a_tree_arrives(
     assert!(status.success(), "{log}");
 }
 
+/// Each CPU keeps a copy of the tree-walk cache's entries it used last, one per directory
+/// slot, so that work in one directory skips the cache's hash lookup. Those copies answer
+/// under the same epochs as the cache: a directory CPU 0 has just worked in is decided
+/// again at its next operation once it moves into a tree, and once a reload roots a tree
+/// above it. As above, the work runs on CPU 0 and everything else on CPU 1, so nothing
+/// else on CPU 0 replaces what it holds.
+#[test]
+fn a_directory_each_cpu_remembers_is_decided_again_when_a_tree_takes_it_in() {
+    let dir = tempfile::Builder::new()
+        .prefix("rtguard-recent-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    // A filesystem of its own that holds a tree from the start: the cache, not the
+    // treeless-filesystem word, answers for its directories.
+    let mnt = Mounted::new("-t tmpfs rtguard-test", dir.path().join("mnt"));
+    let m = mnt.path().display().to_string();
+    for d in ["tree", "moved", "outer/work"] {
+        std::fs::create_dir_all(mnt.path().join(d)).unwrap();
+    }
+    for f in ["tree/meta.db", "moved/kept", "outer/work/kept"] {
+        std::fs::write(mnt.path().join(f), "state\n").unwrap();
+    }
+    let policy = dir.path().join("policy.toml");
+    let header = format!(
+        "environment = \"test\"\nmode = \"enforce\"\n\n\
+         [[trees]]\nname = \"tree\"\npaths = [\"{m}/tree\"]\n"
+    );
+    std::fs::write(&policy, &header).unwrap();
+    let guard = start_ready_guard(&["--policy", policy.to_str().unwrap()]);
+    let _pinned = [
+        PinnedToCpu1::pin(guard.pid()),
+        PinnedToCpu1::pin(std::process::id()),
+    ];
+    let on_cpu0 = |script: &str| format!("taskset -c 0 sh -c '{script}'");
+    let work_in = |d: &str| {
+        on_cpu0(&format!(
+            "set -e; echo x > {d}/w; mv {d}/w {d}/w2; chmod 600 {d}/w2; rm {d}/w2"
+        ))
+    };
+    // CPU 0 works in both directories: each is found outside every tree, and held.
+    expect_allowed(&work_in(&format!("{m}/moved")));
+    expect_allowed(&work_in(&format!("{m}/outer/work")));
+
+    // A rename moves one of them into the tree.
+    expect_allowed(&on_cpu0(&format!("mv {m}/moved {m}/tree/moved")));
+    let moved = format!("{m}/tree/moved/kept");
+    for op in ["rm -f", ": >", "chmod 000"] {
+        expect_denied(&on_cpu0(&format!("{op} {moved}")));
+    }
+    expect_denied(&on_cpu0(&format!("echo z > {m}/tree/moved/new")));
+    assert_eq!(std::fs::read(&moved).unwrap(), b"state\n");
+
+    // A reload roots a tree above the other.
+    std::fs::write(
+        &policy,
+        format!("{header}\n[[trees]]\nname = \"outer\"\npaths = [\"{m}/outer\"]\n"),
+    )
+    .unwrap();
+    guard.signal(nix::sys::signal::Signal::SIGHUP);
+    let kept = format!("{m}/outer/work/kept");
+    let append = on_cpu0(&format!(": >> {kept}"));
+    eventually("CPU 0 is refused a write in the new tree", || {
+        !sh(&append).status.success()
+    });
+    for op in ["rm -f", ": >", "chmod 000"] {
+        expect_denied(&on_cpu0(&format!("{op} {kept}")));
+    }
+    assert_eq!(std::fs::read(&kept).unwrap(), b"state\n");
+    let (status, log) = guard.stop();
+    assert!(status.success(), "{log}");
+}
+
 /// A process's threads kept on CPU 1 until dropped, then let run on every CPU again.
 struct PinnedToCpu1(u32);
 
