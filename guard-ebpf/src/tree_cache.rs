@@ -96,12 +96,8 @@ fn recently_clear(key: &TreeCacheKey, epochs: &Epochs, op_bit: u32) -> bool {
     // volatile, so none is dropped or moved across the sequence reads.
     unsafe {
         let seq = read_volatile(addr_of!((*slot).seq));
-        let holds = read_volatile(addr_of!((*slot).ino)) == key.ino
-            && read_volatile(addr_of!((*slot).dev)) == key.dev
-            && read_volatile(addr_of!((*slot).generation)) == key.generation
-            && read_volatile(addr_of!((*slot).rename_epoch)) == epochs.rename
-            && read_volatile(addr_of!((*slot).policy_epoch)) == epochs.policy
-            && read_volatile(addr_of!((*slot).clear_ops)) & op_bit != 0;
+        let holds =
+            holds(slot, key, epochs) && read_volatile(addr_of!((*slot).clear_ops)) & op_bit != 0;
         holds && seq & 1 == 0 && read_volatile(addr_of!((*slot).seq)) == seq
     }
 }
@@ -122,12 +118,7 @@ fn remember_clear(key: &TreeCacheKey, epochs: &Epochs, op_bit: u32) {
         if seq & 1 != 0 || !atomic_compare_exchange(seq_ptr, seq, seq + 1) {
             return;
         }
-        let same = read_volatile(addr_of!((*slot).ino)) == key.ino
-            && read_volatile(addr_of!((*slot).dev)) == key.dev
-            && read_volatile(addr_of!((*slot).generation)) == key.generation
-            && read_volatile(addr_of!((*slot).rename_epoch)) == epochs.rename
-            && read_volatile(addr_of!((*slot).policy_epoch)) == epochs.policy;
-        let clear_ops = if same {
+        let clear_ops = if holds(slot, key, epochs) {
             read_volatile(addr_of!((*slot).clear_ops)) | op_bit
         } else {
             write_volatile(addr_of_mut!((*slot).ino), key.ino);
@@ -139,6 +130,21 @@ fn remember_clear(key: &TreeCacheKey, epochs: &Epochs, op_bit: u32) {
         };
         write_volatile(addr_of_mut!((*slot).clear_ops), clear_ops);
         write_volatile(seq_ptr, seq + 2);
+    }
+}
+
+/// Whether `slot` holds `key` under `epochs`, read field by field.
+///
+/// # Safety
+/// `slot` points to a slot of [`RECENT_DIRS`].
+#[inline(always)]
+unsafe fn holds(slot: *const RecentDir, key: &TreeCacheKey, epochs: &Epochs) -> bool {
+    unsafe {
+        read_volatile(addr_of!((*slot).ino)) == key.ino
+            && read_volatile(addr_of!((*slot).dev)) == key.dev
+            && read_volatile(addr_of!((*slot).generation)) == key.generation
+            && read_volatile(addr_of!((*slot).rename_epoch)) == epochs.rename
+            && read_volatile(addr_of!((*slot).policy_epoch)) == epochs.policy
     }
 }
 
