@@ -26,6 +26,11 @@ use crate::{
 /// guest, not a slow one: under emulation a full run takes 10 to 16 minutes on an idle
 /// 2-core host, and twice that when the host is shared.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(40 * 60);
+/// A guest that has printed nothing by then hung before its init ran (seen under TCG
+/// with two vCPUs on a shared host: no console output at all). The guest's init prints
+/// within a minute or two of the start even then, so this only cuts a hang short, and a
+/// test run boots that kernel once more.
+const FIRST_OUTPUT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The guest machine.
 pub const GUEST_CPUS: u32 = 2;
 pub const GUEST_MEMORY_MIB: u32 = 3072;
@@ -169,8 +174,9 @@ pub fn test(root: &Path, choice: KernelChoice, filter: Option<&str>) -> Result<(
         step(&format!("VM tests on {label}"));
         let mut outcome = boot(&run_dir, &vm_boot, &kernel, &initramfs)?;
         // Under TCG a guest with two vCPUs now and then panics while the kernel patches
-        // its own text at boot (an int3 hit on the other vCPU), before any test has run.
-        // Boot that kernel once more; a guest that dies again is reported as it is.
+        // its own text at boot (an int3 hit on the other vCPU), or hangs without a word
+        // (`FIRST_OUTPUT_TIMEOUT`), before any test has run. Boot that kernel once more;
+        // a guest that dies again is reported as it is.
         if outcome.exit.is_none() && outcome.passed + outcome.failed == 0 {
             let first = outcome.log.with_extension("first-boot.log");
             fs::rename(&outcome.log, &first)?;
@@ -455,10 +461,17 @@ pub fn boot_with(
         elapsed: Duration::ZERO,
         log: log_path.clone(),
     };
+    let mut silent = true;
     loop {
-        let left = GUEST_TIMEOUT.saturating_sub(started.elapsed());
+        let deadline = if silent {
+            FIRST_OUTPUT_TIMEOUT
+        } else {
+            GUEST_TIMEOUT
+        };
+        let left = deadline.saturating_sub(started.elapsed());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                silent = false;
                 let line = line.trim_end_matches('\r');
                 if how.tag {
                     println!("[{name}] {line}");
@@ -475,6 +488,13 @@ pub fn boot_with(
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if silent => {
+                println!(
+                    "[{name}] guest printed nothing in {FIRST_OUTPUT_TIMEOUT:?}; killing qemu"
+                );
+                child.kill().ok();
+                break;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 println!("[{name}] guest timed out after {GUEST_TIMEOUT:?}; killing qemu");
                 child.kill().ok();
