@@ -245,10 +245,10 @@ pub fn probe(off: &KernelOffsets, dir: KernelPtr, op: FileOp) -> Probe {
     // The directory's own identity: on btrfs a subvolume's root sits in a directory of
     // another subvolume, and snapshots repeat (ino, generation) pairs, so only the
     // subvolume's device tells their directories apart.
-    let Some((dir_key, generation)) = dentry_key_generation(off, dir) else {
+    let Some(key) = dentry_key_generation(off, dir).and_then(cache_key) else {
         return Probe::Uncached;
     };
-    probe_key(dir_key, generation, epochs, op)
+    probe_key(key, epochs, op)
 }
 
 /// What [`remembered`] knows of a directory.
@@ -272,17 +272,14 @@ pub fn remembered(dir: BtfPtr, op: FileOp) -> Remembered {
     let Some(dir_key) = btf_inode_key(inode) else {
         return Remembered::Unknown;
     };
-    let generation: u32 = inode.load(offset!(inode_i_generation));
-    // This CPU's last answers first (`probe_key` leaves out a generation of 0 itself).
-    let key = TreeCacheKey {
-        ino: dir_key.ino,
-        dev: dir_key.dev,
-        generation,
+    let Some(key) = cache_key((dir_key, inode.load(offset!(inode_i_generation)))) else {
+        return Remembered::Unknown;
     };
-    if generation != 0 && recently_clear(&key, &epochs, op.bit()) {
+    // This CPU's last answers first.
+    if recently_clear(&key, &epochs, op.bit()) {
         return Remembered::Clear;
     }
-    match probe_key(dir_key, generation, epochs, op) {
+    match probe_key(key, epochs, op) {
         Probe::Clear => {
             remember_clear(&key, &epochs, op.bit());
             Remembered::Clear
@@ -292,18 +289,20 @@ pub fn remembered(dir: BtfPtr, op: FileOp) -> Remembered {
     }
 }
 
+/// A directory's key in the cache, from its identity and inode generation; `None` where
+/// it is not cached. A filesystem that leaves i_generation at 0 could give a removed
+/// directory's number to a new one inside a tree, so its directories are not.
 #[inline(always)]
-fn probe_key(dir_key: InodeKey, generation: u32, epochs: Epochs, op: FileOp) -> Probe {
-    // A filesystem that leaves i_generation at 0 could give a removed directory's number
-    // to a new one inside a tree; its directories are not cached.
-    if generation == 0 {
-        return Probe::Uncached;
-    }
-    let key = TreeCacheKey {
+fn cache_key((dir_key, generation): (InodeKey, u32)) -> Option<TreeCacheKey> {
+    (generation != 0).then_some(TreeCacheKey {
         ino: dir_key.ino,
         dev: dir_key.dev,
         generation,
-    };
+    })
+}
+
+#[inline(always)]
+fn probe_key(key: TreeCacheKey, epochs: Epochs, op: FileOp) -> Probe {
     let mut known = TreeCacheEntry::default();
     if let Some(entry) = unsafe { TREE_CACHE.get(key) } {
         if epochs.stamped(entry) {
