@@ -79,12 +79,7 @@ impl Observer {
         });
         let mut loaded = Vec::new();
         for &name in tracepoints {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingMap(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook: name, source })?;
-            match program.load() {
+            match tracepoint(&mut ebpf, name)?.load() {
                 Ok(()) => loaded.push(name),
                 Err(e) => warn!(tracepoint = name, "not observed: {e}"),
             }
@@ -92,12 +87,7 @@ impl Observer {
         lap("observer verify");
         let mut attached = Vec::new();
         for name in loaded {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingMap(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { hook: name, source })?;
-            match program.attach("syscalls", name) {
+            match tracepoint(&mut ebpf, name)?.attach("syscalls", name) {
                 Ok(_) => attached.push(name),
                 // Some architectures lack the legacy syscalls (unlink, rename).
                 Err(e) => warn!(tracepoint = name, "not observed: {e}"),
@@ -172,6 +162,14 @@ impl Observer {
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
         ring_taken(&mut self.ebpf, names::SYSCALL_EVENTS)
     }
+}
+
+/// The object's tracepoint program `name`.
+fn tracepoint<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut TracePoint, LoadError> {
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingMap(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { hook: name, source })
 }
 
 /// The kernel's struct offsets, for the netfilter walk; why not, if they can't be had.
